@@ -1,0 +1,21 @@
+"""The ``quadrat`` command line (Typer + rich); one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from quadrat.cli import demo, results, workflow
+
+app = typer.Typer(
+    name="quadrat",
+    help="Seafloor photographs to ecological data: CoralNet-style point annotation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+for group in (workflow.app, results.app, demo.app):
+    app.registered_commands.extend(group.registered_commands)
+
+
+def main() -> None:
+    app()
