@@ -8,6 +8,7 @@ validates its whole input before writing, so bad input leaves the project as it 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +36,6 @@ from quadrat.errors import (
 )
 from quadrat.extractors import Extractor
 from quadrat.io.coralnet import (
-    METADATA_COLUMNS,
     read_annotations_csv,
     read_labelset_csv,
     resolve_labels,
@@ -176,6 +176,7 @@ def import_annotations(
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir)
     table = read_annotations_csv(csv_path)
+    meta_columns = list(table.attrs.get("metadata_columns", []))
     summary = ImportSummary()
     with project.session() as session:
         source = project.source(session, source_name)
@@ -247,7 +248,6 @@ def import_annotations(
             planned.append((str(name), info, rows))
             progress("checking images", done, len(groups))
 
-        meta_columns = [c for c in METADATA_COLUMNS if c in table.columns]
         for name, info, rows in planned:
             first = rows.iloc[0]
             metadata = {
@@ -465,7 +465,7 @@ def extract_features(
         source = project.source(session, source_name)
         register_extractor(
             session, key, extractor.config.name, extractor.config.feature_dim,
-            extractor.config.as_dict(),
+            dataclasses.asdict(extractor.config),
         )
         counts = dict(
             session.execute(
@@ -819,7 +819,7 @@ def annotation_table(session: Session, source: Source) -> pd.DataFrame:
             "label", "status", "annotator", "date_annotated",
         ],
     )
-    table["status"] = table["status"].map(lambda s: None if s is None else str(s.value))
+    table["status"] = table["status"].map(lambda s: None if s is None else str(s))
     score_rows = session.execute(
         select(Score.point_id, Score.rank, Label.short_code, Score.score)
         .join(Label, Label.id == Score.label_id)

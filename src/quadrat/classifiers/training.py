@@ -1,0 +1,229 @@
+"""Train and evaluate a source's classifier the CoralNet way.
+
+Points are split 7/8 for training and 1/8 for validation, then 10 % of the training part is
+held out to calibrate the scores. With image ids (``groups``) every split is by image, so
+no image has points on both sides: neighbouring points of one image share lighting,
+camera and substrate, and an ungrouped split would overstate accuracy. pyspacer splits by
+image too (it splits lists of feature files).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import sklearn
+from sklearn.base import ClassifierMixin, clone
+from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
+from quadrat.classifiers.errors import TrainingDataError
+from quadrat.classifiers.estimators import make_classifier
+from quadrat.classifiers.metrics import ClassificationMetrics, jsonable, evaluate
+from quadrat.classifiers.policy import TrainingPolicy
+
+#: Validation holds 1 of 8 folds (CoralNet: 7/8 train, 1/8 validation).
+VALIDATION_FOLDS = 8
+#: Calibration holds 1 of 10 folds of the training part.
+CALIBRATION_FOLDS = 10
+
+
+@dataclass
+class TrainResult:
+    """A trained classifier and how it did on the validation points.
+
+    ``metrics`` follows pyspacer: validation points whose label the classifier does not
+    know (absent from the training or calibration part: ``excluded_labels``) are left out
+    of it. ``accuracy_all`` counts them (always wrong). ``val_proba``/``val_true`` hold all
+    validation points, so an alleviate curve from them reflects those labels too.
+    ``train_index``/``calibration_index``/``val_index`` are row positions in the ``X``
+    given to ``train_classifier`` (store the validation images to audit or re-score).
+    """
+
+    estimator: ClassifierMixin
+    metrics: ClassificationMetrics
+    accuracy_all: float
+    n_train: int
+    n_val: int
+    n_calibration: int
+    val_proba: npt.NDArray[np.float64]
+    val_true: np.ndarray
+    train_seconds: float
+    hyperparameters: dict[str, Any]
+    excluded_labels: list[Any] = field(default_factory=list)
+    n_val_excluded: int = 0
+    dropped_labels: list[Any] = field(default_factory=list)
+    accepted: bool = True
+    previous_accuracy: float | None = None
+    train_index: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
+    calibration_index: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
+    val_index: npt.NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, np.intp))
+
+    @property
+    def classes(self) -> np.ndarray:
+        """Label order of ``val_proba`` columns (the estimator's ``classes_``)."""
+        return np.asarray(self.estimator.classes_)  # type: ignore[attr-defined]
+
+    def summary(self) -> dict[str, Any]:
+        """Everything but the estimator and arrays, JSON-serialisable (store it beside it)."""
+        return {
+            "metrics": self.metrics.to_dict(),
+            "accuracy_all": self.accuracy_all,
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+            "n_calibration": self.n_calibration,
+            "train_seconds": self.train_seconds,
+            "hyperparameters": self.hyperparameters,
+            "excluded_labels": jsonable(self.excluded_labels),
+            "n_val_excluded": self.n_val_excluded,
+            "dropped_labels": jsonable(self.dropped_labels),
+            "accepted": self.accepted,
+            "previous_accuracy": self.previous_accuracy,
+        }
+
+
+def split_indices(
+    y: np.ndarray,
+    groups: np.ndarray | None,
+    n_folds: int,
+    random_state: int | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held-out) indices: held-out is one of ``n_folds`` folds, grouped if asked.
+
+    Folds are stratified by label where the labels allow it (balanced rare labels matter
+    for calibration); groups never straddle the two sides.
+    """
+    n = y.shape[0]
+    placeholder = np.zeros((n, 1), dtype=np.int8)
+    _, counts = np.unique(y, return_counts=True)
+    with warnings.catch_warnings():
+        # "The least populated class has only k members": expected for rare labels.
+        warnings.filterwarnings("ignore", message=".*least populated class.*")
+        if groups is None:
+            n_folds = min(n_folds, n)
+            if n_folds < 2:
+                raise TrainingDataError(f"{n} points: too few to split", value=n)
+            splitter: Any = (
+                StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
+                if counts.max() >= n_folds
+                else KFold(n_folds, shuffle=True, random_state=random_state)
+            )
+            kept, held = next(splitter.split(placeholder, y))
+        else:
+            n_groups = np.unique(groups).size
+            n_folds = min(n_folds, n_groups)
+            if n_folds < 2:
+                raise TrainingDataError(
+                    f"{n_groups} image(s): need at least 2 to split by image", value=n_groups
+                )
+            if counts.max() >= n_folds:
+                splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
+            else:
+                splitter = GroupKFold(n_folds, shuffle=True, random_state=random_state)
+            kept, held = next(splitter.split(placeholder, y, groups))
+    return kept, held
+
+
+def train_classifier(
+    X: npt.ArrayLike,
+    y: npt.ArrayLike,
+    *,
+    groups: npt.ArrayLike | None = None,
+    kind: Literal["lr", "mlp"] = "mlp",
+    random_state: int | None = 0,
+    previous_accuracy: float | None = None,
+    policy: TrainingPolicy | None = None,
+    estimator: ClassifierMixin | None = None,
+) -> TrainResult:
+    """Split (7/8 train, 1/8 validation, 10 % of train for calibration), fit, evaluate.
+
+    ``groups`` are image ids: give them, so points of one image stay in one split.
+    ``previous_accuracy`` (the current classifier's) and ``policy`` decide ``accepted``.
+    ``estimator`` replaces ``make_classifier(kind, ...)`` (it is cloned; it must accept
+    ``X_calibration``/``y_calibration`` in fit). The model is the one fitted on the
+    training part, as in CoralNet; it is not refitted on all points.
+    """
+    policy = policy or TrainingPolicy()
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+        raise TrainingDataError(
+            f"features must be (n, d) and labels (n,), got {X.shape} and {y.shape}"
+        )
+    if not np.issubdtype(X.dtype, np.floating):
+        X = X.astype(np.float32)
+    g = None if groups is None else np.asarray(groups)
+    if g is not None and g.shape != y.shape:
+        raise TrainingDataError(f"groups must be (n,) = {y.shape}, got {g.shape}")
+    if np.unique(y).size < 2:
+        raise TrainingDataError("need at least 2 different labels to train", value=np.unique(y))
+
+    train_idx, val_idx = split_indices(y, g, VALIDATION_FOLDS, random_state)
+    g_train = None if g is None else g[train_idx]
+    fit_idx, cal_idx = split_indices(y[train_idx], g_train, CALIBRATION_FOLDS, random_state)
+    fit_idx, cal_idx = train_idx[fit_idx], train_idx[cal_idx]
+
+    model = (
+        make_classifier(kind, fit_idx.size, random_state=random_state)
+        if estimator is None
+        else clone(estimator)
+    )
+    start = time.perf_counter()
+    model.fit(X[fit_idx], y[fit_idx], X_calibration=X[cal_idx], y_calibration=y[cal_idx])
+    train_seconds = time.perf_counter() - start
+
+    classes = np.asarray(model.classes_)  # type: ignore[attr-defined]
+    y_val = y[val_idx]
+    val_proba = np.asarray(model.predict_proba(X[val_idx]))
+    val_pred = classes[np.argmax(val_proba, axis=1)]
+    known = np.isin(y_val, classes)
+    metrics = evaluate(y_val[known], val_pred[known], labels=classes)
+    accuracy_all = float(np.mean(val_pred == y_val)) if y_val.size else float("nan")
+    accepted = bool(
+        np.isfinite(metrics.accuracy) and policy.should_accept(metrics.accuracy, previous_accuracy)
+    )
+    return TrainResult(
+        estimator=model,
+        metrics=metrics,
+        accuracy_all=accuracy_all,
+        n_train=int(getattr(model, "n_train_", fit_idx.size)),
+        n_val=int(val_idx.size),
+        n_calibration=int(getattr(model, "n_calibration_", cal_idx.size)),
+        val_proba=val_proba,
+        val_true=y_val,
+        train_seconds=train_seconds,
+        hyperparameters=_hyperparameters(model, kind if estimator is None else None, g),
+        excluded_labels=jsonable(np.unique(y_val[~known])),
+        n_val_excluded=int((~known).sum()),
+        dropped_labels=jsonable(np.asarray(getattr(model, "dropped_classes_", []))),
+        accepted=accepted,
+        previous_accuracy=previous_accuracy,
+        train_index=fit_idx,
+        calibration_index=cal_idx,
+        val_index=val_idx,
+    )
+
+
+def _hyperparameters(model: Any, kind: str | None, groups: np.ndarray | None) -> dict[str, Any]:
+    """What was trained, JSON-serialisable: enough to reproduce or audit the classifier."""
+    fitted = {
+        name: jsonable(getattr(model, name))
+        for name in ("hidden_layer_sizes_", "learning_rate_init_", "max_iter_", "n_iter_")
+        if getattr(model, name, None) is not None
+    }
+    return {
+        "kind": kind,
+        "classifier": type(model).__name__,
+        "params": {k: jsonable(v) for k, v in model.get_params(deep=False).items()},
+        "fitted": fitted,
+        "standardised": hasattr(model, "scaler_"),
+        "split": {
+            "validation": f"1/{VALIDATION_FOLDS}",
+            "calibration": f"1/{CALIBRATION_FOLDS} of train",
+            "grouped_by_image": groups is not None,
+        },
+        "sklearn_version": sklearn.__version__,
+    }

@@ -1,0 +1,390 @@
+"""CNN extractors: a timm/torchvision network, its preprocessing and its weights, on a device.
+
+Random weights (``weights=None``) are seeded, and their BatchNorm running statistics are
+re-estimated on a fixed synthetic batch: with the default statistics (mean 0, variance 1)
+activations shrink layer after layer and EfficientNet-B0's pooled features end up around
+1e-13, which would make any comparison or classifier on them meaningless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import numpy as np
+import timm
+import timm.data
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from quadrat.errors import InputError, WeightsError
+from quadrat.extractors.base import Extractor, ExtractorConfig
+from quadrat.extractors.weights import (
+    Layout,
+    StateDict,
+    detect_layout,
+    file_sha256,
+    first_keys,
+    from_caffe_vgg16,
+    from_pyspacer_efficientnet,
+    from_solo_learn,
+    read_state_dict,
+)
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+#: BenthicNet's normalisation for its unlabelled pretraining set (see specs/benthicnet.md).
+BENTHICNET_MEAN = (0.3587, 0.4130, 0.3858)
+BENTHICNET_STD = (0.2186, 0.2145, 0.2089)
+
+RANDOM_WEIGHTS_WARNING = (
+    "{name}: no weights given, using seeded random weights; features from random weights "
+    "are a floor, not a baseline (the texture extractor beats them)"
+)
+
+Converter = Callable[[StateDict], StateDict]
+
+
+class TorchExtractor(Extractor):
+    """A network whose forward pass returns pooled features (timm ``num_classes=0`` style).
+
+    ``channels_last`` speeds up CPU and GPU convolutions without changing results beyond
+    float rounding; ``autocast_bf16`` trades exactness for speed and so changes the key.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        config: ExtractorConfig,
+        *,
+        weights_tag: str,
+        device: str | torch.device = "cpu",
+        batch_size: int = 32,
+        channels_last: bool = True,
+        autocast_bf16: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise InputError("batch_size must be at least 1", value=batch_size)
+        self.config = config
+        self.batch_size = batch_size
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+        self.autocast_bf16 = autocast_bf16
+        self.weights_tag = weights_tag
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = model.eval().requires_grad_(False).to(self.device, memory_format=memory_format)
+        shape = (1, 3, 1, 1)
+        self._mean = _as_tensor(config.mean, shape, self.device)
+        self._std = _as_tensor(config.std, shape, self.device)
+
+    def _weights_tag(self) -> str:
+        return self.weights_tag
+
+    def _mode_tag(self) -> str:
+        return "+bf16" if self.autocast_bf16 else ""
+
+    def _extract_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self.extract_tensor(torch.from_numpy(batch)).cpu().numpy()
+
+    def preprocess(self, batch: torch.Tensor) -> torch.Tensor:
+        """uint8 NHWC RGB, or float NCHW RGB in [0, 1] -> the network's float NCHW input."""
+        if batch.dtype == torch.uint8:
+            x = batch.to(self.device).permute(0, 3, 1, 2).float()
+            if self.config.input_range != 255.0:
+                # A division, like torchvision's ToTensor, so that features match pyspacer's.
+                x = x.div(255.0)
+                if self.config.input_range != 1.0:
+                    x = x.mul(self.config.input_range)
+        else:
+            x = batch.to(self.device, torch.float32)
+            if self.config.input_range != 1.0:
+                x = x.mul(self.config.input_range)
+        if self.config.channel_order == "BGR":
+            x = x.flip(1)
+        if self._mean is not None:
+            x = x.sub(self._mean)
+        if self._std is not None:
+            x = x.div(self._std)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @torch.inference_mode()
+    def extract_tensor(self, batch: torch.Tensor) -> torch.Tensor:
+        """Features of a tensor batch (may already sit on the device): (N, feature_dim) float32.
+
+        ``batch`` is uint8 NHWC RGB (as cropped) or float NCHW RGB scaled to [0, 1].
+        """
+        size = self.config.input_size
+        expected = (size, size, 3) if batch.dtype == torch.uint8 else (3, size, size)
+        if batch.ndim != 4 or tuple(batch.shape[1:]) != expected:
+            raise InputError(
+                f"{self.config.name} expects a batch of shape (N, {', '.join(map(str, expected))})"
+                f" for {batch.dtype}, got {tuple(batch.shape)}",
+                value=tuple(batch.shape),
+            )
+        outputs = []
+        for start in range(0, len(batch), self.batch_size):
+            x = self.preprocess(batch[start : start + self.batch_size])
+            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast_bf16):
+                outputs.append(self.model(x).float())
+        if not outputs:
+            return torch.empty((0, self.feature_dim), device=self.device)
+        return torch.cat(outputs)
+
+
+def _as_tensor(
+    values: tuple[float, ...] | None, shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor | None:
+    return None if values is None else torch.tensor(values, device=device).reshape(shape)
+
+
+# --- building --------------------------------------------------------------------------
+
+
+def seeded(make_model: Callable[[], nn.Module], seed: int) -> nn.Module:
+    """Build a network with seeded initial weights, leaving the global RNG untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make_model()
+
+
+def build_extractor(
+    name: str,
+    model: nn.Module,
+    *,
+    feature_dim: int,
+    weights: str | Path | None,
+    layouts: Mapping[Layout, Converter],
+    head_prefixes: tuple[str, ...] = (),
+    mean: tuple[float, ...] | None = None,
+    std: tuple[float, ...] | None = None,
+    input_range: float = 1.0,
+    channel_order: str = "RGB",
+    seed: int = 0,
+    **options: object,
+) -> TorchExtractor:
+    """Load ``weights`` into ``model`` (or keep its seeded random ones) and wrap it.
+
+    ``layouts`` maps each checkpoint layout this network accepts to its converter;
+    ``head_prefixes`` name classifier keys that a file may carry but features never use.
+    """
+    sha = None
+    if weights is not None:
+        sha = file_sha256(_existing(weights))
+        load_weights(model, weights, layouts=layouts, head_prefixes=head_prefixes)
+    config = ExtractorConfig(
+        name=name,
+        feature_dim=feature_dim,
+        mean=mean,  # type: ignore[arg-type]
+        std=std,  # type: ignore[arg-type]
+        weights=None if weights is None else str(weights),
+        weights_sha256=sha,
+        input_range=input_range,
+        channel_order=channel_order,  # type: ignore[arg-type]
+    )
+    tag = sha[:12] if sha else ""
+    extractor = TorchExtractor(model, config, weights_tag=tag, **options)  # type: ignore[arg-type]
+    if weights is None:
+        warnings.warn(
+            RANDOM_WEIGHTS_WARNING.format(name=name), UserWarning, stacklevel=_outside_stacklevel()
+        )
+        recalibrate_batchnorm(extractor, seed=seed)
+        extractor.weights_tag = f"random-{state_dict_sha256(extractor.model)[:12]}"
+    return extractor
+
+
+def _outside_stacklevel() -> int:
+    """The warnings stacklevel of the first caller outside this package (the user's line)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(__package__ or ""):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    return path
+
+
+def load_weights(
+    model: nn.Module,
+    path: str | Path,
+    *,
+    layouts: Mapping[Layout, Converter],
+    head_prefixes: tuple[str, ...] = (),
+) -> None:
+    """Load a weights file into ``model``, or raise WeightsError naming the file and keys."""
+    path = _existing(path)
+    state = read_state_dict(path)
+    layout = detect_layout(state)
+    if layout not in layouts:
+        raise WeightsError(
+            f"{path}: a {layout} checkpoint, which this network does not read "
+            f"(accepted layouts: {', '.join(layouts)})"
+        )
+    state = layouts[layout](state)
+    expected = model.state_dict()
+    state = {k: v for k, v in state.items() if not (k.startswith(head_prefixes) and k not in expected)}
+    unexpected = [k for k in state if k not in expected]
+    # Old checkpoints may lack BatchNorm's num_batches_tracked; it plays no part in eval.
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {first_keys(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {first_keys(unexpected)}")
+        raise WeightsError(f"{path}: does not fit ({layout} layout): {'; '.join(parts)}")
+    wrong = [f"{k}: file {tuple(v.shape)} vs network {tuple(expected[k].shape)}"
+             for k, v in state.items() if v.shape != expected[k].shape]
+    if wrong:
+        raise WeightsError(f"{path}: wrong shapes: {'; '.join(wrong[:3])}")
+    model.load_state_dict(state, strict=False)
+
+
+def state_dict_sha256(model: nn.Module) -> str:
+    """Hash of a network's weights, so random-weight keys change whenever the weights do."""
+    digest = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def synthetic_patches(n: int = 16, size: int = 224, seed: int = 0) -> torch.Tensor:
+    """Smooth random colour images (uint8 NHWC), several octaves of upsampled noise.
+
+    Deterministic for a seed; the BatchNorm re-estimation batch for random weights.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.zeros(n, 3, size, size)
+    for cells, amplitude in ((4, 1.0), (14, 0.5), (56, 0.25), (size, 0.125)):
+        noise = torch.randn(n, 3, cells, cells, generator=generator)
+        image += amplitude * F.interpolate(noise, size=(size, size), mode="bilinear")
+    image = torch.sigmoid(1.5 * image)
+    return (image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
+
+
+def recalibrate_batchnorm(extractor: TorchExtractor, seed: int = 0) -> None:
+    """Re-estimate BatchNorm running statistics on :func:`synthetic_patches` (one batch).
+
+    Runs on the extractor's own preprocessing, so the statistics match its input scale.
+    """
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in extractor.model.modules()):
+        return
+    batch = extractor.preprocess(synthetic_patches(seed=seed).to(extractor.device))
+    with torch.no_grad():
+        torch.optim.swa_utils.update_bn([batch], extractor.model)
+    extractor.model.eval()
+
+
+# --- the registered networks -------------------------------------------------------------
+
+
+def timm_model(model_name: str) -> Callable[[], nn.Module]:
+    """A factory for a timm network without classifier (pooled features)."""
+    return lambda: timm.create_model(model_name, pretrained=False, num_classes=0)
+
+
+def efficientnet_b0(
+    weights: str | Path | None = None, *, seed: int = 0, **options: object
+) -> TorchExtractor:
+    """CoralNet 1.0's network: TF-padded EfficientNet-B0, 1280-d, input only scaled to [0, 1]."""
+    return build_extractor(
+        "efficientnet_b0",
+        seeded(timm_model("tf_efficientnet_b0"), seed),
+        feature_dim=1280,
+        weights=weights,
+        layouts={
+            "timm": dict,
+            "pyspacer_efficientnet": from_pyspacer_efficientnet,
+            "solo_learn": from_solo_learn,
+        },
+        head_prefixes=("classifier.",),
+        seed=seed,
+        **options,
+    )
+
+
+def _resnet50(
+    name: str, mean: tuple[float, ...], std: tuple[float, ...],
+    weights: str | Path | None, seed: int, options: Mapping[str, object],
+) -> TorchExtractor:
+    return build_extractor(
+        name,
+        seeded(timm_model("resnet50"), seed),
+        feature_dim=2048,
+        weights=weights,
+        layouts={"timm": dict, "solo_learn": from_solo_learn},
+        head_prefixes=("fc.",),
+        mean=mean,
+        std=std,
+        seed=seed,
+        **options,
+    )
+
+
+def resnet50(
+    weights: str | Path | None = None, *, seed: int = 0, **options: object
+) -> TorchExtractor:
+    """BenthicNet's backbone (ResNet-50, 2048-d) with ImageNet normalisation."""
+    return _resnet50("resnet50", IMAGENET_MEAN, IMAGENET_STD, weights, seed, options)
+
+
+def benthicnet_resnet50(
+    weights: str | Path | None = None, *, seed: int = 0, **options: object
+) -> TorchExtractor:
+    """ResNet-50 normalised with BenthicNet's own statistics, as its probes feed it."""
+    return _resnet50("benthicnet_resnet50", BENTHICNET_MEAN, BENTHICNET_STD, weights, seed, options)
+
+
+def _vgg16_fc7() -> nn.Module:
+    model = torchvision.models.vgg16(weights=None)
+    model.classifier = model.classifier[:5]  # fc6, ReLU, Dropout, fc7, ReLU: Caffe's "fc7" blob
+    return model
+
+
+def vgg16(weights: str | Path | None = None, *, seed: int = 0, **options: object) -> TorchExtractor:
+    """CoralNet Beta's network: VGG16 fc7 (4096-d) on BGR pixels in 0-255 minus 128."""
+    return build_extractor(
+        "vgg16",
+        seeded(_vgg16_fc7, seed),
+        feature_dim=4096,
+        weights=weights,
+        layouts={"timm": dict, "caffe_vgg16": from_caffe_vgg16},
+        head_prefixes=("classifier.6.",),
+        mean=(128.0, 128.0, 128.0),
+        input_range=255.0,
+        channel_order="BGR",
+        seed=seed,
+        **options,
+    )
+
+
+def any_timm(
+    model_name: str, weights: str | Path | None = None, *, seed: int = 0, **options: object
+) -> TorchExtractor:
+    """Any timm network by name, with the mean/std of its pretrained config, at 224 px."""
+    model = seeded(timm_model(model_name), seed)
+    data = timm.data.resolve_data_config({}, model=model)
+    classifier = str(getattr(model, "pretrained_cfg", {}).get("classifier") or "")
+    return build_extractor(
+        f"timm:{model_name}",
+        model,
+        feature_dim=int(model.num_features),
+        weights=weights,
+        layouts={"timm": dict, "solo_learn": from_solo_learn},
+        head_prefixes=(f"{classifier}.",) if classifier else (),
+        mean=tuple(data["mean"]),
+        std=tuple(data["std"]),
+        seed=seed,
+        **options,
+    )

@@ -1,0 +1,226 @@
+"""Reading seafloor photographs: header facts, content hashes and RGB pixels.
+
+Point coordinates in CoralNet (and pyspacer) refer to the pixels *as stored*: EXIF
+orientation is ignored. We do the same, so that rows and columns from a CoralNet export
+land on the same pixels, and we warn (once per file) when a file carries an orientation
+tag, because a viewer will show that image rotated relative to its points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from quadrat.errors import ImageError
+
+#: Largest image we decode (pyspacer's limit); larger files are refused as a
+#: decompression bomb or a mosaic that needs tiling first.
+MAX_PIXELS = 100_000_000
+
+_EXIF_ORIENTATION = 0x0112
+_HASH_CHUNK = 1 << 20
+
+# Pillow only exposes "load truncated images" as a module-wide flag; we flip it under a
+# lock and only for the (rare) explicit ``allow_truncated`` reload.
+_TRUNCATED_LOCK = threading.Lock()
+_WARNED_LOCK = threading.Lock()
+_warned_orientation: set[str] = set()
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What we store about an image file without decoding its pixels."""
+
+    path: Path
+    width: int
+    height: int
+    sha256: str
+    exif_orientation: int
+    mode: str
+
+
+def _open(path: Path) -> Image.Image:
+    """Open lazily (header only), turning every failure into an ImageError naming the file."""
+    if not path.exists():
+        raise ImageError("image file not found", path=path)
+    if not path.is_file():
+        raise ImageError("not a regular file", path=path)
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(
+            f"image too large to decode safely ({exc}); limit {MAX_PIXELS:,} pixels", path=path
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError("not an image Pillow can read", path=path) from exc
+    except OSError as exc:
+        raise ImageError(f"cannot read image: {exc}", path=path) from exc
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = im.getexif().get(_EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not make the pixels unreadable
+        return 1
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_image_info(path: str | Path) -> ImageInfo:
+    """Size, mode, EXIF orientation and SHA-256 of an image, reading only its header.
+
+    The hash covers the file bytes, so it identifies the exact file a point set was made on
+    (a re-saved or resized copy gets a different hash).
+    """
+    path = Path(path)
+    im = _open(path)
+    try:
+        width, height = im.size
+        mode = im.mode
+        orientation = _orientation(im)
+    finally:
+        im.close()
+    try:
+        sha = _sha256(path)
+    except OSError as exc:
+        raise ImageError(f"cannot read file: {exc}", path=path) from exc
+    return ImageInfo(
+        path=path,
+        width=int(width),
+        height=int(height),
+        sha256=sha,
+        exif_orientation=orientation,
+        mode=mode,
+    )
+
+
+def _is_truncation(exc: OSError) -> bool:
+    text = str(exc).lower()
+    return "truncated" in text or "incomplete" in text or "premature" in text
+
+
+def _load_pixels(path: Path, allow_truncated: bool) -> Image.Image:
+    """Open and fully decode once; strict about truncation unless allowed."""
+    im = _open(path)
+    width, height = im.size
+    if width * height > MAX_PIXELS:
+        im.close()
+        raise ImageError(
+            f"image has {width}x{height} = {width * height:,} pixels, more than the limit of "
+            f"{MAX_PIXELS:,} (decompression bomb or mosaic: tile it first)",
+            path=path,
+        )
+    try:
+        im.load()
+        return im
+    except OSError as exc:
+        im.close()
+        if not _is_truncation(exc):
+            raise ImageError(f"cannot decode image: {exc}", path=path) from exc
+        if not allow_truncated:
+            raise ImageError(
+                f"image file is truncated ({exc}); re-copy it, or pass allow_truncated=True "
+                "to load it as pyspacer does (missing part filled in)",
+                path=path,
+            ) from exc
+    # Reload the truncated file the way pyspacer does (LOAD_TRUNCATED_IMAGES=True).
+    with _TRUNCATED_LOCK:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            im = _open(path)
+            im.load()
+        except OSError as exc:
+            raise ImageError(f"cannot decode truncated image: {exc}", path=path) from exc
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    warnings.warn(
+        f"{path}: image file is truncated; loaded anyway with the missing part filled in",
+        stacklevel=3,
+    )
+    return im
+
+
+def _to_rgb(im: Image.Image) -> np.ndarray:
+    """Convert any Pillow mode to (H, W, 3) uint8 without surprises.
+
+    - 16/32-bit integer greyscale is scaled (>> 8), not clipped to white as ``convert`` does.
+    - Palette images with transparency go through RGBA so Pillow applies the palette
+      properly; alpha is then dropped (colour values kept, as pyspacer's convert does).
+    - CMYK, YCbCr, LAB, L, LA, 1 ... use Pillow's own conversion.
+    """
+    mode = im.mode
+    if mode == "RGB":
+        return np.array(im, dtype=np.uint8)
+    if mode.startswith("I;16") or mode == "I":
+        grey = np.asarray(im).astype(np.int64)
+        grey = np.clip(grey >> 8, 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "F":
+        grey = np.asarray(im, dtype=np.float64)
+        grey = np.clip(np.rint(np.nan_to_num(grey)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode in ("P", "PA") and ("transparency" in im.info or mode == "PA"):
+        im = im.convert("RGBA")
+    return np.array(im.convert("RGB"), dtype=np.uint8)
+
+
+def _warn_orientation(path: Path, orientation: int) -> None:
+    key = str(path.resolve())
+    with _WARNED_LOCK:
+        if key in _warned_orientation:
+            return
+        _warned_orientation.add(key)
+    warnings.warn(
+        f"{path}: EXIF orientation is {orientation}; point rows/columns refer to the stored "
+        "pixels (as in CoralNet), not to the rotated view an image viewer shows",
+        stacklevel=3,
+    )
+
+
+def check_complete(path: str | Path) -> None:
+    """Decode the whole file once and discard the pixels; raise ImageError if it is
+    truncated, corrupt, unreadable or larger than MAX_PIXELS.
+
+    Import-time check, so a half-copied photo is refused when it is added rather than
+    failing (or, in pyspacer, silently half-grey) at feature extraction.
+    """
+    path = Path(path)
+    _load_pixels(path, allow_truncated=False).close()
+
+
+def load_rgb(path: str | Path, *, allow_truncated: bool = False) -> np.ndarray:
+    """Decode an image once into a (H, W, 3) uint8 array of its stored pixels.
+
+    No EXIF transpose (CoralNet's coordinates refer to stored pixels). A truncated file
+    raises ImageError unless ``allow_truncated``, which loads it as pyspacer does.
+    """
+    path = Path(path)
+    im = _load_pixels(path, allow_truncated)
+    try:
+        orientation = _orientation(im)
+        rgb = _to_rgb(im)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"cannot convert image mode {im.mode!r} to RGB: {exc}", path=path) from exc
+    finally:
+        im.close()
+    if orientation != 1:
+        _warn_orientation(path, orientation)
+    return rgb

@@ -1,0 +1,165 @@
+"""Contracts of the calibrated estimators: scikit-learn API, sizes, dtypes, calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from quadrat.classifiers import estimators
+from quadrat.classifiers.errors import TrainingDataError
+from quadrat.classifiers.estimators import (
+    CalibratedLogisticRegression,
+    CoralNetMLP,
+    coralnet_mlp_hyperparameters,
+    make_classifier,
+    mlp_epochs,
+)
+from quadrat.errors import QuadratError
+
+
+@parametrize_with_checks([CalibratedLogisticRegression(), CoralNetMLP()])
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize(
+    ("n_train", "expected"),
+    [
+        (0, ((100,), 1e-3)),
+        (1, ((100,), 1e-3)),
+        (49_999, ((100,), 1e-3)),
+        (50_000, ((200, 100), 1e-4)),
+        (50_001, ((200, 100), 1e-4)),
+        (5_000_000, ((200, 100), 1e-4)),
+    ],
+)
+def test_coralnet_mlp_size_switch_at_50000(n_train, expected):
+    assert coralnet_mlp_hyperparameters(n_train) == expected
+    chosen = CoralNetMLP().resolved_hyperparameters(n_train)
+    assert (chosen["hidden_layer_sizes"], chosen["learning_rate_init"]) == expected
+
+
+def test_negative_train_size_rejected():
+    with pytest.raises(ValueError):
+        coralnet_mlp_hyperparameters(-1)
+
+
+def test_auto_sizes_are_chosen_at_fit_time(monkeypatch, easy):
+    # Lower the switch so the large network is picked without training 50,000 points.
+    monkeypatch.setattr(estimators, "LARGE_SOURCE_POINTS", 300)
+    small = CoralNetMLP().fit(easy.X[:200], easy.y[:200])
+    assert small.hidden_layer_sizes_ == (100,)
+    assert small.learning_rate_init_ == 1e-3
+    large = CoralNetMLP().fit(easy.X, easy.y)  # 540 training points after calibration
+    assert large.hidden_layer_sizes_ == (200, 100)
+    assert large.learning_rate_init_ == 1e-4
+    assert large.estimator_.hidden_layer_sizes == (200, 100)
+
+
+def test_explicit_sizes_override_auto(easy):
+    model = CoralNetMLP(hidden_layer_sizes=(7,), learning_rate_init=0.01, max_iter=3)
+    model.fit(easy.X, easy.y)
+    assert model.hidden_layer_sizes_ == (7,)
+    assert model.learning_rate_init_ == 0.01
+    assert model.max_iter_ == 3
+
+
+def test_epoch_budget():
+    assert mlp_epochs(100_000, 200) == 10  # CoralNet's 10 epochs on large sources
+    assert mlp_epochs(10_000, 200) == 30  # 50 steps/epoch -> 1,500 steps
+    assert mlp_epochs(1_000, 200) == 100  # capped
+    assert mlp_epochs(0, 200) == 100
+
+
+def test_make_classifier():
+    small = make_classifier("mlp", 49_999)
+    assert small.hidden_layer_sizes == (100,)
+    assert small.learning_rate_init == 1e-3
+    large = make_classifier("mlp", 50_000, random_state=3)
+    assert large.hidden_layer_sizes == (200, 100)
+    assert large.learning_rate_init == 1e-4
+    assert large.random_state == 3
+    assert isinstance(make_classifier("lr", 10), CalibratedLogisticRegression)
+    with pytest.raises(TrainingDataError):
+        make_classifier("svm", 10)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", [CalibratedLogisticRegression(), CoralNetMLP(max_iter=20)])
+def test_probabilities_are_calibrated_distributions(model, easy):
+    model.fit(easy.X, easy.y)
+    proba = model.predict_proba(easy.X)
+    assert proba.shape == (easy.X.shape[0], model.classes_.size)
+    assert np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert np.mean(model.predict(easy.X) == easy.y) > 0.9
+    assert model.n_calibration_ == 60  # 10 % carved out
+    assert model.n_train_ == 540
+
+
+def test_float16_and_float32_inputs_agree_and_are_not_modified(easy):
+    X16 = easy.X
+    X32 = X16.astype(np.float32)
+    before = X32.copy()
+    a = CalibratedLogisticRegression().fit(X16, easy.y)
+    b = CalibratedLogisticRegression().fit(X32, easy.y)
+    np.testing.assert_allclose(a.predict_proba(X16), b.predict_proba(X32), atol=1e-6)
+    np.testing.assert_array_equal(X32, before)  # scaling never touches the caller's array
+    assert X16.dtype == np.float16
+
+
+def test_chunked_scoring_matches_one_chunk(easy):
+    model = CalibratedLogisticRegression(chunk_size=7).fit(easy.X, easy.y)
+    chunked = model.predict_proba(easy.X)
+    model.set_params(chunk_size=1_000_000)
+    np.testing.assert_array_equal(chunked, model.predict_proba(easy.X))
+
+
+def test_string_labels_and_explicit_calibration(blobs):
+    X, y = blobs
+    cal = np.arange(0, 300, 5)
+    train = np.setdiff1d(np.arange(300), cal)
+    model = CalibratedLogisticRegression().fit(
+        X[train], y[train], X_calibration=X[cal], y_calibration=y[cal]
+    )
+    assert model.classes_.tolist() == ["a", "b", "c"]
+    assert model.n_calibration_ == cal.size
+    assert set(model.predict(X)) <= {"a", "b", "c"}
+
+
+def test_labels_missing_from_calibration_are_dropped(blobs):
+    X, y = blobs
+    cal = np.flatnonzero(y != "c")[::4]  # no 'c' in the calibration points
+    train = np.setdiff1d(np.arange(300), cal)
+    model = CalibratedLogisticRegression().fit(
+        X[train], y[train], X_calibration=X[cal], y_calibration=y[cal]
+    )
+    assert model.classes_.tolist() == ["a", "b"]
+    assert model.dropped_classes_.tolist() == ["c"]
+
+
+def test_one_sided_calibration_arguments_rejected(blobs):
+    X, y = blobs
+    with pytest.raises(TrainingDataError):
+        CalibratedLogisticRegression().fit(X, y, X_calibration=X)
+
+
+def test_too_few_labels_is_a_quadrat_and_value_error(blobs):
+    X, y = blobs
+    with pytest.raises(TrainingDataError) as info:
+        CalibratedLogisticRegression().fit(X[:100], y[:100])  # only 'a'
+    assert isinstance(info.value, QuadratError)
+    assert isinstance(info.value, ValueError)
+
+
+def test_same_seed_same_model(easy):
+    a = CoralNetMLP(max_iter=5, random_state=4).fit(easy.X, easy.y).predict_proba(easy.X)
+    b = CoralNetMLP(max_iter=5, random_state=4).fit(easy.X, easy.y).predict_proba(easy.X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sgd_solver_reproduces_coralnet_lr(easy):
+    model = CalibratedLogisticRegression(solver="sgd").fit(easy.X, easy.y)
+    assert type(model.estimator_).__name__ == "SGDClassifier"
+    assert model.estimator_.average is True
+    assert np.mean(model.predict(easy.X) == easy.y) > 0.9

@@ -1,0 +1,123 @@
+"""CoralNet's split and evaluation: grouped splits, sizes, excluded labels, acceptance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from quadrat.classifiers.errors import TrainingDataError
+from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP
+from quadrat.classifiers.metrics import alleviate_curve
+from quadrat.classifiers.policy import TrainingPolicy
+from quadrat.classifiers.training import split_indices, train_classifier
+
+FAST_LR = CalibratedLogisticRegression(max_iter=50)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_grouped_split_never_shares_an_image(seed):
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, 37, size=900)
+    y = rng.integers(0, 5, size=900)
+    kept, held = split_indices(y, groups, 8, seed)
+    assert np.intersect1d(groups[kept], groups[held]).size == 0
+    assert np.union1d(kept, held).size == 900
+    assert np.intersect1d(kept, held).size == 0
+
+
+def test_ungrouped_split_is_one_eighth():
+    y = np.repeat(np.arange(4), 200)
+    kept, held = split_indices(y, None, 8, 0)
+    assert held.size == 100
+    assert np.bincount(y[held]).tolist() == [25, 25, 25, 25]  # stratified
+
+
+def test_split_needs_two_images():
+    with pytest.raises(TrainingDataError, match="image"):
+        split_indices(np.arange(10) % 2, np.zeros(10), 8, 0)
+
+
+def test_train_classifier_grouped(easy):
+    result = train_classifier(easy.X, easy.y, groups=easy.groups, kind="lr", random_state=0)
+    fit_images = set(easy.groups[result.train_index])
+    cal_images = set(easy.groups[result.calibration_index])
+    val_images = set(easy.groups[result.val_index])
+    assert not fit_images & cal_images
+    assert not fit_images & val_images
+    assert not cal_images & val_images
+    # 30 images of 20 points: 1/8 -> ~4 images, then 1/10 of the rest -> ~3 images
+    assert result.n_val == result.val_index.size == result.val_true.size
+    assert 3 * 20 <= result.n_val <= 5 * 20
+    assert 2 * 20 <= result.n_calibration <= 4 * 20
+    assert result.n_train + result.n_calibration + result.n_val == 600
+    assert result.val_proba.shape == (result.n_val, result.classes.size)
+    np.testing.assert_allclose(result.val_proba.sum(axis=1), 1.0)
+    assert result.metrics.accuracy > 0.9
+    assert result.train_seconds > 0
+    assert result.hyperparameters["split"]["grouped_by_image"] is True
+    json.dumps(result.summary())  # storable as JSON
+    curve = alleviate_curve(result.val_proba, result.val_true, result.classes)
+    assert curve["fraction_accepted"].iloc[0] == 1.0
+
+
+def test_train_classifier_mlp_records_sizes(easy):
+    result = train_classifier(easy.X, easy.y, kind="mlp")
+    hp = result.hyperparameters
+    assert hp["kind"] == "mlp"
+    assert hp["params"]["hidden_layer_sizes"] == [100]
+    assert hp["fitted"]["hidden_layer_sizes_"] == [100]
+    assert isinstance(result.estimator, CoralNetMLP)
+    assert result.hyperparameters["split"]["grouped_by_image"] is False
+
+
+def test_labels_unknown_to_the_classifier_are_excluded_from_accuracy(easy):
+    y = easy.y.astype(object)
+    y[easy.groups == 0] = "rare"  # one image holds every 'rare' point
+    result = train_classifier(easy.X, y, groups=easy.groups, estimator=FAST_LR, random_state=2)
+    assert "rare" not in result.classes.tolist()  # never in both train and calibration
+    in_val = int(np.sum(result.val_true == "rare"))
+    if in_val:
+        assert result.excluded_labels == ["rare"]
+        assert result.n_val_excluded == in_val
+        assert result.metrics.n == result.n_val - in_val
+        assert result.accuracy_all < result.metrics.accuracy
+    else:
+        assert result.dropped_labels == ["rare"]
+        assert result.metrics.n == result.n_val
+
+
+def test_every_split_position_of_a_rare_label_is_handled(easy):
+    y = easy.y.astype(object)
+    y[easy.groups == 0] = "rare"
+    places = set()
+    for seed in range(12):
+        r = train_classifier(easy.X, y, groups=easy.groups, estimator=FAST_LR, random_state=seed)
+        places.add("val" if r.n_val_excluded else "train/cal")
+        assert ("rare" in r.excluded_labels) != ("rare" in r.dropped_labels)
+    assert places == {"val", "train/cal"}
+
+
+def test_acceptance_against_previous_accuracy(easy):
+    first = train_classifier(easy.X, easy.y, groups=easy.groups, estimator=FAST_LR)
+    assert first.accepted and first.previous_accuracy is None
+    worse_than = train_classifier(
+        easy.X, easy.y, groups=easy.groups, estimator=FAST_LR, previous_accuracy=1.0
+    )
+    assert not worse_than.accepted
+    lenient = TrainingPolicy(accept_factor=0.5)
+    ok = train_classifier(
+        easy.X, easy.y, groups=easy.groups, estimator=FAST_LR, previous_accuracy=1.0,
+        policy=lenient,
+    )
+    assert ok.accepted
+
+
+def test_bad_inputs(easy):
+    with pytest.raises(TrainingDataError):
+        train_classifier(easy.X, easy.y[:-1])
+    with pytest.raises(TrainingDataError):
+        train_classifier(easy.X, np.zeros(600))
+    with pytest.raises(TrainingDataError):
+        train_classifier(easy.X, easy.y, groups=easy.groups[:10])
