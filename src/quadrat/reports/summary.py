@@ -153,7 +153,8 @@ def write_report(report: SourceReport, out: Path) -> list[Path]:
         written.append(out / "metrics.json")
     if report.cover is not None and len(report.cover):
         written.append(write_percent_cover_csv(report.cover, out / "cover.csv"))
-        written.append(plot_cover(report.cover, out / "cover.png"))
+        wide = report.cover.set_index("Image name").iloc[:, 3:]
+        written.append(plot_cover(wide, out / "cover.png", title=f"Cover: {report.source}"))
     return written
 
 
