@@ -9,6 +9,7 @@ validates its whole input before writing, so bad input leaves the project as it 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import math
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -165,18 +166,26 @@ def import_annotations(
     csv_path: str | Path,
     image_dir: str | Path,
     *,
+    exclude: Sequence[str] = (),
     progress: Progress = _no_progress,
 ) -> ImportSummary:
     """Import a CoralNet annotation export and its images, all or nothing.
 
     Every image named in the CSV must exist in ``image_dir``, be complete, be new to the
     source, and contain its points; every label must be in the source's labelset.
+    Images whose name matches a glob in ``exclude`` are left out.
     """
     csv_path, image_dir = Path(csv_path), Path(image_dir)
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir)
     table = read_annotations_csv(csv_path)
     meta_columns = list(table.attrs.get("metadata_columns", []))
+    if exclude:
+        names = table["image"].astype(str)
+        dropped = np.zeros(len(table), dtype=bool)
+        for pattern in exclude:
+            dropped |= names.map(lambda n, p=pattern: fnmatch.fnmatchcase(n, p)).to_numpy(bool)
+        table = table[~dropped].reset_index(drop=True)
     summary = ImportSummary()
     with project.session() as session:
         source = project.source(session, source_name)
@@ -536,6 +545,9 @@ class TrainOutcome:
     classifier_id: int | None = None
     accepted: bool = False
     accuracy: float | None = None
+    n_train: int = 0
+    n_val: int = 0
+    train_seconds: float = 0.0
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -660,6 +672,9 @@ def train_source(
         classifier_id=record_id,
         accepted=accepted,
         accuracy=float(result.metrics["accuracy"]),
+        n_train=result.n_train,
+        n_val=result.n_val,
+        train_seconds=float(result.train_seconds),
         metrics=metrics,
     )
 

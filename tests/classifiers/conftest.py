@@ -12,8 +12,13 @@ from quadrat.classifiers.synthetic import SyntheticFeatures, make_point_features
 def easy() -> SyntheticFeatures:
     """600 points, 32 dims, 4 well-separated labels, images of 20 points (float16)."""
     return make_point_features(
-        600, n_features=32, n_classes=4, points_per_image=20, separation=1.0,
-        image_effect=0.1, random_state=1,
+        600,
+        n_features=32,
+        n_classes=4,
+        points_per_image=20,
+        separation=1.0,
+        image_effect=0.1,
+        random_state=1,
     )
 
 

@@ -163,3 +163,10 @@ def test_sgd_solver_reproduces_coralnet_lr(easy):
     assert type(model.estimator_).__name__ == "SGDClassifier"
     assert model.estimator_.average is True
     assert np.mean(model.predict(easy.X) == easy.y) > 0.9
+
+
+@pytest.mark.parametrize("threads", [None, 1, 2])
+def test_blas_threads_setting_gives_the_same_model(threads, easy):
+    base = CalibratedLogisticRegression().fit(easy.X, easy.y).predict_proba(easy.X)
+    other = CalibratedLogisticRegression(blas_threads=threads).fit(easy.X, easy.y)
+    np.testing.assert_allclose(other.predict_proba(easy.X), base, atol=1e-5)

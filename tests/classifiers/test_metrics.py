@@ -76,7 +76,10 @@ def test_alleviate_curve_hand_example():
     proba, y_true, classes = _four_points()
     curve = alleviate_curve(proba, y_true, classes, thresholds=[0.0, 0.5, 0.6, 0.85, 1.0])
     assert list(curve.columns) == [
-        "threshold", "fraction_accepted", "accuracy_accepted", "overall_accuracy"
+        "threshold",
+        "fraction_accepted",
+        "accuracy_accepted",
+        "overall_accuracy",
     ]
     np.testing.assert_allclose(curve["fraction_accepted"], [1.0, 0.75, 0.75, 0.25, 0.0])
     np.testing.assert_allclose(
@@ -121,8 +124,12 @@ def test_choose_threshold():
     assert choose_threshold(curve, 0.6) == 0.5
     assert choose_threshold(curve, 0.99) == 0.85
     never = pd.DataFrame(
-        {"threshold": [0.0, 1.0], "fraction_accepted": [1.0, 0.0],
-         "accuracy_accepted": [0.4, np.nan], "overall_accuracy": [0.4, 1.0]}
+        {
+            "threshold": [0.0, 1.0],
+            "fraction_accepted": [1.0, 0.0],
+            "accuracy_accepted": [0.4, np.nan],
+            "overall_accuracy": [0.4, 1.0],
+        }
     )
     assert choose_threshold(never, 0.9) is None
     with pytest.raises(InputError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -23,11 +24,12 @@ def test_first_classifier_at_20_confirmed_images():
     assert POLICY.should_train(500, None)
 
 
-def test_float_trap_ceil_of_1_1_times_20_is_22():
-    assert 1.1 * 20 > 22  # the trap: 22.000000000000004
+def test_float_trap_ceil_of_1_1_times_50_is_55():
+    assert math.ceil(1.1 * 50) == 56  # the trap: 1.1 * 50 == 55.00000000000001
+    assert POLICY.next_count(50) == 55
+    assert not POLICY.should_train(54, 50)
+    assert POLICY.should_train(55, 50)
     assert POLICY.next_count(20) == 22
-    assert not POLICY.should_train(21, 20)
-    assert POLICY.should_train(22, 20)
 
 
 def test_retrain_threshold_exhaustive():
@@ -89,9 +91,7 @@ def test_invalid_policies(kwargs):
         TrainingPolicy(**kwargs)
 
 
-@pytest.mark.parametrize(
-    ("n", "last"), [(-1, None), (5, -3), (2.5, None), (True, None), (10, 1.5)]
-)
+@pytest.mark.parametrize(("n", "last"), [(-1, None), (5, -3), (2.5, None), (True, None), (10, 1.5)])
 def test_invalid_counts(n, last):
     with pytest.raises(InputError):
         POLICY.should_train(n, last)

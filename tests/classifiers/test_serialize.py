@@ -75,7 +75,9 @@ def test_truncated_and_corrupt_refused(fitted):
 
 
 def test_newer_format_refused(fitted):
-    newer = _rewrite_header(serialize.dumps_estimator(fitted), format_version=serialize.FORMAT_VERSION + 1)
+    newer = _rewrite_header(
+        serialize.dumps_estimator(fitted), format_version=serialize.FORMAT_VERSION + 1
+    )
     with pytest.raises(ClassifierFormatError, match="not supported"):
         serialize.loads_estimator(newer)
 

@@ -6,7 +6,8 @@ its accuracy is at least 1 % (relative) better than the current one. The factors
 configurable (users asked for that: CoralNet issue #535).
 
 Arithmetic is exact (decimal fractions of the factors as written): with floats,
-``ceil(1.1 * 20)`` is 23, not 22, because ``1.1 * 20 == 22.000000000000004``.
+``ceil(1.1 * 50)`` is 56, not 55, because ``1.1 * 50 == 55.00000000000001`` (112 of the
+counts below 2,000 hit this).
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class TrainingPolicy:
         if self.min_images < 1:
             raise InputError("min_images must be at least 1", value=self.min_images)
         if not math.isfinite(self.retrain_factor) or self.retrain_factor < 1:
-            raise InputError("retrain_factor must be a finite number >= 1", value=self.retrain_factor)
+            raise InputError(
+                "retrain_factor must be a finite number >= 1", value=self.retrain_factor
+            )
         if not math.isfinite(self.accept_factor) or self.accept_factor <= 0:
             raise InputError("accept_factor must be a finite number > 0", value=self.accept_factor)
 

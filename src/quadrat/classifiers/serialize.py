@@ -61,7 +61,7 @@ def read_header(data: bytes) -> dict[str, Any]:
 
 
 def loads_estimator(data: bytes) -> Any:
-    """The estimator stored by ``dumps_estimator``. Only for bytes this project wrote (see module doc).
+    """The estimator stored by ``dumps_estimator``; only for bytes this project wrote.
 
     Raises ClassifierFormatError for foreign, truncated, corrupt or newer-format bytes.
     Warns when the scikit-learn version differs from the one that trained it.

@@ -22,7 +22,7 @@ from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, Str
 
 from quadrat.classifiers.errors import TrainingDataError
 from quadrat.classifiers.estimators import make_classifier
-from quadrat.classifiers.metrics import ClassificationMetrics, jsonable, evaluate
+from quadrat.classifiers.metrics import ClassificationMetrics, evaluate, jsonable
 from quadrat.classifiers.policy import TrainingPolicy
 
 #: Validation holds 1 of 8 folds (CoralNet: 7/8 train, 1/8 validation).
@@ -65,7 +65,7 @@ class TrainResult:
     @property
     def classes(self) -> np.ndarray:
         """Label order of ``val_proba`` columns (the estimator's ``classes_``)."""
-        return np.asarray(self.estimator.classes_)  # type: ignore[attr-defined]
+        return np.asarray(self.estimator.classes_)
 
     def summary(self) -> dict[str, Any]:
         """Everything but the estimator and arrays, JSON-serialisable (store it beside it)."""
@@ -94,7 +94,9 @@ def split_indices(
     """(kept, held-out) indices: held-out is one of ``n_folds`` folds, grouped if asked.
 
     Folds are stratified by label where the labels allow it (balanced rare labels matter
-    for calibration); groups never straddle the two sides.
+    for calibration); groups never straddle the two sides. The held-out fold is drawn at
+    random: StratifiedGroupKFold fills fold 0 first with the most unusual image, so always
+    holding out fold 0 would always validate on it.
     """
     n = y.shape[0]
     placeholder = np.zeros((n, 1), dtype=np.int8)
@@ -111,7 +113,7 @@ def split_indices(
                 if counts.max() >= n_folds
                 else KFold(n_folds, shuffle=True, random_state=random_state)
             )
-            kept, held = next(splitter.split(placeholder, y))
+            folds = list(splitter.split(placeholder, y))
         else:
             n_groups = np.unique(groups).size
             n_folds = min(n_folds, n_groups)
@@ -123,7 +125,8 @@ def split_indices(
                 splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
             else:
                 splitter = GroupKFold(n_folds, shuffle=True, random_state=random_state)
-            kept, held = next(splitter.split(placeholder, y, groups))
+            folds = list(splitter.split(placeholder, y, groups))
+    kept, held = folds[int(np.random.default_rng(random_state).integers(len(folds)))]
     return kept, held
 
 
@@ -163,7 +166,8 @@ def train_classifier(
 
     train_idx, val_idx = split_indices(y, g, VALIDATION_FOLDS, random_state)
     g_train = None if g is None else g[train_idx]
-    fit_idx, cal_idx = split_indices(y[train_idx], g_train, CALIBRATION_FOLDS, random_state)
+    cal_seed = None if random_state is None else random_state + 1  # independent of val
+    fit_idx, cal_idx = split_indices(y[train_idx], g_train, CALIBRATION_FOLDS, cal_seed)
     fit_idx, cal_idx = train_idx[fit_idx], train_idx[cal_idx]
 
     model = (
@@ -175,7 +179,7 @@ def train_classifier(
     model.fit(X[fit_idx], y[fit_idx], X_calibration=X[cal_idx], y_calibration=y[cal_idx])
     train_seconds = time.perf_counter() - start
 
-    classes = np.asarray(model.classes_)  # type: ignore[attr-defined]
+    classes = np.asarray(model.classes_)
     y_val = y[val_idx]
     val_proba = np.asarray(model.predict_proba(X[val_idx]))
     val_pred = classes[np.argmax(val_proba, axis=1)]

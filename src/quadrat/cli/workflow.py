@@ -68,6 +68,10 @@ def import_(
         typer.Option("--images", "-i", help="Folder of the CSV's images, or images to add."),
     ] = None,
     labelset: Annotated[Path | None, typer.Option(help="CoralNet labelset CSV to add.")] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out images whose name matches this glob (repeatable)."),
+    ] = None,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
@@ -85,7 +89,9 @@ def import_(
         if csv is not None:
             if not images or len(images) != 1:
                 raise InputError("give the folder of the CSV's images with --images DIR", path=csv)
-            summary = engine.import_annotations(handle, name, csv, images[0], progress=progress)
+            summary = engine.import_annotations(
+                handle, name, csv, images[0], exclude=exclude or (), progress=progress
+            )
         else:
             summary = engine.import_images(handle, name, images or [], progress=progress)
     for warning in summary.warnings:
@@ -194,7 +200,8 @@ def train(
         m = outcome.metrics
         console.print(
             f"validation: accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} "
-            f"on {m.get('n_val', '?')} points"
+            f"on {outcome.n_val} points ({outcome.n_train} training points, "
+            f"{outcome.train_seconds:.1f} s)"
         )
 
 

@@ -5,8 +5,8 @@
 of CoralNet/pyspacer and BenthicNet. See docs/extractors.md.
 """
 
-from quadrat.extractors.base import Extractor, ExtractorConfig
 from quadrat.extractors.backbones import TorchExtractor
+from quadrat.extractors.base import Extractor, ExtractorConfig
 from quadrat.extractors.registry import create_extractor, list_extractors, register_extractor
 from quadrat.extractors.texture import TextureExtractor
 

@@ -13,17 +13,18 @@ import sys
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import FrameType
+from typing import Any, Literal
 
 import numpy as np
 import timm
 import timm.data
 import torch
-import torch.nn.functional as F
 import torchvision
 from torch import nn
 
 from quadrat.errors import InputError, WeightsError
-from quadrat.extractors.base import Extractor, ExtractorConfig
+from quadrat.extractors.base import RGB, Extractor, ExtractorConfig
 from quadrat.extractors.weights import (
     Layout,
     StateDict,
@@ -36,11 +37,11 @@ from quadrat.extractors.weights import (
     read_state_dict,
 )
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET_MEAN: RGB = (0.485, 0.456, 0.406)
+IMAGENET_STD: RGB = (0.229, 0.224, 0.225)
 #: BenthicNet's normalisation for its unlabelled pretraining set (see specs/benthicnet.md).
-BENTHICNET_MEAN = (0.3587, 0.4130, 0.3858)
-BENTHICNET_STD = (0.2186, 0.2145, 0.2089)
+BENTHICNET_MEAN: RGB = (0.3587, 0.4130, 0.3858)
+BENTHICNET_STD: RGB = (0.2186, 0.2145, 0.2089)
 
 RANDOM_WEIGHTS_WARNING = (
     "{name}: no weights given, using seeded random weights; features from random weights "
@@ -77,7 +78,8 @@ class TorchExtractor(Extractor):
         self.autocast_bf16 = autocast_bf16
         self.weights_tag = weights_tag
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = model.eval().requires_grad_(False).to(self.device, memory_format=memory_format)
+        self.model = model.eval().requires_grad_(False).to(self.device)
+        self.model.to(memory_format=memory_format)
         shape = (1, 3, 1, 1)
         self._mean = _as_tensor(config.mean, shape, self.device)
         self._std = _as_tensor(config.std, shape, self.device)
@@ -162,12 +164,12 @@ def build_extractor(
     weights: str | Path | None,
     layouts: Mapping[Layout, Converter],
     head_prefixes: tuple[str, ...] = (),
-    mean: tuple[float, ...] | None = None,
-    std: tuple[float, ...] | None = None,
+    mean: RGB | None = None,
+    std: RGB | None = None,
     input_range: float = 1.0,
-    channel_order: str = "RGB",
+    channel_order: Literal["RGB", "BGR"] = "RGB",
     seed: int = 0,
-    **options: object,
+    **options: Any,
 ) -> TorchExtractor:
     """Load ``weights`` into ``model`` (or keep its seeded random ones) and wrap it.
 
@@ -181,27 +183,30 @@ def build_extractor(
     config = ExtractorConfig(
         name=name,
         feature_dim=feature_dim,
-        mean=mean,  # type: ignore[arg-type]
-        std=std,  # type: ignore[arg-type]
+        mean=mean,
+        std=std,
         weights=None if weights is None else str(weights),
         weights_sha256=sha,
         input_range=input_range,
-        channel_order=channel_order,  # type: ignore[arg-type]
+        channel_order=channel_order,
     )
     tag = sha[:12] if sha else ""
-    extractor = TorchExtractor(model, config, weights_tag=tag, **options)  # type: ignore[arg-type]
     if weights is None:
         warnings.warn(
             RANDOM_WEIGHTS_WARNING.format(name=name), UserWarning, stacklevel=_outside_stacklevel()
         )
-        recalibrate_batchnorm(extractor, seed=seed)
-        extractor.weights_tag = f"random-{state_dict_sha256(extractor.model)[:12]}"
-    return extractor
+        # Canonical settings (CPU, contiguous), so the weights and hence the key do not
+        # depend on the device, memory format or batch size asked for.
+        canonical = TorchExtractor(model, config, weights_tag="", channels_last=False)
+        recalibrate_batchnorm(canonical, seed=seed)
+        tag = f"random-{state_dict_sha256(model)[:12]}"
+    return TorchExtractor(model, config, weights_tag=tag, **options)
 
 
 def _outside_stacklevel() -> int:
     """The warnings stacklevel of the first caller outside this package (the user's line)."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and frame.f_globals.get("__name__", "").startswith(__package__ or ""):
         frame, level = frame.f_back, level + 1
     return level
@@ -222,7 +227,7 @@ def load_weights(
     head_prefixes: tuple[str, ...] = (),
 ) -> None:
     """Load a weights file into ``model``, or raise WeightsError naming the file and keys."""
-    path = _existing(path)
+    path = Path(path)
     state = read_state_dict(path)
     layout = detect_layout(state)
     if layout not in layouts:
@@ -232,7 +237,9 @@ def load_weights(
         )
     state = layouts[layout](state)
     expected = model.state_dict()
-    state = {k: v for k, v in state.items() if not (k.startswith(head_prefixes) and k not in expected)}
+    state = {
+        k: v for k, v in state.items() if not (k.startswith(head_prefixes) and k not in expected)
+    }
     unexpected = [k for k in state if k not in expected]
     # Old checkpoints may lack BatchNorm's num_batches_tracked; it plays no part in eval.
     missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
@@ -243,8 +250,11 @@ def load_weights(
         if unexpected:
             parts.append(f"unexpected keys {first_keys(unexpected)}")
         raise WeightsError(f"{path}: does not fit ({layout} layout): {'; '.join(parts)}")
-    wrong = [f"{k}: file {tuple(v.shape)} vs network {tuple(expected[k].shape)}"
-             for k, v in state.items() if v.shape != expected[k].shape]
+    wrong = [
+        f"{k}: file {tuple(v.shape)} vs network {tuple(expected[k].shape)}"
+        for k, v in state.items()
+        if v.shape != expected[k].shape
+    ]
     if wrong:
         raise WeightsError(f"{path}: wrong shapes: {'; '.join(wrong[:3])}")
     model.load_state_dict(state, strict=False)
@@ -268,7 +278,9 @@ def synthetic_patches(n: int = 16, size: int = 224, seed: int = 0) -> torch.Tens
     image = torch.zeros(n, 3, size, size)
     for cells, amplitude in ((4, 1.0), (14, 0.5), (56, 0.25), (size, 0.125)):
         noise = torch.randn(n, 3, cells, cells, generator=generator)
-        image += amplitude * F.interpolate(noise, size=(size, size), mode="bilinear")
+        image += amplitude * torch.nn.functional.interpolate(
+            noise, size=(size, size), mode="bilinear"
+        )
     image = torch.sigmoid(1.5 * image)
     return (image * 255).round().to(torch.uint8).permute(0, 2, 3, 1).contiguous()
 
@@ -295,7 +307,7 @@ def timm_model(model_name: str) -> Callable[[], nn.Module]:
 
 
 def efficientnet_b0(
-    weights: str | Path | None = None, *, seed: int = 0, **options: object
+    weights: str | Path | None = None, *, seed: int = 0, **options: Any
 ) -> TorchExtractor:
     """CoralNet 1.0's network: TF-padded EfficientNet-B0, 1280-d, input only scaled to [0, 1]."""
     return build_extractor(
@@ -315,8 +327,12 @@ def efficientnet_b0(
 
 
 def _resnet50(
-    name: str, mean: tuple[float, ...], std: tuple[float, ...],
-    weights: str | Path | None, seed: int, options: Mapping[str, object],
+    name: str,
+    mean: RGB,
+    std: RGB,
+    weights: str | Path | None,
+    seed: int,
+    options: Mapping[str, Any],
 ) -> TorchExtractor:
     return build_extractor(
         name,
@@ -332,15 +348,13 @@ def _resnet50(
     )
 
 
-def resnet50(
-    weights: str | Path | None = None, *, seed: int = 0, **options: object
-) -> TorchExtractor:
+def resnet50(weights: str | Path | None = None, *, seed: int = 0, **options: Any) -> TorchExtractor:
     """BenthicNet's backbone (ResNet-50, 2048-d) with ImageNet normalisation."""
     return _resnet50("resnet50", IMAGENET_MEAN, IMAGENET_STD, weights, seed, options)
 
 
 def benthicnet_resnet50(
-    weights: str | Path | None = None, *, seed: int = 0, **options: object
+    weights: str | Path | None = None, *, seed: int = 0, **options: Any
 ) -> TorchExtractor:
     """ResNet-50 normalised with BenthicNet's own statistics, as its probes feed it."""
     return _resnet50("benthicnet_resnet50", BENTHICNET_MEAN, BENTHICNET_STD, weights, seed, options)
@@ -352,7 +366,7 @@ def _vgg16_fc7() -> nn.Module:
     return model
 
 
-def vgg16(weights: str | Path | None = None, *, seed: int = 0, **options: object) -> TorchExtractor:
+def vgg16(weights: str | Path | None = None, *, seed: int = 0, **options: Any) -> TorchExtractor:
     """CoralNet Beta's network: VGG16 fc7 (4096-d) on BGR pixels in 0-255 minus 128."""
     return build_extractor(
         "vgg16",
@@ -370,16 +384,18 @@ def vgg16(weights: str | Path | None = None, *, seed: int = 0, **options: object
 
 
 def any_timm(
-    model_name: str, weights: str | Path | None = None, *, seed: int = 0, **options: object
+    model_name: str, weights: str | Path | None = None, *, seed: int = 0, **options: Any
 ) -> TorchExtractor:
     """Any timm network by name, with the mean/std of its pretrained config, at 224 px."""
     model = seeded(timm_model(model_name), seed)
     data = timm.data.resolve_data_config({}, model=model)
     classifier = str(getattr(model, "pretrained_cfg", {}).get("classifier") or "")
+    # The pooled output's size: num_features is the size before any pre-logits layer.
+    feature_dim: int = getattr(model, "head_hidden_size", 0) or getattr(model, "num_features", 0)
     return build_extractor(
         f"timm:{model_name}",
         model,
-        feature_dim=int(model.num_features),
+        feature_dim=feature_dim,
         weights=weights,
         layouts={"timm": dict, "solo_learn": from_solo_learn},
         head_prefixes=(f"{classifier}.",) if classifier else (),

@@ -16,6 +16,8 @@ import torch
 
 from quadrat.errors import InputError
 
+RGB = tuple[float, float, float]
+
 
 @dataclass(frozen=True)
 class ExtractorConfig:
@@ -29,8 +31,8 @@ class ExtractorConfig:
     name: str
     feature_dim: int
     input_size: int = 224
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
+    mean: RGB | None = None
+    std: RGB | None = None
     weights: str | None = None
     weights_sha256: str | None = None
     input_range: float = 1.0

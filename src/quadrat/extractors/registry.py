@@ -10,7 +10,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import timm
 
@@ -50,7 +50,7 @@ def create_extractor(
     *,
     device: str = "cpu",
     batch_size: int = 32,
-    **kwargs: object,
+    **kwargs: Any,
 ) -> Extractor:
     """Build the extractor ``name`` with ``weights`` (a local file; None = weights-free/random).
 
@@ -63,7 +63,9 @@ def create_extractor(
         return _REGISTRY[name](weights, device=device, batch_size=batch_size, **kwargs)
     timm_name = name.removeprefix(TIMM_PREFIX)
     if timm.is_model(timm_name):
-        return backbones.any_timm(timm_name, weights, device=device, batch_size=batch_size, **kwargs)
+        return backbones.any_timm(
+            timm_name, weights, device=device, batch_size=batch_size, **kwargs
+        )
     raise InputError(
         f"unknown extractor {name!r}: use one of {', '.join(list_extractors())} "
         f"or a timm model name (timm:<name>)",
@@ -72,11 +74,11 @@ def create_extractor(
 
 
 @register_extractor("texture")
-def texture(weights: str | Path | None = None, **options: object) -> Extractor:
+def texture(weights: str | Path | None = None, **options: Any) -> Extractor:
     """The weights-free colour/texture descriptor (the default)."""
     if weights is not None:
         raise WeightsError(f"{weights}: the texture extractor takes no weights file")
-    return TextureExtractor(**options)  # type: ignore[arg-type]
+    return TextureExtractor(**options)
 
 
 register_extractor("efficientnet_b0")(backbones.efficientnet_b0)

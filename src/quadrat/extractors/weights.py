@@ -18,6 +18,7 @@ Layouts:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,7 +42,9 @@ _CONTAINER_KEYS = ("net", "state_dict", "model")
 
 # Numpy objects that real training checkpoints carry next to their tensors (pyspacer
 # allowlists the same kinds); files saved under numpy 1 name the scalar type numpy.core.
-_NP_SCALAR = (np._core if np.__version__[0] != "1" else np.core).multiarray.scalar
+_NP_SCALAR = importlib.import_module(
+    "numpy.core.multiarray" if np.__version__.startswith("1.") else "numpy._core.multiarray"
+).scalar
 _NUMPY_SAFE_GLOBALS: list = [
     np.dtype,
     _NP_SCALAR,
@@ -91,7 +94,7 @@ def _load_any(path: Path) -> object:
     try:
         with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as torch_error:  # noqa: BLE001 - any failure means "try safetensors"
+    except Exception as torch_error:  # any failure: try safetensors
         try:
             return _load_safetensors(path)
         except WeightsError:
@@ -105,7 +108,7 @@ def _load_any(path: Path) -> object:
 def _load_safetensors(path: Path) -> StateDict:
     try:
         return safetensors.torch.load_file(str(path), device="cpu")
-    except Exception as error:  # noqa: BLE001 - the library raises several types
+    except Exception as error:  # the library raises several types
         raise WeightsError(f"{path}: not a valid safetensors file ({error})") from error
 
 
@@ -123,18 +126,34 @@ def detect_layout(state_dict: Mapping[str, torch.Tensor]) -> Layout:
 
 # --- pyspacer / lukemelas EfficientNet -----------------------------------------------
 
-_EFFNET_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head",
-               "_bn1": "bn2", "_fc": "classifier"}
+_EFFNET_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 # timm's first B0 block is a DepthwiseSeparableConv (no expansion), so its batch norms are
 # bn1/bn2 and its projection is conv_pw; every other block is an InvertedResidual whose
 # expansion takes conv_pw/bn1 and shifts the rest by one.
-_EFFNET_BLOCK_NO_EXPAND = {"_depthwise_conv": "conv_dw", "_bn1": "bn1",
-                           "_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand",
-                           "_project_conv": "conv_pw", "_bn2": "bn2"}
-_EFFNET_BLOCK_EXPAND = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw",
-                        "_bn1": "bn2", "_se_reduce": "se.conv_reduce",
-                        "_se_expand": "se.conv_expand", "_project_conv": "conv_pwl",
-                        "_bn2": "bn3"}
+_EFFNET_BLOCK_NO_EXPAND = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_EFFNET_BLOCK_EXPAND = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_se_reduce": "se.conv_reduce",
+    "_se_expand": "se.conv_expand",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 _LUKEMELAS_BLOCK = re.compile(r"_blocks\.(\d+)\.(\w+)\.(.+)")
 _TIMM_BLOCK = re.compile(r"blocks\.(\d+)\.(\d+)\.(\w+(?:\.conv_\w+)?)\.(\w+)")
 
@@ -145,8 +164,11 @@ def from_pyspacer_efficientnet(
 ) -> StateDict:
     """lukemelas/pyspacer EfficientNet names -> timm ``tf_efficientnet_*`` names."""
     positions = [(s, i) for s, depth in enumerate(stage_depths) for i in range(depth)]
-    expanding = {int(m.group(1)) for k in state_dict
-                 if (m := _LUKEMELAS_BLOCK.fullmatch(k)) and m.group(2) == "_expand_conv"}
+    expanding = {
+        int(m.group(1))
+        for k in state_dict
+        if (m := _LUKEMELAS_BLOCK.fullmatch(k)) and m.group(2) == "_expand_conv"
+    }
     out: StateDict = {}
     for key, value in state_dict.items():
         out[_lukemelas_to_timm(key, positions, expanding)] = value
@@ -176,11 +198,16 @@ def to_pyspacer_efficientnet(
     a ``_fc`` classifier (1275 outputs for CoralNet 1.0), which a num_classes=0 model lacks.
     """
     starts = np.cumsum([0, *stage_depths]).tolist()
-    expanding = {(int(m.group(1)), int(m.group(2))) for k in state_dict
-                 if (m := _TIMM_BLOCK.fullmatch(k)) and m.group(3) == "conv_pwl"}
+    expanding = {
+        (int(m.group(1)), int(m.group(2)))
+        for k in state_dict
+        if (m := _TIMM_BLOCK.fullmatch(k)) and m.group(3) == "conv_pwl"
+    }
     top = {v: k for k, v in _EFFNET_TOP.items()}
-    inverse = {True: {v: k for k, v in _EFFNET_BLOCK_EXPAND.items()},
-               False: {v: k for k, v in _EFFNET_BLOCK_NO_EXPAND.items()}}
+    inverse = {
+        True: {v: k for k, v in _EFFNET_BLOCK_EXPAND.items()},
+        False: {v: k for k, v in _EFFNET_BLOCK_NO_EXPAND.items()},
+    }
     out: StateDict = {}
     for key, value in state_dict.items():
         match = _TIMM_BLOCK.fullmatch(key)
@@ -197,20 +224,36 @@ def to_pyspacer_efficientnet(
 
 # --- BenthicNet / solo-learn --------------------------------------------------------------
 
+
 def from_solo_learn(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
     """Keep the ``backbone.`` network, drop projector, classifier and momentum copies."""
-    return {k[len("backbone."):]: v for k, v in state_dict.items() if k.startswith("backbone.")}
+    return {k[len("backbone.") :]: v for k, v in state_dict.items() if k.startswith("backbone.")}
 
 
 # --- CoralNet Beta VGG16 (Caffe layer names) ------------------------------------------
 
-_VGG16_CONVS = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
-                "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
+_VGG16_CONVS = [
+    "conv1_1",
+    "conv1_2",
+    "conv2_1",
+    "conv2_2",
+    "conv3_1",
+    "conv3_2",
+    "conv3_3",
+    "conv4_1",
+    "conv4_2",
+    "conv4_3",
+    "conv5_1",
+    "conv5_2",
+    "conv5_3",
+]
 # torchvision's vgg16.features interleaves ReLUs and pools, so conv k sits at these indices.
 _VGG16_FEATURE_INDEX = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 _CAFFE_VGG16 = {
     **{c: f"features.{i}" for c, i in zip(_VGG16_CONVS, _VGG16_FEATURE_INDEX, strict=True)},
-    "fc6": "classifier.0", "fc7": "classifier.3", "fc8": "classifier.6",
+    "fc6": "classifier.0",
+    "fc7": "classifier.3",
+    "fc8": "classifier.6",
 }
 
 
@@ -225,7 +268,7 @@ def from_caffe_vgg16(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
 
 
 def _strip_prefix(key: str, prefix: str) -> str:
-    return key[len(prefix):] if key.startswith(prefix) else key
+    return key[len(prefix) :] if key.startswith(prefix) else key
 
 
 def first_keys(keys: Sequence[str], n: int = 5) -> str:

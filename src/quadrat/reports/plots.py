@@ -58,7 +58,10 @@ def plot_alleviate_curve(
     ax.plot(curve["threshold"], curve["fraction_accepted"], label="fraction accepted", lw=2)
     if "overall_accuracy" in curve.columns:
         ax.plot(
-            curve["threshold"], curve["overall_accuracy"], ls="--", lw=1,
+            curve["threshold"],
+            curve["overall_accuracy"],
+            ls="--",
+            lw=1,
             label="overall accuracy (rest corrected)",
         )
     if chosen_threshold is not None:
@@ -104,7 +107,12 @@ def plot_confusion_matrix(
             for j in range(n):
                 if conf[i, j]:
                     ax.text(
-                        j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        j,
+                        i,
+                        f"{norm[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
                         color="white" if norm[i, j] > 0.5 else "black",
                     )
     ax.set_title(title)
