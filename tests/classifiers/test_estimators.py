@@ -170,3 +170,54 @@ def test_blas_threads_setting_gives_the_same_model(threads, easy):
     base = CalibratedLogisticRegression().fit(easy.X, easy.y).predict_proba(easy.X)
     other = CalibratedLogisticRegression(blas_threads=threads).fit(easy.X, easy.y)
     np.testing.assert_allclose(other.predict_proba(easy.X), base, atol=1e-5)
+
+
+def _twenty_small_images():
+    """CoralNet's minimum: 20 images of 12 points, 5 labels each in a few images."""
+    rng = np.random.default_rng(5)
+    groups = np.repeat(np.arange(20), 12)
+    image_label = rng.integers(0, 5, size=(20, 2))
+    y = image_label[groups, rng.integers(0, 2, size=240)]
+    X = rng.normal(size=(240, 16)).astype(np.float32) + 2.0 * np.eye(5, 16)[y]
+    return X, y, groups
+
+
+def test_auto_calibration_keeps_every_label_of_a_small_source():
+    X, y, groups = _twenty_small_images()
+    for seed in range(8):
+        holdout = CalibratedLogisticRegression(calibration="holdout", random_state=seed)
+        auto = CalibratedLogisticRegression(random_state=seed)
+        holdout.fit(X, y, groups=groups)
+        auto.fit(X, y, groups=groups)
+        assert auto.classes_.tolist() == [0, 1, 2, 3, 4]
+        if holdout.dropped_classes_.size:
+            assert auto.calibration_ == "cv"
+            assert auto.n_train_ == auto.n_calibration_ == 240
+        else:
+            assert auto.calibration_ == "holdout"
+            np.testing.assert_array_equal(auto.calibration_index_, holdout.calibration_index_)
+    assert CalibratedLogisticRegression(calibration="cv").fit(X, y).calibration_ == "cv"
+
+
+def test_auto_calibration_holds_out_when_that_covers_every_label():
+    X, _, groups = _twenty_small_images()
+    y = np.tile(np.arange(4), 60)  # every image holds every label
+    X = X + 2.0 * np.eye(4, 16)[y]
+    model = CalibratedLogisticRegression().fit(X, y, groups=groups)
+    assert model.calibration_ == "holdout"
+    assert model.n_calibration_ == 24  # 2 of 20 images
+    assert model.n_train_ == 216
+
+
+def test_grouped_holdout_keeps_images_together():
+    X, y, groups = _twenty_small_images()
+    model = CoralNetMLP(calibration="holdout", max_iter=5).fit(X, y, groups=groups)
+    fit_images = set(groups[model.fit_index_])
+    assert fit_images.isdisjoint(groups[model.calibration_index_])
+    assert len(fit_images) + len(set(groups[model.calibration_index_])) == 20
+
+
+def test_bad_calibration_mode(blobs):
+    X, y = blobs
+    with pytest.raises(TrainingDataError):
+        CalibratedLogisticRegression(calibration="magic").fit(X, y)  # type: ignore[arg-type]

@@ -11,7 +11,8 @@ from quadrat.classifiers.errors import TrainingDataError
 from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP
 from quadrat.classifiers.metrics import alleviate_curve
 from quadrat.classifiers.policy import TrainingPolicy
-from quadrat.classifiers.training import split_indices, train_classifier
+from quadrat.classifiers.splits import split_indices
+from quadrat.classifiers.training import train_classifier
 
 FAST_LR = CalibratedLogisticRegression(max_iter=50)
 RARE = 99
@@ -40,8 +41,10 @@ def test_split_needs_two_images():
         split_indices(np.arange(10) % 2, np.zeros(10), 8, 0)
 
 
-def test_train_classifier_grouped(easy):
-    result = train_classifier(easy.X, easy.y, groups=easy.groups, kind="lr", random_state=0)
+def test_train_classifier_grouped_holdout(easy):
+    model = CalibratedLogisticRegression(calibration="holdout")
+    result = train_classifier(easy.X, easy.y, groups=easy.groups, estimator=model)
+    assert result.hyperparameters["split"]["calibration"] == "holdout"
     fit_images = set(easy.groups[result.train_index])
     cal_images = set(easy.groups[result.calibration_index])
     val_images = set(easy.groups[result.val_index])
@@ -52,7 +55,9 @@ def test_train_classifier_grouped(easy):
     assert result.n_val == result.val_index.size == result.val_true.size
     assert 3 * 20 <= result.n_val <= 5 * 20
     assert 2 * 20 <= result.n_calibration <= 4 * 20
-    assert result.n_train + result.n_calibration + result.n_val == 600
+    n_dropped = int(np.isin(easy.y, result.dropped_labels).sum())
+    assert result.n_train + result.n_calibration + result.n_val <= 600
+    assert result.n_train + result.n_calibration + result.n_val + n_dropped >= 600
     assert result.val_proba.shape == (result.n_val, result.classes.size)
     np.testing.assert_allclose(result.val_proba.sum(axis=1), 1.0)
     assert result.metrics.accuracy > 0.9
@@ -63,41 +68,64 @@ def test_train_classifier_grouped(easy):
     assert curve["fraction_accepted"].iloc[0] == 1.0
 
 
+def test_train_classifier_grouped_cv(easy):
+    model = CalibratedLogisticRegression(calibration="cv")
+    result = train_classifier(easy.X, easy.y, groups=easy.groups, estimator=model)
+    assert result.hyperparameters["split"]["calibration"] == "cv"
+    np.testing.assert_array_equal(result.train_index, result.calibration_index)
+    assert not set(easy.groups[result.train_index]) & set(easy.groups[result.val_index])
+    assert result.n_train == result.n_calibration == 600 - result.n_val
+    assert result.dropped_labels == []
+    assert result.metrics.accuracy > 0.9
+
+
 def test_train_classifier_mlp_records_sizes(easy):
     result = train_classifier(easy.X, easy.y, kind="mlp")
     hp = result.hyperparameters
     assert hp["kind"] == "mlp"
-    assert hp["params"]["hidden_layer_sizes"] == [100]
+    assert hp["params"]["hidden_layer_sizes"] == "auto"
     assert hp["fitted"]["hidden_layer_sizes_"] == [100]
     assert isinstance(result.estimator, CoralNetMLP)
     assert result.hyperparameters["split"]["grouped_by_image"] is False
 
 
-def test_labels_unknown_to_the_classifier_are_excluded_from_accuracy(easy):
+def _with_rare_image(easy):
     y = easy.y.copy()
     y[easy.groups == 0] = RARE  # one image holds every RARE point
-    result = train_classifier(easy.X, y, groups=easy.groups, estimator=FAST_LR, random_state=2)
-    assert RARE not in result.classes.tolist()  # never in both train and calibration
-    in_val = int(np.sum(result.val_true == RARE))
-    if in_val:
-        assert result.excluded_labels == [RARE]
-        assert result.n_val_excluded == in_val
-        assert result.metrics.n == result.n_val - in_val
-        assert result.accuracy_all < result.metrics.accuracy
-    else:
-        assert result.dropped_labels == [RARE]
-        assert result.metrics.n == result.n_val
+    return y
 
 
-def test_every_split_position_of_a_rare_label_is_handled(easy):
-    y = easy.y.copy()
-    y[easy.groups == 0] = RARE
+def test_a_label_of_one_image_wherever_it_lands(easy):
+    y = _with_rare_image(easy)
     places = set()
     for seed in range(40):
         r = train_classifier(easy.X, y, groups=easy.groups, estimator=FAST_LR, random_state=seed)
-        places.add("val" if r.n_val_excluded else "train/cal")
+        in_val = int(np.sum(r.val_true == RARE))
+        if in_val:
+            places.add("val")
+            # unknown to the classifier: left out of the reported accuracy (pyspacer)
+            assert r.excluded_labels == [RARE]
+            assert r.n_val_excluded == in_val
+            assert r.metrics.n == r.n_val - in_val
+            assert r.accuracy_all < r.metrics.accuracy
+        else:
+            places.add("train")
+            # held-out calibration cannot cover it: cross-validated calibration keeps it
+            assert r.hyperparameters["split"]["calibration"] == "cv"
+            assert RARE in r.classes.tolist()
+            assert r.dropped_labels == []
+            column = r.classes.tolist().index(RARE)
+            assert r.val_proba[:, column].max() < 0.5  # no out-of-fold evidence for it
+    assert places == {"val", "train"}
+
+
+def test_holdout_only_drops_what_it_cannot_calibrate(easy):
+    y = _with_rare_image(easy)
+    holdout = CalibratedLogisticRegression(max_iter=50, calibration="holdout")
+    for seed in range(10):
+        r = train_classifier(easy.X, y, groups=easy.groups, estimator=holdout, random_state=seed)
+        assert RARE not in r.classes.tolist()
         assert (RARE in r.excluded_labels) != (RARE in r.dropped_labels)
-    assert places == {"val", "train/cal"}
 
 
 def test_acceptance_against_previous_accuracy(easy):

@@ -135,9 +135,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         with self._threads():
             return self._fit(X, y, groups, X_calibration, y_calibration)
 
-    def _fit(
-        self, X: Any, y: Any, groups: Any, X_calibration: Any, y_calibration: Any
-    ) -> Self:
+    def _fit(self, X: Any, y: Any, groups: Any, X_calibration: Any, y_calibration: Any) -> Self:
         X, y = validate_data(self, X, y, dtype=(np.float32, np.float64, np.float16))
         check_classification_targets(y)
         if self.calibration not in ("auto", "holdout", "cv"):
@@ -152,7 +150,8 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
             raise TrainingDataError("give both X_calibration and y_calibration, or neither")
         if np.unique(y).size < 2:
             raise TrainingDataError(
-                "need at least 2 classes to train a classifier", value=np.unique(y).tolist()
+                "need at least 2 classes (got one class) to train a classifier",
+                value=np.unique(y).tolist(),
             )
         if X_calibration is not None:
             X_cal, y_cal = validate_data(
@@ -244,6 +243,8 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
             # A fold without some rare label: its scores for that label are filled in by
             # scikit-learn, and that label's sigmoid then stays near zero (as it should).
             warnings.filterwarnings("ignore", message=".*Number of classes in training fold.*")
+            # Folds are smaller than all points: the MLP clips its batch to a fold, fine.
+            warnings.filterwarnings("ignore", message=".*Got `batch_size` less than 1.*")
             self.calibrated_ = CalibratedClassifierCV(
                 base, method=self.calibration_method, cv=splits, ensemble=False
             ).fit(data, y)
@@ -444,15 +445,17 @@ class CoralNetMLP(_CalibratedClassifier):
 
 
 def make_classifier(
-    kind: Literal["lr", "mlp"], n_train: int, *, random_state: int | None = 0
+    kind: Literal["lr", "mlp"], n_train: int | None, *, random_state: int | None = 0
 ) -> CalibratedLogisticRegression | CoralNetMLP:
     """CoralNet's classifier of ``kind`` for a source with ``n_train`` training points.
 
-    The MLP's sizes are fixed here from ``n_train`` (not "auto") so the returned object's
-    parameters already say what will be trained.
+    With ``n_train`` the MLP's sizes are fixed here, so the returned object's parameters
+    already say what will be trained; with None they are chosen at fit time ("auto").
     """
     if kind == "lr":
         return CalibratedLogisticRegression(random_state=random_state)
+    if kind == "mlp" and n_train is None:
+        return CoralNetMLP(random_state=random_state)
     if kind == "mlp":
         sizes, lr = coralnet_mlp_hyperparameters(n_train)
         return CoralNetMLP(

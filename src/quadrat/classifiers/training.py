@@ -10,7 +10,6 @@ image too (it splits lists of feature files).
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,17 +17,15 @@ import numpy as np
 import numpy.typing as npt
 import sklearn
 from sklearn.base import ClassifierMixin, clone
-from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
 
 from quadrat.classifiers.errors import TrainingDataError
 from quadrat.classifiers.estimators import make_classifier
 from quadrat.classifiers.metrics import ClassificationMetrics, evaluate, jsonable
 from quadrat.classifiers.policy import TrainingPolicy
+from quadrat.classifiers.splits import split_indices
 
 #: Validation holds 1 of 8 folds (CoralNet: 7/8 train, 1/8 validation).
 VALIDATION_FOLDS = 8
-#: Calibration holds 1 of 10 folds of the training part.
-CALIBRATION_FOLDS = 10
 
 
 @dataclass
@@ -41,6 +38,10 @@ class TrainResult:
     validation points, so an alleviate curve from them reflects those labels too.
     ``train_index``/``calibration_index``/``val_index`` are row positions in the ``X``
     given to ``train_classifier`` (store the validation images to audit or re-score).
+    With cross-validated calibration (``hyperparameters["split"]["calibration"] == "cv"``,
+    used when held-out calibration would drop a label) the model is fitted on all training
+    points and calibrated on their out-of-fold scores: both indices are then the whole
+    training part, and ``n_train == n_calibration``.
     """
 
     estimator: ClassifierMixin
@@ -85,51 +86,6 @@ class TrainResult:
         }
 
 
-def split_indices(
-    y: np.ndarray,
-    groups: np.ndarray | None,
-    n_folds: int,
-    random_state: int | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(kept, held-out) indices: held-out is one of ``n_folds`` folds, grouped if asked.
-
-    Folds are stratified by label where the labels allow it (balanced rare labels matter
-    for calibration); groups never straddle the two sides. The held-out fold is drawn at
-    random: StratifiedGroupKFold fills fold 0 first with the most unusual image, so always
-    holding out fold 0 would always validate on it.
-    """
-    n = y.shape[0]
-    placeholder = np.zeros((n, 1), dtype=np.int8)
-    _, counts = np.unique(y, return_counts=True)
-    with warnings.catch_warnings():
-        # "The least populated class has only k members": expected for rare labels.
-        warnings.filterwarnings("ignore", message=".*least populated class.*")
-        if groups is None:
-            n_folds = min(n_folds, n)
-            if n_folds < 2:
-                raise TrainingDataError(f"{n} points: too few to split", value=n)
-            splitter: Any = (
-                StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
-                if counts.max() >= n_folds
-                else KFold(n_folds, shuffle=True, random_state=random_state)
-            )
-            folds = list(splitter.split(placeholder, y))
-        else:
-            n_groups = np.unique(groups).size
-            n_folds = min(n_folds, n_groups)
-            if n_folds < 2:
-                raise TrainingDataError(
-                    f"{n_groups} image(s): need at least 2 to split by image", value=n_groups
-                )
-            if counts.max() >= n_folds:
-                splitter = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
-            else:
-                splitter = GroupKFold(n_folds, shuffle=True, random_state=random_state)
-            folds = list(splitter.split(placeholder, y, groups))
-    kept, held = folds[int(np.random.default_rng(random_state).integers(len(folds)))]
-    return kept, held
-
-
 def train_classifier(
     X: npt.ArrayLike,
     y: npt.ArrayLike,
@@ -141,13 +97,14 @@ def train_classifier(
     policy: TrainingPolicy | None = None,
     estimator: ClassifierMixin | None = None,
 ) -> TrainResult:
-    """Split (7/8 train, 1/8 validation, 10 % of train for calibration), fit, evaluate.
+    """Split (7/8 train, 1/8 validation; calibration within train), fit, evaluate.
 
     ``groups`` are image ids: give them, so points of one image stay in one split.
     ``previous_accuracy`` (the current classifier's) and ``policy`` decide ``accepted``.
-    ``estimator`` replaces ``make_classifier(kind, ...)`` (it is cloned; it must accept
-    ``X_calibration``/``y_calibration`` in fit). The model is the one fitted on the
-    training part, as in CoralNet; it is not refitted on all points.
+    ``estimator`` replaces ``make_classifier(kind, ...)`` (it is cloned; its fit must
+    accept ``groups``; calibration is its business: 10 % of the training images by
+    default). With held-out calibration the model is the one fitted on the training part,
+    as in CoralNet; it is not refitted on all points.
     """
     policy = policy or TrainingPolicy()
     X = np.asarray(X)
@@ -166,18 +123,17 @@ def train_classifier(
 
     train_idx, val_idx = split_indices(y, g, VALIDATION_FOLDS, random_state)
     g_train = None if g is None else g[train_idx]
-    cal_seed = None if random_state is None else random_state + 1  # independent of val
-    fit_idx, cal_idx = split_indices(y[train_idx], g_train, CALIBRATION_FOLDS, cal_seed)
-    fit_idx, cal_idx = train_idx[fit_idx], train_idx[cal_idx]
-
+    # Sizes "auto": the MLP picks CoralNet's shape from the points it is fitted on.
     model = (
-        make_classifier(kind, fit_idx.size, random_state=random_state)
+        make_classifier(kind, None, random_state=random_state)
         if estimator is None
         else clone(estimator)
     )
     start = time.perf_counter()
-    model.fit(X[fit_idx], y[fit_idx], X_calibration=X[cal_idx], y_calibration=y[cal_idx])
+    model.fit(X[train_idx], y[train_idx], groups=g_train)
     train_seconds = time.perf_counter() - start
+    fit_idx = train_idx[getattr(model, "fit_index_", np.arange(train_idx.size))]
+    cal_idx = train_idx[getattr(model, "calibration_index_", np.zeros(0, dtype=np.intp))]
 
     classes = np.asarray(model.classes_)
     y_val = y[val_idx]
@@ -226,7 +182,7 @@ def _hyperparameters(model: Any, kind: str | None, groups: np.ndarray | None) ->
         "standardised": hasattr(model, "scaler_"),
         "split": {
             "validation": f"1/{VALIDATION_FOLDS}",
-            "calibration": f"1/{CALIBRATION_FOLDS} of train",
+            "calibration": getattr(model, "calibration_", None),
             "grouped_by_image": groups is not None,
         },
         "sklearn_version": sklearn.__version__,

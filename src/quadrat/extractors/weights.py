@@ -232,21 +232,8 @@ def from_solo_learn(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
 
 # --- CoralNet Beta VGG16 (Caffe layer names) ------------------------------------------
 
-_VGG16_CONVS = [
-    "conv1_1",
-    "conv1_2",
-    "conv2_1",
-    "conv2_2",
-    "conv3_1",
-    "conv3_2",
-    "conv3_3",
-    "conv4_1",
-    "conv4_2",
-    "conv4_3",
-    "conv5_1",
-    "conv5_2",
-    "conv5_3",
-]
+# Caffe names its 13 convolutions by block and position: conv1_1, conv1_2, conv2_1 ...
+_VGG16_CONVS = [f"conv{b}_{i}" for b, n in enumerate((2, 2, 3, 3, 3), 1) for i in range(1, n + 1)]
 # torchvision's vgg16.features interleaves ReLUs and pools, so conv k sits at these indices.
 _VGG16_FEATURE_INDEX = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 _CAFFE_VGG16 = {
@@ -272,6 +259,7 @@ def _strip_prefix(key: str, prefix: str) -> str:
 
 
 def first_keys(keys: Sequence[str], n: int = 5) -> str:
+    """The first ``n`` keys for an error message, with how many more there are."""
     shown = ", ".join(repr(k) for k in list(keys)[:n])
     more = len(keys) - n
     return f"[{shown}{f', ... {more} more' if more > 0 else ''}]"
