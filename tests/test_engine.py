@@ -45,7 +45,9 @@ def counts(project: Project) -> tuple[int, int, int]:
 
 def test_whole_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
     project = new_project(tmp_path, survey)
-    summary = engine.import_annotations(project, SOURCE, survey.annotations_csv, survey.annotated_dir)
+    summary = engine.import_annotations(
+        project, SOURCE, survey.annotations_csv, survey.annotated_dir
+    )
     assert (summary.images, summary.points, summary.annotations) == (20, 240, 240)
     assert engine.import_images(project, SOURCE, [survey.new_dir]).images == 2
     assert engine.generate_points(project, SOURCE, "m_10", seed=1) == 20
@@ -65,7 +67,9 @@ def test_whole_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
     assert scored.points == 20 and scored.alleviated == 20
     with project.session() as session:
         statuses = dict(
-            session.execute(select(Annotation.status, func.count()).group_by(Annotation.status)).all()
+            session.execute(
+                select(Annotation.status, func.count()).group_by(Annotation.status)
+            ).all()
         )
         assert statuses == {AnnotationStatus.IMPORTED: 240, AnnotationStatus.ALLEVIATE: 20}
         n_scores = session.scalar(select(func.count()).select_from(Score))
@@ -86,7 +90,11 @@ def test_whole_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
     assert new_rows["machine_suggestion_1"].notna().any()
     assert export_cover(project, SOURCE, out / "c.csv") == 22
     cover = read_percent_cover_csv(out / "c.csv")
-    label_columns = [c for c in cover.columns if c not in ("Image ID", "Image name", "Annotation status", "Points")]
+    label_columns = [
+        c
+        for c in cover.columns
+        if c not in ("Image ID", "Image name", "Annotation status", "Points")
+    ]
     np.testing.assert_allclose(cover[label_columns].sum(axis=1), 100.0, atol=0.01)
     assert export_labelset(project, SOURCE, out / "l.csv") == 5
 
@@ -143,15 +151,35 @@ def _rewrite(path: Path, change) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("damage", "error", "match"),
     [
-        (lambda r: [r[0]] + [[*x[:4], "Kelp", *x[5:]] if i == 7 else x for i, x in enumerate(r[1:])], UnknownLabelError, "Kelp"),
-        (lambda r: [r[0]] + [[*x[:2], "9999", *x[3:]] if i == 3 else x for i, x in enumerate(r[1:])], PointOutsideImageError, "line 5"),
+        (
+            lambda r: (
+                [r[0]] + [[*x[:4], "Kelp", *x[5:]] if i == 7 else x for i, x in enumerate(r[1:])]
+            ),
+            UnknownLabelError,
+            "Kelp",
+        ),
+        (
+            lambda r: (
+                [r[0]] + [[*x[:2], "9999", *x[3:]] if i == 3 else x for i, x in enumerate(r[1:])]
+            ),
+            PointOutsideImageError,
+            "line 5",
+        ),
         (lambda r: [[c for j, c in enumerate(x) if j != 2] for x in r], CsvFormatError, "Row"),
-        (lambda r: [*r, ["missing.jpg", "2024-01-01", "1", "1", "Sand", "x"]], ImageError, "missing.jpg"),
+        (
+            lambda r: [*r, ["missing.jpg", "2024-01-01", "1", "1", "Sand", "x"]],
+            ImageError,
+            "missing.jpg",
+        ),
     ],
     ids=["unknown-label", "point-outside", "no-row-column", "missing-image"],
 )
 def test_bad_csv_leaves_project_intact(
-    tmp_path: Path, survey: DemoSurvey, damage, error: type[Exception], match: str  # type: ignore[no-untyped-def]
+    tmp_path: Path,
+    survey: DemoSurvey,
+    damage,
+    error: type[Exception],
+    match: str,  # type: ignore[no-untyped-def]
 ) -> None:
     project = new_project(tmp_path, survey)
     _rewrite(survey.annotations_csv, damage)
@@ -165,7 +193,7 @@ def test_truncated_jpeg_is_refused(tmp_path: Path, survey: DemoSurvey) -> None:
     victim = survey.annotated_dir / "demo_quadrat_007.jpg"
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) // 2])
-    with pytest.raises(ImageError, match="demo_quadrat_007.jpg"):
+    with pytest.raises(ImageError, match=r"demo_quadrat_007\.jpg"):
         engine.import_annotations(project, SOURCE, survey.annotations_csv, survey.annotated_dir)
     assert counts(project) == (0, 0, 0)
 

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -45,7 +45,6 @@ from quadrat.io.images import check_complete, load_rgb, read_image_info
 from quadrat.patches import crop_patches
 from quadrat.points import PointSpec
 from quadrat.store.features import (
-    images_with_features,
     load_features,
     register_extractor,
     write_block,
@@ -91,9 +90,7 @@ def create_source(
     with project.session() as session:
         if session.scalar(select(Source.id).where(Source.name == name)) is not None:
             raise DuplicateImportError(f"source {name!r} already exists in {project.url}")
-        source = Source(
-            name=name, point_spec=point_spec, confidence_threshold=confidence_threshold
-        )
+        source = Source(name=name, point_spec=point_spec, confidence_threshold=confidence_threshold)
         session.add(source)
         session.flush()
         if labelset is not None:
@@ -214,9 +211,7 @@ def import_annotations(
         else:
             table["label_id"] = pd.Series(pd.NA, index=table.index, dtype="Int64")
 
-        existing = set(
-            session.scalars(select(Image.name).where(Image.source_id == source.id))
-        )
+        existing = set(session.scalars(select(Image.name).where(Image.source_id == source.id)))
         groups = list(table.groupby("image", sort=False))
         planned: list[tuple[str, Any, pd.DataFrame]] = []
         for done, (name, rows) in enumerate(groups, start=1):
@@ -259,9 +254,7 @@ def import_annotations(
 
         for name, info, rows in planned:
             first = rows.iloc[0]
-            metadata = {
-                c: _json_value(first[c]) for c in meta_columns if pd.notna(first[c])
-            }
+            metadata = {c: _json_value(first[c]) for c in meta_columns if pd.notna(first[c])}
             image = Image(
                 source_id=source.id,
                 name=name,
@@ -335,9 +328,7 @@ def import_images(
     summary = ImportSummary()
     with project.session() as session:
         source = project.source(session, source_name)
-        existing = set(
-            session.scalars(select(Image.name).where(Image.source_id == source.id))
-        )
+        existing = set(session.scalars(select(Image.name).where(Image.source_id == source.id)))
         for done, path in enumerate(files, start=1):
             if path.name in existing:
                 raise DuplicateImportError(
@@ -473,7 +464,10 @@ def extract_features(
     with project.session() as session:
         source = project.source(session, source_name)
         register_extractor(
-            session, key, extractor.config.name, extractor.config.feature_dim,
+            session,
+            key,
+            extractor.config.name,
+            extractor.config.feature_dim,
             dataclasses.asdict(extractor.config),
         )
         counts = dict(
@@ -492,14 +486,24 @@ def extract_features(
             ).all()
         )
         todo_ids = [i for i, n in counts.items() if stored.get(i) != n]
-        todo = session.execute(
-            select(Image.id, Image.name, Image.path).where(Image.id.in_(todo_ids)).order_by(Image.id)
-        ).all() if todo_ids else []
-        point_rows = session.execute(
-            select(Point.image_id, Point.id, Point.row, Point.column)
-            .where(Point.image_id.in_(todo_ids))
-            .order_by(Point.image_id, Point.number)
-        ).all() if todo_ids else []
+        todo = (
+            session.execute(
+                select(Image.id, Image.name, Image.path)
+                .where(Image.id.in_(todo_ids))
+                .order_by(Image.id)
+            ).all()
+            if todo_ids
+            else []
+        )
+        point_rows = (
+            session.execute(
+                select(Point.image_id, Point.id, Point.row, Point.column)
+                .where(Point.image_id.in_(todo_ids))
+                .order_by(Point.image_id, Point.number)
+            ).all()
+            if todo_ids
+            else []
+        )
     by_image: dict[int, list[tuple[int, int, int]]] = {}
     for image_id, point_id, row, col in point_rows:
         by_image.setdefault(image_id, []).append((point_id, row, col))
@@ -611,7 +615,7 @@ def train_source(
     source_name: str,
     extractor_key: str,
     *,
-    kind: str = "mlp",
+    kind: Literal["lr", "mlp"] = "mlp",
     force: bool = False,
     policy: TrainingPolicy | None = None,
     seed: int = 0,
@@ -642,8 +646,16 @@ def train_source(
             if previous is not None and previous.extractor_key == extractor_key
             else None
         )
-    result = train_classifier(X, y, groups=groups, kind=kind, random_state=seed)
-    accepted = policy.should_accept(result.metrics["accuracy"], prev_acc)
+    result = train_classifier(
+        X,
+        y,
+        groups=groups,
+        kind=kind,
+        random_state=seed,
+        previous_accuracy=prev_acc,
+        policy=policy,
+    )
+    accepted = result.accepted
     metrics = dict(result.metrics)
     curve = alleviate_curve(result.val_proba, result.val_true, result.estimator.classes_)
     metrics["alleviate_curve"] = curve.to_dict(orient="list")
@@ -665,7 +677,12 @@ def train_source(
         session.add(record)
         session.flush()
         record_id = record.id
-    verdict = "accepted" if accepted else f"rejected (previous accuracy {prev_acc:.3f})"
+    if accepted:
+        verdict = "accepted"
+    elif prev_acc is not None:
+        verdict = f"rejected (previous accuracy {prev_acc:.3f})"
+    else:
+        verdict = "rejected (no validation point with a known label)"
     return TrainOutcome(
         trained=True,
         message=f"classifier {record_id}: accuracy {result.metrics['accuracy']:.3f}, {verdict}",
@@ -743,7 +760,9 @@ def classify_source(
                 .where(Image.source_id == source.id, Annotation.status.in_(human))
             )
         )
-        keep = ~np.isin(matrix.point_ids, np.fromiter(labelled, dtype=np.int64, count=len(labelled)))
+        keep = ~np.isin(
+            matrix.point_ids, np.fromiter(labelled, dtype=np.int64, count=len(labelled))
+        )
         point_ids = matrix.point_ids[keep]
         features = matrix.features[keep]
         summary = ClassifySummary(classifier_id=record.id)
@@ -757,9 +776,7 @@ def classify_source(
             for chunk in range(0, len(id_list), 900):
                 part = id_list[chunk : chunk + 900]
                 session.execute(
-                    delete(Score).where(
-                        Score.classifier_id == record.id, Score.point_id.in_(part)
-                    )
+                    delete(Score).where(Score.classifier_id == record.id, Score.point_id.in_(part))
                 )
                 session.execute(delete(Annotation).where(Annotation.point_id.in_(part)))
             session.execute(
@@ -830,8 +847,17 @@ def annotation_table(session: Session, source: Source) -> pd.DataFrame:
     table = pd.DataFrame(
         rows,
         columns=[
-            "image_id", "image", "metadata", "point_id", "number", "row", "column",
-            "label", "status", "annotator", "date_annotated",
+            "image_id",
+            "image",
+            "metadata",
+            "point_id",
+            "number",
+            "row",
+            "column",
+            "label",
+            "status",
+            "annotator",
+            "date_annotated",
         ],
     )
     table["status"] = table["status"].map(lambda s: None if s is None else str(s))

@@ -33,7 +33,9 @@ def fail(*args: str) -> str:
 def test_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
     db = str(tmp_path / "s.db")
     run("init", db, "--source", "reef", "--labelset", str(survey.labelset_csv))
-    out = run("import", str(survey.annotations_csv), "--images", str(survey.annotated_dir), "-p", db)
+    out = run(
+        "import", str(survey.annotations_csv), "--images", str(survey.annotated_dir), "-p", db
+    )
     assert "imported 20 images, 240 points, 240 annotations" in out
     run("import", "--images", str(survey.new_dir), "-p", db)
     assert "generated 20 points" in run("points", "m_10", "-p", db)
@@ -59,7 +61,9 @@ def test_errors_are_one_line(tmp_path: Path, survey: DemoSurvey) -> None:
     assert "quadrat init" in fail("extract", "-p", db)
     run("init", db, "--labelset", str(survey.labelset_csv))
     missing = tmp_path / "nope.csv"
-    assert "nope.csv" in fail("import", str(missing), "--images", str(survey.annotated_dir), "-p", db)
+    assert "nope.csv" in fail(
+        "import", str(missing), "--images", str(survey.annotated_dir), "-p", db
+    )
     bad = tmp_path / "bad.csv"
     bad.write_text("Name,Column,Label\nx.jpg,1,Sand\n")
     assert "Row" in fail("import", str(bad), "--images", str(survey.annotated_dir), "-p", db)

@@ -27,8 +27,14 @@ def project(tmp_path: Path) -> Project:
         session.flush()
         for i in range(3):
             session.add(
-                Image(source_id=source.id, name=f"{i}.jpg", path=f"/x/{i}.jpg", sha256="0" * 64,
-                      width=10, height=10)
+                Image(
+                    source_id=source.id,
+                    name=f"{i}.jpg",
+                    path=f"/x/{i}.jpg",
+                    sha256="0" * 64,
+                    width=10,
+                    height=10,
+                )
             )
         register_extractor(session, "tex", "texture", 4, {})
     return project

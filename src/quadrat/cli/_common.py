@@ -86,7 +86,9 @@ def resolve_source(project: Project, name: str | None) -> str:
         return names[0]
     if not names:
         raise QuadratError("the project has no source yet; create one with 'quadrat init'")
-    raise QuadratError(f"the project has several sources ({', '.join(names)}); pick one with --source")
+    raise QuadratError(
+        f"the project has several sources ({', '.join(names)}); pick one with --source"
+    )
 
 
 @contextmanager

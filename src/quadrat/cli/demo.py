@@ -42,7 +42,9 @@ def demo(
         raise InputError(f"--images must be at least 20 (CoralNet's first training), not {images}")
     if out.exists():
         if not (out / _MARKER).exists():
-            raise InputError("folder exists and is not a quadrat demo; choose another --out", path=out)
+            raise InputError(
+                "folder exists and is not a quadrat demo; choose another --out", path=out
+            )
         shutil.rmtree(out)
     out.mkdir(parents=True)
     (out / _MARKER).write_text("made by quadrat demo; safe to delete\n")
@@ -53,7 +55,9 @@ def demo(
         "Its figures show the workflow runs, not how well quadrat labels real reefs."
     )
     survey = make_demo_survey(out / "survey", n_annotated=images, n_new=new_images, seed=seed)
-    console.print(f"1. wrote {images} annotated + {new_images} new JPEGs and a CoralNet CSV in {survey.root}")
+    console.print(
+        f"1. wrote {images} annotated + {new_images} new JPEGs and a CoralNet CSV in {survey.root}"
+    )
 
     project_path = out / "demo.db"
     project = Project.create(project_path)
@@ -80,10 +84,13 @@ def demo(
     report = build_report(project, "demo-reef")
     threshold = report.suggested_threshold["threshold"] if report.suggested_threshold else None
     with progress_bar() as progress:
-        scored = engine.classify_source(project, "demo-reef", threshold=threshold, progress=progress)
+        scored = engine.classify_source(
+            project, "demo-reef", threshold=threshold, progress=progress
+        )
     console.print(
         f"6. classified {scored.points} new points: {scored.alleviated} auto-accepted at "
-        f"confidence >= {threshold if threshold is not None else 'n/a'}, {scored.machine} left for review"
+        f"confidence >= {threshold if threshold is not None else 'n/a'}, "
+        f"{scored.machine} left for review"
     )
     _print_truth_check(project, survey.truth)
     report = build_report(project, "demo-reef")

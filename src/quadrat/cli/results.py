@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -25,7 +25,7 @@ from quadrat.reports.summary import SourceReport, build_report, write_report
 app = typer.Typer()
 
 
-class ExportKind(str, Enum):
+class ExportKind(StrEnum):
     annotations = "annotations"
     cover = "cover"
     labelset = "labelset"

@@ -31,8 +31,12 @@ app = typer.Typer()
 @app.command()
 @user_errors
 def init(
-    project: Annotated[Path, typer.Argument(help="Project file to create (SQLite).")] = DEFAULT_PROJECT,
-    source: Annotated[str, typer.Option("--source", "-s", help="Name of the first source.")] = "default",
+    project: Annotated[
+        Path, typer.Argument(help="Project file to create (SQLite).")
+    ] = DEFAULT_PROJECT,
+    source: Annotated[
+        str, typer.Option("--source", "-s", help="Name of the first source.")
+    ] = "default",
     labelset: Annotated[
         Path | None, typer.Option(help="CoralNet labelset CSV for the source.")
     ] = None,
@@ -129,7 +133,9 @@ def extract(
     weights: Annotated[Path | None, typer.Option(help="Local weights file.")] = None,
     batch_size: Annotated[int, typer.Option(help="Patches per forward pass.")] = 32,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="Stored feature type: float16 or float32.")] = "float16",
+    dtype: Annotated[
+        str, typer.Option(help="Stored feature type: float16 or float32.")
+    ] = "float16",
     workers: Annotated[int, typer.Option(help="Threads decoding images ahead.")] = 2,
     list_: Annotated[bool, typer.Option("--list", help="List extractors and exit.")] = False,
     project: ProjectOption = DEFAULT_PROJECT,
@@ -194,7 +200,9 @@ def train(
     name = resolve_source(handle, source)
     key = resolve_extractor_key(handle, name, extractor)
     with console.status(f"training {kind} on {key} features"):
-        outcome = engine.train_source(handle, name, key, kind=kind, force=force, seed=seed)
+        outcome = engine.train_source(
+            handle, name, key, kind="lr" if kind == "lr" else "mlp", force=force, seed=seed
+        )
     console.print(outcome.message)
     if outcome.trained:
         m = outcome.metrics
@@ -212,7 +220,9 @@ def classify(
         float | None,
         typer.Option(help="Auto-accept at or above this confidence (saved for the source)."),
     ] = None,
-    classifier: Annotated[int | None, typer.Option(help="Classifier id (default: latest accepted).")] = None,
+    classifier: Annotated[
+        int | None, typer.Option(help="Classifier id (default: latest accepted).")
+    ] = None,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:

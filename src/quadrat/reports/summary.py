@@ -36,17 +36,22 @@ class SourceReport:
     overall_cover: dict[str, float] = field(default_factory=dict)
 
 
-def build_report(project: Project, source_name: str, *, target_accuracy: float = 0.95) -> SourceReport:
+def build_report(
+    project: Project, source_name: str, *, target_accuracy: float = 0.95
+) -> SourceReport:
     with project.session() as session:
         source = project.source(session, source_name)
-        n_images = session.scalar(
-            select(func.count(Image.id)).where(Image.source_id == source.id)
-        ) or 0
-        n_points = session.scalar(
-            select(func.count(Point.id))
-            .join(Image, Image.id == Point.image_id)
-            .where(Image.source_id == source.id)
-        ) or 0
+        n_images = (
+            session.scalar(select(func.count(Image.id)).where(Image.source_id == source.id)) or 0
+        )
+        n_points = (
+            session.scalar(
+                select(func.count(Point.id))
+                .join(Image, Image.id == Point.image_id)
+                .where(Image.source_id == source.id)
+            )
+            or 0
+        )
         status_rows = session.execute(
             select(Annotation.status, func.count(Annotation.id))
             .join(Label, Label.id == Annotation.label_id)
@@ -93,9 +98,7 @@ def build_report(project: Project, source_name: str, *, target_accuracy: float =
                 report.curve = pd.DataFrame(metrics["alleviate_curve"])
                 chosen = choose_threshold(report.curve, target_accuracy)
                 if chosen is not None:
-                    row = report.curve.loc[
-                        (report.curve["threshold"] - chosen).abs().idxmin()
-                    ]
+                    row = report.curve.loc[(report.curve["threshold"] - chosen).abs().idxmin()]
                     report.suggested_threshold = {
                         k: float(row[k])
                         for k in ("threshold", "accuracy_accepted", "fraction_accepted")
@@ -138,7 +141,9 @@ def write_report(report: SourceReport, out: Path) -> list[Path]:
         if report.curve is not None:
             chosen = report.suggested_threshold["threshold"] if report.suggested_threshold else None
             written.append(
-                plot_alleviate_curve(report.curve, out / "alleviate_curve.png", chosen_threshold=chosen)
+                plot_alleviate_curve(
+                    report.curve, out / "alleviate_curve.png", chosen_threshold=chosen
+                )
             )
         if metrics.get("confusion") is not None:
             codes = report.classifier["label_codes"]

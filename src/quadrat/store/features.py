@@ -48,7 +48,9 @@ def register_extractor(
         )
 
 
-def images_with_features(session: Session, extractor_key: str, image_ids: Iterable[int]) -> set[int]:
+def images_with_features(
+    session: Session, extractor_key: str, image_ids: Iterable[int]
+) -> set[int]:
     """Which of ``image_ids`` already have a block for this extractor."""
     ids = list(image_ids)
     found: set[int] = set()
@@ -84,9 +86,7 @@ def write_block(
     with np.errstate(over="ignore"):
         data = np.ascontiguousarray(features, dtype=np.dtype(dtype).newbyteorder("<"))
     if dtype == "float16" and not np.isfinite(data).all():
-        raise ProjectError(
-            f"image id {image_id}: features overflow float16; store them as float32"
-        )
+        raise ProjectError(f"image id {image_id}: features overflow float16; store them as float32")
     session.execute(
         delete(FeatureBlock).where(
             FeatureBlock.image_id == image_id, FeatureBlock.extractor_key == extractor_key
@@ -146,7 +146,9 @@ def load_features(
         if wanted is not None and image_id not in wanted:
             continue
         if block_dim != dim:
-            raise ProjectError(f"image id {image_id}: stored features have {block_dim} dims, not {dim}")
+            raise ProjectError(
+                f"image id {image_id}: stored features have {block_dim} dims, not {dim}"
+            )
         point_ids[filled : filled + n] = np.frombuffer(ids_bytes, dtype="<i8")
         block = np.frombuffer(data_bytes, dtype=np.dtype(block_dtype).newbyteorder("<"))
         features[filled : filled + n] = block.reshape(n, dim)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
@@ -129,9 +129,7 @@ class Project:
             with self.engine.begin() as connection:
                 step(connection)
                 connection.execute(
-                    Meta.__table__.update()
-                    .where(Meta.key == "schema_version")
-                    .values(value=str(version + 1))
+                    update(Meta).where(Meta.key == "schema_version").values(value=str(version + 1))
                 )
             version += 1
         # Tables added in this release without a migration of their own.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -35,7 +35,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON}
 
 
 class AnnotationStatus(enum.StrEnum):
@@ -97,9 +97,7 @@ class Image(Base):
     __tablename__ = "images"
     __table_args__ = (UniqueConstraint("source_id", "name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_id: Mapped[int] = mapped_column(
-        ForeignKey("sources.id", ondelete="CASCADE"), index=True
-    )
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     #: The image's name as CoralNet knows it (the CSV's ``Name``).
     name: Mapped[str] = mapped_column(String(512))
     path: Mapped[str] = mapped_column(String(4096))
@@ -143,9 +141,7 @@ class Annotation(Base):
 
     __tablename__ = "annotations"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    point_id: Mapped[int] = mapped_column(
-        ForeignKey("points.id", ondelete="CASCADE"), unique=True
-    )
+    point_id: Mapped[int] = mapped_column(ForeignKey("points.id", ondelete="CASCADE"), unique=True)
     label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="CASCADE"))
     status: Mapped[AnnotationStatus] = mapped_column(
         Enum(AnnotationStatus, native_enum=False, length=16, validate_strings=True)
@@ -197,9 +193,7 @@ class ClassifierRecord(Base):
 
     __tablename__ = "classifiers"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    source_id: Mapped[int] = mapped_column(
-        ForeignKey("sources.id", ondelete="CASCADE"), index=True
-    )
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), index=True)
     extractor_key: Mapped[str] = mapped_column(ForeignKey("extractors.key"))
     kind: Mapped[str] = mapped_column(String(32))
     hyperparameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
