@@ -12,6 +12,24 @@ from tests.data.survey.data import make_survey
 
 os.environ.setdefault("QUADRAT_NO_PROGRESS", "1")
 
+TESTS = Path(__file__).resolve().parent
+
+
+def shared_data_dir() -> Path | None:
+    """``$QUADRAT_SHARED_DATA``, else ``../shared/data`` beside the checkout, if it exists."""
+    env = os.environ.get("QUADRAT_SHARED_DATA")
+    candidate = Path(env) if env else TESTS.parent.parent / "shared" / "data"
+    return candidate.resolve() if candidate.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data folder (../shared/data); tests using it skip cleanly without it."""
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("shared data folder absent (set QUADRAT_SHARED_DATA or use ../shared/data)")
+    return path
+
 
 @pytest.fixture(scope="session")
 def survey_template(tmp_path_factory: pytest.TempPathFactory) -> DemoSurvey:

@@ -23,7 +23,15 @@ from quadrat.extractors import create_extractor
 from quadrat.io.coralnet import read_annotations_csv, read_percent_cover_csv
 from quadrat.reports.exports import export_annotations, export_cover, export_labelset
 from quadrat.store.project import Project
-from quadrat.store.schema import Annotation, AnnotationStatus, FeatureBlock, Image, Point, Score
+from quadrat.store.schema import (
+    Annotation,
+    AnnotationStatus,
+    ClassifierRecord,
+    FeatureBlock,
+    Image,
+    Point,
+    Score,
+)
 
 SOURCE = "reef"
 
@@ -212,3 +220,22 @@ def test_import_needs_a_labelset(tmp_path: Path, survey: DemoSurvey) -> None:
     engine.create_source(project, SOURCE)
     with pytest.raises(ProjectError, match="labelset"):
         engine.import_annotations(project, SOURCE, survey.annotations_csv, survey.annotated_dir)
+
+
+def test_worse_classifier_is_rejected(tmp_path: Path, survey: DemoSurvey) -> None:
+    project = new_project(tmp_path, survey)
+    engine.import_annotations(project, SOURCE, survey.annotations_csv, survey.annotated_dir)
+    extractor = create_extractor("texture")
+    engine.extract_features(project, SOURCE, extractor)
+    first = engine.train_source(project, SOURCE, extractor.key, kind="lr")
+    assert first.accepted and first.accuracy is not None
+    with project.session() as session:  # pretend the first one was nearly perfect
+        record = session.get(ClassifierRecord, first.classifier_id)
+        assert record is not None
+        record.accuracy = min(1.0, first.accuracy / 1.005)
+    second = engine.train_source(project, SOURCE, extractor.key, kind="lr", force=True)
+    assert second.trained and not second.accepted and "rejected" in second.message
+    with project.session() as session:
+        source = project.source(session, SOURCE)
+        latest = engine.latest_classifier(session, source)
+        assert latest is not None and latest.id == first.classifier_id

@@ -573,9 +573,16 @@ def confirmed_image_ids(session: Session, source: Source) -> list[int]:
 
 
 def latest_classifier(
-    session: Session, source: Source, *, accepted_only: bool = True
+    session: Session,
+    source: Source,
+    *,
+    accepted_only: bool = True,
+    extractor_key: str | None = None,
 ) -> ClassifierRecord | None:
+    """The source's newest (accepted) classifier, optionally on one extractor's features."""
     query = select(ClassifierRecord).where(ClassifierRecord.source_id == source.id)
+    if extractor_key is not None:
+        query = query.where(ClassifierRecord.extractor_key == extractor_key)
     if accepted_only:
         query = query.where(ClassifierRecord.accepted.is_(True))
     return session.scalar(query.order_by(ClassifierRecord.id.desc()).limit(1))
@@ -625,7 +632,9 @@ def train_source(
     with project.session() as session:
         source = project.source(session, source_name)
         images = confirmed_image_ids(session, source)
-        previous = latest_classifier(session, source)
+        # The policy runs per extractor: switching extractors starts a new series of
+        # classifiers, as CoralNet resets a source's classifiers when its extractor changes.
+        previous = latest_classifier(session, source, extractor_key=extractor_key)
         last_count = previous.n_images if previous is not None else None
         if not force and not policy.should_train(len(images), last_count):
             need = policy.min_images if last_count is None else policy.next_count(last_count)
@@ -641,11 +650,7 @@ def train_source(
                 f"source {source_name!r} has {len(images)} confirmed images; need at least 2"
             )
         X, y, groups = training_data(session, source, extractor_key, images)
-        prev_acc = (
-            previous.accuracy
-            if previous is not None and previous.extractor_key == extractor_key
-            else None
-        )
+        prev_acc = previous.accuracy if previous is not None else None
     result = train_classifier(
         X,
         y,

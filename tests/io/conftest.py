@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from types import ModuleType
 
@@ -20,21 +19,6 @@ def load_fixture_module(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def shared_data_dir() -> Path | None:
-    """``$QUADRAT_SHARED_DATA``, else ``../shared/data`` beside the checkout, if it exists."""
-    env = os.environ.get("QUADRAT_SHARED_DATA")
-    candidate = Path(env) if env else TESTS.parent.parent / "shared" / "data"
-    return candidate.resolve() if candidate.is_dir() else None
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    path = shared_data_dir()
-    if path is None:
-        pytest.skip("shared data folder absent (set QUADRAT_SHARED_DATA or use ../shared/data)")
-    return path
 
 
 @pytest.fixture(scope="session")
