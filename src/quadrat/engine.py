@@ -674,7 +674,7 @@ def train_source(
             n_images=len(images),
             n_train=result.n_train,
             n_val=result.n_val,
-            accuracy=float(result.metrics["accuracy"]),
+            accuracy=_finite_or_none(result.metrics["accuracy"]),
             accepted=accepted,
             train_seconds=float(result.train_seconds),
             model=dumps_estimator(result.estimator),
@@ -693,12 +693,17 @@ def train_source(
         message=f"classifier {record_id}: accuracy {result.metrics['accuracy']:.3f}, {verdict}",
         classifier_id=record_id,
         accepted=accepted,
-        accuracy=float(result.metrics["accuracy"]),
+        accuracy=_finite_or_none(result.metrics["accuracy"]),
         n_train=result.n_train,
         n_val=result.n_val,
         train_seconds=float(result.train_seconds),
         metrics=metrics,
     )
+
+
+def _finite_or_none(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def _jsonable(value: Any) -> Any:

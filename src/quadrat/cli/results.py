@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -19,7 +18,6 @@ from quadrat.cli._common import (
     resolve_source,
     user_errors,
 )
-from quadrat.errors import ProjectError
 from quadrat.reports.summary import SourceReport, build_report, write_report
 
 app = typer.Typer()
@@ -89,7 +87,7 @@ def print_report(summary: SourceReport) -> None:
         verdict = "accepted" if c["accepted"] else "not accepted"
         console.print(
             f"classifier {c['id']} ({c['kind']} on {c['extractor_key']}, {verdict}): "
-            f"validation accuracy {c['accuracy']:.3f}, macro F1 {c['macro_f1']:.3f}, "
+            f"validation accuracy {_fmt(c['accuracy'])}, macro F1 {_fmt(c['macro_f1'])}, "
             f"{c['n_train']} training / {c['n_val']} validation points, "
             f"trained in {c['train_seconds']:.1f} s"
         )
@@ -121,8 +119,6 @@ def print_report(summary: SourceReport) -> None:
         console.print(table)
 
 
-def _dump(path: Path, data: object) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str))
-
-
-__all__ = ["ProjectError", "app"]
+def _fmt(value: float | None) -> str:
+    """A metric to 3 decimals, or n/a when it could not be computed."""
+    return "n/a" if value is None or value != value else f"{value:.3f}"

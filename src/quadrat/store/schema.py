@@ -202,7 +202,8 @@ class ClassifierRecord(Base):
     n_images: Mapped[int] = mapped_column(Integer)
     n_train: Mapped[int] = mapped_column(Integer)
     n_val: Mapped[int] = mapped_column(Integer)
-    accuracy: Mapped[float] = mapped_column(Float)
+    #: Validation accuracy; None when no validation point had a label it knows.
+    accuracy: Mapped[float | None] = mapped_column(Float, nullable=True)
     accepted: Mapped[bool] = mapped_column(Boolean)
     train_seconds: Mapped[float] = mapped_column(Float)
     model: Mapped[bytes] = mapped_column(LargeBinary)
