@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import resource
 import tempfile
@@ -34,6 +35,34 @@ def make_images(folder: Path, n: int, height: int, width: int, seed: int) -> Non
         Image.fromarray(pixels).save(folder / f"img_{i:04d}.jpg", quality=90)
 
 
+def run_one(db: str, images: str, name: str, points: int, batch_size: int, workers: int) -> dict:
+    """One extractor on a fresh project, in its own process so its peak RSS is its own."""
+    import warnings
+
+    from quadrat import engine
+    from quadrat.extractors import create_extractor
+    from quadrat.store.project import Project
+
+    warnings.simplefilter("ignore")
+    project = Project.create(db)
+    engine.create_source(project, "bench")
+    engine.import_images(project, "bench", [Path(images)])
+    engine.generate_points(project, "bench", f"m_{points}", seed=0)
+    extractor = create_extractor(name, batch_size=batch_size)
+    start = time.perf_counter()
+    summary = engine.extract_features(project, "bench", extractor, workers=workers)
+    seconds = time.perf_counter() - start
+    project.close()  # checkpoints the WAL into the file before its size is read
+    return {
+        "key": extractor.key,
+        "points": summary.points,
+        "seconds": round(seconds, 2),
+        "points_per_s": round(summary.points / seconds, 1),
+        "db_bytes_per_point": round(Path(db).stat().st_size / max(summary.points, 1), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=20)
@@ -45,13 +74,6 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    import warnings
-
-    from quadrat import engine
-    from quadrat.extractors import create_extractor
-    from quadrat.store.project import Project
-
-    warnings.simplefilter("ignore")
     results: dict[str, object] = {
         "images": args.images,
         "points_per_image": args.points,
@@ -60,31 +82,25 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
         "extractors": {},
     }
+    context = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         images = root / "images"
         images.mkdir()
         make_images(images, args.images, args.height, args.width, seed=0)
         for name in args.extractors.split(","):
-            project = Project.create(root / f"{name}.db")
-            engine.create_source(project, "bench")
-            engine.import_images(project, "bench", [images])
-            engine.generate_points(project, "bench", f"m_{args.points}", seed=0)
-            extractor = create_extractor(name, batch_size=args.batch_size)
-            start = time.perf_counter()
-            summary = engine.extract_features(project, "bench", extractor, workers=args.workers)
-            seconds = time.perf_counter() - start
-            project.close()  # checkpoints the WAL into the file before its size is read
-            results["extractors"][name] = {  # type: ignore[index]
-                "key": extractor.key,
-                "points": summary.points,
-                "seconds": round(seconds, 2),
-                "points_per_s": round(summary.points / seconds, 1),
-                "db_bytes_per_point": round(
-                    (root / f"{name}.db").stat().st_size / max(summary.points, 1), 1
-                ),
-            }
-    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+            with context.Pool(1) as pool:
+                results["extractors"][name] = pool.apply(  # type: ignore[index]
+                    run_one,
+                    (
+                        str(root / f"{name}.db"),
+                        str(images),
+                        name,
+                        args.points,
+                        args.batch_size,
+                        args.workers,
+                    ),
+                )
     print(json.dumps(results, indent=2))
 
 
