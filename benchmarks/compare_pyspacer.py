@@ -1,0 +1,506 @@
+"""pyspacer 0.14.0 and quadrat side by side, in one run: prints ONE JSON object.
+
+Each figure is measured for both engines on the same data in the same run, with the
+ratio quadrat / pyspacer (for speeds: the speedup; for RSS and seconds below 1 is better):
+
+- extraction points/s from the same JPEG files, same points, same EfficientNet-B0 weights
+  file (pyspacer's layout: random weights, BatchNorm statistics re-estimated on patches of
+  these images), each engine in its own subprocess, and that subprocess's peak RSS;
+  quadrat runs ``engine.extract_features`` on a temporary SQLite project (what
+  ``quadrat extract`` does), pyspacer ``spacer.tasks.extract_features`` per image;
+- feature agreement on those points (max abs difference, min cosine similarity);
+- MLP training end to end on synthetic 1280-d features (pyspacer: writing its feature
+  files + ``train_classifier(TrainClassifierMsg(...))``; quadrat:
+  ``classifiers.training.train_classifier(X, y, groups=..., kind="mlp")``) and the
+  validation accuracy each reports (each engine's own split);
+- scoring points/s (pyspacer ``classify_features`` per feature file; quadrat
+  ``predict_proba`` + ``top_k``) on the same points.
+
+pyspacer runs on quadrat's interpreter with PYTHONPATH=<its --target folder>
+(``tests/data/pyspacer/install.sh``): $QUADRAT_PYSPACER_PATH, else ../pyspacer-env, else it
+is installed into ~/.cache/quadrat/pyspacer-env on first use.
+
+    .venv/bin/python benchmarks/compare_pyspacer.py --quick   # 4 images, 10k train points
+    .venv/bin/python benchmarks/compare_pyspacer.py           # 20 images, 100k train points
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM (Linux) starts afresh at exec; ru_maxrss does not
+    (it keeps the parent's peak from before the fork), so it is only the fallback."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# ------------------------------------------------------------------------------ workers
+# Each runs in its own subprocess (``--worker NAME JOB.json OUT.json``); pyspacer workers
+# get PYTHONPATH=<pyspacer folder>. They write JSON results (and arrays to .npy files).
+
+
+def worker_pyspacer_extract(job: dict[str, Any], out: Path) -> dict[str, Any]:
+    from spacer.data_classes import DataLocation, ImageFeatures
+    from spacer.extractors import EfficientNetExtractor
+    from spacer.messages import ExtractFeaturesMsg
+    from spacer.tasks import extract_features
+
+    feature_dir = Path(job["work"]) / "pyspacer_extract"
+    feature_dir.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    extractor = EfficientNetExtractor(
+        data_locations={"weights": DataLocation("filesystem", job["weights"])}
+    )
+    locs = []
+    for i, image in enumerate(job["images"]):
+        loc = DataLocation("filesystem", str(feature_dir / f"{i}.featurevector"))
+        extract_features(
+            ExtractFeaturesMsg(
+                job_token=f"bench-{i}",
+                extractor=extractor,
+                rowcols=[(int(r), int(c)) for r, c in image["rowcols"]],
+                image_loc=DataLocation("filesystem", image["path"]),
+                feature_loc=loc,
+            )
+        )
+        locs.append(loc)
+    seconds = time.perf_counter() - start
+    points = sum(len(im["rowcols"]) for im in job["images"])
+    rss = _peak_rss_mb()  # before reading back, which is not part of the figure
+    features = np.concatenate(
+        [np.array([p.data for p in ImageFeatures.load(loc).point_features]) for loc in locs]
+    )
+    np.save(out.with_suffix(".npy"), features)
+    return {"points": points, "seconds": seconds, "peak_rss_mb": rss}
+
+
+def worker_quadrat_extract(job: dict[str, Any], out: Path) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from quadrat import engine
+    from quadrat.extractors import create_extractor
+    from quadrat.store.features import load_features
+    from quadrat.store.project import Project
+    from quadrat.store.schema import Image, Point
+
+    project = Project.open(job["project"])
+    start = time.perf_counter()
+    extractor = create_extractor("efficientnet_b0", weights=job["weights"])
+    summary = engine.extract_features(project, "bench", extractor)
+    seconds = time.perf_counter() - start
+    rss = _peak_rss_mb()
+    with project.session() as session:
+        order = (
+            session.execute(
+                select(Point.id)
+                .join(Image, Image.id == Point.image_id)
+                .order_by(Image.name, Point.number)
+            )
+            .scalars()
+            .all()
+        )
+        matrix = load_features(session, extractor.key, dtype="float32")
+    index = {int(p): i for i, p in enumerate(matrix.point_ids)}
+    np.save(out.with_suffix(".npy"), matrix.features[[index[int(p)] for p in order]])
+    project.close()
+    return {
+        "points": summary.points,
+        "seconds": seconds,
+        "extract_seconds": summary.seconds,
+        "peak_rss_mb": rss,
+        "key": extractor.key,
+    }
+
+
+def _shim_prefit_calibration() -> bool:
+    """pyspacer 0.14 calibrates with ``CalibratedClassifierCV(clf, cv="prefit")``, which
+    scikit-learn 1.8 removed; quadrat's environment may have a newer one. In this
+    subprocess only, pyspacer's module gets a subclass whose ``fit`` does the documented
+    replacement (``CalibratedClassifierCV(FrozenEstimator(clf))``: one sigmoid fitted on
+    the given points, the model not refitted) and keeps ``cv="prefit"`` and the bare model,
+    as pyspacer's ``load_classifier`` checks. Returns whether the shim was needed."""
+    import sklearn.calibration as calibration
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    try:
+        calibration.CalibratedClassifierCV(cv="prefit")._validate_params()
+        return False
+    except InvalidParameterError:
+        pass
+    import spacer.train_classifier as spacer_train
+
+    spacer_train.CalibratedClassifierCV = _prefit_class()
+    return True
+
+
+def _prefit_class() -> type:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    global _PrefitCalibrated
+
+    class _PrefitCalibrated(CalibratedClassifierCV):  # type: ignore[no-redef]
+        def fit(self, X: Any, y: Any, sample_weight: Any = None, **params: Any) -> Any:
+            inner = CalibratedClassifierCV(FrozenEstimator(self.estimator), method=self.method)
+            inner.fit(X, y)
+            for calibrated in inner.calibrated_classifiers_:
+                calibrated.estimator = self.estimator
+            self.calibrated_classifiers_ = inner.calibrated_classifiers_
+            self.classes_ = inner.classes_
+            if hasattr(inner, "n_features_in_"):
+                self.n_features_in_ = inner.n_features_in_
+            return self
+
+    _PrefitCalibrated.__qualname__ = "_PrefitCalibrated"  # picklable as __main__._PrefitCalibrated
+    return _PrefitCalibrated
+
+
+def worker_pyspacer_train(job: dict[str, Any], out: Path) -> dict[str, Any]:
+    from spacer.data_classes import DataLocation, ImageFeatures, ImageLabels, PointFeatures
+    from spacer.messages import ClassifyFeaturesMsg, TrainClassifierMsg
+    from spacer.tasks import classify_features, train_classifier
+
+    shimmed = _shim_prefit_calibration()
+    data = np.load(job["data"])
+    X, y, groups = data["X"], data["y"], data["groups"]
+    work = Path(job["work"]) / "pyspacer_train"
+    work.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    labels = ImageLabels()
+    locs = []
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        # Row/column are only keys here: point j of the image sits at (j, j).
+        feats = ImageFeatures(
+            point_features=[PointFeatures(j, j, X[r]) for j, r in enumerate(rows)],
+            valid_rowcol=True,
+            feature_dim=X.shape[1],
+            npoints=len(rows),
+        )
+        loc = DataLocation("filesystem", str(work / f"{int(g)}.featurevector"))
+        feats.store(loc)
+        labels.add_image(loc, [(j, j, int(y[r])) for j, r in enumerate(rows)])
+        locs.append((loc, rows))
+    write_seconds = time.perf_counter() - start
+    model_loc = DataLocation("filesystem", str(work / "model.pkl"))
+    t0 = time.perf_counter()
+    ret = train_classifier(
+        TrainClassifierMsg(
+            job_token="bench",
+            trainer="minibatch",
+            nbr_epochs=job["epochs"],
+            clf_type="MLP",
+            labels=labels,
+            previous_model_locs=[],
+            model_loc=model_loc,
+            valresult_loc=DataLocation("filesystem", str(work / "valresult.json")),
+        )
+    )
+    train_seconds = time.perf_counter() - t0
+    total = time.perf_counter() - start
+    # Scoring: whole feature files, up to job["score_points"] points.
+    chosen, n = [], 0
+    for loc, rows in locs:
+        if n >= job["score_points"]:
+            break
+        chosen.append(loc)
+        n += len(rows)
+    t0 = time.perf_counter()
+    for loc in chosen:
+        classify_features(
+            ClassifyFeaturesMsg(job_token="score", feature_loc=loc, classifier_loc=model_loc)
+        )
+    score_seconds = time.perf_counter() - t0
+    return {
+        "write_feature_files_seconds": write_seconds,
+        "train_classifier_seconds": train_seconds,
+        "train_seconds_end_to_end": total,
+        "pyspacer_runtime_field": ret.runtime,
+        "val_accuracy": ret.acc,
+        "ref_accs": ret.ref_accs,
+        "score_points": n,
+        "score_seconds": score_seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+        "prefit_shim": shimmed,
+    }
+
+
+def worker_quadrat_train(job: dict[str, Any], out: Path) -> dict[str, Any]:
+    from quadrat.classifiers.metrics import top_k
+    from quadrat.classifiers.training import train_classifier
+
+    data = np.load(job["data"])
+    X, y, groups = data["X"], data["y"], data["groups"]
+    start = time.perf_counter()
+    result = train_classifier(X, y, groups=groups, kind="mlp", random_state=0)
+    total = time.perf_counter() - start
+    # Same points as pyspacer scores: the first whole images up to score_points.
+    order = np.unique(groups)
+    n, keep = 0, []
+    for g in order:
+        if n >= job["score_points"]:
+            break
+        rows = np.flatnonzero(groups == g)
+        keep.append(rows)
+        n += len(rows)
+    Xs = X[np.concatenate(keep)]
+    t0 = time.perf_counter()
+    proba = result.estimator.predict_proba(Xs)
+    top_k(proba, result.classes, k=5)
+    score_seconds = time.perf_counter() - t0
+    return {
+        "train_seconds_end_to_end": total,
+        "fit_seconds": result.train_seconds,
+        "val_accuracy": result.metrics.accuracy,
+        "n_train": result.n_train,
+        "n_val": result.n_val,
+        "fitted": result.hyperparameters.get("fitted"),
+        "score_points": n,
+        "score_seconds": score_seconds,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+WORKERS = {
+    "pyspacer_extract": worker_pyspacer_extract,
+    "quadrat_extract": worker_quadrat_extract,
+    "pyspacer_train": worker_pyspacer_train,
+    "quadrat_train": worker_quadrat_train,
+}
+
+
+# ------------------------------------------------------------------------- orchestration
+
+
+def pyspacer_path() -> Path:
+    """A folder holding pyspacer 0.14.0 (installed there with install.sh if needed)."""
+    env = os.environ.get("QUADRAT_PYSPACER_PATH")
+    candidates = [Path(env)] if env else [REPO.parent / "pyspacer-env"]
+    candidates.append(Path.home() / ".cache" / "quadrat" / "pyspacer-env")
+    for path in candidates:
+        if (path / "spacer" / "tasks.py").exists():
+            return path
+    target = candidates[0] if env else candidates[-1]
+    print(f"installing pyspacer 0.14.0 into {target}", file=sys.stderr)
+    subprocess.run(
+        ["bash", str(REPO / "tests/data/pyspacer/install.sh"), str(target)],
+        check=True,
+        stdout=sys.stderr,
+    )
+    return target
+
+
+def run_worker(name: str, job: dict[str, Any], work: Path, pyspacer: Path | None) -> dict[str, Any]:
+    job_path, out_path = work / f"{name}.job.json", work / f"{name}.json"
+    job_path.write_text(json.dumps(job))
+    env = dict(os.environ)
+    if pyspacer is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(pyspacer), str(REPO)])
+    start = time.perf_counter()
+    script = str(Path(__file__).resolve())
+    proc = subprocess.run(
+        [sys.executable, script, "--worker", name, str(job_path), str(out_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {name} failed:\n{proc.stderr[-4000:]}")
+    result = json.loads(out_path.read_text())
+    result["subprocess_wall_seconds"] = wall
+    return result
+
+
+def make_images(folder: Path, n: int, height: int, width: int, seed: int) -> list[Path]:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        # Smooth colour fields plus noise, as benchmarks/extract_points.py.
+        small = rng.integers(0, 255, (height // 50, width // 50, 3), dtype=np.uint8)
+        base = np.asarray(Image.fromarray(small).resize((width, height), Image.BILINEAR))
+        pixels = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+        path = folder / f"img_{i:04d}.jpg"
+        Image.fromarray(pixels).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def ratio(q: float, p: float, digits: int = 2) -> float | None:
+    return round(q / p, digits) if p else None
+
+
+def pair(q: float, p: float, digits: int = 1) -> dict[str, Any]:
+    return {"quadrat": round(q, digits), "pyspacer": round(p, digits), "ratio": ratio(q, p)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--points", type=int, default=50)
+    parser.add_argument("--height", type=int, default=1500)
+    parser.add_argument("--width", type=int, default=2000)
+    parser.add_argument("--train-points", type=int, default=100_000)
+    parser.add_argument("--epochs", type=int, default=10, help="pyspacer's nbr_epochs")
+    parser.add_argument("--score-points", type=int, default=5000)
+    parser.add_argument("--quick", action="store_true", help="4 images, 10,000 train points")
+    parser.add_argument("--skip", default="", help="comma list: extract,train")
+    parser.add_argument("--worker", nargs=3, metavar=("NAME", "JOB", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:
+        name, job_path, out_path = args.worker
+        import warnings
+
+        warnings.simplefilter("ignore")
+        result = WORKERS[name](json.loads(Path(job_path).read_text()), Path(out_path))
+        Path(out_path).write_text(json.dumps(result))
+        return
+
+    if args.quick:
+        args.images, args.train_points = 4, 10_000
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    sys.path.insert(0, str(REPO))
+    import warnings
+
+    import torch
+    from sqlalchemy import select
+    from tests.data.pyspacer.data import make_pyspacer_checkpoint
+
+    from quadrat import engine
+    from quadrat.classifiers.synthetic import make_point_features
+    from quadrat.io.images import load_rgb
+    from quadrat.patches import crop_patches
+    from quadrat.store.project import Project
+    from quadrat.store.schema import Image, Point
+
+    warnings.simplefilter("ignore")
+    spacer_dir = pyspacer_path()
+    results: dict[str, Any] = {
+        "mode": "quick" if args.quick else "default (or as given)",
+        "images": args.images,
+        "points_per_image": args.points,
+        "image_size": [args.height, args.width],
+        "train_points": args.train_points,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "loadavg_start": round(os.getloadavg()[0], 2),
+        "pyspacer_path": str(spacer_dir),
+    }
+    start_all = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="compare_pyspacer_") as tmp:
+        work = Path(tmp)
+        if "extract" not in skip:
+            folder = work / "images"
+            folder.mkdir()
+            make_images(folder, args.images, args.height, args.width, seed=0)
+            # One project with the images and CoralNet-style random points; pyspacer gets
+            # exactly those points.
+            project = Project.create(work / "bench.db")
+            engine.create_source(project, "bench")
+            engine.import_images(project, "bench", [folder])
+            engine.generate_points(project, "bench", f"m_{args.points}", seed=0)
+            with project.session() as session:
+                rows = session.execute(
+                    select(Image.name, Image.path, Point.row, Point.column)
+                    .join(Point, Point.image_id == Image.id)
+                    .order_by(Image.name, Point.number)
+                ).all()
+            project.close()
+            images: dict[str, dict[str, Any]] = {}
+            for name, path, r, c in rows:
+                images.setdefault(name, {"path": path, "rowcols": []})["rowcols"].append([r, c])
+            # Weights in pyspacer's layout, BatchNorm statistics from this data's patches.
+            first = next(iter(images.values()))
+            rc = np.array(first["rowcols"][:16])
+            calib = crop_patches(load_rgb(first["path"]), rc[:, 0], rc[:, 1])
+            weights = work / "efficientnet_b0_pyspacer.pt"
+            make_pyspacer_checkpoint(weights, calibration=np.ascontiguousarray(calib))
+            job = {
+                "work": str(work),
+                "weights": str(weights),
+                "project": str(work / "bench.db"),
+                "images": list(images.values()),
+            }
+            p = run_worker("pyspacer_extract", job, work, spacer_dir)
+            q = run_worker("quadrat_extract", job, work, None)
+            fp = np.load(work / "pyspacer_extract.npy")
+            fq = np.load(work / "quadrat_extract.npy").astype(np.float64)
+            cos = np.sum(fp * fq, 1) / (np.linalg.norm(fp, axis=1) * np.linalg.norm(fq, axis=1))
+            results["extraction"] = {
+                "points": p["points"],
+                "points_per_s": pair(q["points"] / q["seconds"], p["points"] / p["seconds"]),
+                "seconds": pair(q["seconds"], p["seconds"], 2),
+                "peak_rss_mb": pair(q["peak_rss_mb"], p["peak_rss_mb"]),
+                "note": "seconds include loading the weights; quadrat stores float16 "
+                "(its default), pyspacer float64",
+            }
+            results["feature_agreement"] = {
+                "points": int(fp.shape[0]),
+                "max_abs_diff": float(np.abs(fp - fq).max()),
+                "max_abs_feature": float(np.abs(fp).max()),
+                "mean_abs_feature": float(np.abs(fp).mean()),
+                "min_cosine": float(cos.min()),
+            }
+        if "train" not in skip:
+            data = make_point_features(args.train_points, random_state=0)
+            np.savez(work / "train.npz", X=data.X, y=data.y, groups=data.groups)
+            job = {
+                "work": str(work),
+                "data": str(work / "train.npz"),
+                "epochs": args.epochs,
+                "score_points": args.score_points,
+            }
+            p = run_worker("pyspacer_train", job, work, spacer_dir)
+            q = run_worker("quadrat_train", job, work, None)
+            results["training_mlp"] = {
+                "seconds_end_to_end": pair(
+                    q["train_seconds_end_to_end"], p["train_seconds_end_to_end"], 2
+                ),
+                "speedup": ratio(p["train_seconds_end_to_end"], q["train_seconds_end_to_end"]),
+                "pyspacer_write_feature_files_seconds": round(p["write_feature_files_seconds"], 2),
+                "pyspacer_train_classifier_seconds": round(p["train_classifier_seconds"], 2),
+                "val_accuracy": pair(q["val_accuracy"], p["val_accuracy"], 4),
+                "quadrat_fitted": q["fitted"],
+                "pyspacer_prefit_calibration_shim": p["prefit_shim"],
+                "peak_rss_mb": pair(q["peak_rss_mb"], p["peak_rss_mb"]),
+                "note": "each engine's own split (quadrat 7/8 train by image; pyspacer "
+                "train/ref/val 80/10/10); pyspacer accuracy omits labels unseen in train/ref",
+            }
+            results["scoring"] = {
+                "points": q["score_points"],
+                "points_per_s": pair(
+                    q["score_points"] / q["score_seconds"], p["score_points"] / p["score_seconds"]
+                ),
+                "note": "pyspacer classify_features per feature file (loads file and "
+                "pickled classifier each call); quadrat predict_proba + top_k(5) in memory",
+            }
+    results["total_seconds"] = round(time.perf_counter() - start_all, 1)
+    results["loadavg_end"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
