@@ -22,6 +22,7 @@ from quadrat.errors import (
 from quadrat.extractors import create_extractor
 from quadrat.io.coralnet import read_annotations_csv, read_percent_cover_csv
 from quadrat.reports.exports import export_annotations, export_cover, export_labelset
+from quadrat.store.features import load_features
 from quadrat.store.project import Project
 from quadrat.store.schema import (
     Annotation,
@@ -125,7 +126,7 @@ def test_training_policy_waits_for_20_images(tmp_path: Path, survey: DemoSurvey)
 def test_extraction_resumes_after_a_crash(tmp_path: Path, survey: DemoSurvey) -> None:
     project = new_project(tmp_path, survey)
     engine.import_annotations(project, SOURCE, survey.annotations_csv, survey.annotated_dir)
-    extractor = create_extractor("texture")
+    extractor = create_extractor("texture", batch_size=1)  # one image per network call
     real = extractor.extract
     calls = {"n": 0}
 
@@ -239,3 +240,18 @@ def test_worse_classifier_is_rejected(tmp_path: Path, survey: DemoSurvey) -> Non
         source = project.source(session, SOURCE)
         latest = engine.latest_classifier(session, source)
         assert latest is not None and latest.id == first.classifier_id
+
+
+def test_batching_across_images_keeps_features(tmp_path: Path, survey: DemoSurvey) -> None:
+    """Patches of many images in one network call give each image its own features."""
+    stored = []
+    for batch_size in (1, 64):  # one image per call, then all 20 images in one call
+        project = Project.create(tmp_path / f"b{batch_size}.db")
+        engine.create_source(project, SOURCE, labelset=survey.labelset_csv)
+        engine.import_annotations(project, SOURCE, survey.annotations_csv, survey.annotated_dir)
+        extractor = create_extractor("texture", batch_size=batch_size)
+        engine.extract_features(project, SOURCE, extractor, dtype="float32")
+        with project.session() as session:
+            stored.append(load_features(session, extractor.key))
+    np.testing.assert_array_equal(stored[0].point_ids, stored[1].point_ids)
+    np.testing.assert_allclose(stored[0].features, stored[1].features, rtol=1e-5, atol=1e-6)

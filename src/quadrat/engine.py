@@ -65,6 +65,10 @@ from quadrat.store.schema import (
 #: ``progress(description, done, total)``; the CLI draws it as a rich progress bar.
 Progress = Callable[[str, int, int], None]
 
+#: Extraction runs the network on about this many of the extractor's batches at once,
+#: gathered across images; memory stays bounded by it, not by the number of images.
+BATCHES_PER_FLUSH = 8
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
@@ -522,19 +526,43 @@ def extract_features(
             pending.append(submit(pool, item))
             if len(pending) >= 2 * max(1, workers):
                 break
+        # Patches of several images go through the network together, so small images
+        # (or few points an image) still fill whole batches.
+        target = max(1, extractor.batch_size) * BATCHES_PER_FLUSH
+        buffer: list[tuple[Any, np.ndarray]] = []
+
+        def flush() -> None:
+            stacked = buffer[0][1] if len(buffer) == 1 else np.concatenate([p for _, p in buffer])
+            features = extractor.extract(stacked)
+            offset = 0
+            for image, patches in buffer:
+                n = len(patches)
+                point_ids = np.asarray([p[0] for p in by_image[image.id]], dtype=np.int64)
+                with project.session() as session:  # one transaction per image
+                    write_block(
+                        session,
+                        image.id,
+                        key,
+                        point_ids,
+                        features[offset : offset + n],
+                        dtype=dtype,
+                    )
+                offset += n
+                summary.images_done += 1
+                summary.points += n
+                progress("extracting features", summary.images_done, len(todo))
+            buffer.clear()
+
         while pending:
             item, future = pending.pop(0)
             nxt = next(queue, None)
             if nxt is not None:
                 pending.append(submit(pool, nxt))
-            patches = future.result()
-            features = extractor.extract(patches)
-            point_ids = np.asarray([p[0] for p in by_image[item.id]], dtype=np.int64)
-            with project.session() as session:
-                write_block(session, item.id, key, point_ids, features, dtype=dtype)
-            summary.images_done += 1
-            summary.points += len(point_ids)
-            progress("extracting features", summary.images_done, len(todo))
+            buffer.append((item, future.result()))
+            if sum(len(p) for _, p in buffer) >= target:
+                flush()
+        if buffer:
+            flush()
     summary.seconds = time.perf_counter() - start
     return summary
 
