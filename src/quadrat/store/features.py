@@ -23,6 +23,9 @@ from quadrat.store.schema import ExtractorRecord, FeatureBlock, Image
 #: the classifiers (values are O(1) after the extractors' own scaling).
 FEATURE_DTYPES = ("float16", "float32")
 
+#: Above this many image ids, filter while reading rather than in SQL (bound-parameter caps).
+_MAX_SQL_IDS = 30_000
+
 
 @dataclass(frozen=True)
 class FeatureMatrix:
@@ -118,6 +121,10 @@ def load_features(
     if source_id is not None:
         filters.append(Image.source_id == source_id)
     wanted = None if image_ids is None else set(image_ids)
+    if wanted is not None and len(wanted) <= _MAX_SQL_IDS:
+        # Filter in the query, so blocks of other images are neither read nor counted.
+        filters.append(FeatureBlock.image_id.in_(sorted(wanted)))
+        wanted = None
     totals = session.execute(
         select(func.sum(FeatureBlock.n_points), func.max(FeatureBlock.dim))
         .select_from(FeatureBlock)
