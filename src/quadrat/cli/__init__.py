@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from quadrat.cli import demo, results, workflow
+from quadrat.cli.dataset import app as dataset_app
 
 app = typer.Typer(
     name="quadrat",
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 for group in (workflow.app, results.app, demo.app):
     app.registered_commands.extend(group.registered_commands)
+app.add_typer(dataset_app, name="dataset")
 
 
 def main() -> None:

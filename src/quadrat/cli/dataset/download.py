@@ -1,0 +1,3 @@
+"""Placeholder until its commands land."""
+
+from quadrat.cli.dataset import app  # noqa: F401
