@@ -13,7 +13,6 @@ import fnmatch
 import math
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,14 +34,14 @@ from quadrat.errors import (
     PointOutsideImageError,
     ProjectError,
 )
+from quadrat.extraction import ImageJob, Runner, default_runner
 from quadrat.extractors import Extractor
 from quadrat.io.coralnet import (
     read_annotations_csv,
     read_labelset_csv,
     resolve_labels,
 )
-from quadrat.io.images import check_complete, load_rgb, read_image_info
-from quadrat.patches import crop_patches
+from quadrat.io.images import check_complete, read_image_info
 from quadrat.points import PointSpec
 from quadrat.store.features import (
     load_features,
@@ -64,10 +63,6 @@ from quadrat.store.schema import (
 
 #: ``progress(description, done, total)``; the CLI draws it as a rich progress bar.
 Progress = Callable[[str, int, int], None]
-
-#: Extraction runs the network on about this many of the extractor's batches at once,
-#: gathered across images; memory stays bounded by it, not by the number of images.
-BATCHES_PER_FLUSH = 8
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -439,14 +434,6 @@ class ExtractSummary:
         return self.points / self.seconds if self.seconds else 0.0
 
 
-def _patches_for(path: str, rows: np.ndarray, cols: np.ndarray, name: str) -> np.ndarray:
-    image = load_rgb(path)
-    try:
-        return crop_patches(image, rows, cols)
-    except PointOutsideImageError as exc:
-        raise PointOutsideImageError(f"image {name!r}: {exc}", path=path) from exc
-
-
 def extract_features(
     project: Project,
     source_name: str,
@@ -454,12 +441,14 @@ def extract_features(
     *,
     dtype: str = "float16",
     workers: int = 2,
+    runner: Runner | None = None,
     progress: Progress = _no_progress,
 ) -> ExtractSummary:
     """Extract and store features for every point of the source that lacks them.
 
-    Images are decoded and cropped by ``workers`` threads ahead of the extractor (Pillow
-    and numpy release the GIL), and each image's block is committed on its own: killing
+    ``runner`` computes the features (default: :func:`quadrat.extraction.default_runner`,
+    CPU threads or the GPU pipeline by the extractor's device; a Ray runner for a
+    cluster); this function alone writes the store, one transaction per image: killing
     the job loses at most the images in flight, and a rerun completes the rest.
     """
     import time
@@ -512,57 +501,20 @@ def extract_features(
     for image_id, point_id, row, col in point_rows:
         by_image.setdefault(image_id, []).append((point_id, row, col))
 
+    def jobs() -> Iterator[ImageJob]:
+        for image in todo:
+            pts = np.asarray(by_image[image.id], dtype=np.int64).reshape(-1, 3)
+            yield ImageJob(image.id, image.name, image.path, pts[:, 0], pts[:, 1], pts[:, 2])
+
     summary = ExtractSummary(extractor_key=key, images_skipped=len(counts) - len(todo))
+    runner = runner if runner is not None else default_runner(extractor, workers=workers)
     start = time.perf_counter()
-
-    def submit(pool: ThreadPoolExecutor, item: Any) -> tuple[Any, Future[np.ndarray]]:
-        pts = np.asarray(by_image[item.id], dtype=np.int64)
-        return item, pool.submit(_patches_for, item.path, pts[:, 1], pts[:, 2], item.name)
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: list[tuple[Any, Future[np.ndarray]]] = []
-        queue: Iterator[Any] = iter(todo)
-        for item in queue:  # bounded prefetch: at most 2 x workers images in memory
-            pending.append(submit(pool, item))
-            if len(pending) >= 2 * max(1, workers):
-                break
-        # Patches of several images go through the network together, so small images
-        # (or few points an image) still fill whole batches.
-        target = max(1, extractor.batch_size) * BATCHES_PER_FLUSH
-        buffer: list[tuple[Any, np.ndarray]] = []
-
-        def flush() -> None:
-            stacked = buffer[0][1] if len(buffer) == 1 else np.concatenate([p for _, p in buffer])
-            features = extractor.extract(stacked)
-            offset = 0
-            for image, patches in buffer:
-                n = len(patches)
-                point_ids = np.asarray([p[0] for p in by_image[image.id]], dtype=np.int64)
-                with project.session() as session:  # one transaction per image
-                    write_block(
-                        session,
-                        image.id,
-                        key,
-                        point_ids,
-                        features[offset : offset + n],
-                        dtype=dtype,
-                    )
-                offset += n
-                summary.images_done += 1
-                summary.points += n
-                progress("extracting features", summary.images_done, len(todo))
-            buffer.clear()
-
-        while pending:
-            item, future = pending.pop(0)
-            nxt = next(queue, None)
-            if nxt is not None:
-                pending.append(submit(pool, nxt))
-            buffer.append((item, future.result()))
-            if sum(len(p) for _, p in buffer) >= target:
-                flush()
-        if buffer:
-            flush()
+    for job, features in runner(jobs(), extractor):
+        with project.session() as session:  # one transaction per image
+            write_block(session, job.image_id, key, job.point_ids, features, dtype=dtype)
+        summary.images_done += 1
+        summary.points += len(job)
+        progress("extracting features", summary.images_done, len(todo))
     summary.seconds = time.perf_counter() - start
     return summary
 
