@@ -21,6 +21,7 @@ from quadrat.cli._common import (
     user_errors,
 )
 from quadrat.errors import InputError, ProjectError
+from quadrat.extraction.gpu import GpuRunner, resolve_device
 from quadrat.extractors import create_extractor, list_extractors
 from quadrat.store.project import Project
 from quadrat.store.schema import ExtractorRecord, FeatureBlock, Image
@@ -132,7 +133,12 @@ def extract(
     ] = "texture",
     weights: Annotated[Path | None, typer.Option(help="Local weights file.")] = None,
     batch_size: Annotated[int, typer.Option(help="Patches per forward pass.")] = 32,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="auto (cuda when available), cpu, cuda or cuda:N.")
+    ] = "auto",
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the network (GPU runner).")
+    ] = False,
     dtype: Annotated[
         str, typer.Option(help="Stored feature type: float16 or float32.")
     ] = "float16",
@@ -148,10 +154,12 @@ def extract(
         return
     handle = open_project(project)
     name = resolve_source(handle, source)
+    device = resolve_device(device, extractor)
     model = create_extractor(extractor, weights=weights, device=device, batch_size=batch_size)
+    runner = GpuRunner(workers=workers, compile=True) if compile_ else None
     with progress_bar() as progress:
         summary = engine.extract_features(
-            handle, name, model, dtype=dtype, workers=workers, progress=progress
+            handle, name, model, dtype=dtype, workers=workers, runner=runner, progress=progress
         )
     console.print(
         f"{model.key}: {summary.points} points from {summary.images_done} images "
