@@ -20,6 +20,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import email.utils
+import functools
 import hashlib
 import http.client
 import io
@@ -28,6 +29,7 @@ import math
 import os
 import random
 import socket
+import ssl
 import tempfile
 import threading
 import time
@@ -101,13 +103,17 @@ class DownloadOptions:
 
     def __post_init__(self) -> None:
         if self.workers < 1:
-            raise InputError("--workers must be at least 1", value=self.workers)
+            raise InputError(
+                f"--workers must be at least 1, not {self.workers}", value=self.workers
+            )
         if not self.timeout > 0:
-            raise InputError("--timeout must be positive", value=self.timeout)
+            raise InputError(f"--timeout must be positive, not {self.timeout}", value=self.timeout)
         if self.retries < 0:
-            raise InputError("--retries cannot be negative", value=self.retries)
+            raise InputError(f"--retries cannot be negative ({self.retries})", value=self.retries)
         if self.resize is not None and self.resize < 1:
-            raise InputError("--resize must be a positive side length", value=self.resize)
+            raise InputError(
+                f"--resize must be a positive side length, not {self.resize}", value=self.resize
+            )
 
 
 @dataclass
@@ -170,6 +176,7 @@ class FetchError(Exception):
         self.http_status = http_status
         self.retry_after = retry_after
         self.attempts = 1
+        self.unknown_host = False
 
 
 # --------------------------------------------------------------------------- the table
@@ -180,28 +187,45 @@ def prepare_table(
     *,
     source: str | Path | None = None,
     columns: dict[str, str] | None = None,
+    dataset: str | None = None,
+    site: str | None = None,
 ) -> pd.DataFrame:
     """Check a metadata table and give each distinct image a sample ``key``.
 
     ``columns`` maps a BenthicNet column to the table's own name for it (e.g. Squidle+'s
-    ``{"url": "path_best"}``). Rows repeating an image (one per annotated point, as in a
-    point export) collapse to one; the same image name with two URLs is an error.
-    ``source`` (the file the table came from) makes messages name file and line.
+    ``{"url": "path_best"}``). A table without ``image`` takes the URL's file name; without
+    ``dataset`` it takes ``dataset``; without ``site``, ``site`` or else the dataset name
+    (a survey with no site field is one site, as the metadata readers do). Rows repeating
+    an image (one per annotated point, as in a point export) collapse to one; the same
+    image name with two URLs is an error. ``source`` (the file the table came from) makes
+    messages name file and line (a ``source_line`` column, as the readers add, wins).
     """
     frame = frame.copy()
     for target, own in (columns or {}).items():
         if own not in frame.columns:
             raise CsvFormatError(
-                f"no column {own!r} to use as {target!r}",
+                f"no column {own!r} to use as {target!r}; "
+                f"found {', '.join(map(str, frame.columns))}",
                 path=source,
                 value=sorted(map(str, frame.columns)),
             )
         frame[target] = frame[own]
+    if "image" not in frame.columns and "url" in frame.columns:
+        frame["image"] = [
+            urllib.parse.unquote(PurePosixPath(urllib.parse.urlsplit(str(u)).path).name)
+            if not _is_missing(u)
+            else None
+            for u in frame["url"]
+        ]
+    if "dataset" not in frame.columns and dataset is not None:
+        frame["dataset"] = dataset
+    if "site" not in frame.columns and (site is not None or "dataset" in frame.columns):
+        frame["site"] = site if site is not None else frame["dataset"]
     missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
         raise CsvFormatError(
             f"missing column(s) {', '.join(missing)}; found {', '.join(map(str, frame.columns))}"
-            " (map them with --column NAME=COLUMN)",
+            " (map them with --column NAME=COLUMN, or give --dataset)",
             path=source,
         )
     frame = frame.reset_index(drop=True)
@@ -216,7 +240,7 @@ def prepare_table(
         scheme = urllib.parse.urlsplit(url).scheme.lower()
         if scheme not in ("http", "https"):
             raise InputError(
-                "only http(s) URLs can be downloaded",
+                f"only http(s) URLs can be downloaded: {url!r}",
                 path=source,
                 line=line_of(position),
                 value=url,
@@ -225,7 +249,7 @@ def prepare_table(
         for position, part in enumerate(frame[name]):
             if part in (".", "..") or "/" in part or "\\" in part:
                 raise InputError(
-                    f"{name!r} must be a plain file or folder name",
+                    f"{name!r} must be a plain file or folder name: {part!r}",
                     path=source,
                     line=line_of(position),
                     value=part,
@@ -235,7 +259,7 @@ def prepare_table(
         bad = expected[~expected.str.fullmatch(r"[0-9a-fA-F]{64}")]
         if not bad.empty:
             raise InputError(
-                "sha256 must be 64 hexadecimal digits",
+                f"sha256 must be 64 hexadecimal digits: {bad.iloc[0]!r}",
                 path=source,
                 line=line_of(int(bad.index[0])),
                 value=bad.iloc[0],
@@ -247,7 +271,7 @@ def prepare_table(
         row = frame[clash].iloc[0]
         raise InputError(
             f"image {row['image']!r} of {row['dataset']}/{row['site']} is listed "
-            "with different URLs",
+            f"with different URLs: {row['url']!r}",
             path=source,
             line=row["_line"],
             value=row["url"],
@@ -260,7 +284,8 @@ def prepare_table(
     if clash.any():
         row = frame[clash].iloc[0]
         raise InputError(
-            "two images map to the same sample key (names differ only in punctuation or extension)",
+            f"two images map to the same sample key {row['key']!r} "
+            "(names differ only in punctuation or extension)",
             path=source,
             line=row["_line"],
             value=row["key"],
@@ -269,7 +294,16 @@ def prepare_table(
 
 
 def _line_numbers(frame: pd.DataFrame, source: str | Path | None) -> Callable[[int], int | None]:
-    """Row position -> 1-based file line (header is line 1) when the table came from CSV."""
+    """Row position -> 1-based file line: the readers' ``source_line`` column when present,
+    else position + 2 for a CSV (header is line 1; exact unless a field spans lines)."""
+    if "source_line" in frame.columns:
+        recorded = pd.to_numeric(frame["source_line"], errors="coerce").to_numpy()
+
+        def recorded_line(position: int) -> int | None:
+            value = recorded[position]
+            return None if np.isnan(value) else int(value)
+
+        return recorded_line
     is_csv = source is not None and str(source).lower().endswith((".csv", ".csv.gz", ".tsv"))
 
     def line_of(position: int) -> int | None:
@@ -297,11 +331,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
 # --------------------------------------------------------------------------- fetching
 
 
+@functools.cache
+def _opener() -> urllib.request.OpenerDirector:
+    """One opener, with one TLS context, for every request: building a default SSL context
+    loads the CA bundle (tens of milliseconds), too slow to repeat per image."""
+    context = ssl.create_default_context()
+    return urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+
+
 def fetch_once(url: str, options: DownloadOptions) -> bytes:
     """One GET; every failure becomes a :class:`FetchError` saying whether to retry."""
     request = urllib.request.Request(url, headers={"User-Agent": options.user_agent})
     try:
-        with urllib.request.urlopen(request, timeout=options.timeout) as response:
+        with _opener().open(request, timeout=options.timeout) as response:
             data: bytes = response.read()
             expected = response.headers.get("Content-Length")
     except urllib.error.HTTPError as exc:
@@ -324,9 +366,11 @@ def fetch_once(url: str, options: DownloadOptions) -> bytes:
         reason = exc.reason
         if isinstance(reason, TimeoutError):
             raise FetchError(f"timed out after {options.timeout:g} s", retryable=True) from exc
-        # Name resolution failing (no such host, offline) will not change between retries.
-        permanent = isinstance(reason, socket.gaierror)
-        raise FetchError(f"cannot connect: {reason}", retryable=not permanent) from exc
+        # "No such host" will not change between retries ("try again" from DNS may).
+        unknown_host = isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME
+        error = FetchError(f"cannot connect: {reason}", retryable=not unknown_host)
+        error.unknown_host = unknown_host
+        raise error from exc
     except (ConnectionError, http.client.HTTPException, OSError) as exc:
         raise FetchError(f"connection failed: {exc!r}", retryable=True) from exc
     if expected is not None and expected.isdigit() and int(expected) != len(data):
@@ -641,6 +685,8 @@ def download_images(
     options: DownloadOptions | None = None,
     source: str | Path | None = None,
     columns: dict[str, str] | None = None,
+    dataset: str | None = None,
+    site: str | None = None,
     progress: Progress | None = None,
 ) -> DownloadSummary:
     """Download every image of ``table`` into ``out``; rerun the same call to resume.
@@ -652,10 +698,10 @@ def download_images(
     """
     options = options or DownloadOptions()
     if layout not in ("shards", "tree"):
-        raise InputError("layout must be 'shards' or 'tree'", value=layout)
+        raise InputError(f"layout must be 'shards' or 'tree', not {layout!r}", value=layout)
     if shard_size < 1:
-        raise InputError("--shard-size must be at least 1", value=shard_size)
-    frame = prepare_table(table, source=source, columns=columns)
+        raise InputError(f"--shard-size must be at least 1, not {shard_size}", value=shard_size)
+    frame = prepare_table(table, source=source, columns=columns, dataset=dataset, site=site)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(frame, out, layout, shard_size, prefix)
@@ -733,12 +779,21 @@ def download_images(
         if progress is not None:
             progress("download", counts["done"], total)
 
+    unknown_hosts: set[str] = set()  # DNS said "no such host": skip its other images
+
     def work(row: pd.Series) -> Fetched | FetchError:
         expected = row.get("sha256")
         expected = None if _is_missing(expected) else str(expected)
+        host = urllib.parse.urlsplit(row["url"]).hostname or ""
+        if host in unknown_hosts:
+            error = FetchError(f"cannot connect: unknown host {host}", retryable=False)
+            error.attempts = 0
+            return error
         try:
             return fetch_image(row["url"], options, expected_sha256=expected, stop=stop)
         except FetchError as exc:
+            if exc.unknown_host:
+                unknown_hosts.add(host)
             return exc
 
     rows: Iterator[pd.Series] = (row for _, row in todo.iterrows())

@@ -55,7 +55,7 @@ def shard_index(path: Path, prefix: str) -> int:
     """The number in a shard's name."""
     match = _shard_pattern(prefix).match(path.name)
     if match is None:
-        raise InputError("not a shard name", path=path, value=path.name)
+        raise InputError(f"not a shard name: {path.name!r}", path=path, value=path.name)
     return int(match.group(1))
 
 
@@ -81,7 +81,7 @@ def safe_key(text: str) -> str:
     first dot of the member's basename, so a dot inside a key would break the sample)."""
     key = _KEY_UNSAFE.sub("_", text).strip("_")
     if not key:
-        raise InputError("cannot make a sample key from this name", value=text)
+        raise InputError(f"cannot make a sample key from {text!r}", value=text)
     return key
 
 
@@ -115,7 +115,9 @@ class ShardWriter:
         on_shard_done: Any = None,
     ) -> None:
         if max_samples < 1:
-            raise InputError("a shard must hold at least one sample", value=max_samples)
+            raise InputError(
+                f"a shard must hold at least one sample, not {max_samples}", value=max_samples
+            )
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.prefix = prefix
@@ -135,9 +137,11 @@ class ShardWriter:
     def write(self, sample: Sample) -> str:
         """Add one sample; returns the name of the shard it goes into."""
         if not sample.parts:
-            raise InputError("a sample needs at least one part", value=sample.key)
+            raise InputError(f"sample {sample.key!r} has no parts", value=sample.key)
         if "." in sample.key or "/" in sample.key:
-            raise InputError("a sample key may not contain '.' or '/'", value=sample.key)
+            raise InputError(
+                f"a sample key may not contain '.' or '/': {sample.key!r}", value=sample.key
+            )
         if self._tar is None:
             self._open()
         assert self._tar is not None
@@ -214,7 +218,9 @@ def read_shard(path: str | Path) -> Iterator[Sample]:
                 stem, extension = split_member_name(member.name)
                 if not extension:
                     raise InputError(
-                        "tar member without an extension", path=path, value=member.name
+                        f"tar member without an extension: {member.name!r}",
+                        path=path,
+                        value=member.name,
                     )
                 handle = tar.extractfile(member)
                 data = handle.read() if handle is not None else b""
