@@ -537,8 +537,11 @@ def load_paths(source: str | Path | Iterable[str], *, column: str | None = None)
     nodes: dict[str, CatamiNode] = {}
     for line, text in lines:
         parts = [part.strip() for part in re.split(r"\s+>\s+", text.strip().rstrip(","))]
-        if any(not part for part in parts):
-            raise InputError("empty segment in path", path=label or None, line=line, value=text)
+        if any(not part or part.startswith(">") or part.endswith(">") for part in parts):
+            where = "" if label else f"line {line}: "
+            raise InputError(
+                f"{where}empty segment in path {text!r}", path=label or None, line=line, value=text
+            )
         for depth in range(len(parts)):
             code = PATH_SEPARATOR.join(parts[: depth + 1])
             if code not in nodes:
