@@ -152,15 +152,43 @@ class GpuRunner:
                     group.append(job)
                     points += len(job)
                     if points >= batch or len(group) >= self.max_group_images:
-                        if not _put(groups, _prepare(group, device, size, stream, pool), stop):
+                        if not self._put_group(group, groups, stop, device, size, stream, pool):
                             return
                         group, points = [], 0
-                if group and not _put(groups, _prepare(group, device, size, stream, pool), stop):
+                if group and not self._put_group(group, groups, stop, device, size, stream, pool):
                     return
         except BaseException as exc:  # handed to the consumer, which raises it in order
             _put(groups, exc, stop)
             return
         _put(groups, _DONE, stop)
+
+    @staticmethod
+    def _put_group(
+        group: list[ImageJob],
+        groups: queue.Queue[object],
+        stop: threading.Event,
+        device: torch.device,
+        size: int,
+        stream: torch.cuda.Stream | None,
+        pool: ThreadPoolExecutor,
+    ) -> bool:
+        """Prepare and queue one group; if it fails, image by image, so that the images
+        before the bad one are still extracted (and stored) before its error is raised."""
+        try:
+            prepared = [_prepare(group, device, size, stream, pool)]
+        except Exception:
+            if len(group) == 1:
+                raise
+            prepared = []
+            for job in group:
+                try:
+                    prepared.append(_prepare([job], device, size, stream, pool))
+                except Exception:
+                    for item in prepared:
+                        if not _put(groups, item, stop):
+                            return False
+                    raise
+        return all(_put(groups, item, stop) for item in prepared)
 
     # --- the caller's thread: patches -> features -> results in job order ---------------
 
@@ -377,7 +405,9 @@ def _prepare(
     pool: ThreadPoolExecutor,
 ) -> _Group:
     """Read, decode and crop one group of images into (n, size, size, 3) uint8 on ``device``."""
-    loaded = list(pool.map(_read, jobs))
+    loaded: list[bytearray | np.ndarray | None] = list(
+        pool.map(lambda job: _read(job) if len(job) else None, jobs)  # no points: no pixels
+    )
     images: list[torch.Tensor | None] = [None] * len(jobs)
     jpeg_at = [i for i, item in enumerate(loaded) if isinstance(item, bytearray)]
     if jpeg_at:
@@ -394,21 +424,22 @@ def _prepare(
     offsets = np.arange(size, dtype=np.int64)
     row_index, col_index = [], []
     for job, image in zip(jobs, images, strict=True):
-        assert image is not None
+        if image is None:
+            continue
         height, width = int(image.shape[0]), int(image.shape[1])
         _check_points(job, height, width)
         row_index.append(reflect_indices(job.rows[:, None] - half + offsets, height))
         col_index.append(reflect_indices(job.cols[:, None] - half + offsets, width))
-    rows = _upload(np.concatenate(row_index).reshape(-1, size), device)
-    cols = _upload(np.concatenate(col_index).reshape(-1, size), device)
+    no_index = np.empty((0, size), dtype=np.int64)
+    rows = _upload(np.concatenate([no_index, *row_index]), device)
+    cols = _upload(np.concatenate([no_index, *col_index]), device)
 
     total = sum(len(job) for job in jobs)
     out = torch.empty((total, size, size, 3), dtype=torch.uint8, device=device)
     start = 0
     for job, image in zip(jobs, images, strict=True):
-        assert image is not None
         stop = start + len(job)
-        if stop > start:
+        if image is not None:
             height, width = int(image.shape[0]), int(image.shape[1])
             pixels = image.contiguous().view(height * width, 3)
             flat = rows[start:stop, :, None] * width + cols[start:stop, None, :]
