@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tests.data.catami.data import make_catami_fixture
 from typer.testing import CliRunner
 
 from quadrat.cli import app
-from tests.data.catami.data import make_catami_fixture
 
 runner = CliRunner()
 
