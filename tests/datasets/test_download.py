@@ -296,8 +296,11 @@ def test_tree_resume_rebuilds_records_of_files_without_manifest(
     table = table_for(server, {name: [Reply.ok(body)] for name, body in bodies.items()})
     download_images(table, tmp_path, layout="tree", options=FAST)
     (tmp_path / "manifest.parquet").unlink()
+    stale = tmp_path / "ds" / "s1" / ".img00.jpg.k9x2ab_q.tmp"  # a kill during a write
+    stale.write_bytes(b"half")
     again = download_images(table, tmp_path, layout="tree", options=FAST)
     assert again.skipped == 2
+    assert not stale.exists()
     manifest = read_manifest(tmp_path).set_index("image")
     for name, body in bodies.items():
         assert manifest.loc[name, "sha256"] == hashlib.sha256(body).hexdigest()
@@ -347,6 +350,7 @@ def test_resume_after_kill_ignores_partial_shard_and_recovers_unrecorded_one(
     # What SIGKILL can leave: a half-written temporary shard, and a renamed shard whose
     # manifest update never happened (killed between the two steps).
     (tmp_path / ".shard-000002.tar.partial").write_bytes(b"half a tar")
+    (tmp_path / ".manifest.parquet.k9x2ab_q.tmp").write_bytes(b"half a manifest")
     manifest = read_manifest(tmp_path)
     recorded = set(shard_keys(tmp_path / "shard-000000.tar"))
     manifest[manifest["key"].isin(recorded)].to_parquet(tmp_path / "manifest.parquet")
@@ -355,7 +359,7 @@ def test_resume_after_kill_ignores_partial_shard_and_recovers_unrecorded_one(
     summary = download_images(table, tmp_path, shard_size=2, options=FAST)
     assert (summary.skipped, summary.downloaded) == (4, 0)
     assert sum(server.hits.values()) == hits
-    assert not (tmp_path / ".shard-000002.tar.partial").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
     rebuilt = read_manifest(tmp_path).set_index("image")
     assert len(rebuilt) == 4
     for name, body in bodies.items():
@@ -463,3 +467,25 @@ def test_squidle_export_downloads_from_a_local_mirror(
     assert len(samples) == 100
     meta = json.loads(samples[0][1]["json"])
     assert meta["dataset"] == "Tasmania201006" and meta["point.pose.dep"] > 20
+
+
+def test_manifest_on_disk_only_ever_lists_finished_work(
+    server: FixtureServer, tmp_path: Path
+) -> None:
+    """Checked after every image: a reader (or a kill) never sees a manifest row whose shard
+    is not complete, even when failures trigger a save while a shard is still open."""
+    scripts = {f"ok{i}.jpg": [Reply.ok(jpeg_bytes(i))] for i in range(5)}
+    scripts |= {f"gone{i}.jpg": [Reply.status(404)] for i in range(6)}
+    table = table_for(server, scripts)
+    checks = []
+
+    def check(_: str, done: int, total: int) -> None:
+        manifest = read_manifest(tmp_path)
+        assert set(manifest["status"]) <= {"ok", "failed"}
+        ok = manifest[manifest["status"] == "ok"]
+        assert all((tmp_path / shard).is_file() for shard in ok["shard"])
+        checks.append(len(manifest))
+
+    download_images(table, tmp_path, shard_size=3, options=FAST, progress=check)
+    assert len(checks) == 12 and checks[-1] > 0
+    assert len(read_manifest(tmp_path)) == 11

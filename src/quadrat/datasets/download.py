@@ -28,6 +28,7 @@ import json
 import math
 import os
 import random
+import re
 import socket
 import ssl
 import tempfile
@@ -522,8 +523,23 @@ def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what _atomic_write's mkstemp makes
+
+
+def remove_stale_temporaries(directory: Path) -> list[Path]:
+    """Delete temporary files a killed run left in ``directory`` (not recursive)."""
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if p.is_file() and _TEMPORARY.match(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def _manifest_frame(records: dict[str, ImageRecord]) -> pd.DataFrame:
-    frame = pd.DataFrame([r.as_row() for r in records.values()], columns=list(MANIFEST_COLUMNS))
+    # Samples still in an open shard are not on disk yet: the manifest only lists finished work.
+    rows = [r.as_row() for r in records.values() if r.status != "writing"]
+    frame = pd.DataFrame(rows, columns=list(MANIFEST_COLUMNS))
     for name in ("bytes", "width", "height", "http_status", "attempts"):
         frame[name] = frame[name].astype("Int64")
     return frame.sort_values("key", kind="stable").reset_index(drop=True)
@@ -592,11 +608,18 @@ class _Run:
         previous = read_manifest(self.out)
         by_key = {str(r["key"]): r for r in previous.to_dict("records")}
         done: set[str] = set()
+        remove_stale_temporaries(self.out)
         if self.layout == "shards":
             remove_partial_shards(self.out, self.prefix)
             for shard in list_shards(self.out, self.prefix):
                 keys = shard_keys(shard)
-                recorded = [k for k in keys if k in by_key and by_key[k]["shard"] == shard.name]
+                recorded = [
+                    k
+                    for k in keys
+                    if k in by_key
+                    and by_key[k]["shard"] == shard.name
+                    and by_key[k]["status"] == "ok"
+                ]
                 if len(recorded) < len(keys):
                     # Killed between renaming the shard and saving the manifest.
                     for sample in read_shard(shard):
@@ -607,6 +630,11 @@ class _Run:
                     self.records[key] = _record_from_manifest_row(by_key[key])
                 done.update(keys)
         else:
+            for folder in {
+                self.out / d / t
+                for d, t in zip(self.table["dataset"], self.table["site"], strict=True)
+            }:
+                remove_stale_temporaries(folder)
             for row in self.table.itertuples(index=False):
                 path = self.out / row.dataset / row.site / row.image
                 if not path.is_file():
