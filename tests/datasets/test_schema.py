@@ -237,3 +237,24 @@ def test_write_refuses_unknown_suffix_and_keeps_old_file_on_failure(tmp_path: Pa
         write_metadata(broken, target)
     assert target.read_bytes() == b"previous table"
     assert [p.name for p in tmp_path.iterdir()] == ["meta.parquet"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023/09/24 17:57:34+00", "2023-09-24 17:57:34"),  # Paralenz METADATA.csv
+        ("2020:02:02 11:11:27", "2020-02-02 14:11:27"),  # EXIF / dive-log style, naive
+        ("2019-03-11 10:00:00-0300", "2019-03-11 13:00:00"),
+        ("2019-03-11", "2019-03-11 03:00:00"),  # a date is not an offset
+        ("12/31/2019 23:00", "2020-01-01 02:00:00"),
+        ("0001-01-01 00:00", None),  # outside the nanosecond range: bad, not a crash
+        ("9999-01-01T00:00:00Z", None),
+        ("tomorrow", None),
+    ],
+)
+def test_datetime_formats_seen_in_survey_logs(text: str, expected: str | None) -> None:
+    parsed, bad = parse_datetimes(pd.Series([text]), timezone="Etc/GMT+3")  # UTC-3
+    if expected is None:
+        assert bad[0] and pd.isna(parsed[0])
+    else:
+        assert not bad[0] and parsed[0] == pd.Timestamp(expected, tz="UTC")

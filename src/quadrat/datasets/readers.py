@@ -270,7 +270,8 @@ def read_coralnet_metadata(
 
     One row per image (the first row of its points), with ``n_points``. CoralNet's
     ``Height (cm)`` (camera above the bottom) becomes ``altitude`` in metres; the site
-    comes from ``site_field`` (CoralNet's Aux1 by convention); other non-empty metadata
+    comes from ``site_field`` (CoralNet's Aux1 by convention), else a field a source renamed
+    to "Site"; other non-empty metadata
     fields are kept as snake_case extras. Annotation files go through
     :func:`quadrat.io.coralnet.read_annotations_csv`; a file without Row/Column is read
     as CoralNet's image-metadata export.
@@ -326,7 +327,7 @@ def _coralnet_to_schema(
     out["dataset"] = pd.Series(
         dataset if dataset is not None else _default_dataset(path), index=frame.index
     ).astype("string")
-    site_name = by_key.get(_key(site_field))
+    site_name = by_key.get(_key(site_field)) or by_key.get("site")
     out["site"] = _site_column(frame[site_name] if site_name else None, site, out["dataset"])
     used = {site_name}
     for field, target in _CORALNET_FIELDS.items():

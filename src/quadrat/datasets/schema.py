@@ -83,6 +83,9 @@ EARLIEST_DATETIME = pd.Timestamp("1950-01-01", tz="UTC")
 
 OnError = Literal["raise", "drop", "keep"]
 
+#: A clock time followed by a UTC offset (Z, +00, -0300, +05:30): the value is not naive.
+_OFFSET_RE = r"\d:\d\d(?::\d\d(?:\.\d+)?)?\s*(?:Z|[+-]\d\d(?::?\d\d)?)$"
+
 
 @dataclass
 class ValidationReport:
@@ -154,8 +157,8 @@ def parse_datetimes(
     """UTC timestamps, and a mask of non-blank cells that are not a date-time.
 
     Values with an offset (``2023-09-24T14:52:43-03:00``) keep it; naive values are read
-    in ``timezone``. ISO 8601 is tried first (fast, vectorised); the few cells it refuses
-    are retried one by one with pandas' flexible parser (``10/6/2022 13:50:40``).
+    in ``timezone``. ISO 8601 is tried first (fast, vectorised); the cells it refuses are
+    retried once per distinct value with pandas' flexible parser (``10/6/2022 13:50:40``).
     """
     if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series):
         parsed = pd.to_datetime(series)
@@ -166,25 +169,45 @@ def parse_datetimes(
     bad = np.zeros(len(series), dtype=bool)
     if blank.all():
         return out, bad
+    # EXIF and dive-log style "2020:02:02 11:11:27": make the date part ISO first.
+    text = text.str.replace(r"^(\d{4}):(\d\d):(\d\d)(?=[ T])", r"\1-\2-\3", regex=True)
     # Group by "has an explicit offset" so naive values are localised, aware ones converted.
-    has_offset = text.str.contains(r"(?:Z|[+-]\d\d:?\d\d)$", regex=True, na=False).to_numpy()
+    has_offset = text.str.contains(_OFFSET_RE, regex=True, na=False).to_numpy()
     for aware in (False, True):
         chosen = ~blank & (has_offset == aware)
         if not chosen.any():
             continue
         values = text[chosen]
-        parsed = pd.to_datetime(values, format="ISO8601", errors="coerce", utc=aware)
-        retry = parsed.isna()
+        parsed = _ns_range(pd.to_datetime(values, format="ISO8601", errors="coerce", utc=aware))
+        retry = parsed.isna().to_numpy()
         if retry.any():
+            fallback = {v: _parse_one(v, aware, dayfirst) for v in values[retry].unique()}
             parsed = parsed.astype("object")
-            parsed[retry] = pd.to_datetime(
-                values[retry], format="mixed", errors="coerce", utc=aware, dayfirst=dayfirst
-            )
+            parsed[retry] = values[retry].map(fallback)
             parsed = pd.to_datetime(parsed, utc=aware)
         converted = parsed.dt.tz_convert("UTC") if aware else _to_utc(parsed, timezone)
         out[chosen] = converted.astype(DTYPES["datetime"])
         bad[chosen] = out[chosen].isna().to_numpy()
     return out, bad
+
+
+def _parse_one(value: str, aware: bool, dayfirst: bool) -> pd.Timestamp:
+    """pandas' flexible parser on one value; NaT when it fails or leaves pandas' range."""
+    try:
+        stamp = pd.Timestamp(pd.to_datetime(value, dayfirst=dayfirst, utc=aware))
+        return stamp.as_unit("ns") if _YEARS[0] <= stamp.year <= _YEARS[1] else pd.NaT
+    except (ValueError, OverflowError, pd.errors.OutOfBoundsDatetime):
+        return pd.NaT
+
+
+#: Years a nanosecond timestamp holds (pandas' datetime64[ns] range, with a margin).
+_YEARS = (1678, 2261)
+
+
+def _ns_range(parsed: pd.Series) -> pd.Series:
+    """Nanosecond unit, with dates outside its range (year 1, 9999: typos) made missing."""
+    inside = parsed.dt.year.between(*_YEARS)
+    return parsed.where(inside).dt.as_unit("ns")
 
 
 def _raise_first(issues: pd.DataFrame, n_bad: int) -> None:
