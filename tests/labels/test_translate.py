@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import io
 import warnings
+from importlib import resources
 from pathlib import Path
 
 import pandas as pd
@@ -23,6 +25,7 @@ from quadrat.labels.translate import (
     read_mapping,
     read_source_labels,
     roll_up_codes,
+    shipped_mapping,
     tokens,
     unmapped,
     write_mapping,
@@ -239,3 +242,22 @@ def test_coralnet_global_labels(shared_data: Path) -> None:
     exact = mapping[mapping["kind"] == "exact-name"]
     for name, code in zip(exact["source_name"], exact["caab_code"], strict=True):
         assert name_keys(name.split(":")[-1]) & name_keys(tree.node(code).name), name
+
+
+def test_shipped_seattle_mapping_is_valid() -> None:
+    mapping = shipped_mapping("seattle_rov")
+    assert len(mapping) == 23  # 25 classes; 'SU_anth' and 'unknown' stay unmapped
+    tree = default_catami()
+    assert tree.path_str(mapping["KE_sugar"]) == "Biota > Macroalgae > Laminate > Brown"
+    assert tree.head(mapping["SU_bould"]) == "substrate"
+    with pytest.raises(InputError, match="no shipped mapping named 'nope'"):
+        shipped_mapping("nope")
+
+
+@pytest.mark.shared_data
+def test_shipped_seattle_mapping_names_every_class_folder(shared_data: Path) -> None:
+    folders = {p.name for p in (shared_data / "seattle-rov-patches" / "patches").iterdir()}
+    shipped = resources.files("quadrat.labels").joinpath("data", "seattle_rov_catami.csv")
+    table = pd.read_csv(io.StringIO(shipped.read_text()), dtype=str, keep_default_na=False)
+    assert set(table["source_label"]) == folders
+    assert set(folders) - set(shipped_mapping("seattle_rov")) == {"SU_anth", "unknown"}

@@ -21,6 +21,9 @@ Match kinds, tried in this order (the first that finds a unique node wins):
                      because CoralNet short codes are not CPC codes ('MA' is Montastraea).
 ``functional-group`` CoralNet's functional group (0.5: coarse, e.g. Hard coral -> Stony).
 ``unmapped``         nothing fitted; listed for a person to decide.
+
+A reviewer who changes a row may set its kind to ``reviewed``; :func:`read_mapping` reads
+only ``source_label`` and ``caab_code``.
 """
 
 from __future__ import annotations
@@ -445,6 +448,19 @@ def read_mapping(path: str | Path, tree: CatamiTree | None = None) -> dict[str, 
             )
         out[label] = code
     return out
+
+
+def shipped_mapping(name: str, tree: CatamiTree | None = None) -> dict[str, str]:
+    """A reviewed mapping shipped with quadrat (``data/<name>_catami.csv``).
+
+    ``seattle_rov``: the 25 class folders of the Seattle ROV patches, proposed by
+    :func:`propose_mapping` and then reviewed by hand (``kind`` 'reviewed' marks the edits).
+    """
+    resource = resources.files("quadrat.labels").joinpath("data", f"{name}_catami.csv")
+    if not resource.is_file():
+        raise InputError(f"no shipped mapping named {name!r}", value=name)
+    with resources.as_file(resource) as file:
+        return read_mapping(file, tree)
 
 
 # -- annotations ---------------------------------------------------------------------

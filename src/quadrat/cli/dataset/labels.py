@@ -166,7 +166,8 @@ def translate(
         mapping = propose_mapping(sources, tree, fuzzy_cutoff=fuzzy_cutoff, progress=progress)
     write_mapping(mapping, out)
     counts = mapping["kind"].value_counts()
-    table = Table(title=f"{len(mapping)} labels -> CATAMI ({out})")
+    console.print(f"wrote {out}", highlight=False, soft_wrap=True)
+    table = Table(title=f"{len(mapping)} labels -> CATAMI")
     table.add_column("match kind")
     table.add_column("labels", justify="right")
     for kind in MATCH_KINDS:
