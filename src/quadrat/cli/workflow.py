@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -22,6 +23,7 @@ from quadrat.cli._common import (
 )
 from quadrat.errors import InputError, ProjectError
 from quadrat.extraction.gpu import GpuRunner, resolve_device
+from quadrat.extraction.ray_runner import cli_ray_runner
 from quadrat.extractors import create_extractor, list_extractors
 from quadrat.store.project import Project
 from quadrat.store.schema import ExtractorRecord, FeatureBlock, Image
@@ -143,6 +145,12 @@ def extract(
         str, typer.Option(help="Stored feature type: float16 or float32.")
     ] = "float16",
     workers: Annotated[int, typer.Option(help="Threads decoding images ahead.")] = 2,
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Extract on a Ray cluster: auto, local, host:port or ray://host:port."),
+    ] = None,
+    ray_workers: Annotated[int, typer.Option(help="Ray workers (actors), with --ray.")] = 2,
+    ray_gpus: Annotated[float, typer.Option(help="GPUs per Ray worker (0: CPU workers).")] = 0.0,
     list_: Annotated[bool, typer.Option("--list", help="List extractors and exit.")] = False,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
@@ -154,10 +162,25 @@ def extract(
         return
     handle = open_project(project)
     name = resolve_source(handle, source)
+    ray_runner = None
+    if ray is not None:  # the driver's copy stays on the CPU; workers may use GPUs
+        if compile_:
+            raise InputError("--compile is for one machine's GPU runner; drop it with --ray")
+        ray_runner = cli_ray_runner(
+            ray,
+            num_workers=ray_workers,
+            num_gpus_per_worker=ray_gpus,
+            device=device,
+            extractor_name=extractor,
+            weights=weights,
+            batch_size=batch_size,
+            decode_threads=workers,
+        )
+        device = "cpu"
     device = resolve_device(device, extractor)
     model = create_extractor(extractor, weights=weights, device=device, batch_size=batch_size)
-    runner = GpuRunner(workers=workers, compile=True) if compile_ else None
-    with progress_bar() as progress:
+    runner = GpuRunner(workers=workers, compile=True) if compile_ else ray_runner
+    with progress_bar() as progress, ray_runner or contextlib.nullcontext():
         summary = engine.extract_features(
             handle, name, model, dtype=dtype, workers=workers, runner=runner, progress=progress
         )

@@ -1,0 +1,400 @@
+"""The Ray runner: extraction spread over the workers of a Ray cluster (one actor each).
+
+Ray does the cluster work (scheduling, CPU/GPU placement, moving objects); this module
+only decides what goes where. Each actor holds one copy of the extractor and runs the
+ordinary single-machine runner (:func:`quadrat.extraction.default_runner`: CPU threads,
+or the GPU pipeline on a GPU worker) on chunks of a few images. The driver keeps a fixed
+window of chunks in flight, least-loaded actor first, and yields results in job order;
+the engine on the driver alone writes the feature store, so results, resumption and
+keys are those of a single-process run.
+
+Workers read images by their stored path (a filesystem all nodes share) unless
+``ship_images`` is set, in which case the driver reads the files and sends their bytes.
+The extractor travels once through the object store (pickled, weights included), or,
+with ``extractor_spec``, is rebuilt on each worker (its device, e.g. a worker's GPU);
+either way every worker's ``Extractor.key`` is checked against the driver's first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import resource
+import socket
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from quadrat.errors import ImageError, QuadratError
+from quadrat.extraction.jobs import ImageJob, JobResult, Runner
+from quadrat.extractors.base import Extractor
+
+#: Addresses that mean "start a Ray instance on this machine" rather than "connect".
+LOCAL_ADDRESSES = (None, "local")
+
+
+class RayClusterError(QuadratError):
+    """Ray is missing, the cluster cannot be reached, or a worker failed."""
+
+
+class ExtractorMismatchError(RayClusterError):
+    """A worker's copy of the extractor has another key than the driver's."""
+
+
+def import_ray() -> ModuleType:
+    """Ray, or a one-line error saying how to install it (it is an optional extra)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayClusterError(
+            "Ray is not installed; install it with: pip install 'quadrat[ray]' (or 'ray')"
+        ) from exc
+    return ray
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """How a worker rebuilds the extractor itself (arguments of ``create_extractor``).
+
+    Used where pickling the driver's extractor does not fit: a CUDA extractor when the
+    driver has no GPU. Weights files must then be readable on every worker.
+    """
+
+    name: str
+    weights: str | None = None
+    device: str = "cpu"
+    batch_size: int = 32
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> Extractor:
+        from quadrat.extractors import create_extractor
+
+        return create_extractor(
+            self.name,
+            self.weights,
+            device=self.device,
+            batch_size=self.batch_size,
+            **dict(self.options),
+        )
+
+
+class ExtractionWorker:
+    """One Ray actor: the single-machine runner, and each extractor it was sent, by key.
+
+    The extractor comes as a one-element list holding its object-store reference, so Ray
+    does not fetch and unpickle it again for every chunk; it is built once per key.
+    """
+
+    def __init__(self, decode_threads: int) -> None:
+        self.decode_threads = decode_threads
+        self.extractors: dict[str, tuple[Extractor, Runner]] = {}
+
+    def prepare(self, key: str, token: str, payload: list[Any]) -> str:
+        """Build the extractor the driver calls ``key`` once per ``token``; refuse another key."""
+        if token not in self.extractors:
+            import ray
+
+            from quadrat.extraction import default_runner
+
+            sent = ray.get(payload[0])
+            extractor = sent.build() if isinstance(sent, ExtractorSpec) else sent
+            if extractor.key != key:
+                raise ExtractorMismatchError(
+                    f"a Ray worker built extractor {extractor.key!r}, the driver has {key!r}; "
+                    "workers need the same quadrat version and weights file"
+                )
+            runner = default_runner(extractor, workers=self.decode_threads)
+            self.extractors[token] = (extractor, runner)
+        return key
+
+    def extract(
+        self, token: str, jobs: list[ImageJob], images: list[bytes] | None
+    ) -> list[np.ndarray]:
+        """Features of ``jobs`` in order; ``images`` are the files' bytes when shipped."""
+        extractor, runner = self.extractors[token]
+        if images is None:
+            return [features for _, features in runner(jobs, extractor)]
+        with tempfile.TemporaryDirectory(prefix="quadrat-ray-") as tmp:
+            local = []
+            for index, (job, data) in enumerate(zip(jobs, images, strict=True)):
+                path = Path(tmp) / f"{index}{Path(job.path).suffix}"
+                path.write_bytes(data)
+                local.append(replace(job, path=str(path)))
+            try:
+                return [features for _, features in runner(local, extractor)]
+            except QuadratError as exc:
+                message = str(exc)
+                for job, copy in zip(jobs, local, strict=True):
+                    message = message.replace(copy.path, job.path)
+                raise type(exc)(message) from None
+
+    def peak_rss_mb(self) -> float:
+        """This worker process's peak resident memory (Linux reports KiB, macOS bytes)."""
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+@dataclass
+class RayRunner:
+    """Extract on ``num_workers`` Ray actors; see the module docstring.
+
+    ``address``: ``None``/``"local"`` starts Ray on this machine with
+    ``num_workers * cpus_per_worker`` CPUs; ``"auto"`` joins the cluster this machine
+    belongs to (``ray start``); ``"host:port"`` or ``"ray://host:port"`` a remote one.
+    If this process is already connected to Ray, that connection is used.
+    """
+
+    address: str | None = "auto"
+    num_workers: int = 2
+    num_gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    chunk_images: int = 4
+    chunks_in_flight_per_worker: int = 2
+    decode_threads: int = 2
+    ship_images: bool = False
+    extractor_spec: ExtractorSpec | None = None
+    task_timeout_s: float | None = 900.0
+    init_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Peak RSS of each worker in MB, filled in when a run ends (for benchmarks).
+    worker_peak_rss_mb: list[float] = field(default_factory=list, init=False)
+    _started: bool = field(default=False, init=False, repr=False)
+    _actors: list[Any] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("num_workers", "chunk_images", "chunks_in_flight_per_worker"):
+            if getattr(self, name) < 1:
+                raise QuadratError(
+                    f"RayRunner {name} must be at least 1, not {getattr(self, name)}"
+                )
+        if self.decode_threads < 1:
+            raise QuadratError(
+                f"RayRunner decode_threads must be at least 1, not {self.decode_threads}"
+            )
+
+    # ------------------------------------------------------------------ connection
+
+    def connect(self) -> ModuleType:
+        """Join (or start) the Ray cluster once; errors name the address."""
+        ray = import_ray()
+        remote = self.address not in (*LOCAL_ADDRESSES, "auto")
+        if remote:
+            _check_reachable(str(self.address))
+        if ray.is_initialized():
+            self._check_same_cluster(ray)
+            return ray
+        options: dict[str, Any] = {"include_dashboard": False, **self.init_options}
+        target = None if self.address in LOCAL_ADDRESSES else self.address
+        if target is None:
+            options.setdefault("num_cpus", max(1, round(self.num_workers * self.cpus_per_worker)))
+        try:
+            ray.init(address=target, **options)
+        except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+            where = "a local Ray instance" if target is None else f"a Ray cluster at {target!r}"
+            raise RayClusterError(f"cannot start or join {where}: {_first_line(exc)}") from exc
+        self._started = True
+        return ray
+
+    def _check_same_cluster(self, ray: ModuleType) -> None:
+        """Refuse to run on another cluster than the one this process already joined."""
+        if self.address in (*LOCAL_ADDRESSES, "auto") or str(self.address).startswith("ray://"):
+            return
+        current = ray.get_runtime_context().gcs_address
+        if self.address != current:
+            raise RayClusterError(
+                f"this process is already connected to the Ray cluster at {current!r}, "
+                f"not {self.address!r}"
+            )
+
+    def release(self) -> None:
+        """Stop this runner's actors (their CPUs/GPUs go back to the cluster)."""
+        if self._actors:
+            ray = import_ray()
+            for actor in self._actors:
+                ray.kill(actor)
+            self._actors = []
+
+    def close(self) -> None:
+        """Stop the actors and leave the cluster (stopping it if it was started here)."""
+        self.release()
+        if self._started:
+            import_ray().shutdown()
+            self._started = False
+
+    def __enter__(self) -> RayRunner:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ running
+
+    def __call__(self, jobs: Iterable[ImageJob], extractor: Extractor) -> Iterator[JobResult]:
+        """Yield every job's features in order; see :class:`quadrat.extraction.Runner`.
+
+        The actors outlive the call (a runner can serve several extractions) unless the
+        call fails or is abandoned, which stops them so no stale work stays queued.
+        """
+        ray = self.connect()
+        key = extractor.key
+        sent = self.extractor_spec if self.extractor_spec is not None else extractor
+        payload = [ray.put(sent)]
+        token = key if self.extractor_spec is None else f"{key} {self.extractor_spec!r}"
+        actors = self._ensure_actors(ray)
+        finished = False
+        try:
+            try:
+                self._get(
+                    ray, [a.prepare.remote(key, token, payload) for a in actors], "starting workers"
+                )
+            except ExtractorMismatchError:
+                finished = True  # the actors are sound and idle: keep them
+                raise
+            yield from self._dispatch(ray, actors, token, jobs)
+            self.worker_peak_rss_mb = self._get(
+                ray, [a.peak_rss_mb.remote() for a in actors], "reading worker memory"
+            )
+            finished = True
+        finally:
+            if not finished:
+                self.release()
+
+    def _ensure_actors(self, ray: ModuleType) -> list[Any]:
+        if not self._actors:
+            actor_class = ray.remote(ExtractionWorker).options(
+                num_cpus=self.cpus_per_worker, num_gpus=self.num_gpus_per_worker
+            )
+            self._actors = [
+                actor_class.remote(self.decode_threads) for _ in range(self.num_workers)
+            ]
+        return self._actors
+
+    def _dispatch(
+        self, ray: ModuleType, actors: list[Any], token: str, jobs: Iterable[ImageJob]
+    ) -> Iterator[JobResult]:
+        """A bounded window of chunks in flight; results in job order."""
+        chunks = _chunks(jobs, self.chunk_images)
+        window = self.num_workers * self.chunks_in_flight_per_worker
+        load = [0] * len(actors)
+        pending: deque[tuple[list[ImageJob], Any, int]] = deque()
+
+        def submit() -> None:
+            while len(pending) < window:
+                chunk = next(chunks, None)
+                if chunk is None:
+                    return
+                images = [_read_bytes(job) for job in chunk] if self.ship_images else None
+                index = load.index(min(load))
+                pending.append((chunk, actors[index].extract.remote(token, chunk, images), index))
+                load[index] += 1
+
+        submit()
+        while pending:
+            chunk, ref, index = pending.popleft()
+            names = f"{chunk[0].name}" + (f" .. {chunk[-1].name}" if len(chunk) > 1 else "")
+            features = self._get(ray, ref, f"extracting images {names}")
+            load[index] -= 1
+            submit()  # keep the workers busy while the engine writes these
+            if len(features) != len(chunk):
+                raise RayClusterError(
+                    f"a Ray worker returned {len(features)} results for {len(chunk)} images "
+                    f"({names})"
+                )
+            yield from zip(chunk, features, strict=True)
+
+    def _get(self, ray: ModuleType, refs: Any, what: str) -> Any:
+        """``ray.get`` with a timeout; a worker's quadrat error comes back as itself."""
+        from ray import exceptions
+
+        try:
+            return ray.get(refs, timeout=self.task_timeout_s)
+        except exceptions.GetTimeoutError as exc:
+            raise RayClusterError(f"{what}: no result within {self.task_timeout_s} s") from exc
+        except exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, QuadratError):
+                raise cause from None
+            raise RayClusterError(
+                f"{what}: a Ray worker failed: {_first_line(cause or exc)}"
+            ) from exc
+        except exceptions.RayError as exc:
+            raise RayClusterError(f"{what}: {_first_line(exc)}") from exc
+
+
+def _chunks(jobs: Iterable[ImageJob], size: int) -> Iterator[list[ImageJob]]:
+    """Consecutive lists of ``size`` jobs, read lazily from ``jobs``."""
+    iterator = iter(jobs)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _read_bytes(job: ImageJob) -> bytes:
+    try:
+        return Path(job.path).read_bytes()
+    except OSError as exc:
+        raise ImageError(
+            f"image {job.name!r} cannot be read: {exc.strerror}", path=job.path
+        ) from exc
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, naming the address, rather than wait out Ray's connection retries."""
+    hostport = address.removeprefix("ray://")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayClusterError(
+            f"Ray address {address!r} is not 'auto', 'local', 'host:port' or 'ray://host:port'"
+        )
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise RayClusterError(f"cannot reach a Ray cluster at {address!r}: {exc}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def cli_ray_runner(
+    address: str,
+    *,
+    num_workers: int,
+    num_gpus_per_worker: float,
+    device: str,
+    extractor_name: str,
+    weights: str | Path | None,
+    batch_size: int,
+    decode_threads: int,
+) -> RayRunner:
+    """The runner behind ``quadrat extract --ray``, already connected (errors come first).
+
+    The driver's own extractor stays on the CPU (it only names the key and, for CPU
+    workers, travels pickled); GPU workers rebuild it on their GPU from its name and
+    weights file, which must then be readable on every node.
+    """
+    if num_gpus_per_worker < 0:
+        raise QuadratError(f"--ray-gpus must be 0 or more, not {num_gpus_per_worker}")
+    if num_gpus_per_worker == 0 and device not in ("auto", "cpu"):
+        raise QuadratError(
+            f"--device {device} with --ray needs --ray-gpus (GPUs per Ray worker, e.g. 1)"
+        )
+    spec = None
+    if num_gpus_per_worker > 0:  # Ray sets each actor's CUDA_VISIBLE_DEVICES: "cuda" is its GPU
+        weights_path = None if weights is None else str(weights)
+        spec = ExtractorSpec(extractor_name, weights_path, device="cuda", batch_size=batch_size)
+    runner = RayRunner(
+        address=address,
+        num_workers=num_workers,
+        num_gpus_per_worker=num_gpus_per_worker,
+        decode_threads=decode_threads,
+        extractor_spec=spec,
+    )
+    runner.connect()
+    return runner
