@@ -1,3 +1,222 @@
-"""Placeholder until its commands land."""
+"""``quadrat dataset subsample|partition``: thin a survey by distance, split it in space.
 
-from quadrat.cli.dataset import app  # noqa: F401
+Both read a BenthicNet metadata table (Parquet or CSV, e.g. written by
+``quadrat dataset validate``) and write a table of the same columns atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from quadrat.cli._common import console, err_console, progress_bar, user_errors
+from quadrat.cli.dataset import app
+from quadrat.datasets.partition import (
+    SPLITS,
+    PartitionResult,
+    site_grouped_split,
+    spatial_partition,
+)
+from quadrat.datasets.subsample import REQUIRED_COLUMNS, subsample_sites
+from quadrat.errors import InputError
+from quadrat.reports.datasets import write_subsample_report, write_table
+
+
+class PartitionMethod(StrEnum):
+    """How ``partition`` splits."""
+
+    spatial = "spatial"
+    site = "site"
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A metadata table from Parquet or CSV; (0, 0) positions count as missing (with a warning)."""
+    if not path.is_file():
+        raise InputError("no such table file", path=path)
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            table = pd.read_parquet(path)
+        else:
+            table = pd.read_csv(path, low_memory=False)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot read the table ({exc})", path=path) from None
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise InputError(
+            f"missing column(s) {', '.join(missing)}; convert the input with "
+            "'quadrat dataset validate' first",
+            path=path,
+            value=list(table.columns),
+        )
+    lat = pd.to_numeric(table["latitude"], errors="coerce")
+    lon = pd.to_numeric(table["longitude"], errors="coerce")
+    null_island = (lat == 0) & (lon == 0)
+    if null_island.any():
+        err_console.print(
+            f"[yellow]warning:[/] {escape(str(path))}: {int(null_island.sum())} row(s) at "
+            "latitude 0, longitude 0 treated as missing coordinates",
+            highlight=False,
+        )
+        table = table.copy()
+        table.loc[null_island, ["latitude", "longitude"]] = np.nan
+    return table
+
+
+def _parse_factors(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise InputError(
+            "--factors takes numbers separated by commas (1,2,4)", value=text
+        ) from None
+
+
+@app.command()
+@user_errors
+def subsample(
+    table_in: Annotated[Path, typer.Argument(metavar="IN", help="Metadata table (.parquet/.csv).")],
+    table_out: Annotated[Path, typer.Argument(metavar="OUT", help="Kept rows (.parquet/.csv).")],
+    distance: Annotated[float, typer.Option(help="Target metres between kept images.")] = 2.5,
+    target: Annotated[int, typer.Option(help="Target images per site (0: no cap).")] = 1000,
+    minimum: Annotated[int, typer.Option("--min", help="Sites up to this size stay whole.")] = 500,
+    factors: Annotated[
+        str, typer.Option(help="Distance multipliers tried to reach the target, e.g. 1,2,4.")
+    ] = "1",
+    pseudo_site_gap: Annotated[float, typer.Option(help="Metres: a new pseudo-site.")] = 1000.0,
+    subsite_gap: Annotated[float, typer.Option(help="Metres: a new subsite.")] = 500.0,
+    sort_by_time: Annotated[
+        bool, typer.Option(help="Order each site by datetime first (else file order).")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Folder for map.png, counts.csv and sites.csv.")
+    ] = None,
+    label_column: Annotated[
+        str | None, typer.Option(help="Also count this label column in the report.")
+    ] = None,
+) -> None:
+    """Thin every site to images about DISTANCE apart along its track (BenthicNet's method)."""
+    table = read_table(table_in)
+    if sort_by_time:
+        if "datetime" not in table.columns:
+            raise InputError("--sort-by-time needs a datetime column", path=table_in)
+        table = table.sort_values("datetime", kind="stable")
+    started = time.perf_counter()
+    with progress_bar() as progress:
+        result = subsample_sites(
+            table,
+            distance=distance,
+            target_population=target,
+            min_population=minimum,
+            pseudo_site_gap=pseudo_site_gap,
+            subsite_gap=subsite_gap,
+            factors=_parse_factors(factors),
+            progress=progress,
+        )
+    seconds = time.perf_counter() - started
+    write_table(result.kept, table_out)
+    written = [table_out]
+    if report is not None:
+        written += write_subsample_report(
+            table, result.kept, result.sites, report, label_column=label_column
+        )
+    _print_subsample_summary(result.sites, len(table), len(result.kept), seconds)
+    for path in written:
+        console.print(f"wrote {escape(str(path))}", highlight=False)
+
+
+def _print_subsample_summary(sites: pd.DataFrame, before: int, after: int, seconds: float) -> None:
+    summary = Table(title=f"kept {after:,} of {before:,} rows in {seconds:.2f} s")
+    for column in ("method", "sites", "rows", "kept"):
+        summary.add_column(column, justify="left" if column == "method" else "right")
+    grouped = sites.groupby("method").agg(
+        sites=("rows", "size"), rows=("rows", "sum"), kept=("kept", "sum")
+    )
+    for method, row in grouped.iterrows():
+        summary.add_row(str(method), f"{row['sites']:,}", f"{row['rows']:,}", f"{row['kept']:,}")
+    console.print(summary)
+
+
+def _truncate_lineage(labels: pd.Series, depth: int) -> pd.Series:
+    """'Biota > Macroalgae > Brown > ...' to its first ``depth`` levels."""
+    parts = labels.astype("string").str.split(">")
+    return parts.str[:depth].str.join(">").str.replace(r"\s*>\s*", " > ", regex=True).str.strip()
+
+
+@app.command()
+@user_errors
+def partition(
+    table_in: Annotated[Path, typer.Argument(metavar="IN", help="Labelled metadata table.")],
+    table_out: Annotated[
+        Path, typer.Argument(metavar="OUT", help="Same rows plus a 'partition' column.")
+    ],
+    label_column: Annotated[
+        str | None, typer.Option(help="Column of labels to balance (spatial needs one).")
+    ] = None,
+    method: Annotated[PartitionMethod, typer.Option(help="spatial, or whole sites.")] = (
+        PartitionMethod.spatial
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same split).")] = 0,
+    test_fraction: Annotated[float, typer.Option(help="Site split: share of sites.")] = 0.2,
+    exclusion: Annotated[float, typer.Option(help="Metres around test images.")] = 50.0,
+    strict: Annotated[float, typer.Option(help="Minimum metres between train and test.")] = 10.0,
+    label_depth: Annotated[
+        int | None, typer.Option(help="Cut 'A > B > C' labels to this many levels.")
+    ] = None,
+    balance: Annotated[
+        Path | None, typer.Option(help="Class balance CSV (default: OUT's name + _balance.csv).")
+    ] = None,
+) -> None:
+    """Split labelled images into train / test / excluded, far apart in space, seeded."""
+    table = read_table(table_in)
+    if label_column is not None and label_column not in table.columns:
+        raise InputError(
+            f"no label column {label_column!r}", path=table_in, value=list(table.columns)
+        )
+    labels_table = table
+    if label_column is not None and label_depth is not None:
+        if label_depth < 1:
+            raise InputError("--label-depth must be at least 1", value=label_depth)
+        labels_table = table.assign(
+            **{label_column: _truncate_lineage(table[label_column], label_depth)}
+        )
+    result: PartitionResult
+    with console.status("partitioning"):
+        if method is PartitionMethod.spatial:
+            if label_column is None:
+                raise InputError("--method spatial needs --label-column")
+            result = spatial_partition(
+                labels_table,
+                label_column,
+                seed=seed,
+                exclusion_distance=exclusion,
+                strict_distance=strict,
+            )
+        else:
+            result = site_grouped_split(
+                labels_table, label_column, test_fraction=test_fraction, seed=seed
+            )
+    write_table(table.assign(partition=result.assignment), table_out)
+    balance_path = balance or table_out.with_name(f"{table_out.stem}_balance.csv")
+    write_table(result.balance.reset_index(), balance_path)
+    _print_balance(result.balance, method)
+    console.print(f"wrote {escape(str(table_out))}, {escape(str(balance_path))}", highlight=False)
+
+
+def _print_balance(balance: pd.DataFrame, method: PartitionMethod) -> None:
+    shown = Table(title=f"{method.value} partition: images per label and split")
+    shown.add_column("label")
+    shown.add_column("images", justify="right")
+    for split in SPLITS:
+        shown.add_column(split, justify="right")
+    for label, row in balance.iterrows():
+        cells = [f"{int(row[s]):,} ({row[f'{s}_fraction']:.0%})" for s in SPLITS]
+        shown.add_row(escape(str(label)), f"{int(row['images']):,}", *cells)
+    console.print(shown)
