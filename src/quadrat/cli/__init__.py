@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from quadrat.cli import demo, results, workflow
+from quadrat.cli import demo, pretrain, results, workflow
 from quadrat.cli.dataset import app as dataset_app
 
 app = typer.Typer(
@@ -14,7 +14,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-for group in (workflow.app, results.app, demo.app):
+for group in (workflow.app, results.app, demo.app, pretrain.app):
     app.registered_commands.extend(group.registered_commands)
 app.add_typer(dataset_app, name="dataset")
 

@@ -18,12 +18,15 @@ from quadrat.errors import InputError, WeightsError
 from quadrat.extractors import backbones
 from quadrat.extractors.base import Extractor
 from quadrat.extractors.texture import TextureExtractor
+from quadrat.extractors.weights import from_solo_learn, keep_prefixed, read_backbone_config
 
 Factory = Callable[..., Extractor]
 F = TypeVar("F", bound=Factory)
 
 _REGISTRY: dict[str, Factory] = {}
 TIMM_PREFIX = "timm:"
+#: A name ending so is a path to a self-describing backbone file (``quadrat pretrain``).
+BACKBONE_SUFFIXES = (".safetensors", ".ckpt")
 
 
 def register_extractor(name: str) -> Callable[[F], F]:
@@ -54,6 +57,8 @@ def create_extractor(
 ) -> Extractor:
     """Build the extractor ``name`` with ``weights`` (a local file; None = weights-free/random).
 
+    ``name`` may also be the path of a ``quadrat pretrain`` output (``backbone.safetensors``
+    or a ``.ckpt``), which names its own network and normalisation.
     ``kwargs`` go to the factory: for CNNs ``channels_last`` (default True),
     ``autocast_bf16`` (default False, exact) and ``seed`` (random weights).
     """
@@ -66,10 +71,40 @@ def create_extractor(
         return backbones.any_timm(
             timm_name, weights, device=device, batch_size=batch_size, **kwargs
         )
+    if Path(name).suffix in BACKBONE_SUFFIXES:
+        return _from_backbone_file(Path(name), weights, device, batch_size, **kwargs)
     raise InputError(
         f"unknown extractor {name!r}: use one of {', '.join(list_extractors())} "
         f"or a timm model name (timm:<name>)",
         value=name,
+    )
+
+
+def _from_backbone_file(
+    path: Path, weights: str | Path | None, device: str, batch_size: int, **kwargs: Any
+) -> Extractor:
+    """A ``quadrat pretrain`` file by path: the file itself names its network and inputs."""
+    if weights is not None:
+        raise InputError(f"{path}: a backbone file by path takes no separate weights",
+                         value=weights)
+    config = read_backbone_config(path)
+    if not timm.is_model(config.model):
+        raise WeightsError(f"{path}: unknown timm model {config.model!r}")
+    seed = kwargs.pop("seed", 0)
+    model = backbones.seeded(backbones.timm_model(config.model), seed)
+    feature_dim: int = getattr(model, "head_hidden_size", 0) or getattr(model, "num_features", 0)
+    return backbones.build_extractor(
+        f"{config.method or 'pretrained'}:{config.model}",
+        model,
+        feature_dim=feature_dim,
+        weights=path,
+        layouts={"timm": keep_prefixed(config.key_prefix), "solo_learn": from_solo_learn},
+        mean=config.mean,
+        std=config.std,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+        **kwargs,
     )
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -252,6 +254,80 @@ def from_caffe_vgg16(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
         layer, _, param = key.partition(".")
         out[f"{_CAFFE_VGG16[layer]}.{param}" if layer in _CAFFE_VGG16 else key] = value
     return out
+
+
+# --- self-describing backbones (quadrat pretrain) -------------------------------------
+
+#: ``format`` metadata of a backbone file written by ``quadrat.ssl.export``.
+BACKBONE_FORMAT = "quadrat-backbone/1"
+# Where a ``quadrat pretrain`` Lightning checkpoint keeps its backbone.
+_PRETRAIN_PREFIX = "method.backbone."
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """What a self-describing weights file says about the network it holds."""
+
+    model: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    method: str
+    key_prefix: str = ""
+
+
+def read_backbone_config(path: str | Path) -> BackboneConfig:
+    """The network a ``quadrat pretrain`` file holds: an exported ``.safetensors`` (its
+    metadata) or a Lightning checkpoint (its saved config); WeightsError for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        try:
+            with safetensors.safe_open(str(path), "pt") as handle:
+                meta = handle.metadata() or {}
+        except Exception as error:  # the library raises several types
+            raise WeightsError(f"{path}: not a valid safetensors file ({error})") from error
+        if meta.get("format") != BACKBONE_FORMAT:
+            raise WeightsError(
+                f"{path}: no quadrat backbone metadata; name its network instead, "
+                "e.g. create_extractor('resnet50', weights=path)"
+            )
+        try:
+            return BackboneConfig(
+                model=meta["timm_model"],
+                mean=tuple(json.loads(meta["mean"])),
+                std=tuple(json.loads(meta["std"])),
+                method=meta.get("method", ""),
+            )
+        except (KeyError, ValueError) as error:
+            raise WeightsError(f"{path}: damaged backbone metadata ({error})") from error
+    checkpoint = _load_any(path)
+    hparams = checkpoint.get("hyper_parameters") if isinstance(checkpoint, Mapping) else None
+    config = hparams.get("config") if isinstance(hparams, Mapping) else None
+    if not isinstance(config, Mapping) or "backbone" not in config:
+        raise WeightsError(
+            f"{path}: not a quadrat pretraining checkpoint; name its network instead, "
+            "e.g. create_extractor('benthicnet_resnet50', weights=path) for BenthicNet's"
+        )
+    augment = config.get("augment", {})
+    return BackboneConfig(
+        model=str(config["backbone"]),
+        mean=tuple(augment.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(augment.get("std", (0.229, 0.224, 0.225))),
+        method=str(config.get("method", "")),
+        key_prefix=_PRETRAIN_PREFIX,
+    )
+
+
+def keep_prefixed(prefix: str) -> Callable[[Mapping[str, torch.Tensor]], StateDict]:
+    """A converter keeping only keys under ``prefix``, with the prefix removed."""
+
+    def convert(state_dict: Mapping[str, torch.Tensor]) -> StateDict:
+        if not prefix:
+            return dict(state_dict)
+        return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+    return convert
 
 
 def _strip_prefix(key: str, prefix: str) -> str:
