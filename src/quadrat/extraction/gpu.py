@@ -240,6 +240,17 @@ class GpuRunner:
         if waiting:  # cannot happen: every job's patches went through the network
             raise RuntimeError(f"GpuRunner lost the features of image {waiting[0].name!r}")
 
+    def features(self, extractor: TorchExtractor, patches: torch.Tensor) -> torch.Tensor:
+        """Features of one batch of (n, S, S, 3) uint8 patches already on the device.
+
+        Exactly what the pipeline runs per batch (the model-only figure of
+        benchmarks/gpu_extract.py); ``n`` at most :meth:`effective_batch_size`.
+        """
+        batch = self.effective_batch_size(extractor)
+        if len(patches) > batch:
+            raise InputError(f"at most {batch} patches per call", value=len(patches))
+        return self._forward(extractor, self._network(extractor), patches, batch)
+
     def _forward(
         self,
         extractor: TorchExtractor,

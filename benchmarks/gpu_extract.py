@@ -1,0 +1,296 @@
+"""GPU extraction: JPEG files -> stored features through GpuRunner, beside model-only speed.
+
+Generates ``--images`` JPEGs (2000x1500, quality 90, photo-like), imports them into a
+SQLite project with ``--points`` random points each, and for every model and mode
+(eager / ``torch.compile``) measures, in one child process per run (so a crash or a
+compile failure costs one run, and peak memory is that run's own):
+
+- end to end: ``engine.extract_features`` with ``GpuRunner`` (read, nvJPEG decode, crops
+  on the device, network, features back, one SQLite transaction per image), after a
+  warm-up extraction of a few images into another source (cuDNN autotuning, compiling);
+- model only: the same runner's per-batch network call on random uint8 patches already
+  on the device, same batch, same bf16 and channels-last settings;
+
+plus batched ``decode_jpeg`` images/s on the same files. Random weights (speed does not
+depend on them). Prints one JSON object.
+
+On a GPU machine (about 4-6 minutes; compiling takes about a minute per model):
+
+    python benchmarks/gpu_extract.py                   # cuda, eager and compiled
+    python benchmarks/gpu_extract.py --modes eager --images 128
+
+CPU smoke test (tiny batches; the figures say nothing about a GPU):
+
+    python benchmarks/gpu_extract.py --device cpu --images 4 --points 8
+
+Targets (issue 3, one H100, bf16): end to end 15,000 patches/s for EfficientNet-B0 and
+10,000 for ResNet-50; model-only references 19,500 / 27,900 (eager / compiled) and
+13,200 / 21,900 patches/s, nvJPEG 3,470 images/s (../shared/specs/measurements.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+TARGETS = {"efficientnet_b0": 15_000, "resnet50": 10_000}  # end-to-end patches/s, one H100
+WARMUP_SOURCE = "warmup"
+SOURCE = "bench"
+
+
+def make_jpeg(path: Path, height: int, width: int, seed: int) -> None:
+    """Smooth colour fields plus noise: compresses (and decodes) like a photograph."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (height // 50, width // 50, 3), dtype=np.uint8)
+    base = np.asarray(Image.fromarray(small).resize((width, height), Image.BILINEAR))
+    noise = rng.normal(0, 12, base.shape)
+    Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+def prepare(root: Path, args: argparse.Namespace) -> Path:
+    """JPEGs and a project template (both sources imported, points generated)."""
+    from quadrat import engine
+    from quadrat.store.project import Project
+
+    images = root / "images"
+    images.mkdir()
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:  # Pillow encodes without the GIL
+        list(
+            pool.map(
+                lambda i: make_jpeg(images / f"img_{i:05d}.jpg", args.height, args.width, i),
+                range(args.images),
+            )
+        )
+    files = sorted(images.iterdir())
+    warmup_images = max(1, min(len(files), -(-2 * batch_size(args) // args.points)))
+    db = root / "template.db"
+    project = Project.create(str(db))
+    for source, chosen in ((SOURCE, files), (WARMUP_SOURCE, files[:warmup_images])):
+        engine.create_source(project, source)
+        engine.import_images(project, source, chosen)
+        engine.generate_points(project, source, f"m_{args.points}", seed=0)
+    project.close()
+    return db
+
+
+def batch_size(args: argparse.Namespace) -> int:
+    return args.batch_size or (512 if args.device.startswith("cuda") else 8)
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def run_one(db: Path, model_name: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One model and mode on its own copy of the project (child process)."""
+    from quadrat import engine
+    from quadrat.extraction import GpuRunner
+    from quadrat.extractors import create_extractor
+    from quadrat.store.project import Project
+
+    cuda = args.device.startswith("cuda")
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
+    batch = batch_size(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights are a floor; deprecations
+        extractor = create_extractor(
+            model_name, device=args.device, batch_size=batch, autocast_bf16=not args.fp32
+        )
+    runner = GpuRunner(
+        workers=args.workers,
+        batch_size=batch,
+        prefetch=args.prefetch,
+        compile=mode == "compiled",
+    )
+    project = Project.open(str(db))
+
+    def synchronize() -> None:
+        if cuda:
+            torch.cuda.synchronize()
+
+    start = time.perf_counter()
+    engine.extract_features(project, WARMUP_SOURCE, extractor, runner=runner)
+    warmup_seconds = time.perf_counter() - start
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    summary = engine.extract_features(project, SOURCE, extractor, runner=runner)
+    seconds = time.perf_counter() - start
+    project.close()
+
+    patches = torch.randint(0, 256, (batch, 224, 224, 3), dtype=torch.uint8)
+    patches = patches.to(args.device)
+    for _ in range(3):  # warm (already compiled by the warm-up extraction)
+        runner.features(extractor, patches)
+    synchronize()
+    start = time.perf_counter()
+    for _ in range(args.model_batches):
+        features = runner.features(extractor, patches)
+    synchronize()
+    model_seconds = time.perf_counter() - start
+    assert features.shape == (batch, extractor.feature_dim)
+
+    end_to_end = summary.points / seconds
+    model_only = args.model_batches * batch / model_seconds
+    return {
+        "model": model_name,
+        "mode": mode,
+        "key": extractor.key,
+        "points": summary.points,
+        "images": summary.images_done,
+        "seconds": round(seconds, 3),
+        "end_to_end_patches_per_s": round(end_to_end, 1),
+        "model_only_patches_per_s": round(model_only, 1),
+        "end_to_end_over_model_only": round(end_to_end / model_only, 3),
+        "warmup_seconds": round(warmup_seconds, 2),
+        "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def decode_speed(images: Path, device: str, group: int) -> dict[str, Any]:
+    """Batched decode_jpeg of every generated file (bytes already in memory), images/s."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from quadrat.extraction.gpu import read_bytes
+
+    data = [torch.frombuffer(read_bytes(p), dtype=torch.uint8) for p in sorted(images.iterdir())]
+    groups = [data[i : i + group] for i in range(0, len(data), group)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decode_jpeg(groups[0], mode=ImageReadMode.RGB, device=device)  # warm-up (nvJPEG init)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for chunk in groups:
+            decode_jpeg(chunk, mode=ImageReadMode.RGB, device=device)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {
+        "images": len(data),
+        "group": group,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(len(data) / seconds, 1),
+    }
+
+
+def child(args: argparse.Namespace) -> None:
+    """``--one MODEL:MODE --db PATH``: print one run's JSON line."""
+    model_name, mode = args.one.split(":")
+    print(json.dumps(run_one(Path(args.db), model_name, mode, args)))
+
+
+def parent(args: argparse.Namespace) -> None:
+    modes = args.modes or ("eager,compiled" if args.device.startswith("cuda") else "eager")
+    root = Path(tempfile.mkdtemp(prefix="gpu_extract_", dir=args.tmp))
+    results: dict[str, Any] = {
+        "benchmark": "gpu_extract",
+        "device": args.device,
+        "gpu": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None,
+        "images": args.images,
+        "points_per_image": args.points,
+        "image_size": [args.height, args.width],
+        "batch_size": batch_size(args),
+        "dtype": "fp32" if args.fp32 else "bf16-autocast",
+        "memory_format": "channels_last",
+        "workers": args.workers,
+        "prefetch": args.prefetch,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
+    try:
+        start = time.perf_counter()
+        template = prepare(root, args)
+        results["prepare_seconds"] = round(time.perf_counter() - start, 1)
+        runs = []
+        for model_name in args.models.split(","):
+            for mode in modes.split(","):
+                db = root / f"{model_name}-{mode}.db"
+                shutil.copy(template, db)
+                command = [sys.executable, __file__, "--one", f"{model_name}:{mode}"]
+                command += ["--db", str(db), *forwarded(args)]
+                done = subprocess.run(
+                    command, capture_output=True, text=True, timeout=args.run_timeout
+                )
+                if done.returncode != 0:
+                    tail = done.stderr.strip().splitlines()[-3:]
+                    runs.append({"model": model_name, "mode": mode, "error": " | ".join(tail)})
+                else:
+                    runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                db.unlink()
+        results["runs"] = runs
+        results["decode"] = decode_speed(root / "images", args.device, args.decode_group)
+        if args.device.startswith("cuda"):
+            best = {
+                name: max(
+                    (r.get("end_to_end_patches_per_s", 0) for r in runs if r["model"] == name),
+                    default=0,
+                )
+                for name in TARGETS
+            }
+            results["targets_end_to_end"] = TARGETS
+            results["meets_targets"] = {
+                name: best[name] >= target for name, target in TARGETS.items() if best[name]
+            }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(results, indent=2))
+
+
+def forwarded(args: argparse.Namespace) -> list[str]:
+    """The options a child run needs, as given to the parent."""
+    out = ["--device", args.device, "--points", str(args.points)]
+    out += ["--workers", str(args.workers), "--prefetch", str(args.prefetch)]
+    out += ["--model-batches", str(args.model_batches), "--batch-size", str(batch_size(args))]
+    return out + (["--fp32"] if args.fp32 else [])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--points", type=int, default=50, help="random points per image")
+    parser.add_argument("--height", type=int, default=1500)
+    parser.add_argument("--width", type=int, default=2000)
+    parser.add_argument("--models", default="efficientnet_b0,resnet50")
+    parser.add_argument("--modes", help="eager,compiled (default on CUDA) or eager (CPU)")
+    parser.add_argument("--batch-size", type=int, help="default 512 on CUDA, 8 on CPU")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    parser.add_argument("--workers", type=int, default=8, help="file-reading threads")
+    parser.add_argument("--prefetch", type=int, default=3, help="groups queued ahead")
+    parser.add_argument("--model-batches", type=int, default=None, help="timed model-only")
+    parser.add_argument("--decode-group", type=int, default=64, help="images per decode call")
+    parser.add_argument("--run-timeout", type=float, default=600, help="seconds per child run")
+    parser.add_argument("--tmp", help="folder for the generated files (default: system temp)")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.model_batches is None:
+        args.model_batches = 30 if args.device.startswith("cuda") else 2
+    if args.one:
+        child(args)
+    else:
+        parent(args)
+
+
+if __name__ == "__main__":
+    main()
