@@ -334,6 +334,7 @@ def test_real_coralnet_export(shared_data: Path) -> None:
 
 
 @pytest.mark.shared_data
+@pytest.mark.slow
 def test_real_photos_gpx_positions_agree_with_their_exif_gps(shared_data: Path) -> None:
     """The georeferenced photos were tagged from these tracks: matching by time (UTC from
     the EXIF offset, no clock offset) must land on their EXIF GPS to within centimetres."""
