@@ -13,6 +13,7 @@ import argparse
 import json
 import resource
 import time
+import tracemalloc
 
 import numpy as np
 import pandas as pd
@@ -88,6 +89,11 @@ def main() -> None:
     parser.add_argument("--target", type=int, default=1000)
     parser.add_argument("--min", type=int, default=500, dest="minimum")
     parser.add_argument("--factors", default="1")
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="a second, untimed run under tracemalloc: peak bytes allocated by subsample_sites",
+    )
     args = parser.parse_args()
     factors = tuple(float(f) for f in args.factors.split(","))
 
@@ -103,6 +109,18 @@ def main() -> None:
     )
     seconds = time.perf_counter() - start
     methods = result.sites["method"].value_counts().to_dict()
+    traced_mb = None
+    if args.trace_memory:
+        tracemalloc.start()
+        subsample_sites(
+            table,
+            distance=args.distance,
+            target_population=args.target,
+            min_population=args.minimum,
+            factors=factors,
+        )
+        traced_mb = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+        tracemalloc.stop()
     print(
         json.dumps(
             {
@@ -119,6 +137,7 @@ def main() -> None:
                 "sites_by_method": methods,
                 "peak_rss_mb_after_table": round(rss_before, 1),
                 "peak_rss_mb": round(peak_rss_mb(), 1),
+                "subsample_peak_alloc_mb": traced_mb,
             }
         )
     )
