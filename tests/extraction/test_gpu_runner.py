@@ -21,12 +21,17 @@ import torch
 from PIL import Image
 from torch import nn
 from torchvision.io import ImageReadMode, decode_jpeg
+from typer.testing import CliRunner
 
+from quadrat import engine
+from quadrat.cli import app
 from quadrat.errors import ImageError, InputError, PointOutsideImageError
 from quadrat.extraction import CpuRunner, GpuRunner, ImageJob, default_runner, job_patches
 from quadrat.extraction.gpu import read_bytes, resolve_device, takes_jpeg_decoder
 from quadrat.extractors import ExtractorConfig, TorchExtractor, create_extractor
 from quadrat.io.images import load_rgb
+from quadrat.store.features import load_features
+from quadrat.store.project import Project
 from tests.data.images.data import make_image_fixtures
 
 SIZE = 224
@@ -319,6 +324,47 @@ def test_compile_pads_the_last_batch_to_one_shape(
     assert len(compiled) == 1 and compiled[0].sizes == [4, 4, 4] * 2  # 9 patches, padded
     for (_, got), (_, expected) in zip(out, plain, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# --- through the engine and the CLI --------------------------------------------------------
+
+
+def _project(tmp_path: Path, name: str, images: Path) -> Project:
+    project = Project.create(str(tmp_path / f"{name}.db"))
+    engine.create_source(project, "reef")
+    engine.import_images(project, "reef", [images])
+    engine.generate_points(project, "reef", "m_5", seed=0)
+    return project
+
+
+def test_engine_stores_the_cpu_runners_features_and_resumes(tmp_path: Path) -> None:
+    make_jobs(tmp_path / "images", [(300, 400), (250, 250), (400, 230)], points=1)
+    extractor = tiny_cnn()
+    stored = {}
+    for name, runner in (("cpu", CpuRunner()), ("gpu", GpuRunner(batch_size=4))):
+        project = _project(tmp_path, name, tmp_path / "images")
+        summary = engine.extract_features(
+            project, "reef", extractor, runner=runner, dtype="float32"
+        )
+        assert (summary.images_done, summary.points) == (3, 15)
+        with project.session() as session:
+            stored[name] = load_features(session, extractor.key)
+        again = engine.extract_features(project, "reef", extractor, runner=runner)
+        assert (again.images_done, again.images_skipped) == (0, 3)
+        project.close()
+    assert np.array_equal(stored["gpu"].point_ids, stored["cpu"].point_ids)
+    np.testing.assert_allclose(stored["gpu"].features, stored["cpu"].features, rtol=1e-5)
+
+
+def test_cli_bad_device_is_one_red_line(tmp_path: Path) -> None:
+    make_jobs(tmp_path / "images", [(240, 240)], points=1)
+    _project(tmp_path, "cli", tmp_path / "images").close()
+    result = CliRunner().invoke(
+        app, ["extract", "-e", "resnet50", "--device", "gpu", "-p", str(tmp_path / "cli.db")]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error:") and "unknown device 'gpu'" in result.output
+    assert "Traceback" not in result.output
 
 
 # --- real data -------------------------------------------------------------------------------
