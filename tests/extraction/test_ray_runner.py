@@ -63,6 +63,7 @@ def runner(cluster: None) -> Iterator[RayRunner]:
         address="local", num_workers=2, chunk_images=CHUNK, decode_threads=1, task_timeout_s=180
     )
     try:
+        ray_runner.start()  # the actors boot while the reference store is computed
         yield ray_runner
     finally:
         ray_runner.close()
@@ -288,7 +289,8 @@ def test_cli_extract_on_ray(runner: RayRunner, survey: DemoSurvey, tmp_path: Pat
     assert "240 points from 20 images" in " ".join(result.output.split())
     assert ray.is_initialized()  # joined the running instance: not the CLI's to stop
 
-    result = cli.invoke(app, ["extract", "--ray", "127.0.0.1:1", "-p", str(db)])
-    assert result.exit_code == 1
-    text = " ".join(result.output.split())
-    assert text.startswith("error:") and "127.0.0.1:1" in text and "Traceback" not in text
+    for args, named in ((["--ray", "127.0.0.1:1"], "127.0.0.1:1"), (["--ray-workers", "0"], "0")):
+        result = cli.invoke(app, ["extract", "--ray", "local", *args, "-p", str(db)])
+        assert result.exit_code == 1
+        text = " ".join(result.output.split())
+        assert text.startswith("error:") and named in text and "Traceback" not in text

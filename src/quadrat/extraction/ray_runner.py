@@ -237,34 +237,42 @@ class RayRunner:
     def __call__(self, jobs: Iterable[ImageJob], extractor: Extractor) -> Iterator[JobResult]:
         """Yield every job's features in order; see :class:`quadrat.extraction.Runner`.
 
-        The actors outlive the call (a runner can serve several extractions) unless the
-        call fails or is abandoned, which stops them so no stale work stays queued.
+        The actors outlive the call, so one runner serves several extractions. A call that
+        stops early (bad input on a worker, or a caller that stops reading) waits for the
+        chunks still in flight, at most the window, so none stays queued; after a cluster
+        failure (a lost worker, a timeout) the actors are stopped and the next call starts
+        new ones.
         """
-        ray = self.connect()
+        actors = self.start()
+        ray = import_ray()
         key = extractor.key
         sent = self.extractor_spec if self.extractor_spec is not None else extractor
         payload = [ray.put(sent)]
         token = key if self.extractor_spec is None else f"{key} {self.extractor_spec!r}"
-        actors = self._ensure_actors(ray)
-        finished = False
+        pending: deque[tuple[list[ImageJob], Any, int]] = deque()
         try:
-            try:
-                self._get(
-                    ray, [a.prepare.remote(key, token, payload) for a in actors], "starting workers"
-                )
-            except ExtractorMismatchError:
-                finished = True  # the actors are sound and idle: keep them
-                raise
-            yield from self._dispatch(ray, actors, token, jobs)
+            prepared = [a.prepare.remote(key, token, payload) for a in actors]
+            self._get(ray, prepared, "starting the Ray workers")
+            yield from self._dispatch(ray, actors, token, jobs, pending)
             self.worker_peak_rss_mb = self._get(
                 ray, [a.peak_rss_mb.remote() for a in actors], "reading worker memory"
             )
-            finished = True
-        finally:
-            if not finished:
+        except RayClusterError as exc:
+            if not isinstance(exc, ExtractorMismatchError):  # the actors may be unsound
+                pending.clear()
                 self.release()
+            raise
+        finally:
+            if pending:
+                refs = [ref for _, ref, _ in pending]
+                ray.wait(refs, num_returns=len(refs), timeout=self.task_timeout_s)
 
-    def _ensure_actors(self, ray: ModuleType) -> list[Any]:
+    def start(self) -> list[Any]:
+        """Join the cluster and launch the actors without waiting for them.
+
+        They boot (import torch and quadrat) while the caller builds its extractor.
+        """
+        ray = self.connect()
         if not self._actors:
             actor_class = ray.remote(ExtractionWorker).options(
                 num_cpus=self.cpus_per_worker, num_gpus=self.num_gpus_per_worker
@@ -275,13 +283,17 @@ class RayRunner:
         return self._actors
 
     def _dispatch(
-        self, ray: ModuleType, actors: list[Any], token: str, jobs: Iterable[ImageJob]
+        self,
+        ray: ModuleType,
+        actors: list[Any],
+        token: str,
+        jobs: Iterable[ImageJob],
+        pending: deque[tuple[list[ImageJob], Any, int]],
     ) -> Iterator[JobResult]:
-        """A bounded window of chunks in flight; results in job order."""
+        """A bounded window of chunks in flight (``pending``); results in job order."""
         chunks = _chunks(jobs, self.chunk_images)
         window = self.num_workers * self.chunks_in_flight_per_worker
         load = [0] * len(actors)
-        pending: deque[tuple[list[ImageJob], Any, int]] = deque()
 
         def submit() -> None:
             while len(pending) < window:
@@ -295,9 +307,10 @@ class RayRunner:
 
         submit()
         while pending:
-            chunk, ref, index = pending.popleft()
+            chunk, ref, index = pending[0]
             names = f"{chunk[0].name}" + (f" .. {chunk[-1].name}" if len(chunk) > 1 else "")
             features = self._get(ray, ref, f"extracting images {names}")
+            pending.popleft()
             load[index] -= 1
             submit()  # keep the workers busy while the engine writes these
             if len(features) != len(chunk):
@@ -396,5 +409,5 @@ def cli_ray_runner(
         decode_threads=decode_threads,
         extractor_spec=spec,
     )
-    runner.connect()
+    runner.start()
     return runner
