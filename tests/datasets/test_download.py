@@ -489,3 +489,30 @@ def test_manifest_on_disk_only_ever_lists_finished_work(
     download_images(table, tmp_path, shard_size=3, options=FAST, progress=check)
     assert len(checks) == 12 and checks[-1] > 0
     assert len(read_manifest(tmp_path)) == 11
+
+
+def test_resize_bakes_exif_orientation_into_the_pixels(
+    server: FixtureServer, tmp_path: Path
+) -> None:
+    im = Image.open(io.BytesIO(jpeg_bytes(0, width=96, height=64)))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # a viewer shows it rotated 90 degrees: 64 wide, 96 high
+    buffer = io.BytesIO()
+    im.save(buffer, "JPEG", quality=90, exif=exif.tobytes())
+    table = table_for(server, {"rot.jpg": [Reply.ok(buffer.getvalue())]})
+    download_images(table, tmp_path, options=DownloadOptions(timeout=1, retries=0, resize=32))
+    ((_, parts),) = all_samples(tmp_path)
+    with Image.open(io.BytesIO(parts["jpg"])) as small:
+        assert small.size == (32, 48)
+        assert small.getexif().get(0x0112) in (None, 1)
+
+
+def test_tree_files_get_ordinary_permissions(server: FixtureServer, tmp_path: Path) -> None:
+    import os
+
+    table = table_for(server, {"a.jpg": [Reply.ok(jpeg_bytes(0))]})
+    download_images(table, tmp_path, layout="tree", options=FAST)
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (tmp_path / "ds" / "s1" / "a.jpg", tmp_path / "manifest.parquet"):
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask

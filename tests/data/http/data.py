@@ -143,3 +143,48 @@ class FixtureServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+def serve_fixture_survey(
+    csv: str, n_images: int, *, delay: float = 0.0, failing_every: int = 0, size: int = 1024
+) -> None:
+    """Serve ``n_images`` generated JPEGs (``size`` x 3/4 ``size``) until interrupted, and
+    write the table that lists them to ``csv``; every ``failing_every``-th image answers 404.
+    For measuring ``quadrat dataset download`` without the internet (see
+    docs/datasets-download.md)."""
+    import pandas as pd
+
+    with FixtureServer() as server:
+        rows = []
+        for i in range(n_images):
+            path = f"/bench/site{i % 4}/img{i:05d}.jpg"
+            if not (failing_every and i % failing_every == failing_every - 1):
+                body = jpeg_bytes(i % 16, width=size, height=size * 3 // 4)
+                server.route(path, [Reply.slow(body, delay) if delay else Reply.ok(body)])
+            rows.append(
+                {
+                    "dataset": "bench",
+                    "site": f"site{i % 4}",
+                    "image": f"img{i:05d}.jpg",
+                    "url": server.url(path),
+                }
+            )
+        pd.DataFrame(rows).to_csv(csv, index=False)
+        print(f"serving {n_images} images on {server.url('/')}; table in {csv}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=serve_fixture_survey.__doc__)
+    parser.add_argument("csv")
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument("--failing-every", type=int, default=0)
+    parser.add_argument("--size", type=int, default=1024, help="image width in pixels")
+    args = parser.parse_args()
+    serve_fixture_survey(
+        args.csv, args.images, delay=args.delay, failing_every=args.failing_every, size=args.size
+    )
