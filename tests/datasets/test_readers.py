@@ -363,3 +363,15 @@ def test_real_full_size_photos(shared_data: Path) -> None:
     assert report.n_rows == 8
     assert report.table["latitude"].between(-34.67, -34.66).all()
     assert report.table["datetime"].min() == utc("2023-09-24 17:52:43.14")
+
+
+def test_csv_repeated_headers_and_ragged_rows(tmp_path: Path) -> None:
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text("image,lat,lon,lat\na.jpg,1,2,3\n")
+    frame = read_csv_metadata(repeated, site="s")
+    assert frame["latitude"].tolist() == ["1"] and frame["lat.1"].tolist() == ["3"]
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("image,lat,lon\na.jpg,1,2\nb.jpg,1,2,3,4\n")
+    with pytest.raises(CsvFormatError, match="not a valid CSV") as info:
+        read_csv_metadata(ragged)
+    assert info.value.line == 3

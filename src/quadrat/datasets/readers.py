@@ -23,7 +23,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
+from pyarrow import csv as pacsv
 
 from quadrat.datasets.schema import (
     COLUMNS,
@@ -90,20 +92,47 @@ def read_csv_strings(path: str | Path) -> pd.DataFrame:
         ) from exc
     if not text.strip():
         raise CsvFormatError("empty file (expected a CSV with a header row)", path=path)
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True
-        )
-    except pd.errors.ParserError as exc:
-        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        line = int(match.group(2)) if match else None
-        raise CsvFormatError(f"not a valid CSV: {exc}", path=path, line=line) from exc
-    unnamed = [c for c in frame.columns if re.fullmatch(r"Unnamed: \d+", str(c))]
+    frame = _parse_arrow(text)
+    if frame is None:
+        try:
+            frame = pd.read_csv(
+                io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True
+            )
+        except pd.errors.ParserError as exc:
+            match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            line = int(match.group(2)) if match else None
+            raise CsvFormatError(f"not a valid CSV: {exc}", path=path, line=line) from exc
+    unnamed = [c for c in frame.columns if c == "" or re.fullmatch(r"Unnamed: \d+", str(c))]
     frame = frame.drop(columns=unnamed)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame[SOURCE_FILE] = str(path)
     frame[SOURCE_LINE] = _record_lines(text, len(frame))
     return frame
+
+
+def _parse_arrow(text: str) -> pd.DataFrame | None:
+    """Fast path: pyarrow's multi-threaded CSV reader, every cell a string.
+
+    None (use pandas) when the header repeats a name or pyarrow refuses the file; pandas
+    then renames repeats and reports the line of a ragged row.
+    """
+    header = [h.strip() for h in next(csv.reader(io.StringIO(text)), [])]
+    if len(set(header)) != len(header):
+        return None
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException):
+        return None
+    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
 def _record_lines(text: str, n_rows: int) -> np.ndarray:
@@ -268,7 +297,8 @@ def read_coralnet_metadata(
 ) -> pd.DataFrame:
     """Image metadata from a CoralNet annotation export (or its metadata-only export).
 
-    One row per image (the first row of its points), with ``n_points``. CoralNet's
+    One row per image (each field's first non-empty value among its points), with
+    ``n_points``. CoralNet's
     ``Height (cm)`` (camera above the bottom) becomes ``altitude`` in metres; the site
     comes from ``site_field`` (CoralNet's Aux1 by convention), else a field a source renamed
     to "Site"; other non-empty metadata
@@ -716,6 +746,9 @@ def match_gpx(
     """
     if "datetime" not in table.columns:
         raise InputError("the table has no datetime column to match GPX times to")
+    if track.empty:
+        raise InputError("the GPX track has no fixes to match photos to")
+    track = track.sort_values("datetime", kind="stable")
     offset = parse_clock_offset(clock_offset)
     gap_limit = parse_clock_offset(max_gap).total_seconds()
     camera, _bad = parse_datetimes(table["datetime"], timezone=timezone)

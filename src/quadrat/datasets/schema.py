@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from quadrat.errors import CsvFormatError, InputError
 
@@ -121,12 +122,6 @@ def empty_issues() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype="object") for name in ISSUE_COLUMNS})
 
 
-def _blank(series: pd.Series) -> np.ndarray:
-    """True where a cell is missing or only whitespace."""
-    text = series.astype("string").str.strip()
-    return (text.isna() | (text == "")).to_numpy(dtype=bool)
-
-
 def _clean_strings(series: pd.Series) -> pd.Series:
     text = series.astype("string").str.strip()
     return text.mask(text == "", pd.NA)
@@ -138,8 +133,13 @@ def _numbers(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
         values = series.astype("float64")
         bad = np.isinf(values.to_numpy())
     else:
-        blank = _blank(series)
-        values = pd.to_numeric(series.astype("string").str.strip(), errors="coerce")
+        text = _clean_strings(series)
+        blank = text.isna().to_numpy()
+        try:  # pyarrow's cast is vectorised; it refuses the whole column on one bad cell
+            cast = pc.cast(pa.array(text, type=pa.large_string()), pa.float64())
+            values = pd.Series(cast.to_numpy(zero_copy_only=False), index=series.index)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values = pd.to_numeric(text, errors="coerce")
         values = values.astype("float64")
         bad = (~blank & values.isna().to_numpy()) | np.isinf(values.to_numpy())
     return values.where(~bad), bad
@@ -170,9 +170,11 @@ def parse_datetimes(
     if blank.all():
         return out, bad
     # EXIF and dive-log style "2020:02:02 11:11:27": make the date part ISO first.
-    text = text.str.replace(r"^(\d{4}):(\d\d):(\d\d)(?=[ T])", r"\1-\2-\3", regex=True)
+    # (No look-ahead: pyarrow's RE2 runs this vectorised, Python's re would run per cell.)
+    text = text.str.replace(r"^(\d{4}):(\d\d):(\d\d)([ T])", r"\1-\2-\3\4", regex=True)
     # Group by "has an explicit offset" so naive values are localised, aware ones converted.
-    has_offset = text.str.contains(_OFFSET_RE, regex=True, na=False).to_numpy()
+    offsets = pc.match_substring_regex(pa.array(text, type=pa.large_string()), _OFFSET_RE)
+    has_offset = np.asarray(pc.fill_null(offsets, False).to_numpy(zero_copy_only=False), bool)
     for aware in (False, True):
         chosen = ~blank & (has_offset == aware)
         if not chosen.any():

@@ -66,6 +66,8 @@ def read_input(
     """Dispatch to the reader for ``kind`` (options a format has no use for are refused)."""
     if mapping and kind is not InputFormat.csv:
         raise InputError("--map applies to --format csv only", value=mapping)
+    if depth_positive_up and kind is not InputFormat.csv:
+        raise InputError("--depth-positive-up applies to --format csv only")
     if kind is InputFormat.coralnet:
         return readers.read_coralnet_metadata(path, dataset=dataset, site=site)
     if kind is InputFormat.squidle:
@@ -141,8 +143,11 @@ def validate(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Table to write: .parquet or .csv.")],
     input_format: Annotated[
-        InputFormat, typer.Option("--format", "-f", help="What INPUT is.")
-    ] = InputFormat.csv,
+        InputFormat | None,
+        typer.Option(
+            "--format", "-f", help="What INPUT is [default: images for a folder, else csv]."
+        ),
+    ] = None,
     gpx: Annotated[
         list[Path] | None,
         typer.Option(help="GPX track(s) to position photos by time (repeatable)."),
@@ -186,8 +191,8 @@ def validate(
     """Read survey metadata into the BenthicNet table, name every bad row, write the table."""
     if drop_bad and strict:
         raise InputError("--drop-bad and --strict contradict each other; pick one")
-    if depth_positive_up and input_format is not InputFormat.csv:
-        raise InputError("--depth-positive-up applies to --format csv only")
+    if input_format is None:
+        input_format = InputFormat.images if input_path.is_dir() else InputFormat.csv
     started = time.perf_counter()
     table = read_input(
         input_path,
