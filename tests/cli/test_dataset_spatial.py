@@ -73,7 +73,7 @@ def test_subsample_non_numeric_latitude_names_the_row(tmp_path: Path) -> None:
     table.to_csv(path, index=False)
     code, output = run("subsample", str(path), str(tmp_path / "out.csv"))
     assert code == 1
-    assert "row 4: latitude" in output
+    assert "bad.csv: line 6: latitude" in output  # data row 4 is line 6 (header is line 1)
 
 
 def test_partition_spatial_and_by_site(survey_csv: Path, tmp_path: Path) -> None:

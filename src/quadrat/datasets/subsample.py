@@ -178,14 +178,19 @@ def even_positions(n_rows: int, target: int) -> Positions:
 
 
 def _coerce_coordinate(table: pd.DataFrame, column: str, limit: float) -> NDArray[np.float64]:
-    """The column as floats; a non-number or an out-of-range value names its row."""
+    """The column as floats; a non-number or an out-of-range value names its row.
+
+    The row is named by its index label, as ``<index name> <label>`` (e.g. ``line 7``
+    when a reader indexed the table by file line), else ``row <label>``.
+    """
     raw = table[column]
     values = pd.to_numeric(raw, errors="coerce")
     bad = (values.isna() & raw.notna()) | (values.abs() > limit)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        where = f"{table.index.name or 'row'} {table.index[row]}"
         raise InputError(
-            f"row {row}: {column} must be a number within +/-{limit:g}", value=raw.iloc[row]
+            f"{where}: {column} must be a number within +/-{limit:g}", value=raw.iloc[row]
         )
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 

@@ -7,6 +7,8 @@ Both read a BenthicNet metadata table (Parquet or CSV, e.g. written by
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +48,7 @@ def read_table(path: Path) -> pd.DataFrame:
             table = pd.read_parquet(path)
         else:
             table = pd.read_csv(path, low_memory=False)
+            table.index = pd.RangeIndex(2, len(table) + 2, name="line")  # errors name file lines
     except (ValueError, OSError, pd.errors.ParserError) as exc:
         raise InputError(f"cannot read the table ({exc})", path=path) from None
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
@@ -68,6 +71,17 @@ def read_table(path: Path) -> pd.DataFrame:
         table = table.copy()
         table.loc[null_island, ["latitude", "longitude"]] = np.nan
     return table
+
+
+@contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Put the input file's name on errors raised about its (already read) table."""
+    try:
+        yield
+    except InputError as exc:
+        if exc.path is not None:
+            raise
+        raise InputError(str(exc), path=path, value=exc.value) from None
 
 
 def _parse_factors(text: str) -> tuple[float, ...]:
@@ -109,7 +123,7 @@ def subsample(
             raise InputError("--sort-by-time needs a datetime column", path=table_in)
         table = table.sort_values("datetime", kind="stable")
     started = time.perf_counter()
-    with progress_bar() as progress:
+    with progress_bar() as progress, _naming(table_in):
         result = subsample_sites(
             table,
             distance=distance,
@@ -175,6 +189,8 @@ def partition(
     ] = None,
 ) -> None:
     """Split labelled images into train / test / excluded, far apart in space, seeded."""
+    if method is PartitionMethod.spatial and label_column is None:
+        raise InputError("--method spatial needs --label-column")
     table = read_table(table_in)
     if label_column is not None and label_column not in table.columns:
         raise InputError(
@@ -188,10 +204,8 @@ def partition(
             **{label_column: _truncate_lineage(table[label_column], label_depth)}
         )
     result: PartitionResult
-    with console.status("partitioning"):
+    with console.status("partitioning"), _naming(table_in):
         if method is PartitionMethod.spatial:
-            if label_column is None:
-                raise InputError("--method spatial needs --label-column")
             result = spatial_partition(
                 labels_table,
                 label_column,
