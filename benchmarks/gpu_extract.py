@@ -11,8 +11,10 @@ compile failure costs one run, and peak memory is that run's own):
 - model only: the same runner's per-batch network call on random uint8 patches already
   on the device, same batch, same bf16 and channels-last settings;
 
-plus batched ``decode_jpeg`` images/s on the same files. Random weights (speed does not
-depend on them). Prints one JSON object.
+plus batched ``decode_jpeg`` images/s on the same files, and the store's own ceiling
+(``extract_features`` fed ready-made 1280-d features: float16 blocks, one SQLite
+transaction per image). Random weights (speed does not depend on them). Prints one JSON
+object.
 
 On a GPU machine (about 4-6 minutes; compiling takes about a minute per model):
 
@@ -192,6 +194,40 @@ def decode_speed(images: Path, device: str, group: int) -> dict[str, Any]:
     }
 
 
+def store_speed(template: Path, root: Path, dim: int = 1280) -> dict[str, Any]:
+    """The store's ceiling: ``extract_features`` with a runner that only hands out
+    ready-made features (float16 blocks, one transaction per image, in this thread)."""
+    from quadrat import engine
+    from quadrat.extraction import ImageJob
+    from quadrat.extractors import ExtractorConfig, TorchExtractor
+    from quadrat.store.project import Project
+
+    db = root / "store-only.db"
+    shutil.copy(template, db)
+    ready = np.random.default_rng(0).random((1000, dim), dtype=np.float32)
+
+    def no_network(jobs: Any, _extractor: Any) -> Any:
+        job: ImageJob
+        for job in jobs:
+            yield job, ready[: len(job)]
+
+    extractor = TorchExtractor(
+        torch.nn.Identity(), ExtractorConfig(name="store-only", feature_dim=dim), weights_tag=""
+    )
+    project = Project.open(str(db))
+    start = time.perf_counter()
+    summary = engine.extract_features(project, SOURCE, extractor, runner=no_network)
+    seconds = time.perf_counter() - start
+    project.close()
+    db.unlink()
+    return {
+        "points": summary.points,
+        "seconds": round(seconds, 3),
+        "patches_per_s": round(summary.points / seconds, 1),
+        "images_per_s": round(summary.images_done / seconds, 1),
+    }
+
+
 def child(args: argparse.Namespace) -> None:
     """``--one MODEL:MODE --db PATH``: print one run's JSON line."""
     model_name, mode = args.one.split(":")
@@ -239,6 +275,7 @@ def parent(args: argparse.Namespace) -> None:
                 db.unlink()
         results["runs"] = runs
         results["decode"] = decode_speed(root / "images", args.device, args.decode_group)
+        results["store_only"] = store_speed(template, root)
         if args.device.startswith("cuda"):
             best = {
                 name: max(
@@ -285,7 +322,7 @@ def main() -> None:
     parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.model_batches is None:
-        args.model_batches = 30 if args.device.startswith("cuda") else 2
+        args.model_batches = 30 if args.device.startswith("cuda") else 1
     if args.one:
         child(args)
     else:
