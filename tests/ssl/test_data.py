@@ -76,7 +76,7 @@ def test_bad_inputs_name_the_file(tmp_path: Path) -> None:
         make_dataset(tmp_path / "empty", tiny_config())
     broken = tmp_path / "broken-000000.tar"
     broken.write_bytes(b"not a tar at all" * 40)
-    with pytest.raises(InputError, match="broken-000000.tar"):
+    with pytest.raises(InputError, match=r"broken-000000\.tar"):
         make_dataset(broken, tiny_config())
 
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import pickle
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from types import SimpleNamespace
+from typing import Any, Literal
 
 import numpy as np
 import safetensors.torch
@@ -96,15 +98,81 @@ def _load_any(path: Path) -> object:
     try:
         with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as torch_error:  # any failure: try safetensors
+    except pickle.UnpicklingError as unsafe:
+        # Lightning checkpoints (solo-learn's, BenthicNet's) pickle their training config
+        # (omegaconf objects, ...) beside the tensors: keep the tensors, inert the rest.
         try:
-            return _load_safetensors(path)
-        except WeightsError:
-            first_line = str(torch_error).strip().splitlines()[0][:200]
-            raise WeightsError(
-                f"{path}: cannot be read as a torch or safetensors weights file "
-                f"({type(torch_error).__name__}: {first_line})"
-            ) from torch_error
+            return torch.load(
+                path, map_location="cpu", weights_only=False, pickle_module=_tensors_only
+            )
+        except Exception:
+            torch_error: Exception = unsafe
+    except Exception as error:  # any failure: try safetensors
+        torch_error = error
+    try:
+        return _load_safetensors(path)
+    except WeightsError:
+        first_line = str(torch_error).strip().splitlines()[0][:200]
+        raise WeightsError(
+            f"{path}: cannot be read as a torch or safetensors weights file "
+            f"({type(torch_error).__name__}: {first_line})"
+        ) from torch_error
+
+
+class _Inert:
+    """Stands in for every pickled object that is not a tensor: built from anything, does
+    nothing, so a checkpoint's pickled code can never run."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, value: object) -> None:
+        pass
+
+    def extend(self, values: object) -> None:
+        pass
+
+
+# What a tensor needs to be unpickled (torch resolves storage classes itself).
+_TENSOR_GLOBALS = {
+    ("collections", "OrderedDict"),
+    ("torch._utils", "_rebuild_tensor"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch._utils", "_rebuild_tensor_v3"),
+    ("torch._utils", "_rebuild_parameter"),
+    ("torch._utils", "_rebuild_parameter_with_state"),
+    ("torch._tensor", "_rebuild_from_type_v2"),
+    ("torch.nn.parameter", "Parameter"),
+    ("torch", "Tensor"),
+    ("torch", "Size"),
+}
+
+
+class _TensorsOnlyUnpickler(pickle.Unpickler):
+    """Resolves only the globals tensors need; any other class or function is :class:`_Inert`."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _TENSOR_GLOBALS:
+            return super().find_class(module, name)
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        return _Inert
+
+
+def _tensors_only_load(file: Any, **kwargs: Any) -> Any:
+    return _TensorsOnlyUnpickler(file, **kwargs).load()
+
+
+# torch.load's ``pickle_module``: it subclasses ``Unpickler`` and calls ``load`` (old format).
+_tensors_only = SimpleNamespace(
+    __name__="tensors_only", Unpickler=_TensorsOnlyUnpickler, load=_tensors_only_load
+)
 
 
 def _load_safetensors(path: Path) -> StateDict:
