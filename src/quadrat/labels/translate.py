@@ -431,11 +431,13 @@ def read_mapping(path: str | Path, tree: CatamiTree | None = None) -> dict[str, 
         if column not in frame.columns:
             raise CsvFormatError(f"missing column {column!r}", path=path)
     out: dict[str, str] = {}
+    seen: set[str] = set()
     for index, row in frame.iterrows():
         line = int(str(index)) + 2
         label = row["source_label"]
-        if label in out or (label in frame["source_label"].iloc[: int(str(index))].tolist()):
+        if label in seen:
             raise CsvFormatError("source label listed twice", path=path, line=line, value=label)
+        seen.add(label)
         code = _code(row["caab_code"])
         if not code:
             continue

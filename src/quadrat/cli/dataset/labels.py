@@ -215,7 +215,10 @@ def rollup(
         f"{mapped} mapped ({mapped / max(len(table_in), 1):.1%}); wrote {out}",
         highlight=False,
     )
-    overall = covers.groupby(["level", "name"], sort=False)["points"].sum().reset_index()
+    covers_named = covers.assign(
+        node=covers["catami_path"].where(covers["caab_code"] != "", covers["name"])
+    )
+    overall = covers_named.groupby(["level", "node"], sort=False)["points"].sum().reset_index()
     summary = Table(title="points per CATAMI node (all images)")
     for column in ("level", "node", "points", "share"):
         summary.add_column(column, justify="right" if column != "node" else "left")
@@ -223,6 +226,6 @@ def rollup(
         group = group.sort_values("points", ascending=False)
         for row in group.head(8).itertuples():
             summary.add_row(
-                str(lvl), str(row.name), str(row.points), f"{row.points / len(table_in):.1%}"
+                str(lvl), str(row.node), str(row.points), f"{row.points / len(table_in):.1%}"
             )
     console.print(summary)
