@@ -205,7 +205,7 @@ def partition(
         )
     result: PartitionResult
     with console.status("partitioning"), _naming(table_in):
-        if method is PartitionMethod.spatial:
+        if method is PartitionMethod.spatial and label_column is not None:  # checked above
             result = spatial_partition(
                 labels_table,
                 label_column,
