@@ -111,6 +111,15 @@ def test_max_constraint_makes_scores_consistent(encoder: HierarchyEncoder) -> No
     assert np.array_equal(constrained[:, leaves], probs[:, leaves])
 
 
+def test_sklearn_contract(encoder: HierarchyEncoder) -> None:
+    from sklearn.base import clone
+
+    copy = clone(encoder)
+    assert not hasattr(copy, "classes_") and copy.get_params()["include_head_root"] is False
+    targets = copy.fit_transform([[RED]])
+    assert np.array_equal(targets, encoder.transform([[RED]]))
+
+
 def test_bad_labels_name_the_sample(encoder: HierarchyEncoder, tree: CatamiTree) -> None:
     with pytest.raises(InputError, match="sample 1: '99999999' is not a node"):
         encoder.encode([[RED], ["99999999"]])

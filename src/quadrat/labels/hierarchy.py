@@ -16,12 +16,13 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from quadrat.errors import InputError
 from quadrat.labels.catami import CatamiTree, default_catami
 
 
-class HierarchyEncoder:
+class HierarchyEncoder(TransformerMixin, BaseEstimator):
     """Label sets -> (targets, mask) over the nodes of some heads, sklearn style.
 
     ``fit`` needs no data (the tree fixes the columns); it exists so the encoder sits in
@@ -126,11 +127,6 @@ class HierarchyEncoder:
     def transform(self, label_sets: Iterable[Iterable[str]]) -> npt.NDArray[np.float32]:
         """Targets only (see :meth:`encode` for the mask)."""
         return self.encode(label_sets)[0]
-
-    def fit_transform(
-        self, label_sets: Iterable[Iterable[str]], y: object = None
-    ) -> npt.NDArray[np.float32]:
-        return self.fit().transform(label_sets)
 
     def mask(self, label_sets: Iterable[Iterable[str]]) -> npt.NDArray[np.bool_]:
         return self.encode(label_sets)[1]
