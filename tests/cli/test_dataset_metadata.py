@@ -139,3 +139,10 @@ def test_real_inputs(shared_data: Path, tmp_path: Path) -> None:
     (export,) = glob.glob(str(shared_data / "squidle-tasmania-kelp" / "annotations-*.csv"))
     squidle = validate(export, "--format", "squidle", "--out", tmp_path / "squidle.parquet")
     assert "rows read │ 300" in squidle and "bad rows │ 0" in squidle
+
+
+def test_format_defaults_to_images_for_a_folder(fixtures: dict[str, Path], tmp_path: Path) -> None:
+    text = validate(fixtures["images"] / "reef_a", "--out", tmp_path / "a.csv")
+    assert "rows read │ 3" in text and "a3.jpg: latitude/longitude 0/0" in text
+    text = validate(fixtures["images"], "--depth-positive-up", "--out", tmp_path / "b.csv", code=1)
+    assert "--depth-positive-up applies to --format csv only" in text

@@ -375,3 +375,14 @@ def test_csv_repeated_headers_and_ragged_rows(tmp_path: Path) -> None:
     with pytest.raises(CsvFormatError, match="not a valid CSV") as info:
         read_csv_metadata(ragged)
     assert info.value.line == 3
+
+
+def test_match_gpx_needs_a_track_and_a_datetime(fixtures: dict[str, Path]) -> None:
+    photos = read_image_folder(fixtures["images"] / "reef_a")
+    track = read_gpx(fixtures["gpx"])
+    with pytest.raises(InputError, match="no fixes"):
+        match_gpx(photos, track.iloc[:0])
+    with pytest.raises(InputError, match="no datetime column"):
+        match_gpx(photos.drop(columns=["datetime"]), track)
+    shuffled = match_gpx(photos, track.iloc[::-1])  # order of the fixes does not matter
+    assert shuffled["latitude"].tolist() == match_gpx(photos, track)["latitude"].tolist()
