@@ -99,6 +99,8 @@ def test_class_folders(tree: CatamiTree, catami_files: dict[str, Path]) -> None:
         ("x", "anemones: Flytrap", "", "11229901", "exact-name"),  # last segment of a path
         ("x", "[SUBSTRATE] > Water column", "", "", "unmapped"),  # not 'Substrate'
         ("x", "Gastropoda", "", "24000000", "fuzzy"),
+        ("x", "Zooanthid", "", "11284000", "fuzzy"),
+        ("x", "Microalgae", "", "", "unmapped"),  # not 'Macroalgae', though 90% alike
         ("MAENR", "", "", "80300929", "cpc-code"),
         ("MA", "Montastraea annularis", "Hard coral", "11290000", "functional-group"),
         ("Off", "Off", "Other", "", "unmapped"),

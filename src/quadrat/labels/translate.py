@@ -15,7 +15,8 @@ Match kinds, tried in this order (the first that finds a unique node wins):
 ``synonym``          the whole name, or its last word that is known, is in the shipped
                      vocabulary of benthic terms (``data/catami_synonyms.csv``); colour
                      words or prefixes (red/RE, green/GR, brown/BR) refine to that child.
-``fuzzy``            difflib similarity to a node name >= the cutoff (score = ratio).
+``fuzzy``            difflib similarity to a node name that starts with the same two
+                     letters, >= the cutoff (score = ratio).
 ``cpc-code``         the short code equals a CPC code (0.6); when the source gives a
                      functional group, only if the node lies on that group's lineage,
                      because CoralNet short codes are not CPC codes ('MA' is Montastraea).
@@ -149,7 +150,9 @@ class Matcher:
             self.exact.setdefault(normalise_name(node.name), set()).add(node.code)
             for key in keys:
                 self.alias.setdefault(key, set()).add(node.code)
-        self._fuzzy_choices = sorted(k for k, codes in self.alias.items() if len(codes) == 1)
+        self._fuzzy_choices: dict[str, list[str]] = {}
+        for key in sorted(k for k, codes in self.alias.items() if len(codes) == 1):
+            self._fuzzy_choices.setdefault(key[:2], []).append(key)
 
     # -- the kinds ----------------------------------------------------------------------
     def by_path(self, text: str) -> tuple[str, float, str] | None:
@@ -265,7 +268,9 @@ class Matcher:
         key = _singular(normalise_name(_PAREN.sub(" ", text)))
         if len(key) < 4:
             return None
-        best = difflib.get_close_matches(key, self._fuzzy_choices, n=1, cutoff=cutoff)
+        # only names that start like the label: 'Microalgae' is no 'Macroalgae', 'Reel' no 'Eel'
+        choices = self._fuzzy_choices.get(key[:2], [])
+        best = difflib.get_close_matches(key, choices, n=1, cutoff=cutoff)
         if not best:
             return None
         ratio = difflib.SequenceMatcher(None, key, best[0]).ratio()
