@@ -116,12 +116,19 @@ def run(runner: object, jobs: list[ImageJob], extractor: TorchExtractor) -> list
 
 
 def test_torchvision_cpu_decode_equals_pillow(tmp_path: Path) -> None:
-    """The premise of exact CPU parity: libjpeg via torchvision == Pillow, all subsamplings."""
+    """The premise of exact CPU parity: libjpeg via torchvision == Pillow (all chroma
+    subsamplings, progressive greyscale)."""
+    paths = []
     for subsampling in (0, 1, 2):
         path = tmp_path / f"s{subsampling}.jpg"
         Image.fromarray(photo(subsampling, 150, 230)).save(
             path, quality=90, subsampling=subsampling
         )
+        paths.append(path)
+    grey = tmp_path / "grey.jpg"
+    Image.fromarray(photo(5, 150, 230)).convert("L").save(grey, quality=90, progressive=True)
+    for path in [*paths, grey]:
+        assert takes_jpeg_decoder(read_bytes(path), path)
         decoded = decode_jpeg(
             torch.frombuffer(read_bytes(path), dtype=torch.uint8), mode=ImageReadMode.RGB
         )

@@ -481,7 +481,7 @@ class _FeatureSink:
 
     def add(self, features: torch.Tensor) -> None:
         if self.device.type != "cuda":
-            self._append(features.numpy())
+            self._append(features.cpu().numpy())  # no copy on the CPU
             return
         host = torch.empty(features.shape, dtype=features.dtype, pin_memory=True)
         host.copy_(features, non_blocking=True)
