@@ -25,6 +25,7 @@ from torch import nn
 
 from quadrat.errors import InputError, WeightsError
 from quadrat.extractors.base import RGB, Extractor, ExtractorConfig
+from quadrat.extractors.runtimes import Forward, RuntimeName, check_runtime, make_forward
 from quadrat.extractors.weights import (
     Layout,
     StateDict,
@@ -56,6 +57,8 @@ class TorchExtractor(Extractor):
 
     ``channels_last`` speeds up CPU and GPU convolutions without changing results beyond
     float rounding; ``autocast_bf16`` trades exactness for speed and so changes the key.
+    ``runtime`` (``eager``, ``compile``, ``openvino``; see :mod:`.runtimes`) executes the
+    network; ``threads`` caps OpenVINO's threads (PyTorch's are set by the runner).
     """
 
     def __init__(
@@ -68,9 +71,14 @@ class TorchExtractor(Extractor):
         batch_size: int = 32,
         channels_last: bool = True,
         autocast_bf16: bool = False,
+        runtime: str = "eager",
+        threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise InputError("batch_size must be at least 1", value=batch_size)
+        self.runtime: RuntimeName = check_runtime(runtime)
+        self.threads = threads
+        self._forward: Forward | None = None
         self.config = config
         self.batch_size = batch_size
         self.device = torch.device(device)
@@ -88,7 +96,28 @@ class TorchExtractor(Extractor):
         return self.weights_tag
 
     def _mode_tag(self) -> str:
-        return "+bf16" if self.autocast_bf16 else ""
+        # fp32 runtimes agree to float rounding and share a key; reduced precision does
+        # not, and each runtime rounds differently.
+        if not self.autocast_bf16:
+            return ""
+        return "+bf16" if self.runtime != "openvino" else "+openvino-bf16"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network under the extractor's runtime on a preprocessed batch: (N, D) float32."""
+        if self._forward is None:
+            self._forward = make_forward(
+                self.model,
+                self.runtime,
+                device=self.device,
+                input_size=self.config.input_size,
+                bf16=self.autocast_bf16,
+                threads=self.threads,
+            )
+        n = len(x)
+        if self.runtime == "compile" and 0 < n < self.batch_size:
+            # One input shape, so the compiled graph is built once, not per remainder.
+            x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
+        return self._forward(x)[:n]
 
     def _extract_batch(self, batch: np.ndarray) -> np.ndarray:
         return self.extract_tensor(torch.from_numpy(batch)).cpu().numpy()
@@ -132,9 +161,7 @@ class TorchExtractor(Extractor):
             )
         outputs = []
         for start in range(0, len(batch), self.batch_size):
-            x = self.preprocess(batch[start : start + self.batch_size])
-            with torch.autocast(self.device.type, torch.bfloat16, enabled=self.autocast_bf16):
-                outputs.append(self.model(x).float())
+            outputs.append(self.forward(self.preprocess(batch[start : start + self.batch_size])))
         if not outputs:
             return torch.empty((0, self.feature_dim), device=self.device)
         return torch.cat(outputs)

@@ -60,7 +60,8 @@ def create_extractor(
     ``name`` may also be the path of a ``quadrat pretrain`` output (``backbone.safetensors``
     or a ``.ckpt``), which names its own network and normalisation.
     ``kwargs`` go to the factory: for CNNs ``channels_last`` (default True),
-    ``autocast_bf16`` (default False, exact) and ``seed`` (random weights).
+    ``autocast_bf16`` (default False, exact), ``runtime`` (``eager``, ``compile`` or
+    ``openvino``; see :mod:`quadrat.extractors.runtimes`) and ``seed`` (random weights).
     """
     if batch_size < 1:
         raise InputError("batch_size must be at least 1", value=batch_size)

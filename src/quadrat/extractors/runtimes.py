@@ -1,0 +1,109 @@
+"""How a CNN extractor's network is executed: eager PyTorch, torch.compile or OpenVINO.
+
+Why several: on a CPU the network is nearly all of extraction's time, and eager PyTorch
+leaves speed on the table for EfficientNet's depthwise convolutions and squeeze-excite
+blocks. The *exact* runtimes (fp32) change features only by float rounding (measured
+max abs difference ~5e-5 on features of magnitude ~10, see docs/extractors.md), so they
+keep the extractor's key; reduced precision (``bf16``) changes features and so the key.
+
+- ``eager``: the module as is (default; what pyspacer runs).
+- ``compile``: ``torch.compile`` (Inductor) with weight freezing, which folds BatchNorm
+  into convolutions and pre-packs weights; costs a minute of compiling on first use, so it
+  pays on large jobs only.
+- ``openvino``: the network converted by OpenVINO (``pip install quadrat[openvino]``),
+  fp32 unless bf16 is asked for; conversion takes ~15 s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from quadrat.errors import InputError
+
+RuntimeName = Literal["eager", "compile", "openvino"]
+RUNTIMES: tuple[str, ...] = ("eager", "compile", "openvino")
+
+#: (N, 3, S, S) float input -> (N, D) features, on the extractor's device.
+Forward = Callable[[torch.Tensor], torch.Tensor]
+
+
+def check_runtime(name: str) -> RuntimeName:
+    if name not in RUNTIMES:
+        raise InputError(f"unknown runtime {name!r}: use one of {', '.join(RUNTIMES)}", value=name)
+    return name  # type: ignore[return-value]
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (affinity-aware, unlike os.cpu_count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def make_forward(
+    model: nn.Module,
+    runtime: RuntimeName,
+    *,
+    device: torch.device,
+    input_size: int,
+    bf16: bool = False,
+    threads: int | None = None,
+) -> Forward:
+    """The forward function of ``model`` under ``runtime`` (built once, reused per batch)."""
+    if runtime == "eager":
+        return _autocast(model, device, bf16)
+    if runtime == "compile":
+        compiled = torch.compile(model, options={"freezing": True})
+        return _autocast(compiled, device, bf16)
+    if device.type != "cpu":
+        raise InputError(f"the openvino runtime runs on the CPU, not on {device}", value=device)
+    return _openvino_forward(model, input_size=input_size, bf16=bf16, threads=threads)
+
+
+def _autocast(model: Forward, device: torch.device, bf16: bool) -> Forward:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
+            return model(x).float()
+
+    return forward
+
+
+def _openvino_forward(
+    model: nn.Module, *, input_size: int, bf16: bool, threads: int | None
+) -> Forward:
+    try:
+        import openvino as ov
+    except ImportError as exc:
+        raise InputError(
+            "the openvino runtime needs OpenVINO: pip install 'quadrat[openvino]'"
+        ) from exc
+    example = torch.zeros(2, 3, input_size, input_size)
+    with torch.no_grad():
+        converted = ov.convert_model(
+            model.float().to(memory_format=torch.contiguous_format),
+            example_input=example,
+            input=[ov.PartialShape([-1, 3, input_size, input_size])],
+        )
+    config: dict[str, Any] = {
+        # OpenVINO picks bf16 by itself on CPUs that have it; exact mode must not.
+        "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+        "INFERENCE_NUM_THREADS": threads or cpu_count(),
+        "PERFORMANCE_HINT": "LATENCY",
+    }
+    compiled = ov.Core().compile_model(converted, "CPU", config)
+    request = compiled.create_infer_request()
+    output = compiled.output(0)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(x.detach().cpu().float().numpy())
+        result = request.infer({0: array})[output]
+        return torch.from_numpy(np.array(result, dtype=np.float32, copy=True))
+
+    return forward

@@ -1,0 +1,57 @@
+"""Runtimes: the exact ones agree with eager PyTorch to float rounding and keep the key."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from quadrat.errors import InputError
+from quadrat.extractors import create_extractor
+from quadrat.extractors.backbones import synthetic_patches
+
+# Features of order 1-10: fp32 rounding across runtimes stays far below this.
+EXACT_TOLERANCE = 1e-4
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+
+
+@pytest.fixture(scope="module")
+def patches() -> np.ndarray:
+    return synthetic_patches(n=5, seed=7).numpy()
+
+
+def _extractor(runtime: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    with pytest.warns(UserWarning, match="random weights"):
+        return create_extractor("timm:test_efficientnet", batch_size=4, runtime=runtime, **kwargs)
+
+
+def test_unknown_runtime_names_the_choices() -> None:
+    with pytest.raises(InputError, match="unknown runtime 'tensorrt'.*eager, compile, openvino"):
+        _extractor("tensorrt")
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed (pip install quadrat[openvino])")
+def test_openvino_fp32_matches_eager_and_keeps_the_key(patches: np.ndarray) -> None:
+    eager, fast = _extractor("eager"), _extractor("openvino")
+    ours, theirs = eager.extract(patches), fast.extract(patches)  # 5 patches: a remainder batch
+    assert np.abs(ours).max() > 0.1  # not degenerate
+    assert np.abs(ours - theirs).max() <= EXACT_TOLERANCE
+    assert fast.key == eager.key
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed (pip install quadrat[openvino])")
+def test_openvino_bf16_changes_features_and_key(patches: np.ndarray) -> None:
+    eager, bf16 = _extractor("eager"), _extractor("openvino", autocast_bf16=True)
+    assert bf16.key == eager.key + "+openvino-bf16"
+    diff = np.abs(eager.extract(patches) - bf16.extract(patches))
+    assert 0 < diff.max() < 1.0  # rounded, but the same network
+
+
+@pytest.mark.slow
+def test_compiled_matches_eager_and_keeps_the_key(patches: np.ndarray) -> None:
+    eager, compiled = _extractor("eager"), _extractor("compile")
+    ours, theirs = eager.extract(patches), compiled.extract(patches)
+    assert theirs.shape == ours.shape
+    assert np.abs(ours - theirs).max() <= EXACT_TOLERANCE
+    assert compiled.key == eager.key
