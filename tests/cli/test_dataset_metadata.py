@@ -146,3 +146,22 @@ def test_format_defaults_to_images_for_a_folder(fixtures: dict[str, Path], tmp_p
     assert "rows read │ 3" in text and "a3.jpg: latitude/longitude 0/0" in text
     text = validate(fixtures["images"], "--depth-positive-up", "--out", tmp_path / "b.csv", code=1)
     assert "--depth-positive-up applies to --format csv only" in text
+
+
+def test_depth_log_and_gpx_together(fixtures: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "both.parquet"
+    text = validate(
+        fixtures["images"] / "reef_a",
+        "--depth-log",
+        fixtures["depth_log"],
+        "--gpx",
+        fixtures["gpx"],
+        "--timezone",
+        "Etc/GMT+3",
+        "--out",
+        out,
+    )
+    assert "depth from log │ 2" in text and "positioned from GPX │ 3" in text
+    table = pd.read_parquet(out).set_index("image")
+    assert table.loc["a2.jpg", "depth"] == pytest.approx(8.5)
+    assert table.loc["a1.jpg", "latitude"] == pytest.approx(-42.6240)

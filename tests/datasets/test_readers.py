@@ -11,10 +11,12 @@ import pytest
 from PIL import Image
 
 from quadrat.datasets.readers import (
+    match_depth,
     match_gpx,
     parse_clock_offset,
     read_coralnet_metadata,
     read_csv_metadata,
+    read_depth_log,
     read_gpx,
     read_gpx_tracks,
     read_image_folder,
@@ -23,6 +25,7 @@ from quadrat.datasets.readers import (
 from quadrat.datasets.schema import COLUMNS, validate_metadata
 from quadrat.errors import CsvFormatError, InputError
 from tests.data.metadata.data import (
+    DEPTH_LOG,
     REEF_A,
     ROV_BAD_LINES,
     ROV_ROWS,
@@ -386,3 +389,48 @@ def test_match_gpx_needs_a_track_and_a_datetime(fixtures: dict[str, Path]) -> No
         match_gpx(photos.drop(columns=["datetime"]), track)
     shuffled = match_gpx(photos, track.iloc[::-1])  # order of the fixes does not matter
     assert shuffled["latitude"].tolist() == match_gpx(photos, track)["latitude"].tolist()
+
+
+# --------------------------------------------------------------------------- depth logs
+
+
+def test_depth_log_sets_depth_by_time(fixtures: dict[str, Path]) -> None:
+    log = read_depth_log(fixtures["depth_log"], timezone="Etc/GMT+3")  # camera on UTC-3
+    assert len(log) == len(DEPTH_LOG) and log["datetime"][0] == utc("2019-03-11 15:00:00")
+    photos = read_image_folder(fixtures["images"] / "reef_a")
+    table = match_depth(photos, log).set_index("image")
+    assert table.loc["a1.jpg", "depth"] == 8.0
+    assert table.loc["a2.jpg", "depth"] == pytest.approx(8.5)  # halfway from 8 to 9
+    assert table["depth_matched"].tolist() == [True, True, False]  # a3: 10 s past the log
+    assert table.loc["a3.jpg", "depth_log_gap_s"] == 10
+    late = match_depth(photos, log, clock_offset=-2).set_index("image")
+    assert late.loc["a2.jpg", "depth"] == 8.0  # 12:00:28 in the log's clock
+
+
+def test_depth_log_errors_name_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "log.csv"
+    bad.write_text("Time,Depth\n2020:02:02 11:11:27,1.0\n2020:02:02 11:11:28,deep\n")
+    with pytest.raises(CsvFormatError, match="unreadable sample") as info:
+        read_depth_log(bad)
+    assert info.value.line == 3
+    no_time = tmp_path / "dive.csv"
+    no_time.write_text("Elapsed Dive Time (hr:min),Depth (M)\n00:00,3.4\n")
+    with pytest.raises(CsvFormatError, match="needs a time column"):
+        read_depth_log(no_time)
+
+
+@pytest.mark.shared_data
+def test_real_paralenz_depths_match_the_authors_own_matching(shared_data: Path) -> None:
+    """METADATA.csv records, per photo, the Paralenz camera's logged depth: matching the
+    photos' local times to the camera logs must give exactly those depths."""
+    folder = shared_data / GEOREF / "Paralenzcamera_files"
+    photos = read_csv_metadata(
+        folder / "METADATA.csv",
+        columns={"image": "SourceFile", "datetime": "timeLOCAL"},
+    )
+    log = pd.concat([read_depth_log(p) for p in sorted(folder.glob("LOG*.CSV"))])
+    table = validate_metadata(match_depth(photos, log)).table
+    expected = pd.to_numeric(table["Depth.PARALENZ"], errors="coerce")
+    known = expected.notna()
+    assert known.sum() == 78 and table["depth_matched"].sum() == 78
+    assert (table["depth"][known] == expected[known]).all()

@@ -744,32 +744,134 @@ def match_gpx(
     corrected time; the camera's own time is kept as ``camera_datetime``, and
     ``gpx_gap_s`` says how far (seconds) the nearest fix was.
     """
-    if "datetime" not in table.columns:
-        raise InputError("the table has no datetime column to match GPX times to")
     if track.empty:
         raise InputError("the GPX track has no fixes to match photos to")
-    track = track.sort_values("datetime", kind="stable")
-    offset = parse_clock_offset(clock_offset)
-    gap_limit = parse_clock_offset(max_gap).total_seconds()
-    camera, _bad = parse_datetimes(table["datetime"], timezone=timezone)
-    corrected = camera + offset
-    fixes = track["datetime"].astype("datetime64[ns, UTC]").to_numpy(dtype="datetime64[ns]")
-    fix_s = fixes.astype("int64") / 1e9
-    known = corrected.notna().to_numpy()
-    photo_s = np.full(len(table), np.nan)
-    photo_s[known] = corrected[known].to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
-    after = np.clip(np.searchsorted(fix_s, photo_s), 0, len(fix_s) - 1)
-    before = np.clip(after - 1, 0, len(fix_s) - 1)
-    gap = np.minimum(np.abs(fix_s[after] - photo_s), np.abs(photo_s - fix_s[before]))
-    matched = known & (gap <= gap_limit)
+    camera, corrected = _photo_times(table, clock_offset, timezone, "GPX")
+    interpolated, gap, matched = _interpolate_in_time(
+        _seconds(corrected),
+        track["datetime"],
+        [track[c].to_numpy(dtype=float) for c in ("latitude", "longitude")],
+        parse_clock_offset(max_gap).total_seconds(),
+    )
     out = table.copy()
-    for column in ("latitude", "longitude"):
-        values = np.interp(photo_s, fix_s, track[column].to_numpy(dtype=float))
+    for column, values in zip(("latitude", "longitude"), interpolated, strict=True):
         current = out[column] if column in out.columns else pd.Series(np.nan, index=out.index)
         out[column] = current.astype("object").where(~matched, values)
     out["camera_datetime"] = camera
     # An unparseable camera time stays as found, for validation to report.
-    out["datetime"] = corrected.astype("object").where(known, table["datetime"])
-    out["gpx_gap_s"] = np.where(known, gap, np.nan)
+    out["datetime"] = corrected.astype("object").where(corrected.notna(), table["datetime"])
+    out["gpx_gap_s"] = gap
     out["gpx_matched"] = matched
+    return _ordered(out)
+
+
+def _photo_times(
+    table: pd.DataFrame, clock_offset: str | float | pd.Timedelta, timezone: str, what: str
+) -> tuple[pd.Series, pd.Series]:
+    """The photos' own (UTC) times and those times plus the clock offset."""
+    if "datetime" not in table.columns:
+        raise InputError(f"the table has no datetime column to match {what} times to")
+    camera, _bad = parse_datetimes(table["datetime"], timezone=timezone)
+    return camera, camera + parse_clock_offset(clock_offset)
+
+
+def _seconds(stamps: pd.Series) -> np.ndarray:
+    """UTC timestamps as float seconds since 1970 (NaN where missing)."""
+    out = np.full(len(stamps), np.nan)
+    known = stamps.notna().to_numpy()
+    out[known] = stamps[known].to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9
+    return out
+
+
+def _interpolate_in_time(
+    at_s: np.ndarray, log_times: pd.Series, values: list[np.ndarray], max_gap_s: float
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Linear interpolation of logged ``values`` at times ``at_s`` (seconds).
+
+    Returns the interpolated values, the distance (seconds) to the nearest log sample, and
+    where that distance is within ``max_gap_s`` (a time outside the log or in a gap in it
+    gets no value). Sorting is done here, so the log may come in any order.
+    """
+    order = np.argsort(_seconds(log_times), kind="stable")
+    log_s = _seconds(log_times)[order]
+    after = np.clip(np.searchsorted(log_s, at_s), 0, len(log_s) - 1)
+    before = np.clip(after - 1, 0, len(log_s) - 1)
+    gap = np.minimum(np.abs(log_s[after] - at_s), np.abs(at_s - log_s[before]))
+    matched = ~np.isnan(at_s) & (gap <= max_gap_s)
+    interpolated = [np.interp(at_s, log_s, v[order]) for v in values]
+    return interpolated, np.where(np.isnan(at_s), np.nan, gap), matched
+
+
+#: Header names :func:`read_depth_log` takes for the time and the depth, in order.
+_LOG_TIME_KEYS = ("datetime", "date time", "timestamp", "time")
+
+
+def read_depth_log(path: str | Path, *, timezone: str = "UTC") -> pd.DataFrame:
+    """A time-stamped depth log (a camera's or a dive computer's CSV export).
+
+    Finds the time column (``Time``, ``timestamp``, ``datetime``) and the first column
+    whose name starts with "depth"; times without an offset are read in ``timezone``
+    (the camera's local clock, like its EXIF times). Columns: ``datetime`` (UTC),
+    ``depth`` (metres), sorted by time. A sample with an unparseable time or depth is an
+    error naming its line: a log is machine-written, so one bad line means a bad file.
+    """
+    path = Path(path)
+    raw = read_csv_strings(path)
+    by_key = {_key(c): c for c in raw.columns if c not in (SOURCE_FILE, SOURCE_LINE)}
+    time_column = next((by_key[k] for k in _LOG_TIME_KEYS if k in by_key), None)
+    depth_column = next((c for k, c in by_key.items() if k.startswith("depth")), None)
+    if time_column is None or depth_column is None:
+        raise CsvFormatError(
+            "a depth log needs a time column (Time, timestamp, datetime) and a depth column; "
+            f"found {', '.join(by_key.values())}",
+            path=path,
+            line=1,
+        )
+    times, bad_time = parse_datetimes(raw[time_column], timezone=timezone)
+    text = raw[depth_column].str.strip()
+    depth = pd.to_numeric(text, errors="coerce")
+    bad = bad_time | times.isna().to_numpy() | (depth.isna() & (text != "")).to_numpy()
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise CsvFormatError(
+            f"unreadable sample: {time_column}={raw[time_column].iloc[first]!r}, "
+            f"{depth_column}={raw[depth_column].iloc[first]!r}",
+            path=path,
+            line=int(raw[SOURCE_LINE].iloc[first]),
+        )
+    log = pd.DataFrame({"datetime": times, "depth": depth.astype("float64")})
+    log = log[log["depth"].notna()]
+    if log.empty:
+        raise CsvFormatError("the depth log has no samples", path=path)
+    return log.sort_values("datetime", kind="stable").reset_index(drop=True)
+
+
+def match_depth(
+    table: pd.DataFrame,
+    log: pd.DataFrame,
+    *,
+    clock_offset: str | float | pd.Timedelta = 0,
+    max_gap: str | float | pd.Timedelta = 5,
+    timezone: str = "UTC",
+) -> pd.DataFrame:
+    """Set each photo's ``depth`` from a depth log by time, interpolating between samples.
+
+    The log's time is the photo's ``datetime`` plus ``clock_offset`` (the log device's
+    clock against the camera's). Photos farther than ``max_gap`` from every sample keep
+    their depth. Adds ``depth_log_gap_s`` and ``depth_matched``; ``datetime`` is unchanged.
+    """
+    if log.empty:
+        raise InputError("the depth log has no samples to match photos to")
+    _camera, shifted = _photo_times(table, clock_offset, timezone, "depth-log")
+    (depth,), gap, matched = _interpolate_in_time(
+        _seconds(shifted),
+        log["datetime"],
+        [log["depth"].to_numpy(dtype=float)],
+        parse_clock_offset(max_gap).total_seconds(),
+    )
+    out = table.copy()
+    current = out["depth"] if "depth" in out.columns else pd.Series(np.nan, index=out.index)
+    out["depth"] = current.astype("object").where(~matched, depth)
+    out["depth_log_gap_s"] = gap
+    out["depth_matched"] = matched
     return _ordered(out)

@@ -6,6 +6,8 @@
   DateTimeOriginal, OffsetTimeOriginal -03:00 and GPS, one at 0/0), ``reef_b/`` (one JPEG
   without GPS, one whose DateTimeOriginal is garbage) and ``reef_b/broken.jpg`` (text);
 - ``gpx``: a GPX 1.1 track over reef_a's photo times (UTC) plus a waypoint without time;
+- ``depth_log``: a camera depth log (Paralenz style: ``Time`` as ``2019:03:11 12:00:00``
+  local, ``Depth`` as ``008.0 ``) over reef_a's local photo times;
 - ``coralnet``: a CoralNet annotation export (2 points per image, Aux1 = site, Height (cm),
   one latitude of 95);
 - ``coralnet_metadata``: CoralNet's metadata-only export (no Row/Column) of the same images;
@@ -40,6 +42,9 @@ TRACK: list[tuple[str, float, float]] = [
     ("2019-03-11T15:00:50Z", -42.6243, -64.2597),
     ("2019-03-11T15:01:10Z", -42.6245, -64.2595),
 ]
+#: The depth log: (second after 12:00:00 local, depth m); a2 (12:00:30) is 8.5 m, a3
+#: (12:01:00) is past the log.
+DEPTH_LOG: list[tuple[int, float]] = [(0, 8.0), (28, 8.0), (32, 9.0), (50, 9.5)]
 SQUIDLE_IMAGES = ("PR_0001.jpg", "PR_0002.jpg", "PR_0003.jpg")
 ROV_ROWS = 6
 ROV_BAD_LINES = {4: "null island", 6: "duplicate", 7: "datetime"}
@@ -113,6 +118,11 @@ def make_metadata_fixtures(root: Path) -> dict[str, Path]:
     (survey / "reef_b" / "notes.txt").write_text("field notes, not an image\n")
 
     paths: dict[str, Path] = {"images": survey, "gpx": _gpx(root / "track.gpx")}
+    paths["depth_log"] = _write_csv(
+        root / "LOG01.CSV",
+        ["Time", "Temperature", "Depth", "Image/video-file"],
+        [[f"2019:03:11 12:00:{s:02d}", " +14.4 ", f"{d:05.1f} ", ""] for s, d in DEPTH_LOG],
+    )
 
     meta = ["Date", "Aux1", "Height (cm)", "Latitude", "Longitude", "Depth", "Camera"]
     images = [

@@ -1,8 +1,9 @@
 """``quadrat dataset validate``: read survey metadata into the BenthicNet table and check it.
 
 Reads one input (CoralNet export, Squidle+ export, folder of photos, or any CSV),
-optionally positions photos on GPX tracks, validates every row, prints a summary and
-every bad row, and writes the table (Parquet or CSV) atomically.
+optionally sets depth from depth logs and positions photos on GPX tracks, validates
+every row, prints a summary and every bad row, and writes the table (Parquet or CSV)
+atomically.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def read_input(
     )
 
 
-def _print_summary(report: ValidationReport, seconds: float, matched: int | None) -> None:
+def _print_summary(
+    report: ValidationReport, seconds: float, matched: int | None, depth_matched: int | None
+) -> None:
     table = report.table
     summary = Table(title="metadata", show_header=False)
     summary.add_row("rows read", f"{report.n_rows:,}")
@@ -102,6 +105,8 @@ def _print_summary(report: ValidationReport, seconds: float, matched: int | None
         )
     if matched is not None:
         summary.add_row("positioned from GPX", f"{matched:,}")
+    if depth_matched is not None:
+        summary.add_row("depth from log", f"{depth_matched:,}")
     summary.add_row("seconds", f"{seconds:.2f}")
     console.print(summary)
     counts = report.reason_counts()
@@ -161,6 +166,14 @@ def validate(
     max_gap: Annotated[
         float, typer.Option(help="Seconds from the nearest GPX fix beyond which no match.")
     ] = 30.0,
+    depth_log: Annotated[
+        list[Path] | None,
+        typer.Option(help="Time-stamped depth log CSV(s) (Time, Depth) to set depth (repeatable)."),
+    ] = None,
+    depth_log_offset: Annotated[
+        str,
+        typer.Option(help="Add to photo times to get the depth log's time (as --clock-offset)."),
+    ] = "0",
     drop_bad: Annotated[bool, typer.Option("--drop-bad", help="Leave bad rows out.")] = False,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail (exit 1) on the first bad row.")
@@ -203,6 +216,11 @@ def validate(
         mapping=_parse_mapping(mapping),
         depth_positive_up=depth_positive_up,
     )
+    depth_matched: int | None = None
+    if depth_log:  # before GPX: both offsets are against the camera's own clock
+        log = pd.concat([readers.read_depth_log(p, timezone=timezone) for p in depth_log])
+        table = readers.match_depth(table, log, clock_offset=depth_log_offset, timezone=timezone)
+        depth_matched = int(table["depth_matched"].sum())
     matched: int | None = None
     if gpx:
         track = readers.read_gpx_tracks(gpx)
@@ -216,7 +234,7 @@ def validate(
     if issues_out is not None:
         write_metadata(report.issues.astype({"value": "string"}), issues_out)
     seconds = time.perf_counter() - started
-    _print_summary(report, seconds, matched)
+    _print_summary(report, seconds, matched, depth_matched)
     if len(report.issues):
         _print_issues(report.issues)
     console.print(f"wrote {len(report.table):,} rows to [bold]{out}[/]")
