@@ -105,6 +105,8 @@ def test_column_mapping_and_defaults(server: FixtureServer, tmp_path: Path) -> N
         (["-c", "url=nope"], "no column 'nope'"),
         (["--workers", "0"], "--workers must be at least 1"),
         (["--shard-size", "0"], "--shard-size must be at least 1"),
+        (["--verify", "pixels"], "--verify must be decode or header"),
+        (["--timeout", "0"], "--timeout must be positive"),
     ],
 )
 def test_bad_options_are_one_red_line(

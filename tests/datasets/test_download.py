@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import cast
 
 import pandas as pd
 import pytest
@@ -19,6 +20,7 @@ from PIL import Image
 
 from quadrat.datasets.download import (
     DownloadOptions,
+    Verify,
     backoff_delay,
     download_images,
     prepare_table,
@@ -516,3 +518,50 @@ def test_tree_files_get_ordinary_permissions(server: FixtureServer, tmp_path: Pa
     os.umask(umask)
     for path in (tmp_path / "ds" / "s1" / "a.jpg", tmp_path / "manifest.parquet"):
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("verify", ["decode", "header"])
+def test_a_cut_jpeg_with_matching_length_is_caught(
+    server: FixtureServer, tmp_path: Path, verify: str
+) -> None:
+    """The server sends a JPEG cut in half *as if whole* (no Content-Length mismatch): only
+    the image check can tell, in either verify mode."""
+    body = jpeg_bytes(5)
+    table = table_for(
+        server, {"cut.jpg": [Reply.ok(body[: len(body) // 2])], "whole.jpg": [Reply.ok(body)]}
+    )
+    options = DownloadOptions(timeout=1, retries=1, backoff=0.01, verify=cast(Verify, verify))
+    summary = download_images(table, tmp_path, options=options)
+    assert (summary.downloaded, summary.failed) == (1, 1)
+    failures = pd.read_csv(tmp_path / "failures.csv")
+    assert failures["url"].str.endswith("cut.jpg").all()
+    assert failures["error"].str.startswith("undecodable image").all()
+    assert failures["attempts"].tolist() == [2]  # retried: the next reply may be whole
+
+
+def test_header_verification_skips_the_pixel_decode(
+    server: FixtureServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import ImageFile
+
+    def no_decoding(self: object) -> None:
+        raise AssertionError("decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    table = table_for(server, {"a.jpg": [Reply.ok(jpeg_bytes(0))]})
+    options = DownloadOptions(timeout=1, retries=0, verify="header")
+    summary = download_images(table, tmp_path, options=options)
+    assert summary.downloaded == 1
+    assert read_manifest(tmp_path)[["width", "height"]].values.tolist() == [[64, 48]]
+
+
+def test_end_markers() -> None:
+    from quadrat.datasets.download import has_end_marker
+
+    body = jpeg_bytes(0)
+    assert has_end_marker(body, "JPEG") and has_end_marker(body + b"\0\0", "JPEG")
+    assert not has_end_marker(body[:-10], "JPEG")
+    png = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(png, "PNG")
+    assert has_end_marker(png.getvalue(), "PNG") and not has_end_marker(png.getvalue()[:-4], "PNG")
+    assert not has_end_marker(b"BM....", "BMP")  # no marker to check: caller decodes

@@ -146,20 +146,35 @@ class FixtureServer:
 
 
 def serve_fixture_survey(
-    csv: str, n_images: int, *, delay: float = 0.0, failing_every: int = 0, size: int = 1024
+    csv: str,
+    n_images: int,
+    *,
+    delay: float = 0.0,
+    failing_every: int = 0,
+    size: int = 1024,
+    folder: str | None = None,
 ) -> None:
-    """Serve ``n_images`` generated JPEGs (``size`` x 3/4 ``size``) until interrupted, and
-    write the table that lists them to ``csv``; every ``failing_every``-th image answers 404.
-    For measuring ``quadrat dataset download`` without the internet (see
-    docs/datasets-download.md)."""
+    """Serve ``n_images`` JPEGs until interrupted, and write the table that lists them to
+    ``csv``; every ``failing_every``-th image answers 404. The JPEGs are generated
+    (``size`` x 3/4 ``size``) or, with ``folder``, that folder's JPEGs in turn (real photos;
+    read in place, never copied). For measuring ``quadrat dataset download`` without the
+    internet (see docs/datasets-download.md)."""
+    from pathlib import Path
+
     import pandas as pd
 
+    photos = sorted(Path(folder).glob("*.jpg")) if folder else []
+    if folder and not photos:
+        raise SystemExit(f"no .jpg files in {folder}")
+    bodies = [p.read_bytes() for p in photos] or [
+        jpeg_bytes(i, width=size, height=size * 3 // 4) for i in range(16)
+    ]
     with FixtureServer() as server:
         rows = []
         for i in range(n_images):
             path = f"/bench/site{i % 4}/img{i:05d}.jpg"
             if not (failing_every and i % failing_every == failing_every - 1):
-                body = jpeg_bytes(i % 16, width=size, height=size * 3 // 4)
+                body = bodies[i % len(bodies)]
                 server.route(path, [Reply.slow(body, delay) if delay else Reply.ok(body)])
             rows.append(
                 {
@@ -184,7 +199,13 @@ if __name__ == "__main__":
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
     parser.add_argument("--failing-every", type=int, default=0)
     parser.add_argument("--size", type=int, default=1024, help="image width in pixels")
+    parser.add_argument("--folder", help="serve this folder's JPEGs instead of generated ones")
     args = parser.parse_args()
     serve_fixture_survey(
-        args.csv, args.images, delay=args.delay, failing_every=args.failing_every, size=args.size
+        args.csv,
+        args.images,
+        delay=args.delay,
+        failing_every=args.failing_every,
+        size=args.size,
+        folder=args.folder,
     )

@@ -50,6 +50,13 @@ def download(
         int | None,
         typer.Option(help="Shrink the shortest side to this many pixels (e.g. 512)."),
     ] = None,
+    verify: Annotated[
+        str,
+        typer.Option(
+            help="decode: decode every image fully; header: check header and end marker only "
+            "(faster on large photos)."
+        ),
+    ] = "decode",
     column: Annotated[
         list[str] | None,
         typer.Option(
@@ -70,7 +77,15 @@ def download(
     Writes manifest.parquet (one row per image) and failures.csv (every failed URL and why)
     into OUT.
     """
-    options = DownloadOptions(workers=workers, timeout=timeout, retries=retries, resize=resize)
+    if verify not in ("decode", "header"):
+        raise InputError(f"--verify must be decode or header, not {verify!r}", value=verify)
+    options = DownloadOptions(
+        workers=workers,
+        timeout=timeout,
+        retries=retries,
+        resize=resize,
+        verify="header" if verify == "header" else "decode",
+    )
     frame = read_table(table)
     with progress_bar() as progress:
         summary = download_images(
