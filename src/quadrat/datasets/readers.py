@@ -485,10 +485,6 @@ def read_squidle(
 # --------------------------------------------------------------------------- image folder
 
 
-def _rational(value: Any) -> float:
-    return float(value)
-
-
 def _degrees(value: Any, ref: Any) -> float | str | None:
     """EXIF (degrees, minutes, seconds) and N/S/E/W to signed decimal degrees.
 
@@ -497,7 +493,7 @@ def _degrees(value: Any, ref: Any) -> float | str | None:
     if value is None:
         return None
     try:
-        d, m, s = (_rational(v) for v in value)
+        d, m, s = (float(v) for v in value)
         degrees = d + m / 60 + s / 3600
     except (TypeError, ValueError, ZeroDivisionError):
         return repr(value)
@@ -553,7 +549,7 @@ def read_exif_metadata(path: Path) -> dict[str, Any]:
     row["longitude"] = _degrees(gps.get(_GPS_LON), gps.get(_GPS_LON_REF))
     if _GPS_ALT in gps:
         try:
-            altitude = _rational(gps[_GPS_ALT])
+            altitude = float(gps[_GPS_ALT])
         except (TypeError, ValueError, ZeroDivisionError):
             altitude = float("nan")
         below = gps.get(_GPS_ALT_REF) in (1, b"\x01")

@@ -78,8 +78,8 @@ ISSUE_COLUMNS: tuple[str, ...] = (
     "reason",
 )
 
-#: Dates before this are a camera clock that was never set (EXIF's 1970/2000 defaults
-#: fall after it, so they are caught by the duplicate and GPX checks instead).
+#: Dates before this are a typo or a clock that was never set (no digital survey photo
+#: is older). A clock reset to 1970 or 2000 passes: compare with a GPX track or log.
 EARLIEST_DATETIME = pd.Timestamp("1950-01-01", tz="UTC")
 
 OnError = Literal["raise", "drop", "keep"]
