@@ -105,6 +105,28 @@ def test_translate_and_rollup_errors(files: dict[str, Path], tmp_path: Path) -> 
         str(tmp_path / "m.csv"),
     )
     assert not (tmp_path / "m.csv").exists()
+    assert "fuzzy cutoff is a similarity ratio in [0, 1]" in fail(
+        "translate",
+        str(files["labelset"]),
+        "--from",
+        "coralnet-labelset",
+        "--out",
+        str(tmp_path / "m.csv"),
+        "--fuzzy-cutoff",
+        "2",
+    )
+    good = tmp_path / "good.csv"
+    good.write_text("source_label,caab_code\nCCA,80300934\n")
+    assert "level must be 0 or more" in fail(
+        "rollup",
+        str(files["annotations"]),
+        "--mapping",
+        str(good),
+        "--level",
+        "-1",
+        "--out",
+        str(tmp_path / "c.csv"),
+    )
     mapping = tmp_path / "mapping.csv"
     mapping.write_text("source_label,caab_code\nCCA,80300934\nSand,1234\n")
     text = fail(

@@ -339,6 +339,8 @@ def propose_mapping(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> pd.DataFrame:
     """One proposal per distinct label, as the mapping table (see :data:`MAPPING_COLUMNS`)."""
+    if not 0.0 <= fuzzy_cutoff <= 1.0:
+        raise InputError("the fuzzy cutoff is a similarity ratio in [0, 1]", value=fuzzy_cutoff)
     tree = tree or default_catami()
     matcher = Matcher(tree)
     sources = [s if isinstance(s, SourceLabel) else SourceLabel(str(s)) for s in labels]

@@ -12,6 +12,7 @@ from rich.tree import Tree
 
 from quadrat.cli._common import console, progress_bar, user_errors
 from quadrat.cli.dataset import app
+from quadrat.errors import InputError
 from quadrat.labels.catami import (
     CatamiTree,
     build_default,
@@ -203,6 +204,8 @@ def rollup(
     """Translate annotations, roll them up to CATAMI level(s), write cover per image."""
     tree = _tree(scheme)
     levels = level or [1]
+    if min(levels) < 0:
+        raise InputError("a roll-up level must be 0 or more", value=min(levels))
     table_in = read_annotations(
         annotations, source.value, label_column=label_column, image_column=image_column
     )
