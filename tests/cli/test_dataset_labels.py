@@ -95,6 +95,39 @@ def test_translate_then_rollup(files: dict[str, Path], tmp_path: Path) -> None:
     assert set(table["level"]) == {0, 1}
 
 
+def test_translate_with_a_survey_vocabulary(files: dict[str, Path], tmp_path: Path) -> None:
+    vocabulary = tmp_path / "vocabulary.csv"
+    vocabulary.write_text("term,caab_code,note\nbould,82001003,\nfucus,80300927,test only\n")
+    mapping = tmp_path / "mapping.csv"
+    out = run(
+        "translate",
+        str(files["names"]),
+        "--from",
+        "names",
+        "--vocabulary",
+        str(vocabulary),
+        "--out",
+        str(mapping),
+        "--scheme",
+        str(files["caab_csv"]),
+    )
+    assert "4 labels -> CATAMI" in out
+    frame = pd.read_csv(mapping, dtype=str, keep_default_na=False).set_index("source_label")
+    assert frame.loc["BR_fucus", "caab_code"] == "80300927"  # from the given vocabulary
+    assert frame.loc["SU_bould", "kind"] == "synonym"
+    vocabulary.write_text("word,code\nx,1\n")
+    assert "vocabulary.csv: missing column 'term'" in fail(
+        "translate",
+        str(files["names"]),
+        "--from",
+        "names",
+        "--vocabulary",
+        str(vocabulary),
+        "--out",
+        str(mapping),
+    )
+
+
 def test_translate_and_rollup_errors(files: dict[str, Path], tmp_path: Path) -> None:
     assert "needs 'Short Code' and 'Name'" in fail(
         "translate",

@@ -327,8 +327,17 @@ def default_synonyms() -> dict[str, str]:
     """The shipped vocabulary: benthic terms and genera -> CAAB code."""
     resource = resources.files("quadrat.labels").joinpath("data", "catami_synonyms.csv")
     with resources.as_file(resource) as file:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
-    return {row.term: _code(row.caab_code) for row in frame.itertuples()}
+        return read_vocabulary(file)
+
+
+def read_vocabulary(path: str | Path) -> dict[str, str]:
+    """A vocabulary CSV (``term, caab_code[, note]``): a survey's own words for CATAMI nodes."""
+    path = Path(path)
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    for column in ("term", "caab_code"):
+        if column not in frame.columns:
+            raise CsvFormatError(f"missing column {column!r}", path=path)
+    return {row.term: _code(row.caab_code) for row in frame.itertuples() if row.term}
 
 
 def propose_mapping(
@@ -336,13 +345,18 @@ def propose_mapping(
     tree: CatamiTree | None = None,
     *,
     fuzzy_cutoff: float = 0.85,
+    synonyms: dict[str, str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """One proposal per distinct label, as the mapping table (see :data:`MAPPING_COLUMNS`)."""
+    """One proposal per distinct label, as the mapping table (see :data:`MAPPING_COLUMNS`).
+
+    ``synonyms`` (term -> CAAB code) replaces the shipped vocabulary; terms whose code is
+    not in the tree are ignored.
+    """
     if not 0.0 <= fuzzy_cutoff <= 1.0:
         raise InputError("the fuzzy cutoff is a similarity ratio in [0, 1]", value=fuzzy_cutoff)
     tree = tree or default_catami()
-    matcher = Matcher(tree)
+    matcher = Matcher(tree, synonyms)
     sources = [s if isinstance(s, SourceLabel) else SourceLabel(str(s)) for s in labels]
     sources = list({s.label: s for s in sources}.values())
     rows = []

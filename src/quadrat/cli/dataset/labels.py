@@ -28,6 +28,7 @@ from quadrat.labels.translate import (
     read_annotations,
     read_mapping,
     read_source_labels,
+    read_vocabulary,
     unmapped,
     write_mapping,
 )
@@ -158,13 +159,20 @@ def translate(
     source: Annotated[SourceKind, typer.Option("--from", help="What LABELS is.")],
     out: Annotated[Path, typer.Option(help="Mapping CSV to write (review and edit it).")],
     fuzzy_cutoff: Annotated[float, typer.Option(help="difflib ratio a fuzzy match needs.")] = 0.85,
+    vocabulary: Annotated[
+        Path | None,
+        typer.Option(help="CSV 'term,caab_code' used instead of the shipped vocabulary."),
+    ] = None,
     scheme: SchemeOption = None,
 ) -> None:
     """Propose a CATAMI node for every label of a source; list what stayed unmapped."""
     tree = _tree(scheme)
     sources = read_source_labels(labels, source.value)
+    synonyms = read_vocabulary(vocabulary) if vocabulary is not None else None
     with progress_bar() as progress:
-        mapping = propose_mapping(sources, tree, fuzzy_cutoff=fuzzy_cutoff, progress=progress)
+        mapping = propose_mapping(
+            sources, tree, fuzzy_cutoff=fuzzy_cutoff, synonyms=synonyms, progress=progress
+        )
     write_mapping(mapping, out)
     counts = mapping["kind"].value_counts()
     console.print(f"wrote {out}", highlight=False, soft_wrap=True)
