@@ -10,8 +10,11 @@ compile failure costs one run, and peak memory is that run's own):
   warm-up extraction of a few images into another source (cuDNN autotuning, compiling);
 - model only: the same runner's per-batch network call on random uint8 patches already
   on the device, same batch, same bf16 and channels-last settings;
+- parity: the run's features on ``--parity-images`` images against the CPU path in fp32
+  (Pillow decode, ``CpuRunner``): cosine per patch;
 
-plus batched ``decode_jpeg`` images/s on the same files, and the store's own ceiling
+plus batched ``decode_jpeg`` images/s on the same files (and its pixels against
+Pillow's), and the store's own ceiling
 (``extract_features`` fed ready-made 1280-d features: float16 blocks, one SQLite
 transaction per image). Random weights (speed does not depend on them). Prints one JSON
 object.
@@ -149,6 +152,7 @@ def run_one(db: Path, model_name: str, mode: str, args: argparse.Namespace) -> d
     model_seconds = time.perf_counter() - start
     assert features.shape == (batch, extractor.feature_dim)
 
+    result_parity = parity(extractor, model_name, runner, db.parent / "images", args)
     end_to_end = summary.points / seconds
     model_only = args.model_batches * batch / model_seconds
     return {
@@ -164,6 +168,39 @@ def run_one(db: Path, model_name: str, mode: str, args: argparse.Namespace) -> d
         "warmup_seconds": round(warmup_seconds, 2),
         "peak_gpu_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
         "peak_rss_mb": peak_rss_mb(),
+        "parity_vs_cpu_fp32": result_parity,
+    }
+
+
+def parity(
+    extractor: Any, model_name: str, runner: Any, images: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """This run's features (device decode, its dtype) against the CPU path in fp32
+    (Pillow decode, CpuRunner) on the same patches: how close "the same features" are."""
+    from quadrat.extraction import CpuRunner, ImageJob
+    from quadrat.extractors import create_extractor
+
+    rng = np.random.default_rng(1)
+    jobs = []
+    for i, path in enumerate(sorted(images.iterdir())[: args.parity_images]):
+        rows = rng.integers(0, args.height, args.points)
+        cols = rng.integers(0, args.width, args.points)
+        rows[:2], cols[:2] = (0, args.height - 1), (0, args.width - 1)  # two corners
+        jobs.append(ImageJob(i, path.name, str(path), np.arange(args.points), rows, cols))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cpu_extractor = create_extractor(model_name, device="cpu", batch_size=32)
+    got = np.concatenate([f for _, f in runner(jobs, extractor)])
+    expected = np.concatenate([f for _, f in CpuRunner(workers=args.workers)(jobs, cpu_extractor)])
+    cosine = (got * expected).sum(1) / (
+        np.linalg.norm(got, axis=1) * np.linalg.norm(expected, axis=1) + 1e-30
+    )
+    scale = float(np.abs(expected).max())
+    return {
+        "patches": len(got),
+        "min_cosine": round(float(cosine.min()), 6),
+        "mean_cosine": round(float(cosine.mean()), 6),
+        "max_abs_diff_over_max_abs": round(float(np.abs(got - expected).max()) / scale, 6),
     }
 
 
@@ -189,6 +226,7 @@ def decode_speed(images: Path, device: str, group: int) -> dict[str, Any]:
     return {
         "images": len(data),
         "group": group,
+        "pixels_vs_pillow": pixel_parity(sorted(images.iterdir())[:8], device),
         "seconds": round(seconds, 3),
         "images_per_s": round(len(data) / seconds, 1),
     }
@@ -225,6 +263,31 @@ def store_speed(template: Path, root: Path, dim: int = 1280) -> dict[str, Any]:
         "seconds": round(seconds, 3),
         "patches_per_s": round(summary.points / seconds, 1),
         "images_per_s": round(summary.images_done / seconds, 1),
+    }
+
+
+def pixel_parity(paths: list[Path], device: str) -> dict[str, Any]:
+    """Device-decoded pixels against Pillow's (load_rgb), in grey levels."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from quadrat.extraction.gpu import read_bytes
+    from quadrat.io.images import load_rgb
+
+    diffs = []
+    for path in paths:
+        encoded = torch.frombuffer(read_bytes(path), dtype=torch.uint8)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            decoded = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
+        pixels = decoded.permute(1, 2, 0).cpu().numpy().astype(np.int16)
+        diffs.append(np.abs(pixels - load_rgb(path).astype(np.int16)).ravel())
+    diff = np.concatenate(diffs)
+    return {
+        "images": len(paths),
+        "mean_abs": round(float(diff.mean()), 4),
+        "p99_abs": int(np.percentile(diff, 99)),
+        "max_abs": int(diff.max()),
+        "identical_fraction": round(float((diff == 0).mean()), 4),
     }
 
 
@@ -298,6 +361,8 @@ def forwarded(args: argparse.Namespace) -> list[str]:
     out = ["--device", args.device, "--points", str(args.points)]
     out += ["--workers", str(args.workers), "--prefetch", str(args.prefetch)]
     out += ["--model-batches", str(args.model_batches), "--batch-size", str(batch_size(args))]
+    out += ["--height", str(args.height), "--width", str(args.width)]
+    out += ["--parity-images", str(args.parity_images)]
     return out + (["--fp32"] if args.fp32 else [])
 
 
@@ -315,6 +380,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=8, help="file-reading threads")
     parser.add_argument("--prefetch", type=int, default=3, help="groups queued ahead")
     parser.add_argument("--model-batches", type=int, default=None, help="timed model-only")
+    parser.add_argument("--parity-images", type=int, default=2, help="images compared")
     parser.add_argument("--decode-group", type=int, default=64, help="images per decode call")
     parser.add_argument("--run-timeout", type=float, default=600, help="seconds per child run")
     parser.add_argument("--tmp", help="folder for the generated files (default: system temp)")
