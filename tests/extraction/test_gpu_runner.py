@@ -374,6 +374,35 @@ def test_cli_bad_device_is_one_red_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def test_cli_auto_device_and_compile_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--device auto`` resolves before the extractor is built; ``--compile`` reaches the
+    runner (torch.compile replaced by a recorder: inductor itself is the benchmark's job)."""
+    import quadrat.cli.workflow as workflow
+
+    make_jobs(tmp_path / "images", [(240, 240), (260, 300)], points=1)
+    _project(tmp_path, "cli", tmp_path / "images").close()
+    asked: dict[str, object] = {}
+    compiled: list[nn.Module] = []
+
+    def fake_create(name: str, **options: object) -> TorchExtractor:
+        asked.update(options, name=name)
+        return tiny_cnn()
+
+    def fake_compile(model: nn.Module, **_options: object) -> nn.Module:
+        compiled.append(model)
+        return model
+
+    monkeypatch.setattr(workflow, "create_extractor", fake_create)
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    result = CliRunner().invoke(
+        app, ["extract", "-e", "resnet50", "--compile", "-p", str(tmp_path / "cli.db")]
+    )
+    assert result.exit_code == 0, result.output
+    assert asked["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert len(compiled) == 1
+    assert "10 points from 2 images" in result.output
+
+
 # --- real data -------------------------------------------------------------------------------
 
 
