@@ -112,7 +112,7 @@ class GpuRunner:
             )
             producer.start()
             try:
-                yield from self._consume(groups, extractor, model, batch)
+                yield from self._consume(groups, producer, extractor, model, batch)
             finally:
                 stop.set()  # a producer waiting on the full queue gives up within 50 ms
                 producer.join()
@@ -195,6 +195,7 @@ class GpuRunner:
     def _consume(
         self,
         groups: queue.Queue[object],
+        producer: threading.Thread,
         extractor: TorchExtractor,
         model: Callable[[torch.Tensor], torch.Tensor],
         batch: int,
@@ -206,7 +207,7 @@ class GpuRunner:
         pending_n = 0
         failure: BaseException | None = None
         while True:
-            item = groups.get()
+            item = _next_group(groups, producer)
             if item is _DONE:
                 break
             if isinstance(item, BaseException):
@@ -304,6 +305,16 @@ def resolve_device(device: str, extractor_name: str = "") -> str:
 
 
 # --- helpers of the producer ------------------------------------------------------------
+
+
+def _next_group(groups: queue.Queue[object], producer: threading.Thread) -> object:
+    """The next queued item; a producer that died without a word is an error, not a hang."""
+    while True:
+        try:
+            return groups.get(timeout=0.5)
+        except queue.Empty:
+            if not producer.is_alive() and groups.empty():
+                raise RuntimeError("the prefetch thread ended without a result") from None
 
 
 def _put(groups: queue.Queue[object], item: object, stop: threading.Event) -> bool:
