@@ -222,11 +222,14 @@ def build_extractor(
         warnings.warn(
             RANDOM_WEIGHTS_WARNING.format(name=name), UserWarning, stacklevel=_outside_stacklevel()
         )
-        # Canonical settings (CPU, contiguous), so the weights and hence the key do not
-        # depend on the device, memory format or batch size asked for.
+        # The key hashes the seeded initial weights: the BatchNorm re-estimation below is
+        # a fixed function of them, but its float rounding varies with thread counts and
+        # would otherwise give the same network a new key (and orphan stored features).
+        tag = f"random-{state_dict_sha256(model)[:12]}"
+        # Canonical settings (CPU, contiguous), so the weights do not depend on the
+        # device, memory format or batch size asked for.
         canonical = TorchExtractor(model, config, weights_tag="", channels_last=False)
         recalibrate_batchnorm(canonical, seed=seed)
-        tag = f"random-{state_dict_sha256(model)[:12]}"
     return TorchExtractor(model, config, weights_tag=tag, **options)
 
 
