@@ -332,6 +332,14 @@ def test_compile_pads_the_last_batch_to_one_shape(
     for (_, got), (_, expected) in zip(out, plain, strict=True):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
+    # An extractor built with the "compile" runtime keeps it, and still sees one shape.
+    extractor = tiny_cnn()
+    extractor.runtime = "compile"
+    out = run(GpuRunner(batch_size=4), jobs, extractor)
+    assert len(compiled) == 2 and compiled[1].sizes == [4, 4, 4]
+    for (_, got), (_, expected) in zip(out, plain, strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
 
 # --- through the engine and the CLI --------------------------------------------------------
 

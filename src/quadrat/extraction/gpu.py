@@ -91,7 +91,7 @@ class GpuRunner:
     prefetch: int = PREFETCH
     max_group_images: int = MAX_GROUP_IMAGES
     compile: bool = False
-    _compiled: dict[int, Callable[[torch.Tensor], torch.Tensor]] = field(
+    _compiled: dict[tuple[int, bool], Callable[[torch.Tensor], torch.Tensor]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
@@ -259,28 +259,34 @@ class GpuRunner:
         patches: torch.Tensor,
         batch: int,
     ) -> torch.Tensor:
-        """The extractor's preprocessing and network (its own bf16 flag) on one batch."""
+        """The extractor's preprocessing, then ``model`` (see :meth:`_network`) on one batch."""
         n = len(patches)
-        if self.compile and n < batch:  # one input shape: compile once, not per remainder
+        compiled = self.compile or extractor.runtime == "compile"
+        if compiled and n < batch:  # one input shape: compile once, not per remainder
             padding = patches.new_zeros((batch - n, *patches.shape[1:]))
             patches = torch.cat([patches, padding])
         with torch.inference_mode():
-            x = extractor.preprocess(patches)
-            with torch.autocast(
-                extractor.device.type, torch.bfloat16, enabled=extractor.autocast_bf16
-            ):
-                return model(x).float()[:n]
+            return model(extractor.preprocess(patches))[:n]
 
     def _network(self, extractor: TorchExtractor) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The extractor's network, compiled once per network when ``compile`` is set."""
-        if not self.compile:
-            return extractor.model
-        key = id(extractor.model)
+        """Preprocessed batch -> (n, D) float32 features.
+
+        The extractor's own ``forward`` (its runtime and bf16 flag), unless ``compile`` is set
+        for an eager extractor: then ``torch.compile`` in its default mode with one static
+        shape (the configuration specs/measurements.md measured on an H100), once per network.
+        """
+        if not self.compile or extractor.runtime != "eager":
+            return extractor.forward
+        key = (id(extractor.model), extractor.autocast_bf16)
         if key not in self._compiled:
-            compiled: Callable[[torch.Tensor], torch.Tensor] = torch.compile(
-                extractor.model, dynamic=False
-            )
-            self._compiled[key] = compiled
+            network = torch.compile(extractor.model, dynamic=False)
+            device_type, bf16 = extractor.device.type, extractor.autocast_bf16
+
+            def forward(x: torch.Tensor) -> torch.Tensor:
+                with torch.autocast(device_type, torch.bfloat16, enabled=bf16):
+                    return network(x).float()
+
+            self._compiled[key] = forward
         return self._compiled[key]
 
 
