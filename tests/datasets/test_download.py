@@ -565,3 +565,14 @@ def test_end_markers() -> None:
     Image.new("RGB", (4, 4)).save(png, "PNG")
     assert has_end_marker(png.getvalue(), "PNG") and not has_end_marker(png.getvalue()[:-4], "PNG")
     assert not has_end_marker(b"BM....", "BMP")  # no marker to check: caller decodes
+
+
+def test_a_second_concurrent_run_on_the_same_folder_is_refused(
+    server: FixtureServer, tmp_path: Path
+) -> None:
+    from quadrat.datasets.download import output_lock
+
+    table = table_for(server, {"a.jpg": [Reply.ok(jpeg_bytes(0))]})
+    with output_lock(tmp_path), pytest.raises(InputError, match="another download is writing"):
+        download_images(table, tmp_path, options=FAST)
+    assert download_images(table, tmp_path, options=FAST).downloaded == 1  # lock released

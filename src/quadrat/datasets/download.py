@@ -39,6 +39,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -61,9 +62,15 @@ from quadrat.datasets.shards import (
 )
 from quadrat.errors import CsvFormatError, InputError
 
+try:  # POSIX; elsewhere runs are not locked against each other
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 REQUIRED_COLUMNS = ("dataset", "site", "image", "url")
 MANIFEST_NAME = "manifest.parquet"
 FAILURES_NAME = "failures.csv"
+LOCK_NAME = "download.lock"
 MANIFEST_COLUMNS = (
     "key",
     "dataset",
@@ -746,6 +753,22 @@ class _Run:
         self.save()
 
 
+@contextmanager
+def output_lock(out: Path) -> Iterator[None]:
+    """One run per output folder at a time: two would write the same shard names. The lock
+    (``flock`` on ``download.lock``) dies with its process, so a killed run never blocks."""
+    with open(out / LOCK_NAME, "a+") as handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as exc:
+                raise InputError(
+                    "another download is writing into this folder; wait for it or stop it",
+                    path=out,
+                ) from exc
+        yield
+
+
 def download_images(
     table: pd.DataFrame,
     out: str | Path,
@@ -775,136 +798,141 @@ def download_images(
     frame = prepare_table(table, source=source, columns=columns, dataset=dataset, site=site)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    run = _Run(frame, out, layout, shard_size, prefix)
-    started = time.monotonic()
-    done_before = run.completed()
-    todo = frame[~frame["key"].isin(done_before)]
-    total = len(frame)
-    skipped = total - len(todo)
-    counts = {"done": skipped, "ok": 0, "failed": 0, "bytes": 0}
-    if progress is not None:
-        progress("download", skipped, total)
-
-    writer = (
-        ShardWriter(
-            out,
-            prefix,
-            max_samples=shard_size,
-            start_index=run.start_index(),
-            on_shard_done=run.on_shard_done,
-        )
-        if layout == "shards"
-        else None
-    )
-    stop = threading.Event()
-
-    def handle(row: pd.Series, outcome: Fetched | FetchError) -> None:
-        key = str(row["key"])
-        record = ImageRecord(
-            key=key, dataset=row["dataset"], site=row["site"], image=row["image"], url=row["url"]
-        )
-        if isinstance(outcome, FetchError):
-            record.status = "failed"
-            record.error = outcome.reason
-            record.http_status = outcome.http_status
-            record.attempts = outcome.attempts
-            run.records[key] = record
-            counts["failed"] += 1
-            run.since_save += 1
-        else:
-            record.sha256 = hashlib.sha256(outcome.data).hexdigest()
-            record.source_sha256 = outcome.source_sha256
-            record.bytes = len(outcome.data)
-            record.width, record.height = outcome.width, outcome.height
-            record.attempts = outcome.attempts
-            counts["ok"] += 1
-            counts["bytes"] += len(outcome.data)
-            if writer is not None:
-                record.status = "writing"  # becomes "ok" when its shard is renamed into place
-                run.records[key] = record
-                meta = {
-                    **_row_metadata(row),
-                    **{
-                        k: v
-                        for k, v in record.as_row().items()
-                        if k not in ("status", "shard", "error", "http_status")
-                    },
-                }
-                parts = {
-                    outcome.extension: outcome.data,
-                    "json": json.dumps(meta, default=_jsonable, sort_keys=True).encode(),
-                }
-                if "cls" in row.index and not _is_missing(row["cls"]):
-                    parts["cls"] = str(int(row["cls"])).encode()
-                record.shard = writer.write(Sample(key, parts))
-            else:
-                path = out / record.dataset / record.site / record.image
-                _atomic_write(path, lambda p: p.write_bytes(outcome.data))
-                record.shard = run._rel(path)
-                record.status = "ok"
-                run.records[key] = record
-                run.since_save += 1
-        if run.since_save >= shard_size:
-            run.save()
-        counts["done"] += 1
+    with output_lock(out):
+        run = _Run(frame, out, layout, shard_size, prefix)
+        started = time.monotonic()
+        done_before = run.completed()
+        todo = frame[~frame["key"].isin(done_before)]
+        total = len(frame)
+        skipped = total - len(todo)
+        counts = {"done": skipped, "ok": 0, "failed": 0, "bytes": 0}
         if progress is not None:
-            progress("download", counts["done"], total)
+            progress("download", skipped, total)
 
-    unknown_hosts: set[str] = set()  # DNS said "no such host": skip its other images
+        writer = (
+            ShardWriter(
+                out,
+                prefix,
+                max_samples=shard_size,
+                start_index=run.start_index(),
+                on_shard_done=run.on_shard_done,
+            )
+            if layout == "shards"
+            else None
+        )
+        stop = threading.Event()
 
-    def work(row: pd.Series) -> Fetched | FetchError:
-        expected = row.get("sha256")
-        expected = None if _is_missing(expected) else str(expected)
-        host = urllib.parse.urlsplit(row["url"]).hostname or ""
-        if host in unknown_hosts:
-            error = FetchError(f"cannot connect: unknown host {host}", retryable=False)
-            error.attempts = 0
-            return error
+        def handle(row: pd.Series, outcome: Fetched | FetchError) -> None:
+            key = str(row["key"])
+            record = ImageRecord(
+                key=key,
+                dataset=row["dataset"],
+                site=row["site"],
+                image=row["image"],
+                url=row["url"],
+            )
+            if isinstance(outcome, FetchError):
+                record.status = "failed"
+                record.error = outcome.reason
+                record.http_status = outcome.http_status
+                record.attempts = outcome.attempts
+                run.records[key] = record
+                counts["failed"] += 1
+                run.since_save += 1
+            else:
+                record.sha256 = hashlib.sha256(outcome.data).hexdigest()
+                record.source_sha256 = outcome.source_sha256
+                record.bytes = len(outcome.data)
+                record.width, record.height = outcome.width, outcome.height
+                record.attempts = outcome.attempts
+                counts["ok"] += 1
+                counts["bytes"] += len(outcome.data)
+                if writer is not None:
+                    record.status = "writing"  # becomes "ok" when its shard is renamed into place
+                    run.records[key] = record
+                    meta = {
+                        **_row_metadata(row),
+                        **{
+                            k: v
+                            for k, v in record.as_row().items()
+                            if k not in ("status", "shard", "error", "http_status")
+                        },
+                    }
+                    parts = {
+                        outcome.extension: outcome.data,
+                        "json": json.dumps(meta, default=_jsonable, sort_keys=True).encode(),
+                    }
+                    if "cls" in row.index and not _is_missing(row["cls"]):
+                        parts["cls"] = str(int(row["cls"])).encode()
+                    record.shard = writer.write(Sample(key, parts))
+                else:
+                    path = out / record.dataset / record.site / record.image
+                    _atomic_write(path, lambda p: p.write_bytes(outcome.data))
+                    record.shard = run._rel(path)
+                    record.status = "ok"
+                    run.records[key] = record
+                    run.since_save += 1
+            if run.since_save >= shard_size:
+                run.save()
+            counts["done"] += 1
+            if progress is not None:
+                progress("download", counts["done"], total)
+
+        unknown_hosts: set[str] = set()  # DNS said "no such host": skip its other images
+
+        def work(row: pd.Series) -> Fetched | FetchError:
+            expected = row.get("sha256")
+            expected = None if _is_missing(expected) else str(expected)
+            host = urllib.parse.urlsplit(row["url"]).hostname or ""
+            if host in unknown_hosts:
+                error = FetchError(f"cannot connect: unknown host {host}", retryable=False)
+                error.attempts = 0
+                return error
+            try:
+                return fetch_image(row["url"], options, expected_sha256=expected, stop=stop)
+            except FetchError as exc:
+                if exc.unknown_host:
+                    unknown_hosts.add(host)
+                return exc
+
+        rows: Iterator[pd.Series] = (row for _, row in todo.iterrows())
+        window = 2 * options.workers
+        pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="download")
+        in_flight: dict[Future[Fetched | FetchError], pd.Series] = {}
         try:
-            return fetch_image(row["url"], options, expected_sha256=expected, stop=stop)
-        except FetchError as exc:
-            if exc.unknown_host:
-                unknown_hosts.add(host)
-            return exc
-
-    rows: Iterator[pd.Series] = (row for _, row in todo.iterrows())
-    window = 2 * options.workers
-    pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="download")
-    in_flight: dict[Future[Fetched | FetchError], pd.Series] = {}
-    try:
-        for row in rows:
-            in_flight[pool.submit(work, row)] = row
-            if len(in_flight) >= window:
-                break
-        while in_flight:
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                row = in_flight.pop(future)
-                handle(row, future.result())
-                following = next(rows, None)
-                if following is not None:
-                    in_flight[pool.submit(work, following)] = following
-        if writer is not None:
-            writer.flush()
-    except BaseException:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
-        if writer is not None:
-            writer.abort()
-        # Forget samples of the dropped shard; keep everything that is safely on disk.
-        run.records = {k: r for k, r in run.records.items() if r.status != "writing"}
+            for row in rows:
+                in_flight[pool.submit(work, row)] = row
+                if len(in_flight) >= window:
+                    break
+            while in_flight:
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    row = in_flight.pop(future)
+                    handle(row, future.result())
+                    following = next(rows, None)
+                    if following is not None:
+                        in_flight[pool.submit(work, following)] = following
+            if writer is not None:
+                writer.flush()
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            if writer is not None:
+                writer.abort()
+            # Forget samples of the dropped shard; keep everything that is safely on disk.
+            run.records = {k: r for k, r in run.records.items() if r.status != "writing"}
+            run.save()
+            raise
+        pool.shutdown(wait=True)
         run.save()
-        raise
-    pool.shutdown(wait=True)
-    run.save()
-    return DownloadSummary(
-        total=total,
-        skipped=skipped,
-        downloaded=counts["ok"],
-        failed=counts["failed"],
-        bytes=counts["bytes"],
-        seconds=time.monotonic() - started,
-        manifest=out / MANIFEST_NAME,
-        failures=out / FAILURES_NAME,
-        written=list(writer.written) if writer is not None else [],
-    )
+        return DownloadSummary(
+            total=total,
+            skipped=skipped,
+            downloaded=counts["ok"],
+            failed=counts["failed"],
+            bytes=counts["bytes"],
+            seconds=time.monotonic() - started,
+            manifest=out / MANIFEST_NAME,
+            failures=out / FAILURES_NAME,
+            written=list(writer.written) if writer is not None else [],
+        )
