@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -105,8 +106,15 @@ def worker_quadrat_extract(job: dict[str, Any], out: Path) -> dict[str, Any]:
 
     project = Project.open(job["project"])
     start = time.perf_counter()
-    extractor = create_extractor("efficientnet_b0", weights=job["weights"])
-    summary = engine.extract_features(project, "bench", extractor)
+    runtime, _, precision = job.get("mode", "eager").partition("+")
+    extractor = create_extractor(
+        "efficientnet_b0",
+        weights=job["weights"],
+        runtime=runtime,
+        autocast_bf16=precision == "bf16",
+    )
+    # float32 storage, so the agreement figures measure the network, not float16 rounding.
+    summary = engine.extract_features(project, "bench", extractor, dtype="float32")
     seconds = time.perf_counter() - start
     rss = _peak_rss_mb()
     with project.session() as session:
@@ -348,6 +356,20 @@ def make_images(folder: Path, n: int, height: int, width: int, seed: int) -> lis
     return paths
 
 
+def agreement(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
+    """How far quadrat's stored features are from pyspacer's on the same points."""
+    cos = np.sum(theirs * ours, 1) / (
+        np.linalg.norm(theirs, axis=1) * np.linalg.norm(ours, axis=1)
+    )
+    return {
+        "points": int(theirs.shape[0]),
+        "max_abs_diff": float(np.abs(theirs - ours).max()),
+        "max_abs_feature": float(np.abs(theirs).max()),
+        "mean_abs_feature": float(np.abs(theirs).mean()),
+        "min_cosine": float(cos.min()),
+    }
+
+
 def ratio(q: float, p: float, digits: int = 2) -> float | None:
     return round(q / p, digits) if p else None
 
@@ -367,6 +389,12 @@ def main() -> None:
     parser.add_argument("--score-points", type=int, default=5000)
     parser.add_argument("--quick", action="store_true", help="4 images, 10,000 train points")
     parser.add_argument("--skip", default="", help="comma list: extract,train")
+    parser.add_argument(
+        "--modes",
+        default="eager",
+        help="quadrat extraction modes, comma list of RUNTIME[+bf16] (runtimes: eager, "
+        "compile, openvino); the first is the headline figure, all are compared to pyspacer",
+    )
     parser.add_argument("--worker", nargs=3, metavar=("NAME", "JOB", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -445,25 +473,36 @@ def main() -> None:
                 "images": list(images.values()),
             }
             p = run_worker("pyspacer_extract", job, work, spacer_dir)
-            q = run_worker("quadrat_extract", job, work, None)
             fp = np.load(work / "pyspacer_extract.npy")
-            fq = np.load(work / "quadrat_extract.npy").astype(np.float64)
-            cos = np.sum(fp * fq, 1) / (np.linalg.norm(fp, axis=1) * np.linalg.norm(fq, axis=1))
+            modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+            by_mode: dict[str, Any] = {}
+            for mode in modes:
+                # Fresh project copy per mode: each run extracts every point.
+                shutil.copy(work / "bench.db", work / "bench_mode.db")
+                q = run_worker(
+                    "quadrat_extract",
+                    {**job, "mode": mode, "project": str(work / "bench_mode.db")},
+                    work,
+                    None,
+                )
+                fq = np.load(work / "quadrat_extract.npy").astype(np.float64)
+                by_mode[mode] = {
+                    "points_per_s": pair(q["points"] / q["seconds"], p["points"] / p["seconds"]),
+                    "seconds": pair(q["seconds"], p["seconds"], 2),
+                    "peak_rss_mb": pair(q["peak_rss_mb"], p["peak_rss_mb"]),
+                    "feature_agreement": agreement(fq, fp),
+                    "key": q["key"],
+                }
             results["extraction"] = {
                 "points": p["points"],
-                "points_per_s": pair(q["points"] / q["seconds"], p["points"] / p["seconds"]),
-                "seconds": pair(q["seconds"], p["seconds"], 2),
-                "peak_rss_mb": pair(q["peak_rss_mb"], p["peak_rss_mb"]),
-                "note": "seconds include loading the weights; quadrat stores float16 "
-                "(its default), pyspacer float64",
+                "mode": modes[0],
+                **{k: v for k, v in by_mode[modes[0]].items() if k != "feature_agreement"},
+                "note": "seconds include loading the weights; quadrat stores float32 here "
+                "(float16 is its default), pyspacer float64",
             }
-            results["feature_agreement"] = {
-                "points": int(fp.shape[0]),
-                "max_abs_diff": float(np.abs(fp - fq).max()),
-                "max_abs_feature": float(np.abs(fp).max()),
-                "mean_abs_feature": float(np.abs(fp).mean()),
-                "min_cosine": float(cos.min()),
-            }
+            results["feature_agreement"] = by_mode[modes[0]]["feature_agreement"]
+            if len(modes) > 1:
+                results["extraction_modes"] = by_mode
         if "train" not in skip:
             data = make_point_features(args.train_points, random_state=0)
             np.savez(work / "train.npz", X=data.X, y=data.y, groups=data.groups)
