@@ -67,3 +67,14 @@ def test_resume_continues_and_a_finished_run_is_not_overwritten(
     again = export_checkpoint(last, tmp_path / "again.safetensors")
     np.testing.assert_allclose(create_extractor(str(again)).extract(_patches()), from_file,
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.shared_data
+@pytest.mark.slow
+def test_pretrains_on_real_rov_patches(shared_data: Path, tmp_path: Path) -> None:
+    """Real JPEGs of mixed sizes, 25 class folders: two steps, the probe sees 25 classes."""
+    patches = shared_data / "seattle-rov-patches" / "patches"
+    backbone = pretrain(tiny_config(max_steps=2), patches, tmp_path / "run")
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["state_dict"]["probe.weight"].shape[0] == 25
+    assert create_extractor(str(backbone)).extract(_patches(1)).shape[0] == 1
