@@ -576,3 +576,21 @@ def test_a_second_concurrent_run_on_the_same_folder_is_refused(
     with output_lock(tmp_path), pytest.raises(InputError, match="another download is writing"):
         download_images(table, tmp_path, options=FAST)
     assert download_images(table, tmp_path, options=FAST).downloaded == 1  # lock released
+
+
+@pytest.mark.shared_data
+def test_metadata_reader_output_downloads_and_keeps_file_lines(shared_data: Path) -> None:
+    """The Squidle+ reader's table (one row per image, ``source_line`` kept) is accepted as
+    is, and a bad URL is reported at its line in the original point export."""
+    from quadrat.datasets.readers import read_squidle
+
+    (csv,) = (shared_data / SQUIDLE).glob("annotations-*.csv")
+    table = read_squidle(csv)
+    frame = prepare_table(table, source=csv)
+    assert len(frame) == 300 and frame["key"].is_unique
+    assert frame["key"].iloc[0].startswith("Tasmania201006__r20100604_230524_lanterns_14_shallow__")
+    broken = table.copy()
+    broken.loc[1, "url"] = "ftp://example/x.jpg"
+    line = int(broken.loc[1, "source_line"])
+    with pytest.raises(InputError, match=rf"line {line}: only http\(s\)"):
+        prepare_table(broken, source=csv)

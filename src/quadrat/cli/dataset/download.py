@@ -74,8 +74,7 @@ def download(
 ) -> None:
     """Download the images a table lists by URL: concurrent, retried, checksummed, resumable.
 
-    Writes manifest.parquet (one row per image) and failures.csv (every failed URL and why)
-    into OUT.
+    Also writes OUT/manifest.parquet (a row per image) and OUT/failures.csv (URLs and why).
     """
     if verify not in ("decode", "header"):
         raise InputError(f"--verify must be decode or header, not {verify!r}", value=verify)
