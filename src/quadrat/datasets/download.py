@@ -649,8 +649,73 @@ class _Run:
         self.shard_size = shard_size
         self.prefix = prefix
         self.records: dict[str, ImageRecord] = {}
-        self.failures: list[ImageRecord] = []
         self.since_save = 0
+        self.downloaded = 0
+        self.failed = 0
+        self.bytes = 0
+        self.writer: ShardWriter | None = None
+
+    def open_writer(self) -> None:
+        """Shards continue after the highest one on disk."""
+        if self.layout == "shards":
+            self.writer = ShardWriter(
+                self.out,
+                self.prefix,
+                max_samples=self.shard_size,
+                start_index=self.start_index(),
+                on_shard_done=self.on_shard_done,
+            )
+
+    # ---- one finished image
+    def accept(self, row: pd.Series, outcome: Fetched | FetchError) -> None:
+        """Record one image's outcome and store its bytes (shard or tree file)."""
+        key = str(row["key"])
+        record = ImageRecord(
+            key=key, dataset=row["dataset"], site=row["site"], image=row["image"], url=row["url"]
+        )
+        if isinstance(outcome, FetchError):
+            record.status = "failed"
+            record.error = outcome.reason
+            record.http_status = outcome.http_status
+            record.attempts = outcome.attempts
+            self.records[key] = record
+            self.failed += 1
+            self.since_save += 1
+        else:
+            record.sha256 = hashlib.sha256(outcome.data).hexdigest()
+            record.source_sha256 = outcome.source_sha256
+            record.bytes = len(outcome.data)
+            record.width, record.height = outcome.width, outcome.height
+            record.attempts = outcome.attempts
+            self.downloaded += 1
+            self.bytes += len(outcome.data)
+            if self.writer is not None:
+                record.status = "writing"  # becomes "ok" when its shard is renamed into place
+                self.records[key] = record
+                record.shard = self.writer.write(_sample(row, record, outcome))
+            else:
+                path = self.out / record.dataset / record.site / record.image
+                _atomic_write(path, lambda p: p.write_bytes(outcome.data))
+                record.shard = self._rel(path)
+                record.status = "ok"
+                self.records[key] = record
+                self.since_save += 1
+        if self.since_save >= self.shard_size:
+            self.save()
+
+    def finish(self) -> None:
+        """Close the last (short) shard and save."""
+        if self.writer is not None:
+            self.writer.flush()
+        self.save()
+
+    def abandon(self) -> None:
+        """After an error or Ctrl-C: drop the open shard (its images are fetched again
+        next time) and save what is safely on disk."""
+        if self.writer is not None:
+            self.writer.abort()
+        self.records = {k: r for k, r in self.records.items() if r.status != "writing"}
+        self.save()
 
     # ---- resume
     def completed(self) -> set[str]:
@@ -753,6 +818,74 @@ class _Run:
         self.save()
 
 
+def _sample(row: pd.Series, record: ImageRecord, outcome: Fetched) -> Sample:
+    """The WebDataset sample: image bytes, the table row + checksums as JSON, [class]."""
+    extra = ("status", "shard", "error", "http_status")
+    meta = {
+        **_row_metadata(row),
+        **{k: v for k, v in record.as_row().items() if k not in extra},
+    }
+    parts = {
+        outcome.extension: outcome.data,
+        "json": json.dumps(meta, default=_jsonable, sort_keys=True).encode(),
+    }
+    if "cls" in row.index and not _is_missing(row["cls"]):
+        parts["cls"] = str(int(row["cls"])).encode()
+    return Sample(record.key, parts)
+
+
+class _Fetcher:
+    """Fetch one table row (in a worker thread); a host DNS does not know is not asked
+    again for every other image on it."""
+
+    def __init__(self, options: DownloadOptions, stop: threading.Event) -> None:
+        self.options = options
+        self.stop = stop
+        self.unknown_hosts: set[str] = set()
+
+    def __call__(self, row: pd.Series) -> Fetched | FetchError:
+        expected = row.get("sha256")
+        host = urllib.parse.urlsplit(row["url"]).hostname or ""
+        if host in self.unknown_hosts:
+            error = FetchError(f"cannot connect: unknown host {host}", retryable=False)
+            error.attempts = 0
+            return error
+        try:
+            return fetch_image(
+                row["url"],
+                self.options,
+                expected_sha256=None if _is_missing(expected) else str(expected),
+                stop=self.stop,
+            )
+        except FetchError as exc:
+            if exc.unknown_host:
+                self.unknown_hosts.add(host)
+            return exc
+
+
+def bounded_map(
+    pool: ThreadPoolExecutor,
+    function: Callable[[pd.Series], Fetched | FetchError],
+    rows: Iterator[pd.Series],
+    window: int,
+) -> Iterator[tuple[pd.Series, Fetched | FetchError]]:
+    """``(row, function(row))`` in completion order, with at most ``window`` submitted
+    and unfinished at any time (``pool.map`` would submit every row up front)."""
+    in_flight: dict[Future[Fetched | FetchError], pd.Series] = {}
+    for row in rows:
+        in_flight[pool.submit(function, row)] = row
+        if len(in_flight) >= window:
+            break
+    while in_flight:
+        finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in finished:
+            row = in_flight.pop(future)
+            following = next(rows, None)
+            if following is not None:
+                in_flight[pool.submit(function, following)] = following
+            yield row, future.result()
+
+
 @contextmanager
 def output_lock(out: Path) -> Iterator[None]:
     """One run per output folder at a time: two would write the same shard names. The lock
@@ -801,138 +934,35 @@ def download_images(
     with output_lock(out):
         run = _Run(frame, out, layout, shard_size, prefix)
         started = time.monotonic()
-        done_before = run.completed()
-        todo = frame[~frame["key"].isin(done_before)]
-        total = len(frame)
-        skipped = total - len(todo)
-        counts = {"done": skipped, "ok": 0, "failed": 0, "bytes": 0}
+        todo = frame[~frame["key"].isin(run.completed())]
+        total, skipped = len(frame), len(frame) - len(todo)
         if progress is not None:
             progress("download", skipped, total)
-
-        writer = (
-            ShardWriter(
-                out,
-                prefix,
-                max_samples=shard_size,
-                start_index=run.start_index(),
-                on_shard_done=run.on_shard_done,
-            )
-            if layout == "shards"
-            else None
-        )
+        run.open_writer()
         stop = threading.Event()
-
-        def handle(row: pd.Series, outcome: Fetched | FetchError) -> None:
-            key = str(row["key"])
-            record = ImageRecord(
-                key=key,
-                dataset=row["dataset"],
-                site=row["site"],
-                image=row["image"],
-                url=row["url"],
-            )
-            if isinstance(outcome, FetchError):
-                record.status = "failed"
-                record.error = outcome.reason
-                record.http_status = outcome.http_status
-                record.attempts = outcome.attempts
-                run.records[key] = record
-                counts["failed"] += 1
-                run.since_save += 1
-            else:
-                record.sha256 = hashlib.sha256(outcome.data).hexdigest()
-                record.source_sha256 = outcome.source_sha256
-                record.bytes = len(outcome.data)
-                record.width, record.height = outcome.width, outcome.height
-                record.attempts = outcome.attempts
-                counts["ok"] += 1
-                counts["bytes"] += len(outcome.data)
-                if writer is not None:
-                    record.status = "writing"  # becomes "ok" when its shard is renamed into place
-                    run.records[key] = record
-                    meta = {
-                        **_row_metadata(row),
-                        **{
-                            k: v
-                            for k, v in record.as_row().items()
-                            if k not in ("status", "shard", "error", "http_status")
-                        },
-                    }
-                    parts = {
-                        outcome.extension: outcome.data,
-                        "json": json.dumps(meta, default=_jsonable, sort_keys=True).encode(),
-                    }
-                    if "cls" in row.index and not _is_missing(row["cls"]):
-                        parts["cls"] = str(int(row["cls"])).encode()
-                    record.shard = writer.write(Sample(key, parts))
-                else:
-                    path = out / record.dataset / record.site / record.image
-                    _atomic_write(path, lambda p: p.write_bytes(outcome.data))
-                    record.shard = run._rel(path)
-                    record.status = "ok"
-                    run.records[key] = record
-                    run.since_save += 1
-            if run.since_save >= shard_size:
-                run.save()
-            counts["done"] += 1
-            if progress is not None:
-                progress("download", counts["done"], total)
-
-        unknown_hosts: set[str] = set()  # DNS said "no such host": skip its other images
-
-        def work(row: pd.Series) -> Fetched | FetchError:
-            expected = row.get("sha256")
-            expected = None if _is_missing(expected) else str(expected)
-            host = urllib.parse.urlsplit(row["url"]).hostname or ""
-            if host in unknown_hosts:
-                error = FetchError(f"cannot connect: unknown host {host}", retryable=False)
-                error.attempts = 0
-                return error
-            try:
-                return fetch_image(row["url"], options, expected_sha256=expected, stop=stop)
-            except FetchError as exc:
-                if exc.unknown_host:
-                    unknown_hosts.add(host)
-                return exc
-
-        rows: Iterator[pd.Series] = (row for _, row in todo.iterrows())
-        window = 2 * options.workers
         pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="download")
-        in_flight: dict[Future[Fetched | FetchError], pd.Series] = {}
+        rows = (row for _, row in todo.iterrows())
         try:
-            for row in rows:
-                in_flight[pool.submit(work, row)] = row
-                if len(in_flight) >= window:
-                    break
-            while in_flight:
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    row = in_flight.pop(future)
-                    handle(row, future.result())
-                    following = next(rows, None)
-                    if following is not None:
-                        in_flight[pool.submit(work, following)] = following
-            if writer is not None:
-                writer.flush()
+            results = bounded_map(pool, _Fetcher(options, stop), rows, 2 * options.workers)
+            for done, (row, outcome) in enumerate(results, start=skipped + 1):
+                run.accept(row, outcome)
+                if progress is not None:
+                    progress("download", done, total)
+            run.finish()
         except BaseException:
-            stop.set()
+            stop.set()  # workers stop retrying; queued rows are cancelled
             pool.shutdown(wait=True, cancel_futures=True)
-            if writer is not None:
-                writer.abort()
-            # Forget samples of the dropped shard; keep everything that is safely on disk.
-            run.records = {k: r for k, r in run.records.items() if r.status != "writing"}
-            run.save()
+            run.abandon()
             raise
         pool.shutdown(wait=True)
-        run.save()
         return DownloadSummary(
             total=total,
             skipped=skipped,
-            downloaded=counts["ok"],
-            failed=counts["failed"],
-            bytes=counts["bytes"],
+            downloaded=run.downloaded,
+            failed=run.failed,
+            bytes=run.bytes,
             seconds=time.monotonic() - started,
             manifest=out / MANIFEST_NAME,
             failures=out / FAILURES_NAME,
-            written=list(writer.written) if writer is not None else [],
+            written=list(run.writer.written) if run.writer is not None else [],
         )
