@@ -45,6 +45,7 @@ CHUNK = 3  # images a task: 20 images make 7 chunks, the last one short
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
     ray.init(
+        address="local",  # never join a cluster that `ray start` left running
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=80 * 1024 * 1024,

@@ -18,6 +18,7 @@ either way every worker's ``Extractor.key`` is checked against the driver's firs
 from __future__ import annotations
 
 import itertools
+import os
 import resource
 import socket
 import sys
@@ -85,10 +86,11 @@ class ExtractorSpec:
 
 
 class ExtractionWorker:
-    """One Ray actor: the single-machine runner, and each extractor it was sent, by key.
+    """One Ray actor: the single-machine runner and the extractor of the current run.
 
     The extractor comes as a one-element list holding its object-store reference, so Ray
-    does not fetch and unpickle it again for every chunk; it is built once per key.
+    does not fetch and unpickle it again for every chunk; the actor builds it once per
+    run's token and keeps only the latest (one network in memory, not one per run).
     """
 
     def __init__(self, decode_threads: int) -> None:
@@ -110,7 +112,7 @@ class ExtractionWorker:
                     "workers need the same quadrat version and weights file"
                 )
             runner = default_runner(extractor, workers=self.decode_threads)
-            self.extractors[token] = (extractor, runner)
+            self.extractors = {token: (extractor, runner)}
         return key
 
     def extract(
@@ -164,6 +166,7 @@ class RayRunner:
     #: Peak RSS of each worker in MB, filled in when a run ends (for benchmarks).
     worker_peak_rss_mb: list[float] = field(default_factory=list, init=False)
     _started: bool = field(default=False, init=False, repr=False)
+    _connected: bool = field(default=False, init=False, repr=False)
     _actors: list[Any] = field(default_factory=list, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -182,30 +185,41 @@ class RayRunner:
     def connect(self) -> ModuleType:
         """Join (or start) the Ray cluster once; errors name the address."""
         ray = import_ray()
+        if self._connected and ray.is_initialized():
+            return ray
         remote = self.address not in (*LOCAL_ADDRESSES, "auto")
         if remote:
             _check_reachable(str(self.address))
         if ray.is_initialized():
             self._check_same_cluster(ray)
+            self._connected = True
             return ray
         options: dict[str, Any] = {"include_dashboard": False, **self.init_options}
-        target = None if self.address in LOCAL_ADDRESSES else self.address
-        if target is None:
+        local = self.address in LOCAL_ADDRESSES
+        if local:  # a new instance even where `ray start` left a cluster to join
             options.setdefault("num_cpus", max(1, round(self.num_workers * self.cpus_per_worker)))
         try:
-            ray.init(address=target, **options)
+            ray.init(address="local" if local else self.address, **options)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-            where = "a local Ray instance" if target is None else f"a Ray cluster at {target!r}"
-            raise RayClusterError(f"cannot start or join {where}: {_first_line(exc)}") from exc
-        self._started = True
+            where = "a local Ray instance" if local else f"a Ray cluster at {self.address!r}"
+            hint = ""
+            if remote and os.environ.get("RAY_AUTH_MODE") != "token":
+                hint = (
+                    " (a cluster with token authentication needs RAY_AUTH_MODE=token here, "
+                    "and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                )
+            raise RayClusterError(
+                f"cannot start or join {where}: {_first_line(exc)}{hint}"
+            ) from exc
+        self._started = self._connected = True
         return ray
 
     def _check_same_cluster(self, ray: ModuleType) -> None:
-        """Refuse to run on another cluster than the one this process already joined."""
+        """Refuse a port other than that of the cluster this process already joined."""
         if self.address in (*LOCAL_ADDRESSES, "auto") or str(self.address).startswith("ray://"):
             return
-        current = ray.get_runtime_context().gcs_address
-        if self.address != current:
+        current = str(ray.get_runtime_context().gcs_address)
+        if str(self.address).rpartition(":")[2] != current.rpartition(":")[2]:
             raise RayClusterError(
                 f"this process is already connected to the Ray cluster at {current!r}, "
                 f"not {self.address!r}"
@@ -224,7 +238,7 @@ class RayRunner:
         self.release()
         if self._started:
             import_ray().shutdown()
-            self._started = False
+        self._started = self._connected = False
 
     def __enter__(self) -> RayRunner:
         return self
