@@ -19,7 +19,7 @@ import json
 import os
 import re
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ class ShardWriter:
         *,
         max_samples: int = 1000,
         start_index: int = 0,
-        on_shard_done: Any = None,
+        on_shard_done: Callable[[Path, list[str]], None] | None = None,
     ) -> None:
         if max_samples < 1:
             raise InputError(
