@@ -238,15 +238,20 @@ def test_checksum_column_is_verified(server: FixtureServer, tmp_path: Path) -> N
     assert failures["error"].str.startswith("sha256 mismatch").all()
 
 
-def test_unreachable_host_is_logged(tmp_path: Path) -> None:
-    # Port 9 on 127.0.0.1 (discard) is closed here: connection refused, retried, then logged.
-    table = pd.DataFrame(
-        [{"dataset": "d", "site": "s", "image": "x.jpg", "url": "http://127.0.0.1:9/x.jpg"}]
-    )
+def test_refused_connection_is_retried_then_logged(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/x.jpg"
+    table = pd.DataFrame([{"dataset": "d", "site": "s", "image": "x.jpg", "url": url}])
     summary = download_images(table, tmp_path, options=FAST)
     assert summary.failed == 1
     failures = pd.read_csv(tmp_path / "failures.csv")
-    assert failures["error"].str.contains("cannot connect|connection").all()
+    assert failures["url"].tolist() == [url]
+    assert failures["error"].str.contains("refused").all()
+    assert failures["attempts"].tolist() == [FAST.retries + 1]
 
 
 # --------------------------------------------------------------------------- resize, tree
