@@ -5,6 +5,8 @@ with a shared per-image shift; see quadrat.classifiers.synthetic), split by imag
 as ``train_classifier`` does for a source. Prints one JSON object.
 
     .venv/bin/python benchmarks/train_classifiers.py --sizes 1000,10000,100000 --kinds lr,mlp
+    .venv/bin/python benchmarks/train_classifiers.py --sizes 100000 --kinds mlp \
+        --backends sklearn,torch --device cpu    # scikit-learn vs the PyTorch trainer
 
 Compare with pyspacer 0.14 on 100,000 synthetic points (2 cores): MLP 85-90 s, LR 140 s of
 training (plus ~115 s of feature-file I/O), scoring 1,100-1,800 points/s. Shared machines
@@ -30,12 +32,28 @@ from quadrat.classifiers.synthetic import make_point_features
 from quadrat.classifiers.training import train_classifier
 
 
-def run_one(n: int, kind: str, seed: int, blas_threads: int | None) -> dict[str, Any]:
-    """Train one classifier on ``n`` synthetic points and score all of them."""
+def run_one(
+    n: int, kind: str, seed: int, blas_threads: int | None, backend: str, device: str
+) -> dict[str, Any]:
+    """Train one classifier on ``n`` synthetic points and score all of them.
+
+    ``backend`` "torch" trains with the PyTorch trainer on ``device`` (the MLP's
+    ``backend="torch"``, logistic regression's ``solver="torch"``).
+    """
     data = make_point_features(n, random_state=seed)
     # "auto" sizes: the MLP picks CoralNet's shape from its training points at fit time.
-    model = {"lr": CalibratedLogisticRegression, "mlp": CoralNetMLP}[kind]
-    estimator = model(blas_threads=blas_threads, random_state=seed)
+    estimator: CalibratedLogisticRegression | CoralNetMLP
+    torch_options = {"device": device} if backend == "torch" else {}
+    if kind == "lr":
+        if backend == "torch":
+            torch_options["solver"] = "torch"
+        estimator = CalibratedLogisticRegression(
+            blas_threads=blas_threads, random_state=seed, **torch_options
+        )
+    else:
+        if backend == "torch":
+            torch_options["backend"] = "torch"
+        estimator = CoralNetMLP(blas_threads=blas_threads, random_state=seed, **torch_options)
     start, cpu = time.perf_counter(), time.process_time()
     result = train_classifier(
         data.X, data.y, groups=data.groups, estimator=estimator, random_state=seed
@@ -48,6 +66,8 @@ def run_one(n: int, kind: str, seed: int, blas_threads: int | None) -> dict[str,
     return {
         "n_points": n,
         "kind": kind,
+        "backend": backend,
+        "device": getattr(result.estimator, "device_", "cpu"),
         "n_train": result.n_train,
         "n_calibration": result.n_calibration,
         "n_val": result.n_val,
@@ -71,12 +91,20 @@ def main() -> None:
     parser.add_argument(
         "--blas-threads", default="1", help="BLAS threads per fit/score, or 'none' (as set)"
     )
+    parser.add_argument("--backends", default="sklearn", help="sklearn and/or torch")
+    parser.add_argument("--device", default="auto", help="torch backend: auto, cpu, cuda")
     args = parser.parse_args()
     threads = None if args.blas_threads.lower() == "none" else int(args.blas_threads)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     load_start = os.getloadavg()[0]
-    runs = [run_one(n, kind, args.seed, threads) for n in sizes for kind in kinds]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    runs = [
+        run_one(n, kind, args.seed, threads, backend, args.device)
+        for n in sizes
+        for kind in kinds
+        for backend in backends
+    ]
     blas = threadpoolctl.threadpool_info()
     print(
         json.dumps(

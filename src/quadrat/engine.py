@@ -606,8 +606,12 @@ def train_source(
     force: bool = False,
     policy: TrainingPolicy | None = None,
     seed: int = 0,
+    device: str | None = None,
 ) -> TrainOutcome:
-    """Train a classifier if the source's policy calls for one, and keep it if it is better."""
+    """Train a classifier if the source's policy calls for one, and keep it if it is better.
+
+    ``device`` ("auto", "cpu", "cuda") trains with PyTorch there; None with scikit-learn.
+    """
     policy = policy or TrainingPolicy()
     with project.session() as session:
         source = project.source(session, source_name)
@@ -639,6 +643,7 @@ def train_source(
         random_state=seed,
         previous_accuracy=prev_acc,
         policy=policy,
+        device=device,
     )
     accepted = result.accepted
     metrics = dict(result.metrics)

@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_limits
 
 from quadrat.classifiers.errors import TrainingDataError
 from quadrat.classifiers.splits import fold_splits, split_indices
+from quadrat.classifiers.torch_mlp import TorchMLPClassifier
 
 #: CoralNet switches to the larger, slower-learning MLP from this many training points.
 LARGE_SOURCE_POINTS = 50_000
@@ -113,9 +114,11 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         """The unfitted base classifier for ``n_train`` (standardised) training points."""
 
     def _record_base(self, base: Any) -> None:
-        """Copy fitted facts (iterations, sizes) from the base classifier onto ``self``."""
+        """Copy fitted facts (iterations, device) from the base classifier onto ``self``."""
         n_iter = getattr(base, "n_iter_", None)
         self.n_iter_ = int(np.max(n_iter)) if n_iter is not None else None
+        # Where the base was trained: "cpu"/"cuda:0" for the torch trainer, else sklearn.
+        self.device_ = getattr(base, "device_", "cpu")
 
     def fit(
         self,
@@ -329,13 +332,16 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
     about 15x faster than CoralNet's SGD at 100k points, and more accurate.
     ``solver="sgd"`` reproduces CoralNet 1.0 (``SGDClassifier(loss="log_loss",
     average=True)``, 10 epochs) for side-by-side comparisons.
+    ``solver="torch"`` trains it with the PyTorch MLP trainer and no hidden layer (Adam,
+    minibatches of 200, the MLP's epoch budget, on ``device``), with the L2 weight set so
+    that the objective is LogisticRegression's (``alpha = batch_size / (C * n_train)``).
     """
 
     def __init__(
         self,
         *,
         C: float = 1.0,
-        solver: Literal["lbfgs", "sgd"] = "lbfgs",
+        solver: Literal["lbfgs", "sgd", "torch"] = "lbfgs",
         max_iter: int = 300,
         tol: float = 1e-4,
         calibration: Literal["auto", "holdout", "cv"] = "auto",
@@ -344,6 +350,7 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
         calibration_method: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid",
         chunk_size: int = 16_384,
         blas_threads: int | None = 1,
+        device: str = "auto",
         random_state: int | None = 0,
     ) -> None:
         self.C = C
@@ -356,6 +363,7 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
         self.calibration_method = calibration_method
         self.chunk_size = chunk_size
         self.blas_threads = blas_threads
+        self.device = device
         self.random_state = random_state
 
     def _make_base(self, n_train: int) -> ClassifierMixin:
@@ -373,7 +381,19 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
                 tol=None,
                 random_state=self.random_state,
             )
-        raise TrainingDataError("solver must be 'lbfgs' or 'sgd'", value=self.solver)
+        if self.solver == "torch":
+            batch = max(1, min(200, n_train))
+            return TorchMLPClassifier(
+                hidden_layer_sizes=(),
+                alpha=batch / (self.C * max(1, n_train)),
+                batch_size=batch,
+                learning_rate_init=1e-3,
+                max_iter=mlp_epochs(n_train, batch),
+                device=self.device,
+                threads=self.blas_threads,
+                random_state=self.random_state,
+            )
+        raise TrainingDataError("solver must be 'lbfgs', 'sgd' or 'torch'", value=self.solver)
 
 
 class CoralNetMLP(_CalibratedClassifier):
@@ -384,6 +404,9 @@ class CoralNetMLP(_CalibratedClassifier):
     the choices are kept in ``hidden_layer_sizes_`` and ``learning_rate_init_``.
     ``max_iter="auto"`` trains CoralNet's 10 epochs, more on small sources (see
     ``mlp_epochs``); training also stops when the training loss stops improving.
+    ``backend="torch"`` trains the same network with PyTorch on ``device`` ("auto",
+    "cpu", "cuda"; see ``quadrat.classifiers.torch_mlp``); the stored model scores
+    without torch or a GPU. ``backend="sklearn"`` (default) uses ``MLPClassifier``.
     """
 
     def __init__(
@@ -400,6 +423,8 @@ class CoralNetMLP(_CalibratedClassifier):
         calibration_method: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid",
         chunk_size: int = 16_384,
         blas_threads: int | None = 1,
+        backend: Literal["sklearn", "torch"] = "sklearn",
+        device: str = "auto",
         random_state: int | None = 0,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -413,6 +438,8 @@ class CoralNetMLP(_CalibratedClassifier):
         self.calibration_method = calibration_method
         self.chunk_size = chunk_size
         self.blas_threads = blas_threads
+        self.backend = backend
+        self.device = device
         self.random_state = random_state
 
     def resolved_hyperparameters(self, n_train: int) -> dict[str, Any]:
@@ -432,12 +459,26 @@ class CoralNetMLP(_CalibratedClassifier):
         self.hidden_layer_sizes_ = chosen["hidden_layer_sizes"]
         self.learning_rate_init_ = chosen["learning_rate_init"]
         self.max_iter_ = chosen["max_iter"]
+        batch_size = max(1, min(self.batch_size, n_train))
+        if self.backend == "torch":
+            return TorchMLPClassifier(
+                hidden_layer_sizes=self.hidden_layer_sizes_,
+                alpha=self.alpha,
+                batch_size=batch_size,
+                learning_rate_init=self.learning_rate_init_,
+                max_iter=self.max_iter_,
+                device=self.device,
+                threads=self.blas_threads,
+                random_state=self.random_state,
+            )
+        if self.backend != "sklearn":
+            raise TrainingDataError("backend must be 'sklearn' or 'torch'", value=self.backend)
         return MLPClassifier(
             hidden_layer_sizes=self.hidden_layer_sizes_,
             activation="relu",
             solver="adam",
             alpha=self.alpha,
-            batch_size=max(1, min(self.batch_size, n_train)),
+            batch_size=batch_size,
             learning_rate_init=self.learning_rate_init_,
             max_iter=self.max_iter_,
             random_state=self.random_state,
@@ -445,20 +486,34 @@ class CoralNetMLP(_CalibratedClassifier):
 
 
 def make_classifier(
-    kind: Literal["lr", "mlp"], n_train: int | None, *, random_state: int | None = 0
+    kind: Literal["lr", "mlp"],
+    n_train: int | None,
+    *,
+    random_state: int | None = 0,
+    device: str | None = None,
 ) -> CalibratedLogisticRegression | CoralNetMLP:
     """CoralNet's classifier of ``kind`` for a source with ``n_train`` training points.
 
     With ``n_train`` the MLP's sizes are fixed here, so the returned object's parameters
     already say what will be trained; with None they are chosen at fit time ("auto").
+    ``device`` None trains with scikit-learn; "auto", "cpu" or "cuda" trains with the
+    PyTorch trainer there (``backend="torch"``, or ``solver="torch"`` for ``lr``).
     """
     if kind == "lr":
-        return CalibratedLogisticRegression(random_state=random_state)
+        if device is None:
+            return CalibratedLogisticRegression(random_state=random_state)
+        return CalibratedLogisticRegression(
+            solver="torch", device=device, random_state=random_state
+        )
+    torch_options: dict[str, Any] = {} if device is None else {"backend": "torch", "device": device}
     if kind == "mlp" and n_train is None:
-        return CoralNetMLP(random_state=random_state)
+        return CoralNetMLP(random_state=random_state, **torch_options)
     if kind == "mlp":
         sizes, lr = coralnet_mlp_hyperparameters(n_train)
         return CoralNetMLP(
-            hidden_layer_sizes=sizes, learning_rate_init=lr, random_state=random_state
+            hidden_layer_sizes=sizes,
+            learning_rate_init=lr,
+            random_state=random_state,
+            **torch_options,
         )
     raise TrainingDataError("classifier kind must be 'lr' or 'mlp'", value=kind)

@@ -96,6 +96,7 @@ def train_classifier(
     previous_accuracy: float | None = None,
     policy: TrainingPolicy | None = None,
     estimator: ClassifierMixin | None = None,
+    device: str | None = None,
 ) -> TrainResult:
     """Split (7/8 train, 1/8 validation; calibration within train), fit, evaluate.
 
@@ -103,8 +104,9 @@ def train_classifier(
     ``previous_accuracy`` (the current classifier's) and ``policy`` decide ``accepted``.
     ``estimator`` replaces ``make_classifier(kind, ...)`` (it is cloned; its fit must
     accept ``groups``; calibration is its business: 10 % of the training images by
-    default). With held-out calibration the model is the one fitted on the training part,
-    as in CoralNet; it is not refitted on all points.
+    default). ``device`` ("auto", "cpu", "cuda") trains ``kind`` with the PyTorch trainer
+    there; None (default) with scikit-learn. With held-out calibration the model is the
+    one fitted on the training part, as in CoralNet; it is not refitted on all points.
     """
     policy = policy or TrainingPolicy()
     X = np.asarray(X)
@@ -125,7 +127,7 @@ def train_classifier(
     g_train = None if g is None else g[train_idx]
     # Sizes "auto": the MLP picks CoralNet's shape from the points it is fitted on.
     model = (
-        make_classifier(kind, None, random_state=random_state)
+        make_classifier(kind, None, random_state=random_state, device=device)
         if estimator is None
         else clone(estimator)
     )

@@ -244,18 +244,33 @@ def train(
     kind: Annotated[str, typer.Option(help="mlp (CoralNet 1.0) or lr.")] = "mlp",
     force: Annotated[bool, typer.Option(help="Train even if the policy says not yet.")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = 0,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Train with PyTorch on auto, cpu or cuda (default: scikit-learn on CPU)."
+        ),
+    ] = None,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
     """Train a classifier on confirmed points, following CoralNet's policy."""
     if kind not in ("mlp", "lr"):
         raise InputError(f"--kind must be mlp or lr, not {kind!r}")
+    if device is not None and device not in ("auto", "cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
     handle = open_project(project)
     name = resolve_source(handle, source)
     key = resolve_extractor_key(handle, name, extractor)
-    with console.status(f"training {kind} on {key} features"):
+    where = "scikit-learn" if device is None else f"torch on {device}"
+    with console.status(f"training {kind} ({where}) on {key} features"):
         outcome = engine.train_source(
-            handle, name, key, kind="lr" if kind == "lr" else "mlp", force=force, seed=seed
+            handle,
+            name,
+            key,
+            kind="lr" if kind == "lr" else "mlp",
+            force=force,
+            seed=seed,
+            device=device,
         )
     console.print(outcome.message)
     if outcome.trained:
