@@ -133,6 +133,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5 if cuda else 2)
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--compile", action="store_true", help="torch.compile the backbone.")
+    parser.add_argument("--full-decode", action="store_true",
+                        help="Decode JPEGs at full size (no reduced-scale DCT decoding).")
+    parser.add_argument("--loader-only", action="store_true", help="Skip the model figures.")
     args = parser.parse_args()
 
     config = SSLConfig.for_method(
@@ -153,8 +156,15 @@ def main() -> None:
         width, height = (int(v) for v in args.source_size.split("x"))
         shards = args.shards or write_shards(Path(tmp) / "shards", args.images, (width, height))
         dataset = make_dataset(shards, config, kind="shards")
+        if args.full_decode:
+            dataset.min_side = 0  # type: ignore[union-attr]
         loader = make_loader(dataset, config)
         loader_pairs = loader_rate(loader, args.steps)
+        if args.loader_only:
+            print(json.dumps({"source_size": args.source_size, "workers": args.workers,
+                              "full_decode": args.full_decode,
+                              "loader_pairs_per_s": round(loader_pairs, 1)}))
+            return
 
         os.environ.setdefault("QUADRAT_NO_PROGRESS", "1")
         trainer = make_trainer(config, Path(tmp) / "run")

@@ -106,3 +106,15 @@ def test_real_patch_folder_and_survey_photos(shared_data: Path) -> None:
     crops = PhotoPatches(photos, TwoCrops(tiny_config().augment), patches_per_photo=4,
                          patch_size=224)
     assert [v0.shape for v0, _, _ in crops] == [(3, 32, 32)] * 4
+
+
+def test_jpeg_decodes_reduced_only_as_far_as_the_smallest_crop_allows() -> None:
+    from quadrat.ssl.config import AugmentConfig
+    from quadrat.ssl.data import decode, draft_side
+    from tests.data.ssl.data import image_array, jpeg_bytes
+
+    assert draft_side(AugmentConfig()) == 818  # 224 px across a 10% crop at aspect 3:4
+    data = jpeg_bytes(image_array(0, (300, 400)))
+    assert decode(data, Path("s.tar"), "k").shape == (3, 300, 400)
+    assert decode(data, Path("s.tar"), "k", min_side=100).shape == (3, 150, 200)
+    assert decode(data, Path("s.tar"), "k", min_side=160).shape == (3, 300, 400)

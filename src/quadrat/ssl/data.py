@@ -24,6 +24,7 @@ or photo order per epoch and mix samples through a shuffle buffer.
 from __future__ import annotations
 
 import io
+import math
 import random
 import tarfile
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ from quadrat.errors import ImageError, InputError
 from quadrat.io.images import load_rgb
 from quadrat.patches import crop_patches
 from quadrat.ssl.augment import TwoCrops
-from quadrat.ssl.config import SSLConfig
+from quadrat.ssl.config import AugmentConfig, SSLConfig
 
 DataKind = Literal["auto", "folder", "shards", "photos"]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
@@ -125,9 +126,16 @@ class ShardImages(_Stream):
     """Images from WebDataset tar shards, split sample by sample over ranks and workers."""
 
     def __init__(
-        self, shards: list[Path], crops: TwoCrops, *, seed: int = 0, shuffle_buffer: int = 1000
+        self,
+        shards: list[Path],
+        crops: TwoCrops,
+        *,
+        seed: int = 0,
+        shuffle_buffer: int = 1000,
+        min_side: int = 0,
     ) -> None:
         super().__init__(crops, seed=seed, shuffle_buffer=shuffle_buffer)
+        self.min_side = min_side
         if not shards:
             raise InputError("no shards given")
         self.shards = list(shards)
@@ -166,7 +174,7 @@ class ShardImages(_Stream):
                 index += 1
                 if not mine:
                     continue
-                image = _decode(sample.parts[part], path, sample.key)
+                image = decode(sample.parts[part], path, sample.key, self.min_side)
                 label = _label(sample.parts.get("cls"), path, sample.key)
                 view0, view1 = self.crops(image)
                 yield view0, view1, label
@@ -233,10 +241,22 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def _decode(data: bytes, shard: Path, key: str) -> torch.Tensor:
-    """Pillow (libjpeg-turbo) decode: torchvision's decoders are deprecated since 0.29."""
+def draft_side(config: AugmentConfig) -> int:
+    """The shorter side a decoded image needs so that even the smallest random crop
+    (area ``crop_scale[0]``, aspect 3:4) still has ``image_size`` pixels across."""
+    return math.ceil(config.image_size / math.sqrt(config.crop_scale[0] * 3 / 4))
+
+
+def decode(data: bytes, shard: Path, key: str, min_side: int = 0) -> torch.Tensor:
+    """Decode with Pillow (libjpeg-turbo; torchvision's decoders are deprecated since 0.29).
+
+    ``min_side``: let JPEG decode at 1/2, 1/4 or 1/8 scale (DCT scaling, several times
+    faster) as long as both sides stay at least this long, so no crop loses resolution.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:
+            if min_side > 0:
+                image.draft("RGB", (min_side, min_side))
             rgb = np.array(ImageOps.exif_transpose(image).convert("RGB"))
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(f"sample {key!r}: cannot decode image ({exc})", path=shard) from exc
@@ -297,7 +317,8 @@ def make_dataset(
     data = config.data
     if kind == "shards":
         return ShardImages(find_shards(path), crops, seed=config.seed,
-                           shuffle_buffer=data.shuffle_buffer)
+                           shuffle_buffer=data.shuffle_buffer,
+                           min_side=draft_side(config.augment))
     if not path.is_dir():
         raise InputError("expected a folder of images", path=path)
     if kind == "photos":
