@@ -51,7 +51,7 @@ def write_shards(root: Path, images: int, size: tuple[int, int], per_shard: int 
         with tarfile.open(root / f"bench-{shard:06d}.tar", "w") as tar:
             for i in range(start, min(start + per_shard, images)):
                 small = rng.integers(0, 256, (height // 16 + 1, width // 16 + 1, 3), np.uint8)
-                image = Image.fromarray(small).resize((width, height), Image.BILINEAR)
+                image = Image.fromarray(small).resize((width, height), Image.Resampling.BILINEAR)
                 buffer = io.BytesIO()
                 image.save(buffer, "JPEG", quality=90)
                 data = buffer.getvalue()

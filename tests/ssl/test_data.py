@@ -53,6 +53,7 @@ def test_stream_readers_split_samples_evenly(
 ) -> None:
     """Three readers (ranks x workers) get disjoint, equal shares of one epoch's samples."""
     dataset = make_dataset(ssl_inputs["shards"], tiny_config())
+    assert isinstance(dataset, ShardImages)
     dataset.crops = lambda image: (image, image)  # type: ignore[assignment]
     monkeypatch.setattr(_Stream, "epoch_seed", lambda self: 7)
     shares = []
@@ -92,7 +93,8 @@ def test_undecodable_shard_image_names_shard_and_key(tmp_path: Path) -> None:
         info.size = 10
         tar.addfile(info, io.BytesIO(b"0123456789"))
     dataset = make_dataset(path, tiny_config())
-    with pytest.raises(InputError, match=r"bad-000000.tar: sample 's00001'"):
+    assert isinstance(dataset, ShardImages)
+    with pytest.raises(InputError, match=r"bad-000000\.tar: sample 's00001'"):
         list(dataset)
 
 

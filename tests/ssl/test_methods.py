@@ -38,6 +38,6 @@ def test_a_few_steps_lower_nothing_to_nan_and_train_the_backbone(name: str) -> N
         method.step_end(step, 2)
     after = list(method.backbone.parameters())
     assert any(not torch.equal(b, a) for b, a in zip(before, after, strict=True))
-    if teacher is not None:  # momentum methods: the teacher follows, without gradients
+    if teacher is not None and teacher_before is not None:  # momentum: teacher follows
         assert not any(p.requires_grad for p in teacher.parameters())
         assert not torch.equal(teacher_before, next(teacher.parameters()))
