@@ -43,10 +43,10 @@ from quadrat.io.coralnet import (
 )
 from quadrat.io.images import check_complete, read_image_info
 from quadrat.points import PointSpec
+from quadrat.store.block_writer import BlockWriter
 from quadrat.store.features import (
     load_features,
     register_extractor,
-    write_block,
 )
 from quadrat.store.project import Project
 from quadrat.store.schema import (
@@ -508,13 +508,19 @@ def extract_features(
 
     summary = ExtractSummary(extractor_key=key, images_skipped=len(counts) - len(todo))
     runner = runner if runner is not None else default_runner(extractor, workers=workers)
-    start = time.perf_counter()
-    for job, features in runner(jobs(), extractor):
-        with project.session() as session:  # one transaction per image
-            write_block(session, job.image_id, key, job.point_ids, features, dtype=dtype)
-        summary.images_done += 1
-        summary.points += len(job)
+    points_of = {image_id: len(points) for image_id, points in by_image.items()}
+
+    def written(image_ids: list[int]) -> None:  # on the writer thread, after each commit
+        summary.images_done += len(image_ids)
+        summary.points += sum(points_of[i] for i in image_ids)
         progress("extracting features", summary.images_done, len(todo))
+
+    start = time.perf_counter()
+    # Blocks are committed on a writer thread, whole images per transaction: the network
+    # never waits for the database, and a killed job still leaves whole images only.
+    with BlockWriter(project, key, dtype=dtype, on_written=written) as writer:
+        for job, features in runner(jobs(), extractor):
+            writer.put(job.image_id, job.point_ids, features)
     summary.seconds = time.perf_counter() - start
     return summary
 

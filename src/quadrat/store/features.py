@@ -8,12 +8,12 @@ copied straight into a preallocated array.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from quadrat.errors import ProjectError
@@ -79,33 +79,57 @@ def write_block(
     dtype: str = "float16",
 ) -> None:
     """Store (or replace) one image's features for one extractor."""
+    write_blocks(session, extractor_key, [(image_id, point_ids, features)], dtype=dtype)
+
+
+def write_blocks(
+    session: Session,
+    extractor_key: str,
+    blocks: Sequence[tuple[int, np.ndarray, np.ndarray]],
+    dtype: str = "float16",
+) -> None:
+    """Store (or replace) several images' ``(image_id, point_ids, features)`` at once.
+
+    Every block is checked before anything is written; then one DELETE and one
+    multi-row INSERT (Core, not the ORM's per-object flush, which cost ~10 ms a block).
+    """
     if dtype not in FEATURE_DTYPES:
         raise ValueError(f"feature dtype must be one of {FEATURE_DTYPES}, not {dtype!r}")
-    point_ids = np.ascontiguousarray(point_ids, dtype="<i8")
-    if features.ndim != 2 or features.shape[0] != point_ids.shape[0]:
-        raise ValueError(f"features {features.shape} do not match {point_ids.shape[0]} points")
-    if not np.isfinite(features).all():
-        raise ProjectError(f"image id {image_id}: extractor {extractor_key!r} gave NaN or inf")
-    with np.errstate(over="ignore"):
-        data = np.ascontiguousarray(features, dtype=np.dtype(dtype).newbyteorder("<"))
-    if dtype == "float16" and not np.isfinite(data).all():
-        raise ProjectError(f"image id {image_id}: features overflow float16; store them as float32")
-    session.execute(
-        delete(FeatureBlock).where(
-            FeatureBlock.image_id == image_id, FeatureBlock.extractor_key == extractor_key
+    rows = []
+    for image_id, point_ids, features in blocks:
+        ids = np.ascontiguousarray(point_ids, dtype="<i8")
+        if features.ndim != 2 or features.shape[0] != ids.shape[0]:
+            raise ValueError(f"features {features.shape} do not match {ids.shape[0]} points")
+        if not np.isfinite(features).all():
+            raise ProjectError(f"image id {image_id}: extractor {extractor_key!r} gave NaN or inf")
+        with np.errstate(over="ignore"):
+            data = np.ascontiguousarray(features, dtype=np.dtype(dtype).newbyteorder("<"))
+        if dtype == "float16" and not np.isfinite(data).all():
+            raise ProjectError(
+                f"image id {image_id}: features overflow float16; store them as float32"
+            )
+        rows.append(
+            {
+                "image_id": int(image_id),
+                "extractor_key": extractor_key,
+                "dtype": dtype,
+                "n_points": int(ids.shape[0]),
+                "dim": int(features.shape[1]),
+                "point_ids": ids.tobytes(),
+                "data": data.tobytes(),
+            }
         )
-    )
-    session.add(
-        FeatureBlock(
-            image_id=image_id,
-            extractor_key=extractor_key,
-            dtype=dtype,
-            n_points=int(point_ids.shape[0]),
-            dim=int(features.shape[1]),
-            point_ids=point_ids.tobytes(),
-            data=data.tobytes(),
+    if not rows:
+        return
+    image_ids = [row["image_id"] for row in rows]
+    for start in range(0, len(image_ids), 900):  # SQLite's bound-parameter limit
+        session.execute(
+            delete(FeatureBlock).where(
+                FeatureBlock.extractor_key == extractor_key,
+                FeatureBlock.image_id.in_(image_ids[start : start + 900]),
+            )
         )
-    )
+    session.execute(insert(FeatureBlock), rows)
 
 
 def load_features(
