@@ -82,9 +82,11 @@ def test_images_before_an_error_in_the_body_are_kept(project: Project) -> None:
 def test_a_bad_block_fails_its_whole_group_and_surfaces(project: Project) -> None:
     image_id, ids, features = _block(2)
     features[0, 0] = np.nan
-    with pytest.raises(ProjectError, match="image id 2.*NaN"):
-        with BlockWriter(project, "tex", max_group=10) as writer:
-            writer.put(image_id, ids, features)
+    with (
+        pytest.raises(ProjectError, match=r"image id 2.*NaN"),
+        BlockWriter(project, "tex", max_group=10) as writer,
+    ):
+        writer.put(image_id, ids, features)
     assert _stored(project) == {}
 
 
