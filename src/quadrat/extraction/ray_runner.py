@@ -150,6 +150,12 @@ class RayRunner:
     ``num_workers * cpus_per_worker`` CPUs; ``"auto"`` joins the cluster this machine
     belongs to (``ray start``); ``"host:port"`` or ``"ray://host:port"`` a remote one.
     If this process is already connected to Ray, that connection is used.
+
+    Each actor reserves ``cpus_per_worker`` CPUs and ``num_gpus_per_worker`` GPUs and
+    decodes with ``decode_threads`` threads; a task carries ``chunk_images`` images and
+    each actor has at most ``chunks_in_flight_per_worker`` of them queued, which bounds
+    the driver's memory. ``task_timeout_s`` bounds every wait on a worker;
+    ``init_options`` go to ``ray.init`` (e.g. ``object_store_memory``).
     """
 
     address: str | None = "auto"
@@ -194,16 +200,18 @@ class RayRunner:
             self._check_same_cluster(ray)
             self._connected = True
             return ray
-        options: dict[str, Any] = {"include_dashboard": False, **self.init_options}
+        options: dict[str, Any] = dict(self.init_options)
         local = self.address in LOCAL_ADDRESSES
         if local:  # a new instance even where `ray start` left a cluster to join
             options.setdefault("num_cpus", max(1, round(self.num_workers * self.cpus_per_worker)))
+            options.setdefault("include_dashboard", False)
         try:
             ray.init(address="local" if local else self.address, **options)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
             where = "a local Ray instance" if local else f"a Ray cluster at {self.address!r}"
             hint = ""
-            if remote and os.environ.get("RAY_AUTH_MODE") != "token":
+            client = str(self.address).startswith("ray://")
+            if remote and not client and os.environ.get("RAY_AUTH_MODE") != "token":
                 hint = (
                     " (a cluster with token authentication needs RAY_AUTH_MODE=token here, "
                     "and its token in ~/.ray/auth_token or RAY_AUTH_TOKEN)"
