@@ -578,7 +578,10 @@ def training_data(
     session: Session, source: Source, extractor_key: str, image_ids: Sequence[int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, label ids and image ids of the human-labelled points of ``image_ids``."""
-    matrix = load_features(session, extractor_key, source_id=source.id, image_ids=image_ids)
+    # Stored precision (float16 as extracted): the classifier converts only its fit part.
+    matrix = load_features(
+        session, extractor_key, source_id=source.id, image_ids=image_ids, dtype="stored"
+    )
     human = [s.value for s in AnnotationStatus.human()]
     rows = session.execute(
         select(Point.id, Annotation.label_id, Point.image_id)

@@ -203,3 +203,16 @@ def test_cuda_training_matches_cpu_accuracy_and_stores_numpy(easy):
     assert abs(acc_cpu - acc_gpu) < 0.03
     loaded = serialize.loads_estimator(serialize.dumps_estimator(gpu))
     np.testing.assert_array_equal(loaded.predict_proba(easy.X), gpu.predict_proba(easy.X))
+
+
+def test_chunked_scaler_matches_a_full_fit():
+    """The estimators fit their scaler chunk by chunk (memory); statistics are unchanged."""
+    from sklearn.preprocessing import StandardScaler
+
+    from quadrat.classifiers.estimators import _fit_scaler
+
+    X = np.random.default_rng(4).normal(3.0, 2.0, size=(1000, 6)).astype(np.float32)
+    chunked, full = _fit_scaler(X, chunk_size=7), StandardScaler().fit(X)
+    np.testing.assert_allclose(chunked.mean_, full.mean_, rtol=1e-10)
+    np.testing.assert_allclose(chunked.scale_, full.scale_, rtol=1e-10)
+    assert chunked.n_samples_seen_ == 1000

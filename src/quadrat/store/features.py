@@ -140,7 +140,13 @@ def load_features(
     image_ids: Iterable[int] | None = None,
     dtype: str = "float32",
 ) -> FeatureMatrix:
-    """All stored features of a source (or of some images) for one extractor."""
+    """All stored features of a source (or of some images) for one extractor.
+
+    ``dtype="stored"`` keeps the stored precision: float16 when every block is float16,
+    else float32 (float32 blocks are never narrowed). Training and scoring take float16
+    and convert only the part they work on, so this halves the loaded array (100,000 x
+    1280 points: 244 MB instead of 488 MB) and every copy of it made before training.
+    """
     filters = []
     if source_id is not None:
         filters.append(Image.source_id == source_id)
@@ -150,12 +156,18 @@ def load_features(
         filters.append(FeatureBlock.image_id.in_(sorted(wanted)))
         wanted = None
     totals = session.execute(
-        select(func.sum(FeatureBlock.n_points), func.max(FeatureBlock.dim))
+        select(
+            func.sum(FeatureBlock.n_points),
+            func.max(FeatureBlock.dim),
+            func.count(FeatureBlock.image_id).filter(FeatureBlock.dtype != "float16"),
+        )
         .select_from(FeatureBlock)
         .join(Image, Image.id == FeatureBlock.image_id)
         .where(FeatureBlock.extractor_key == extractor_key, *filters)
     ).one()
     total, dim = int(totals[0] or 0), int(totals[1] or 0)
+    if dtype == "stored":
+        dtype = "float32" if totals[2] else "float16"
     point_ids = np.empty(total, dtype=np.int64)
     features = np.empty((total, dim), dtype=dtype)
     rows = session.execute(
