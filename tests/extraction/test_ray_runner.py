@@ -247,6 +247,28 @@ def test_shipped_images_give_the_same_store(
     assert_same_store(project, reference, extractor.key)
 
 
+@pytest.mark.shared_data
+def test_moorea_photos_same_store(runner: RayRunner, shared_data: Path, tmp_path: Path) -> None:
+    """Two real Moorea quadrats (about 1900 x 1950 px JPEG with EXIF, 200 points each)."""
+    moorea = shared_data / "moorea-lter-2008"
+    keep_two = ["*pole2-3*", "*pole3-4*", "*pole4-5*", "*_qu[3-8]_*"]
+    projects = []
+    for name in ("one.db", "ray.db"):
+        project = Project.create(tmp_path / name)
+        engine.create_source(project, "moorea", labelset=moorea / "labelset.csv")
+        engine.import_annotations(
+            project, "moorea", moorea / "annotations.csv", moorea / "images", exclude=keep_two
+        )
+        projects.append(project)
+    extractor = create_extractor("texture")
+    engine.extract_features(projects[0], "moorea", extractor, dtype="float32")
+    summary = engine.extract_features(
+        projects[1], "moorea", extractor, dtype="float32", runner=runner
+    )
+    assert (summary.images_done, summary.points) == (2, 400)
+    assert_same_store(projects[1], stored(projects[0]), extractor.key)
+
+
 def test_bad_address_names_it(cluster: None) -> None:
     with pytest.raises(RayClusterError, match=r"cannot reach a Ray cluster at '127\.0\.0\.1:1'"):
         RayRunner(address="127.0.0.1:1").connect()
