@@ -147,6 +147,7 @@ def test_round_trip_through_serialize_scores_identically(easy):
     np.testing.assert_array_equal(loaded.predict_proba(easy.X), model.predict_proba(easy.X))
 
 
+@pytest.mark.slow
 def test_stored_model_scores_without_torch(easy, tmp_path):
     """A GPU-trained model holds only NumPy arrays: scoring works where torch cannot load."""
     model = CoralNetMLP(backend="torch", device="cpu", max_iter=5).fit(easy.X, easy.y)
@@ -190,6 +191,34 @@ def test_cli_rejects_unknown_device():
     result = CliRunner().invoke(app, ["train", "--device", "tpu", "-p", "nowhere.db"])
     assert result.exit_code == 1
     assert "--device must be auto, cpu or cuda" in result.output
+
+
+@pytest.mark.slow
+def test_cli_trains_on_device_and_classifies(tmp_path, survey):
+    """quadrat train --device cpu: stored, loaded by classify, recorded as the torch MLP."""
+    from sqlalchemy import select
+
+    from quadrat.store.project import Project
+    from quadrat.store.schema import ClassifierRecord
+
+    runner, db = CliRunner(), str(tmp_path / "s.db")
+
+    def run(*args: str) -> str:
+        result = runner.invoke(app, list(args))
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        return result.output
+
+    run("init", db, "--source", "reef", "--labelset", str(survey.labelset_csv))
+    run("import", str(survey.annotations_csv), "--images", str(survey.annotated_dir), "-p", db)
+    run("import", "--images", str(survey.new_dir), "-p", db)
+    run("points", "m_10", "-p", db)
+    run("extract", "-p", db)
+    assert "validation: accuracy" in run("train", "--device", "cpu", "-p", db)
+    assert "20" in run("classify", "--threshold", "0.5", "-p", db)
+    with Project.open(db).session() as session:
+        record = session.scalars(select(ClassifierRecord)).one()
+        params = record.hyperparameters["params"]
+    assert (params["backend"], params["device"]) == ("torch", "cpu")
 
 
 @pytest.mark.skipif(not has_cuda, reason="no CUDA GPU")
