@@ -276,6 +276,13 @@ def test_bad_address_names_it(cluster: None) -> None:
         RayRunner(address="nowhere").connect()
 
 
+def test_more_than_the_cluster_has_fails_at_once(runner: RayRunner) -> None:
+    with pytest.raises(RayClusterError, match="need 1 GPUs"):
+        RayRunner(address="local", num_workers=1, num_gpus_per_worker=1).start()
+    with pytest.raises(RayClusterError, match=r"need 3 CPUs .* the cluster has 2"):
+        RayRunner(address="local", num_workers=3).start()
+
+
 def test_missing_ray_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(RayClusterError, match=r"pip install 'quadrat\[ray\]'"):

@@ -296,6 +296,7 @@ class RayRunner:
         """
         ray = self.connect()
         if not self._actors:
+            self._check_capacity(ray)
             actor_class = ray.remote(ExtractionWorker).options(
                 num_cpus=self.cpus_per_worker, num_gpus=self.num_gpus_per_worker
             )
@@ -303,6 +304,21 @@ class RayRunner:
                 actor_class.remote(self.decode_threads) for _ in range(self.num_workers)
             ]
         return self._actors
+
+    def _check_capacity(self, ray: ModuleType) -> None:
+        """Fail now, not after ``task_timeout_s``, when the actors can never all be placed."""
+        total = ray.cluster_resources()
+        for resource_name, per_worker in (
+            ("CPU", self.cpus_per_worker),
+            ("GPU", self.num_gpus_per_worker),
+        ):
+            need = per_worker * self.num_workers
+            have = float(total.get(resource_name, 0.0))
+            if need > have:
+                raise RayClusterError(
+                    f"{self.num_workers} Ray workers need {need:g} {resource_name}s "
+                    f"({per_worker:g} each); the cluster has {have:g}"
+                )
 
     def _dispatch(
         self,
