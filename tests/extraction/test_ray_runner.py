@@ -319,7 +319,13 @@ def test_cli_extract_on_ray(runner: RayRunner, survey: DemoSurvey, tmp_path: Pat
     assert "240 points from 20 images" in " ".join(result.output.split())
     assert ray.is_initialized()  # joined the running instance: not the CLI's to stop
 
-    for args, named in ((["--ray", "127.0.0.1:1"], "127.0.0.1:1"), (["--ray-workers", "0"], "0")):
+    errors = (
+        (["--ray", "127.0.0.1:1"], "127.0.0.1:1"),
+        (["--ray-workers", "0"], "0"),
+        (["--ray-gpus", "1"], "need 2 GPUs"),
+        (["--device", "cuda"], "--ray-gpus"),
+    )
+    for args, named in errors:
         result = cli.invoke(app, ["extract", "--ray", "local", *args, "-p", str(db)])
         assert result.exit_code == 1
         text = " ".join(result.output.split())
