@@ -27,6 +27,7 @@ from quadrat.extraction.ray_runner import (
     ExtractorSpec,
     RayClusterError,
     RayRunner,
+    cli_ray_runner,
 )
 from quadrat.extractors import Extractor, TorchExtractor, create_extractor
 from quadrat.store.features import load_features
@@ -330,3 +331,20 @@ def test_cli_extract_on_ray(runner: RayRunner, survey: DemoSurvey, tmp_path: Pat
         assert result.exit_code == 1
         text = " ".join(result.output.split())
         assert text.startswith("error:") and named in text and "Traceback" not in text
+
+    # Extractor options (runtime, bf16, threads) make the workers rebuild the network.
+    rebuilt = cli_ray_runner(
+        "local",
+        num_workers=1,
+        num_gpus_per_worker=0,
+        device="auto",
+        extractor_name=TINY_CNN,
+        weights=None,
+        batch_size=8,
+        decode_threads=1,
+        options={"threads": 1},
+    )
+    try:
+        assert rebuilt.extractor_spec == ExtractorSpec(TINY_CNN, None, "cpu", 8, {"threads": 1})
+    finally:
+        rebuilt.close()

@@ -176,6 +176,11 @@ def extract(
         return
     handle = open_project(project)
     name = resolve_source(handle, source)
+    options: dict[str, Any] = {}
+    if runtime != "eager" or bf16 or threads is not None:
+        if extractor == "texture":
+            raise InputError("--runtime, --bf16 and --threads apply to CNN extractors only")
+        options = {"runtime": runtime, "autocast_bf16": bf16, "threads": threads}
     ray_runner = None
     if ray is not None:  # the driver's copy stays on the CPU; workers may use GPUs
         if compile_:
@@ -189,14 +194,10 @@ def extract(
             weights=weights,
             batch_size=batch_size,
             decode_threads=workers,
+            options=options,
         )
         device = "cpu"
     device = resolve_device(device, extractor)
-    options: dict[str, Any] = {}
-    if runtime != "eager" or bf16 or threads is not None:
-        if extractor == "texture":
-            raise InputError("--runtime, --bf16 and --threads apply to CNN extractors only")
-        options = {"runtime": runtime, "autocast_bf16": bf16, "threads": threads}
     model = create_extractor(
         extractor, weights=weights, device=device, batch_size=batch_size, **options
     )

@@ -423,12 +423,14 @@ def cli_ray_runner(
     weights: str | Path | None,
     batch_size: int,
     decode_threads: int,
+    options: Mapping[str, Any] | None = None,
 ) -> RayRunner:
     """The runner behind ``quadrat extract --ray``, already connected (errors come first).
 
-    The driver's own extractor stays on the CPU (it only names the key and, for CPU
-    workers, travels pickled); GPU workers rebuild it on their GPU from its name and
-    weights file, which must then be readable on every node.
+    The driver's own extractor stays on the CPU (it names the key and, for plain CPU
+    workers, travels pickled). GPU workers, or extractor ``options`` (runtime, bf16,
+    threads: compiled or OpenVINO networks do not pickle), rebuild it on each worker
+    from its name and weights file, which must then be readable on every node.
     """
     if num_gpus_per_worker < 0:
         raise QuadratError(f"--ray-gpus must be 0 or more, not {num_gpus_per_worker}")
@@ -437,9 +439,15 @@ def cli_ray_runner(
             f"--device {device} with --ray needs --ray-gpus (GPUs per Ray worker, e.g. 1)"
         )
     spec = None
-    if num_gpus_per_worker > 0:  # Ray sets each actor's CUDA_VISIBLE_DEVICES: "cuda" is its GPU
-        weights_path = None if weights is None else str(weights)
-        spec = ExtractorSpec(extractor_name, weights_path, device="cuda", batch_size=batch_size)
+    if num_gpus_per_worker > 0 or options:
+        # Ray sets each GPU actor's CUDA_VISIBLE_DEVICES, so "cuda" is that actor's GPU.
+        spec = ExtractorSpec(
+            extractor_name,
+            None if weights is None else str(weights),
+            device="cuda" if num_gpus_per_worker > 0 else "cpu",
+            batch_size=batch_size,
+            options=dict(options or {}),
+        )
     runner = RayRunner(
         address=address,
         num_workers=num_workers,
