@@ -75,8 +75,8 @@ def runner(cluster: None) -> Iterator[RayRunner]:
 def cnn_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two weights files for a tiny timm CNN (seeds 0 and 1): keys name the file's hash.
 
-    Random weights are not used directly: their key hashes the re-estimated BatchNorm
-    statistics, whose last bits depend on the thread count of the process building them.
+    Files, as on a cluster where every worker reads the same weights; the second one
+    gives workers other weights than the driver's, which must be refused.
     """
     folder = tmp_path_factory.mktemp("weights")
     paths = []
