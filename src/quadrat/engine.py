@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -35,7 +35,6 @@ from quadrat.errors import (
     ProjectError,
 )
 from quadrat.extraction import ImageJob, Runner, default_runner
-from quadrat.extractors import Extractor
 from quadrat.io.coralnet import (
     read_annotations_csv,
     read_labelset_csv,
@@ -60,6 +59,9 @@ from quadrat.store.schema import (
     Score,
     Source,
 )
+
+if TYPE_CHECKING:  # torch is imported when an extractor is built, not by the engine
+    from quadrat.extractors import Extractor
 
 #: ``progress(description, done, total)``; the CLI draws it as a rich progress bar.
 Progress = Callable[[str, int, int], None]

@@ -385,7 +385,7 @@ def test_cli_bad_device_is_one_red_line(tmp_path: Path) -> None:
 def test_cli_auto_device_and_compile_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--device auto`` resolves before the extractor is built; ``--compile`` reaches the
     runner (torch.compile replaced by a recorder: inductor itself is the benchmark's job)."""
-    import quadrat.cli.workflow as workflow
+    import quadrat.extractors as extractors  # the CLI imports create_extractor from here
 
     make_jobs(tmp_path / "images", [(240, 240), (260, 300)], points=1)
     _project(tmp_path, "cli", tmp_path / "images").close()
@@ -400,7 +400,7 @@ def test_cli_auto_device_and_compile_flag(tmp_path: Path, monkeypatch: pytest.Mo
         compiled.append(model)
         return model
 
-    monkeypatch.setattr(workflow, "create_extractor", fake_create)
+    monkeypatch.setattr(extractors, "create_extractor", fake_create)
     monkeypatch.setattr(torch, "compile", fake_compile)
     result = CliRunner().invoke(
         app, ["extract", "-e", "resnet50", "--compile", "-p", str(tmp_path / "cli.db")]

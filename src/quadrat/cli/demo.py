@@ -16,7 +16,6 @@ from quadrat.cli._common import console, progress_bar, user_errors
 from quadrat.cli.results import print_report
 from quadrat.demo import DEMO_LABELS, make_demo_survey
 from quadrat.errors import InputError
-from quadrat.extractors import create_extractor
 from quadrat.reports.exports import export_annotations, export_cover, export_labelset
 from quadrat.reports.summary import build_report, write_report
 from quadrat.store.project import Project
@@ -73,6 +72,8 @@ def demo(
         new = engine.import_images(project, "demo-reef", [survey.new_dir], progress=progress)
         added = engine.generate_points(project, "demo-reef", seed=seed)
         console.print(f"3. added {new.images} new images with {added} random points (m_30)")
+        from quadrat.extractors import create_extractor  # torch: only when needed
+
         extractor = create_extractor("texture")
         ext = engine.extract_features(project, "demo-reef", extractor, progress=progress)
     console.print(

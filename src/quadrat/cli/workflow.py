@@ -6,7 +6,6 @@ import contextlib
 from pathlib import Path
 from typing import Annotated, Any
 
-import torch
 import typer
 from rich.table import Table
 from sqlalchemy import select
@@ -23,9 +22,6 @@ from quadrat.cli._common import (
     user_errors,
 )
 from quadrat.errors import InputError, ProjectError
-from quadrat.extraction.gpu import GpuRunner, resolve_device
-from quadrat.extraction.ray_runner import cli_ray_runner
-from quadrat.extractors import create_extractor, list_extractors
 from quadrat.store.project import Project
 from quadrat.store.schema import ExtractorRecord, FeatureBlock, Image
 
@@ -170,6 +166,13 @@ def extract(
     source: SourceOption = None,
 ) -> None:
     """Extract features for every point lacking them (resumable: reruns skip stored images)."""
+    # Imported here: torch, timm and Ray cost seconds that other commands need not pay.
+    import torch
+
+    from quadrat.extraction.gpu import GpuRunner, resolve_device
+    from quadrat.extraction.ray_runner import cli_ray_runner
+    from quadrat.extractors import create_extractor, list_extractors
+
     if list_:
         for entry in list_extractors():
             console.print(entry)

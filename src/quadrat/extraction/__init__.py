@@ -6,18 +6,34 @@ The engine builds :class:`ImageJob` lists from the store and writes what a runne
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from quadrat.extraction.cpu import CpuRunner, job_patches
-from quadrat.extraction.gpu import GpuRunner
 from quadrat.extraction.jobs import ImageJob, JobResult, Runner
-from quadrat.extractors.backbones import TorchExtractor
-from quadrat.extractors.base import Extractor
+
+if TYPE_CHECKING:
+    from quadrat.extraction.gpu import GpuRunner
+    from quadrat.extractors.base import Extractor
 
 
 def default_runner(extractor: Extractor, *, workers: int = 2) -> Runner:
     """The GPU pipeline for a network on a CUDA device; CPU threads for everything else."""
+    from quadrat.extractors.backbones import TorchExtractor
+
     if isinstance(extractor, TorchExtractor) and extractor.device.type == "cuda":
+        from quadrat.extraction.gpu import GpuRunner
+
         return GpuRunner(workers=workers)
     return CpuRunner(workers=workers)
+
+
+def __getattr__(name: str) -> Any:
+    """``GpuRunner`` on first use: importing the package must not import torch (CLI start)."""
+    if name == "GpuRunner":
+        from quadrat.extraction.gpu import GpuRunner
+
+        return GpuRunner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

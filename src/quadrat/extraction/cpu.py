@@ -12,14 +12,17 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from quadrat.errors import PointOutsideImageError
 from quadrat.extraction.jobs import ImageJob, JobResult
-from quadrat.extractors.base import Extractor
 from quadrat.io.images import load_rgb
 from quadrat.patches import crop_patches
+
+if TYPE_CHECKING:
+    from quadrat.extractors.base import Extractor
 
 #: The network runs on about this many of the extractor's batches at once, gathered
 #: across images; memory stays bounded by it, not by the number of images.

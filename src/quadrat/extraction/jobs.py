@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from quadrat.extractors.base import Extractor
+if TYPE_CHECKING:  # torch stays unimported until an extractor is built
+    from quadrat.extractors.base import Extractor
 
 
 @dataclass(frozen=True)
