@@ -174,7 +174,7 @@ def pretrain_backbone(
         batch_size=batch,
         accelerator="cpu",
         precision="32-true",
-        checkpoint_every_n_steps=50,
+        checkpoint_every_n_steps=10,
         log_every_n_steps=10,
         augment={"image_size": size},
         data={

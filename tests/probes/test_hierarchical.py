@@ -164,3 +164,15 @@ def test_probe_rejects_bad_shapes() -> None:
         probe.fit(np.zeros((4, 3)), np.zeros((4, 5)))
     with pytest.raises(InputError, match="not fitted"):
         probe.predict_proba(np.zeros((1, 3)))
+
+
+def test_fit_does_not_depend_on_the_global_rng() -> None:
+    X, Y, mask = _toy_features(n_per_leaf=6)
+    settings = {"hidden": 8, "dropout": 0.5, "lr": 1e-2, "epochs": 3, "batch_size": 8}
+    torch.manual_seed(1)
+    first = HierarchicalProbe(descendant_matrix(PARENTS), **settings).fit(X, Y, mask)
+    torch.manual_seed(2)
+    torch.rand(10)
+    second = HierarchicalProbe(descendant_matrix(PARENTS), **settings).fit(X, Y, mask)
+    assert first.loss_curve_ == second.loss_curve_
+    assert np.array_equal(first.predict_proba(X), second.predict_proba(X))

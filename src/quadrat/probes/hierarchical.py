@@ -237,29 +237,31 @@ class HierarchicalProbe(BaseEstimator):
         yt = torch.from_numpy(y.astype(np.float32))
         mt = torch.from_numpy(m)
         generator = torch.Generator().manual_seed(self.random_state)
+        # Initial weights and dropout masks from random_state, not from the global RNG,
+        # so a fit gives the same probe whatever ran before it.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
             network = ProbeNetwork(x.shape[1], R.shape[0], self.hidden, self.dropout)
-        optimizer = torch.optim.AdamW(
-            network.parameters(), lr=self.lr, weight_decay=self.weight_decay
-        )
-        steps_per_epoch = math.ceil(len(xt) / self.batch_size)
-        total = steps_per_epoch * self.epochs
-        scheduler = warmup_cosine(optimizer, total, max(1, int(self.warmup_fraction * total)))
-        self.loss_curve_: list[float] = []
-        network.train()
-        for _ in range(self.epochs):
-            order = torch.randperm(len(xt), generator=generator)
-            epoch_loss = 0.0
-            for start in range(0, len(xt), self.batch_size):
-                idx = order[start : start + self.batch_size]
-                loss = max_constraint_loss(network(xt[idx]), yt[idx], R, mt[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                epoch_loss += float(loss.detach()) * len(idx)
-            self.loss_curve_.append(epoch_loss / len(xt))
+            optimizer = torch.optim.AdamW(
+                network.parameters(), lr=self.lr, weight_decay=self.weight_decay
+            )
+            steps_per_epoch = math.ceil(len(xt) / self.batch_size)
+            total = steps_per_epoch * self.epochs
+            scheduler = warmup_cosine(optimizer, total, max(1, int(self.warmup_fraction * total)))
+            self.loss_curve_: list[float] = []
+            network.train()
+            for _ in range(self.epochs):
+                order = torch.randperm(len(xt), generator=generator)
+                epoch_loss = 0.0
+                for start in range(0, len(xt), self.batch_size):
+                    idx = order[start : start + self.batch_size]
+                    loss = max_constraint_loss(network(xt[idx]), yt[idx], R, mt[idx])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    epoch_loss += float(loss.detach()) * len(idx)
+                self.loss_curve_.append(epoch_loss / len(xt))
         self.network_ = network.eval()
         self.n_features_in_ = x.shape[1]
         return self
