@@ -14,6 +14,8 @@ by a linear probe's accuracy and macro F1 over whole splits (out-of-fold predict
 
 ``--pretrain-steps N`` first pretrains ``--pretrain-backbone`` with ``--pretrain-method``
 for N steps on patches cut from the Moorea and georeferenced photos (a short CPU run).
+``--real-bn N`` adds, for each random CNN, a row with its BatchNorm statistics
+re-estimated on N real patches: the control that tells pretraining from BN statistics.
 Features are cached in ``--work`` (atomic .npy files), so a killed run resumes. Prints
 one JSON object on stdout; progress goes to stderr.
 
@@ -39,7 +41,7 @@ from PIL import Image
 
 from quadrat.cli._common import progress_bar
 from quadrat.errors import InputError
-from quadrat.extractors import create_extractor
+from quadrat.extractors import TorchExtractor, create_extractor
 from quadrat.io.coralnet import read_annotations_csv
 from quadrat.io.images import load_rgb
 from quadrat.patches import PATCH_SIZE, crop_patches
@@ -197,13 +199,27 @@ def features_for(
     work: Path,
     batch_size: int,
     progress: Progress,
+    bn_patches: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Features of every data set for one extractor, from the cache when present."""
+    """Features of every data set for one extractor, from the cache when present.
+
+    ``bn_patches``: re-estimate the network's BatchNorm statistics on these real patches
+    first (the control that separates "pretrained" from "BN statistics of real images").
+    """
     # An exported backbone file names its own network, so it stands in for the name.
     extractor = create_extractor(name if weights is None else str(weights), batch_size=batch_size)
-    out, info = {}, {"key": extractor.key, "dim": extractor.feature_dim}
+    variant = ""
+    if bn_patches is not None:
+        if not isinstance(extractor, TorchExtractor):
+            raise InputError(f"{name} has no BatchNorm statistics to re-estimate", value=name)
+        with torch.no_grad():
+            batch = extractor.preprocess(torch.from_numpy(bn_patches))
+            torch.optim.swa_utils.update_bn([batch], extractor.model)
+        extractor.model.eval()
+        variant = f"+real-bn{len(bn_patches)}"
+    out, info = {}, {"key": extractor.key + variant, "dim": extractor.feature_dim}
     for data_name, data in datasets.items():
-        tag = f"{extractor.key}-{data_name}-{len(data['patches'])}".replace("/", "_")
+        tag = f"{extractor.key}{variant}-{data_name}-{len(data['patches'])}".replace("/", "_")
         cache = work / "features" / f"{tag.replace(':', '_').replace('@', '_')}.npy"
         if cache.exists():
             out[data_name] = np.load(cache)
@@ -219,6 +235,18 @@ def features_for(
         save_atomic(features, cache)
         out[data_name] = features
     return out, info
+
+
+def real_patch_sample(datasets: dict[str, dict[str, np.ndarray]], n: int, seed: int) -> np.ndarray:
+    """``n`` patches drawn evenly from the data sets, for BatchNorm re-estimation."""
+    rng = np.random.default_rng(seed)
+    share = max(1, n // len(datasets))
+    return np.concatenate(
+        [
+            d["patches"][rng.choice(len(d["patches"]), min(share, len(d["patches"])), False)]
+            for d in datasets.values()
+        ]
+    )
 
 
 def linear_probe_scores(
@@ -328,6 +356,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pretrain-backbone", default="resnet18")
     parser.add_argument("--pretrain-size", type=int, default=112)
     parser.add_argument("--pretrain-batch", type=int, default=32)
+    parser.add_argument(
+        "--real-bn",
+        type=int,
+        default=0,
+        help="also score each random CNN with BatchNorm statistics re-estimated on this many "
+        "real patches (the control for pretrained backbones; 0: no)",
+    )
     parser.add_argument("--seattle-per-class", type=int, default=40)
     parser.add_argument("--moorea-points", type=int, default=60)
     parser.add_argument("--moorea-images", type=int, default=None)
@@ -348,9 +383,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     warnings.filterwarnings("ignore", message=".*random weights.*")
     started = time.perf_counter()
     result: dict[str, Any] = {"settings": {k: str(v) for k, v in vars(args).items()}}
-    extractors: list[tuple[str, Path | None]] = [
-        (name.strip(), None) for name in args.extractors.split(",") if name.strip()
-    ]
+    names = [name.strip() for name in args.extractors.split(",") if name.strip()]
+    extractors: list[tuple[str, Path | None]] = [(name, None) for name in names]
     for item in args.pretrained:
         name, _, path = item.partition("=")
         if not path:
@@ -396,10 +430,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "nodes": int(hierarchy["targets"].shape[1]),
         }
     table: dict[str, Any] = {}
-    for name, weights in extractors:
+    runs: list[tuple[str, str, Path | None, np.ndarray | None]] = [
+        (name, name, weights, None) for name, weights in extractors
+    ]
+    if args.real_bn > 0:
+        bn_patches = real_patch_sample(datasets, args.real_bn, args.seed)
+        runs += [(f"{n}+real-bn", n, None, bn_patches) for n in names if n != "texture"]
+    for name, extractor_name, weights, bn in runs:
         with progress_bar() as progress:
             features, info = features_for(
-                name, weights, datasets, args.work, args.batch_size, progress
+                extractor_name, weights, datasets, args.work, args.batch_size, progress, bn
             )
         row: dict[str, Any] = {"extractor": info}
         row["seattle"] = linear_probe_scores(

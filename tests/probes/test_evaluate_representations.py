@@ -78,3 +78,16 @@ def test_bad_pretrained_flag_is_one_line_error(
     code = script.main(["--data", str(tmp_path), "--pretrained", "nopath", "--extractors", ""])
     assert code == 1
     assert "NAME=PATH" in capsys.readouterr().err
+
+
+def test_real_bn_control_samples_every_data_set_and_needs_a_network(tmp_path: Path) -> None:
+    script = _load_script()
+    rng = np.random.default_rng(0)
+    datasets = {
+        name: {"patches": rng.integers(0, 255, (n, 8, 8, 3), dtype=np.uint8)}
+        for name, n in (("a", 5), ("b", 40))
+    }
+    sample = script.real_patch_sample(datasets, 16, 0)
+    assert sample.shape == (13, 8, 8, 3)  # 8 wanted of each, only 5 in "a"
+    with pytest.raises(script.InputError, match="BatchNorm"):
+        script.features_for("texture", None, datasets, tmp_path, 4, lambda *_: None, sample)
