@@ -221,3 +221,21 @@ def test_bad_calibration_mode(blobs):
     X, y = blobs
     with pytest.raises(TrainingDataError):
         CalibratedLogisticRegression(calibration="magic").fit(X, y)  # type: ignore[arg-type]
+
+
+def test_mlp_trains_on_raw_features_and_lr_on_standardised_ones() -> None:
+    """CoralNet's MLP sees raw features (measured better, docs/classifiers.md); LR scales."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(240, 6)) * np.array([1, 10, 100, 1, 1, 1]) + 5
+    y = (X[:, 0] > 5).astype(int) + 2 * (X[:, 3] > 5)
+    groups = np.arange(240) // 12
+    mlp = CoralNetMLP(max_iter=5).fit(X, y, groups=groups)
+    lr = CalibratedLogisticRegression().fit(X, y, groups=groups)
+    assert mlp.scaler_ is None and lr.scaler_ is not None
+    scaled = CoralNetMLP(max_iter=5, standardize=True).fit(X, y, groups=groups)
+    assert scaled.scaler_ is not None
+    np.testing.assert_allclose(scaled.scaler_.mean_, X[scaled.fit_index_].mean(0), rtol=1e-5)
+    for model in (mlp, lr, scaled):
+        proba = model.predict_proba(X)
+        assert proba.shape == (240, 4)
+        np.testing.assert_allclose(proba.sum(1), 1.0, atol=1e-6)
