@@ -96,11 +96,8 @@ def main() -> None:
             outputs = [decode(b) for b in blobs]
             best = min(best, time.perf_counter() - start)
         same_shape = all(o.shape == r.shape for o, r in zip(outputs, reference, strict=True))
-        diff = (
-            max(int(np.abs(o.astype(int) - r).max()) for o, r in zip(outputs, reference, strict=True))
-            if same_shape
-            else None
-        )
+        pairs = zip(outputs, reference, strict=True)
+        diff = max(int(np.abs(o.astype(int) - r).max()) for o, r in pairs) if same_shape else None
         results[name] = {
             "images_per_s_one_thread": round(len(blobs) / best, 1),
             "max_abs_pixel_diff_vs_pillow": diff,

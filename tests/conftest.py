@@ -11,6 +11,9 @@ from quadrat.demo import DemoSurvey
 from tests.data.survey.data import make_survey
 
 os.environ.setdefault("QUADRAT_NO_PROGRESS", "1")
+# CNN tests run eager PyTorch (OpenVINO's conversion would add seconds to each extractor);
+# tests/extractors/test_runtimes.py and the parity test cover what ``auto`` picks.
+os.environ.setdefault("QUADRAT_RUNTIME", "eager")
 
 TESTS = Path(__file__).resolve().parent
 

@@ -8,6 +8,7 @@ Skipped, with that instruction, when it is absent.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 PYSPACER_PATH = Path(os.environ.get("QUADRAT_PYSPACER_PATH", REPO.parent / "pyspacer-env"))
 RUNNER = REPO / "tests" / "data" / "pyspacer" / "run_pyspacer.py"
 TOLERANCE = 1e-4
+HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,11 +51,16 @@ def features(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     weights = root / "efficientnet_b0_coralnet_layout.pt"
     make_pyspacer_checkpoint(weights, calibration=np.concatenate(crops))
     extractor = create_extractor("efficientnet_b0", weights)
+    openvino = (
+        create_extractor("efficientnet_b0", weights, runtime="openvino") if HAS_OPENVINO else None
+    )
 
-    ours, job_images = [], []
+    ours, ours_openvino, job_images = [], [], []
     for i, ((path, points), patches) in enumerate(zip(photos, crops, strict=True)):
         np.save(root / f"patches_{i}.npy", patches)
         ours.append(extractor.extract(patches))
+        if openvino is not None:
+            ours_openvino.append(openvino.extract(patches))
         job_images.append(
             {"path": str(path), "rowcols": points, "patches": str(root / f"patches_{i}.npy")}
         )
@@ -73,6 +80,7 @@ def features(tmp_path_factory: pytest.TempPathFactory) -> dict[str, np.ndarray]:
     n = len(job_images)
     return {
         "quadrat": np.concatenate(ours),
+        "quadrat_openvino": np.concatenate(ours_openvino) if ours_openvino else np.zeros(0),
         "pyspacer_image": np.concatenate([theirs[f"image_{i}"] for i in range(n)]),
         "pyspacer_patches": np.concatenate([theirs[f"patches_{i}"] for i in range(n)]),
     }
@@ -108,3 +116,9 @@ def test_image_level_parity(features: dict[str, np.ndarray]) -> None:
 def test_patch_level_parity(features: dict[str, np.ndarray]) -> None:
     """The same patches through pyspacer's network and quadrat's."""
     _compare(features["quadrat"], features["pyspacer_patches"], "patch level")
+
+
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed (quadrat[openvino])")
+def test_openvino_runtime_parity(features: dict[str, np.ndarray]) -> None:
+    """The OpenVINO fp32 runtime against pyspacer's own extraction, same tolerance."""
+    _compare(features["quadrat_openvino"], features["pyspacer_image"], "openvino, image level")

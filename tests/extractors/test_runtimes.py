@@ -14,6 +14,7 @@ from quadrat.extractors.backbones import synthetic_patches
 # Features of order 1-10: fp32 rounding across runtimes stays far below this.
 EXACT_TOLERANCE = 1e-4
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
+needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed")
 
 
 @pytest.fixture(scope="module")
@@ -27,11 +28,11 @@ def _extractor(runtime: str, **kwargs: object):  # type: ignore[no-untyped-def]
 
 
 def test_unknown_runtime_names_the_choices() -> None:
-    with pytest.raises(InputError, match="unknown runtime 'tensorrt'.*eager, compile, openvino"):
+    with pytest.raises(InputError, match=r"unknown runtime 'tensorrt'.*auto, eager, compile"):
         _extractor("tensorrt")
 
 
-@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed (pip install quadrat[openvino])")
+@needs_openvino
 def test_openvino_fp32_matches_eager_and_keeps_the_key(patches: np.ndarray) -> None:
     eager, fast = _extractor("eager"), _extractor("openvino")
     ours, theirs = eager.extract(patches), fast.extract(patches)  # 5 patches: a remainder batch
@@ -40,7 +41,7 @@ def test_openvino_fp32_matches_eager_and_keeps_the_key(patches: np.ndarray) -> N
     assert fast.key == eager.key
 
 
-@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed (pip install quadrat[openvino])")
+@needs_openvino
 def test_openvino_bf16_changes_features_and_key(patches: np.ndarray) -> None:
     eager, bf16 = _extractor("eager"), _extractor("openvino", autocast_bf16=True)
     assert bf16.key == eager.key + "+openvino-bf16"
@@ -55,3 +56,36 @@ def test_compiled_matches_eager_and_keeps_the_key(patches: np.ndarray) -> None:
     assert theirs.shape == ours.shape
     assert np.abs(ours - theirs).max() <= EXACT_TOLERANCE
     assert compiled.key == eager.key
+
+
+@needs_openvino
+def test_auto_is_openvino_on_cpu_and_falls_back_to_eager(
+    patches: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from quadrat.extractors import runtimes
+
+    monkeypatch.delenv("QUADRAT_RUNTIME", raising=False)  # the suite forces eager
+    auto = _extractor("auto", autocast_bf16=True)
+    assert auto.key.endswith("+openvino-bf16")  # auto runs OpenVINO here
+    eager = _extractor("eager")
+    np.testing.assert_allclose(
+        _extractor("auto").extract(patches), eager.extract(patches), atol=EXACT_TOLERANCE
+    )
+
+    def cannot_convert(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("unsupported operation Foo")
+
+    monkeypatch.setattr(runtimes, "_openvino_forward", cannot_convert)
+    fallback = _extractor("auto")
+    with pytest.warns(RuntimeWarning, match="could not convert.*Foo.*eager PyTorch"):
+        features = fallback.extract(patches)
+    np.testing.assert_array_equal(features, eager.extract(patches))
+
+
+def test_quadrat_runtime_overrides_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("QUADRAT_RUNTIME", "eager")
+    assert _extractor("auto").runtime == "eager"
+    assert _extractor("openvino").runtime == "openvino"  # only auto is overridden
+    monkeypatch.setenv("QUADRAT_RUNTIME", "tensorrt")
+    with pytest.raises(InputError, match="unknown runtime 'tensorrt'"):
+        _extractor("auto")

@@ -141,10 +141,11 @@ def extract(
     runtime: Annotated[
         str,
         typer.Option(
-            help="CNN runtime: eager (default), compile or openvino (CPU; fp32 features "
-            "equal to eager's within 1e-4); add --bf16 for the faster, inexact mode."
+            help="CNN runtime: auto (OpenVINO on the CPU when installed, else eager), "
+            "eager, compile or openvino; fp32 features agree within float rounding; add "
+            "--bf16 for the faster, inexact mode."
         ),
-    ] = "eager",
+    ] = "auto",
     bf16: Annotated[
         bool, typer.Option("--bf16", help="bf16 arithmetic: faster, changes features and key.")
     ] = False,
@@ -180,7 +181,7 @@ def extract(
     handle = open_project(project)
     name = resolve_source(handle, source)
     options: dict[str, Any] = {}
-    if runtime != "eager" or bf16 or threads is not None:
+    if runtime != "auto" or bf16 or threads is not None:
         if extractor == "texture":
             raise InputError("--runtime, --bf16 and --threads apply to CNN extractors only")
         options = {"runtime": runtime, "autocast_bf16": bf16, "threads": threads}

@@ -25,7 +25,7 @@ from torch import nn
 
 from quadrat.errors import InputError, WeightsError
 from quadrat.extractors.base import RGB, Extractor, ExtractorConfig
-from quadrat.extractors.runtimes import Forward, RuntimeName, check_runtime, make_forward
+from quadrat.extractors.runtimes import Forward, RuntimeName, make_forward, resolve_runtime
 from quadrat.extractors.weights import (
     Layout,
     StateDict,
@@ -71,17 +71,19 @@ class TorchExtractor(Extractor):
         batch_size: int = 32,
         channels_last: bool = True,
         autocast_bf16: bool = False,
-        runtime: str = "eager",
+        runtime: str = "auto",
         threads: int | None = None,
     ) -> None:
         if batch_size < 1:
             raise InputError("batch_size must be at least 1", value=batch_size)
-        self.runtime: RuntimeName = check_runtime(runtime)
+        self.device = torch.device(device)
+        # ``auto`` is resolved now, so the key (which names OpenVINO's bf16) is fixed.
+        self.runtime: RuntimeName = resolve_runtime(runtime, self.device)
+        self._fallback = runtime == "auto"
         self.threads = threads
         self._forward: Forward | None = None
         self.config = config
         self.batch_size = batch_size
-        self.device = torch.device(device)
         self.channels_last = channels_last
         self.autocast_bf16 = autocast_bf16
         self.weights_tag = weights_tag
@@ -100,7 +102,7 @@ class TorchExtractor(Extractor):
         # not, and each runtime rounds differently.
         if not self.autocast_bf16:
             return ""
-        return "+bf16" if self.runtime != "openvino" else "+openvino-bf16"
+        return "+openvino-bf16" if self.runtime == "openvino" else "+bf16"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The network under the extractor's runtime on a preprocessed batch: (N, D) float32."""
@@ -112,6 +114,7 @@ class TorchExtractor(Extractor):
                 input_size=self.config.input_size,
                 bf16=self.autocast_bf16,
                 threads=self.threads,
+                fallback=self._fallback,
             )
         n = len(x)
         if self.runtime == "compile" and 0 < n < self.batch_size:

@@ -6,7 +6,11 @@ blocks. The *exact* runtimes (fp32) change features only by float rounding (meas
 max abs difference ~5e-5 on features of magnitude ~10, see docs/extractors.md), so they
 keep the extractor's key; reduced precision (``bf16``) changes features and so the key.
 
-- ``eager``: the module as is (default; what pyspacer runs).
+- ``auto`` (default): ``openvino`` on the CPU when OpenVINO is installed (it is a
+  dependency of quadrat) and converts the network, else ``eager``. OpenVINO fp32 passes
+  the same pyspacer parity test as eager (max abs difference 1.3e-5 against 6e-6, limit
+  1e-4) and runs EfficientNet-B0 several times faster on CPUs with AVX-512.
+- ``eager``: the module as is (what pyspacer runs).
 - ``compile``: ``torch.compile`` (Inductor) with weight freezing, which folds BatchNorm
   into convolutions and pre-packs weights; costs a minute of compiling on first use, so it
   pays on large jobs only.
@@ -16,7 +20,9 @@ keep the extractor's key; reduced precision (``bf16``) changes features and so t
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -26,8 +32,8 @@ from torch import nn
 
 from quadrat.errors import InputError
 
-RuntimeName = Literal["eager", "compile", "openvino"]
-RUNTIMES: tuple[str, ...] = ("eager", "compile", "openvino")
+RuntimeName = Literal["auto", "eager", "compile", "openvino"]
+RUNTIMES: tuple[str, ...] = ("auto", "eager", "compile", "openvino")
 
 #: (N, 3, S, S) float input -> (N, D) features, on the extractor's device.
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -37,6 +43,23 @@ def check_runtime(name: str) -> RuntimeName:
     if name not in RUNTIMES:
         raise InputError(f"unknown runtime {name!r}: use one of {', '.join(RUNTIMES)}", value=name)
     return name  # type: ignore[return-value]
+
+
+def resolve_runtime(name: str, device: torch.device) -> RuntimeName:
+    """``auto`` -> ``openvino`` on a CPU with OpenVINO installed, else ``eager``.
+
+    ``$QUADRAT_RUNTIME`` (eager, compile or openvino) overrides what ``auto`` picks, e.g.
+    to keep a test suite or a comparison on eager PyTorch.
+    """
+    runtime = check_runtime(name)
+    if runtime != "auto":
+        return runtime
+    forced = check_runtime(os.environ.get("QUADRAT_RUNTIME", "auto"))
+    if forced != "auto":
+        return forced
+    if device.type == "cpu" and importlib.util.find_spec("openvino") is not None:
+        return "openvino"
+    return "eager"
 
 
 def cpu_count() -> int:
@@ -55,8 +78,24 @@ def make_forward(
     input_size: int,
     bf16: bool = False,
     threads: int | None = None,
+    fallback: bool = False,
 ) -> Forward:
-    """The forward function of ``model`` under ``runtime`` (built once, reused per batch)."""
+    """The forward function of ``model`` under ``runtime`` (built once, reused per batch).
+
+    ``fallback``: if OpenVINO cannot convert the network, warn and run it eagerly (for a
+    runtime chosen by ``auto``, not one the user asked for).
+    """
+    if runtime == "openvino" and fallback:
+        try:
+            return _openvino_forward(model, input_size=input_size, bf16=bf16, threads=threads)
+        except Exception as error:  # an op OpenVINO cannot convert: eager still works
+            warnings.warn(
+                f"OpenVINO could not convert the network ({type(error).__name__}: "
+                f"{error}); running it in eager PyTorch",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return _autocast(model, device, bf16)
     if runtime == "eager":
         return _autocast(model, device, bf16)
     if runtime == "compile":
