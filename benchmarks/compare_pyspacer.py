@@ -106,7 +106,7 @@ def worker_quadrat_extract(job: dict[str, Any], out: Path) -> dict[str, Any]:
 
     project = Project.open(job["project"])
     start = time.perf_counter()
-    runtime, _, precision = job.get("mode", "eager").partition("+")
+    runtime, _, precision = job.get("mode", "auto").partition("+")
     extractor = create_extractor(
         "efficientnet_b0",
         weights=job["weights"],
@@ -401,9 +401,10 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma list: extract,train")
     parser.add_argument(
         "--modes",
-        default="eager",
-        help="quadrat extraction modes, comma list of RUNTIME[+bf16] (runtimes: eager, "
-        "compile, openvino); the first is the headline figure, all are compared to pyspacer",
+        default="auto,eager",
+        help="quadrat extraction modes, comma list of RUNTIME[+bf16] (runtimes: auto (the "
+        "default: OpenVINO on CPU), eager, compile, openvino); the first is the headline "
+        "figure, all are compared to pyspacer",
     )
     parser.add_argument("--worker", nargs=3, metavar=("NAME", "JOB", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
