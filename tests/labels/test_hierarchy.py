@@ -150,3 +150,21 @@ def test_benthicnet_heads_on_the_real_path_list(shared_data: Path) -> None:
     sizes = {h: s.stop - s.start for h, s in encoder.head_slices_.items()}
     assert sizes == {"biota": 272, "substrate": 23, "bedforms": 8, "relief": 7}
     assert encoder.ancestor_matrix().shape == (310, 310)
+
+
+def test_max_constraint_in_chunks_equals_the_dense_formula() -> None:
+    """Many samples on a wide tree go through in chunks; same result as one dense max."""
+    rng = np.random.default_rng(0)
+    n_nodes = 300  # chunks of 93 samples
+    parents = [-1] + [int(rng.integers(0, i)) for i in range(1, n_nodes)]
+    R = np.eye(n_nodes, dtype=bool)
+    for node in range(n_nodes):  # R[i, j]: i is an ancestor-or-self of j
+        parent = parents[node]
+        while parent >= 0:
+            R[parent, node] = True
+            parent = parents[parent]
+    probs = rng.random((250, n_nodes))
+    dense = np.where(R[None, :, :], probs[:, None, :], 0.0).max(axis=2)
+    got = max_constraint(probs, R)
+    np.testing.assert_array_equal(got, dense)
+    assert (got[:, 0] >= got.max(axis=1) - 1e-12).all()  # the root bounds every node
