@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import pyarrow.compute as pc
 from pyarrow import csv as pacsv
 
 from quadrat.errors import CsvFormatError, InputError, UnknownLabelError
+from quadrat.io.atomic import atomic_file
 
 #: CoralNet's image-metadata export columns, in its export order (aux columns may carry
 #: a source's own names, e.g. "Site" for Aux1; any unknown column is kept as metadata).
@@ -515,19 +514,9 @@ def resolve_labels(
 
 def _atomic_write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write to a temporary file beside ``path`` then rename: readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            frame.to_csv(fh, index=False, lineterminator="\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
+        frame.to_csv(fh, index=False, lineterminator="\n")
+    return Path(path)
 
 
 def _blank(series: pd.Series) -> pd.Series:

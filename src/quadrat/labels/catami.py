@@ -19,10 +19,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from quadrat.errors import CsvFormatError, InputError
+from quadrat.io.atomic import atomic_file
 
 HEADS: tuple[str, ...] = ("biota", "substrate", "relief", "bedforms")
 PATH_SEPARATOR = " > "
@@ -351,17 +350,9 @@ def _head_order(head: str) -> tuple[int, str]:
 
 def write_frame_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
     """A CSV that is either complete or absent: written beside, then renamed."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(handle, "w", newline="", encoding="utf-8") as stream:
-            frame.to_csv(stream, index=False)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    with atomic_file(path, "w", newline="", encoding="utf-8") as stream:
+        frame.to_csv(stream, index=False)
+    return Path(path)
 
 
 def _code(value: object) -> str:

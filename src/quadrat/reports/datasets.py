@@ -9,8 +9,6 @@ report whole.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from quadrat.errors import InputError
+from quadrat.io.atomic import atomic_path
 from quadrat.reports.plots import _save
 
 #: Sites labelled by name on the map when there are at most this many.
@@ -27,18 +26,11 @@ MAX_NAMED_SITES = 25
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write a table as CSV, or Parquet for ``.parquet``/``.pq``, atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -7,8 +7,6 @@ half a PNG and an interrupted run leaves the previous figure intact.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from quadrat.errors import InputError
+from quadrat.io.atomic import atomic_file
 
 #: Cover plots show this many labels; the rest are summed as "other".
 MAX_COVER_LABELS = 12
@@ -27,18 +26,10 @@ MAX_COVER_LABELS = 12
 
 def _save(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
     """Write ``fig`` as PNG to ``path`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_file(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=dpi, bbox_inches="tight")
+    return Path(path)
 
 
 def plot_alleviate_curve(

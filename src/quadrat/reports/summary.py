@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from sqlalchemy import func, select
 
 from quadrat.classifiers.metrics import choose_threshold
 from quadrat.engine import confirmed_image_ids, latest_classifier
+from quadrat.io.atomic import write_text
 from quadrat.reports.exports import source_cover
 from quadrat.store.project import Project
 from quadrat.store.schema import Annotation, Image, Label, Point
@@ -164,7 +163,4 @@ def write_report(report: SourceReport, out: Path) -> list[Path]:
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)

@@ -8,8 +8,6 @@ optimizer, learning rate); a YAML file then overrides any field, so a file holdi
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, get_type_hints
@@ -17,6 +15,7 @@ from typing import Any, Literal, get_type_hints
 import yaml
 
 from quadrat.errors import InputError
+from quadrat.io.atomic import write_text
 
 Optimizer = Literal["sgd", "lars", "adamw"]
 OPTIMIZERS: tuple[str, ...] = ("sgd", "lars", "adamw")
@@ -202,15 +201,7 @@ def save_config(config: SSLConfig, path: str | Path) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """Write a whole file or nothing: a crash leaves the old file (or none), never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, text)
 
 
 def _merge(obj: Any, values: dict[str, Any], *, where: str, prefix: str = "") -> Any:

@@ -10,8 +10,6 @@ readable without loading any tensor.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +18,7 @@ import torch
 
 from quadrat.errors import WeightsError
 from quadrat.extractors.weights import BACKBONE_FORMAT, read_state_dict
+from quadrat.io.atomic import atomic_path
 
 if TYPE_CHECKING:
     from quadrat.ssl.train import SSLModule
@@ -93,12 +92,6 @@ def write_backbone(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state_dict.items()}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        safetensors.torch.save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        safetensors.torch.save_file(tensors, str(tmp), metadata=metadata)
     return path
