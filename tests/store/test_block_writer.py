@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.store.conftest import MakeProject
 
 from quadrat.errors import ProjectError
 from quadrat.store.block_writer import BlockWriter
-from quadrat.store.features import load_features, register_extractor, write_blocks
+from quadrat.store.features import load_features, write_blocks
 from quadrat.store.project import Project
-from quadrat.store.schema import FeatureBlock, Image, Source
+from quadrat.store.schema import FeatureBlock
 
 N_IMAGES = 6
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    project = Project.create(tmp_path / "p.db")
-    with project.session() as session:
-        source = Source(name="reef")
-        session.add(source)
-        session.flush()
-        for i in range(N_IMAGES):
-            session.add(
-                Image(
-                    source_id=source.id,
-                    name=f"{i}.jpg",
-                    path=f"/x/{i}.jpg",
-                    sha256="0" * 64,
-                    width=10,
-                    height=10,
-                )
-            )
-        register_extractor(session, "tex", "texture", 4, {})
-    return project
+def project(make_project: MakeProject) -> Project:
+    return make_project(N_IMAGES, 4)
 
 
 def _block(image_id: int, n: int = 3) -> tuple[int, np.ndarray, np.ndarray]:

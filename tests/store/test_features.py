@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from tests.store.conftest import MakeProject
 
 from quadrat.errors import ProjectError
 from quadrat.store.features import (
@@ -15,29 +14,12 @@ from quadrat.store.features import (
     write_block,
 )
 from quadrat.store.project import Project
-from quadrat.store.schema import FeatureBlock, Image, Source
+from quadrat.store.schema import FeatureBlock
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    project = Project.create(tmp_path / "p.db")
-    with project.session() as session:
-        source = Source(name="reef")
-        session.add(source)
-        session.flush()
-        for i in range(3):
-            session.add(
-                Image(
-                    source_id=source.id,
-                    name=f"{i}.jpg",
-                    path=f"/x/{i}.jpg",
-                    sha256="0" * 64,
-                    width=10,
-                    height=10,
-                )
-            )
-        register_extractor(session, "tex", "texture", 4, {})
-    return project
+def project(make_project: MakeProject) -> Project:
+    return make_project(3, 4)
 
 
 def test_round_trip_float16_and_float32(project: Project) -> None:

@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from tests.store.conftest import MakeProject
 
-from quadrat.store.features import load_features, register_extractor, write_block
+from quadrat.store.features import load_features, write_block
 from quadrat.store.project import Project
-from quadrat.store.schema import Image, Source
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    project = Project.create(tmp_path / "p.db")
-    with project.session() as session:
-        source = Source(name="reef")
-        session.add(source)
-        session.flush()
-        for i in range(2):
-            session.add(
-                Image(
-                    source_id=source.id,
-                    name=f"{i}.jpg",
-                    path=f"/x/{i}.jpg",
-                    sha256="0" * 64,
-                    width=10,
-                    height=10,
-                )
-            )
-        register_extractor(session, "tex", "texture", 3, {})
-    return project
+def project(make_project: MakeProject) -> Project:
+    return make_project(2, 3)
 
 
 def test_float16_blocks_load_as_float16_with_the_same_values(project: Project) -> None:

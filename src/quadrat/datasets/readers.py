@@ -788,8 +788,9 @@ def _interpolate_in_time(
     where that distance is within ``max_gap_s`` (a time outside the log or in a gap in it
     gets no value). Sorting is done here, so the log may come in any order.
     """
-    order = np.argsort(_seconds(log_times), kind="stable")
-    log_s = _seconds(log_times)[order]
+    log_s = _seconds(log_times)
+    order = np.argsort(log_s, kind="stable")
+    log_s = log_s[order]
     after = np.clip(np.searchsorted(log_s, at_s), 0, len(log_s) - 1)
     before = np.clip(after - 1, 0, len(log_s) - 1)
     gap = np.minimum(np.abs(log_s[after] - at_s), np.abs(at_s - log_s[before]))

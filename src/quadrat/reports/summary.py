@@ -153,7 +153,7 @@ def write_report(report: SourceReport, out: Path) -> list[Path]:
                 )
             )
         summary = {k: v for k, v in report.classifier.items() if k not in ("label_codes",)}
-        _write_text(out / "metrics.json", json.dumps(summary, indent=2, default=str))
+        write_text(out / "metrics.json", json.dumps(summary, indent=2, default=str))
         written.append(out / "metrics.json")
     if report.cover is not None and len(report.cover):
         written.append(write_percent_cover_csv(report.cover, out / "cover.csv"))
@@ -161,6 +161,3 @@ def write_report(report: SourceReport, out: Path) -> list[Path]:
         written.append(plot_cover(wide, out / "cover.png", title=f"Cover: {report.source}"))
     return written
 
-
-def _write_text(path: Path, text: str) -> None:
-    write_text(path, text)

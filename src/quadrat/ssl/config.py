@@ -196,12 +196,8 @@ def load_config(path: str | Path, **overrides: Any) -> SSLConfig:
 
 def save_config(config: SSLConfig, path: str | Path) -> None:
     """Write ``config`` as YAML atomically (temp file + rename)."""
-    write_text_atomic(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a crash leaves the old file (or none), never half."""
-    write_text(path, text)
 
 
 def _merge(obj: Any, values: dict[str, Any], *, where: str, prefix: str = "") -> Any:
