@@ -8,7 +8,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -49,8 +49,37 @@ SourceOption = Annotated[
 DEFAULT_PROJECT = Path("quadrat.db")
 
 
+#: Exit statuses (docs/cli.md). Error families carry theirs (``QuadratError.exit_code``).
+EXIT_OK = 0
+EXIT_ERROR = 1  # bad input or wrong state (InputError, StateError, ...)
+EXIT_USAGE = 2  # Typer/click: unknown option, missing argument
+EXIT_NOTHING_TO_DO = 3  # the command had nothing to do (says why); see --allow-nothing
+EXIT_NOT_FOUND = 4  # NotFoundError: a file, source, classifier that does not exist
+EXIT_CONFLICT = 5  # ConflictError: already imported, already exists, project locked
+EXIT_LIMIT = 6  # LimitError: an input over a configurable limit
+EXIT_MISSING_DEPENDENCY = 7  # MissingDependencyError: pip install 'quadrat[extra]'
+
+#: Python parameter names (``QuadratError.param``) whose CLI flag is not ``--name``.
+PARAM_FLAGS: dict[str, str] = {
+    "random_weights": "--random-weights",
+    "weights": "--weights FILE",
+    "threshold": "--threshold",
+    "force": "--force",
+    "source": "--source/-s",
+    "project": "--project/-p",
+}
+
+
+def flag_for(param: str) -> str:
+    """The CLI flag of a library parameter (``min_score`` -> ``--min-score``)."""
+    return PARAM_FLAGS.get(param, "--" + param.replace("_", "-"))
+
+
 def user_errors(func: F) -> F:
-    """Turn a user-facing error into one red line and exit status 1, no traceback."""
+    """Turn a user-facing error into one red line and its family's exit status, no traceback.
+
+    The library names parameters (``error.param``); here they become the flag to change.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -59,13 +88,43 @@ def user_errors(func: F) -> F:
             try:
                 return func(*args, **kwargs)
             except QuadratError as exc:
+                hint = f" (see {flag_for(exc.param)})" if exc.param else ""
+                err_console.print(
+                    f"[bold red]error:[/] {exc}{hint}", highlight=False, soft_wrap=True
+                )
+                raise typer.Exit(exc.exit_code) from None
+            except FileNotFoundError as exc:
                 err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-                raise typer.Exit(1) from None
-            except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+                raise typer.Exit(EXIT_NOT_FOUND) from None
+            except (PermissionError, IsADirectoryError) as exc:
                 err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-                raise typer.Exit(1) from None
+                raise typer.Exit(EXIT_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def nothing_to_do(message: str, *, allow: bool = False) -> NoReturn:
+    """Say why a command did nothing and exit with EXIT_NOTHING_TO_DO (0 when ``allow``)."""
+    err_console.print(f"[yellow]nothing to do:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_OK if allow else EXIT_NOTHING_TO_DO)
+
+
+def fmt(value: float | int | None, digits: int = 3) -> str:
+    """A figure for people: ints as ints, floats to ``digits`` significant places, None as '-'.
+
+    >>> fmt(0.8200000000000001), fmt(1234.5678), fmt(3), fmt(None), fmt(float("nan"))
+    ('0.82', '1235', '3', '-', '-')
+    """
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        return "-"
+    if abs(number) >= 10**digits:
+        return f"{number:.0f}"
+    return f"{number:.{digits}g}"
 
 
 def _show_warning(message: Any, category: Any, *_args: Any, **_kwargs: Any) -> None:
