@@ -271,3 +271,53 @@ def test_check_complete_rejects_broken_files(image_fixtures, name):
 def test_check_complete_missing_file(tmp_path):
     with pytest.raises(ImageError, match="not found"):
         check_complete(tmp_path / "gone.jpg")
+
+
+# ---------------------------------------------------------------- list_images / read_bytes
+
+
+def _touch(path: Path, data: bytes = b"x") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_list_images_one_suffix_set_sorted_hidden_skipped(tmp_path: Path) -> None:
+    for name in ("b.JPG", "a.png", "c.webp", "d.bmp", "e.tiff", "notes.txt", ".hidden.jpg"):
+        _touch(tmp_path / name)
+    _touch(tmp_path / "sub" / "f.jpeg")
+    _touch(tmp_path / ".thumbs" / "g.jpg")
+    (tmp_path / "folder.jpg").mkdir()
+    flat = images.list_images(tmp_path)
+    assert [p.name for p in flat] == ["a.png", "b.JPG", "c.webp", "d.bmp", "e.tiff"]
+    deep = images.list_images(tmp_path, recursive=True)
+    assert [p.relative_to(tmp_path).as_posix() for p in deep] == [
+        "a.png",
+        "b.JPG",
+        "c.webp",
+        "d.bmp",
+        "e.tiff",
+        "sub/f.jpeg",
+    ]
+    assert {".jpg", ".webp", ".bmp"} <= images.IMAGE_SUFFIXES
+
+
+def test_list_images_missing_folder(tmp_path: Path) -> None:
+    from quadrat.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="folder not found"):
+        images.list_images(tmp_path / "nope")
+
+
+def test_read_bytes_writable_and_limited(tmp_path: Path) -> None:
+    from quadrat.errors import LimitError
+
+    path = _touch(tmp_path / "a.jpg", b"12345")
+    data = images.read_bytes(path)
+    assert isinstance(data, bytearray) and bytes(data) == b"12345"
+    with pytest.raises(LimitError, match="limit of 4"):
+        images.read_bytes(path, limit=4)
+    with pytest.raises(ImageError, match="not found"):
+        images.read_bytes(tmp_path / "missing.jpg")
+    with pytest.raises(ImageError, match="not a regular file"):
+        images.read_bytes(tmp_path)

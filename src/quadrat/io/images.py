@@ -1,4 +1,7 @@
-"""Reading seafloor photographs: header facts, content hashes and RGB pixels.
+"""Reading seafloor photographs: which files are images, header facts, hashes, RGB pixels.
+
+The one home of :data:`IMAGE_SUFFIXES` and :func:`list_images`: ``quadrat import``,
+``dataset validate`` and SSL pretraining accept the same files.
 
 Point coordinates in CoralNet (and pyspacer) refer to the pixels *as stored*: EXIF
 orientation is ignored. We do the same, so that rows and columns from a CoralNet export
@@ -9,15 +12,26 @@ tag, because a viewer will show that image rotated relative to its points.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from quadrat.errors import ImageError
+from quadrat.errors import ImageError, InputError, LimitError, NotFoundError
+
+#: File suffixes (lower case) treated as images everywhere in quadrat.
+IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+)
+
+#: Largest file :func:`read_bytes` reads by default (a photo is far smaller; a larger
+#: file is a mistake such as a video or an archive named .jpg).
+MAX_FILE_BYTES = 1 << 30
 
 #: Largest image we decode (pyspacer's limit); larger files are refused as a
 #: decompression bomb or a mosaic that needs tiling first.
@@ -31,6 +45,64 @@ _HASH_CHUNK = 1 << 20
 _TRUNCATED_LOCK = threading.Lock()
 _WARNED_LOCK = threading.Lock()
 _warned_orientation: set[str] = set()
+
+
+def is_image(path: str | Path) -> bool:
+    """Whether ``path``'s suffix (any case) is one of :data:`IMAGE_SUFFIXES`."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(
+    folder: str | Path,
+    *,
+    recursive: bool = False,
+    suffixes: Iterable[str] = IMAGE_SUFFIXES,
+) -> list[Path]:
+    """Image files in ``folder`` (and its sub-folders when ``recursive``), sorted.
+
+    Hidden files and anything inside hidden folders (a leading ".", e.g. ``.thumbnails``
+    or macOS ``._IMG_1.jpg`` resource forks) are skipped: they are never survey photos.
+    A missing folder is a :class:`~quadrat.errors.NotFoundError`.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        if root.exists():
+            raise InputError("not a folder", path=root, param="folder")
+        raise NotFoundError("folder not found", path=root, param="folder")
+    wanted = {s.lower() for s in suffixes}
+    candidates = root.rglob("*") if recursive else root.iterdir()
+    return sorted(
+        p
+        for p in candidates
+        if p.suffix.lower() in wanted
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and p.is_file()
+    )
+
+
+def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytearray:
+    """The file's bytes in a writable buffer (``torch.frombuffer`` needs one, without copy).
+
+    A missing file, a folder or an unreadable file is an :class:`~quadrat.errors.ImageError`
+    naming the file; one larger than ``limit`` bytes a :class:`~quadrat.errors.LimitError`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        reason = "not a regular file" if path.exists() else "image file not found"
+        raise ImageError(reason, path=path)
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > limit:
+                raise LimitError(
+                    f"file has {size:,} bytes, more than the limit of {limit:,}",
+                    path=path,
+                    value=size,
+                    param="limit",
+                )
+            return bytearray(fh.read())
+    except OSError as exc:
+        raise ImageError(f"cannot read image file: {exc}", path=path) from exc
 
 
 @dataclass(frozen=True)

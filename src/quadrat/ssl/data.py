@@ -39,13 +39,13 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from quadrat.datasets.shards import read_shard, split_member_name
 from quadrat.errors import ImageError, InputError
+from quadrat.io.images import list_images as _list_images
 from quadrat.io.images import load_rgb
 from quadrat.patches import crop_patches
 from quadrat.ssl.augment import TwoCrops
 from quadrat.ssl.config import AugmentConfig, SSLConfig
 
 DataKind = Literal["auto", "folder", "shards", "photos"]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 SHARD_IMAGE_PARTS = ("jpg", "jpeg", "png", "webp")
 Pair = tuple[torch.Tensor, torch.Tensor, int]
 
@@ -56,7 +56,7 @@ def _chw(rgb: np.ndarray) -> torch.Tensor:
 
 def list_images(root: Path) -> list[Path]:
     """Image files under ``root`` (recursively), sorted for a reproducible order."""
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return _list_images(root, recursive=True)
 
 
 class FolderImages(Dataset[Pair]):
