@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -157,19 +155,12 @@ def test_large_mosaic_needs_no_padded_copy():
     assert peak < 20_000_000  # a whole-image pad would be > 200 MB
 
 
-def test_speed_200_points_on_2000x1500():
+def test_200_points_on_2000x1500():
+    """The speed figure (> 2,000 patches/s) is benchmarks/parse_and_crop.py's, not a test's."""
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
     rows = rng.integers(0, 1500, 200)
     cols = rng.integers(0, 2000, 200)
-    crop_patches(image, rows, cols)  # warm-up
-    best = min(_timed(lambda: crop_patches(image, rows, cols)) for _ in range(3))
-    rate = 200 / best
-    print(f"crop_patches: {rate:,.0f} patches/s (200 points, 2000x1500)")
-    assert rate > 2000  # measured ~30,000/s; pyspacer's whole pipeline runs ~18 points/s
-
-
-def _timed(func) -> float:
-    start = time.perf_counter()
-    func()
-    return time.perf_counter() - start
+    patches = crop_patches(image, rows, cols)
+    assert patches.shape == (200, 224, 224, 3) and patches.dtype == np.uint8
+    np.testing.assert_array_equal(patches, naive_pyspacer(image, rows, cols))

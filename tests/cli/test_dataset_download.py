@@ -23,7 +23,7 @@ from quadrat.datasets.download import read_manifest
 from quadrat.datasets.shards import list_shards, read_shard
 
 runner = CliRunner()
-FAST = ["--workers", "3", "--timeout", "1", "--retries", "1"]
+FAST = ["--workers", "3", "--timeout", "10", "--retries", "1"]  # generous: loopback under load
 
 
 @pytest.fixture

@@ -31,7 +31,9 @@ from quadrat.datasets.shards import list_shards, read_shard, shard_keys
 from quadrat.errors import CsvFormatError, InputError
 from tests.data.http.data import FixtureServer, Reply, jpeg_bytes
 
-FAST = DownloadOptions(workers=3, timeout=0.3, retries=2, backoff=0.01, max_backoff=0.05)
+# Generous timeouts and retries: a loaded CI machine must not turn a loopback reply into a
+# failure. Only test_timeouts_are_retried trips a timeout, on purpose.
+FAST = DownloadOptions(workers=3, timeout=10, retries=2, backoff=0.01, max_backoff=0.05)
 
 
 @pytest.fixture
@@ -159,11 +161,12 @@ def test_timeouts_are_retried(server: FixtureServer, tmp_path: Path) -> None:
     table = table_for(
         server,
         {
-            "slow-once.jpg": [Reply.slow(jpeg_bytes(0), delay=1.0), Reply.ok(jpeg_bytes(0))],
-            "always-slow.jpg": [Reply.slow(jpeg_bytes(1), delay=1.0)],
+            "slow-once.jpg": [Reply.slow(jpeg_bytes(0), delay=20.0), Reply.ok(jpeg_bytes(0))],
+            "always-slow.jpg": [Reply.slow(jpeg_bytes(1), delay=20.0)],
         },
     )
-    options = DownloadOptions(workers=2, timeout=0.2, retries=1, backoff=0.01, max_backoff=0.02)
+    # 2 s: ample for the prompt reply on a loaded machine, far below the 20 s stall.
+    options = DownloadOptions(workers=2, timeout=2, retries=1, backoff=0.01, max_backoff=0.02)
     summary = download_images(table, tmp_path, options=options)
     assert (summary.downloaded, summary.failed) == (1, 1)
     failures = pd.read_csv(tmp_path / "failures.csv")
@@ -262,7 +265,7 @@ def test_resize_shrinks_the_shortest_side_and_keeps_jpeg(
 ) -> None:
     big, small = jpeg_bytes(0, width=96, height=64), jpeg_bytes(1, width=40, height=30)
     table = table_for(server, {"big.jpg": [Reply.ok(big)], "small.jpg": [Reply.ok(small)]})
-    options = DownloadOptions(workers=2, timeout=1, retries=0, resize=32)
+    options = DownloadOptions(workers=2, timeout=10, retries=0, resize=32)
     download_images(table, tmp_path, options=options)
     manifest = read_manifest(tmp_path).set_index("image")
     assert tuple(manifest.loc["big.jpg", ["width", "height"]]) == (48, 32)
@@ -461,7 +464,7 @@ def test_squidle_export_downloads_from_a_local_mirror(
     table["point.media.path_best"] = table["point.media.path_best"].map(
         lambda u: server.url("/" + u.split("/", 3)[3])
     )
-    options = DownloadOptions(workers=8, timeout=2, retries=0)
+    options = DownloadOptions(workers=8, timeout=30, retries=2, backoff=0.01, max_backoff=0.05)
     summary = download_images(
         table, tmp_path, shard_size=64, options=options, source=csv, columns=SQUIDLE_COLUMNS
     )
@@ -507,7 +510,7 @@ def test_resize_bakes_exif_orientation_into_the_pixels(
     buffer = io.BytesIO()
     im.save(buffer, "JPEG", quality=90, exif=exif.tobytes())
     table = table_for(server, {"rot.jpg": [Reply.ok(buffer.getvalue())]})
-    download_images(table, tmp_path, options=DownloadOptions(timeout=1, retries=0, resize=32))
+    download_images(table, tmp_path, options=DownloadOptions(timeout=10, retries=0, resize=32))
     ((_, parts),) = all_samples(tmp_path)
     with Image.open(io.BytesIO(parts["jpg"])) as small:
         assert small.size == (32, 48)
@@ -535,7 +538,7 @@ def test_a_cut_jpeg_with_matching_length_is_caught(
     table = table_for(
         server, {"cut.jpg": [Reply.ok(body[: len(body) // 2])], "whole.jpg": [Reply.ok(body)]}
     )
-    options = DownloadOptions(timeout=1, retries=1, backoff=0.01, verify=cast(Verify, verify))
+    options = DownloadOptions(timeout=10, retries=1, backoff=0.01, verify=cast(Verify, verify))
     summary = download_images(table, tmp_path, options=options)
     assert (summary.downloaded, summary.failed) == (1, 1)
     failures = pd.read_csv(tmp_path / "failures.csv")
@@ -554,7 +557,7 @@ def test_header_verification_skips_the_pixel_decode(
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
     table = table_for(server, {"a.jpg": [Reply.ok(jpeg_bytes(0))]})
-    options = DownloadOptions(timeout=1, retries=0, verify="header")
+    options = DownloadOptions(timeout=10, retries=0, verify="header")
     summary = download_images(table, tmp_path, options=options)
     assert summary.downloaded == 1
     assert read_manifest(tmp_path)[["width", "height"]].values.tolist() == [[64, 48]]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -205,18 +204,16 @@ def test_header_only_file_gives_empty_frame(tmp_path):
     assert len(df) == 0 and list(df.columns[:4]) == ["image", "row", "column", "label"]
 
 
-def test_100k_rows_parse_fast(tmp_path, coralnet_fixture):
+def test_100k_rows_parse(tmp_path, coralnet_fixture):
+    """The speed figure (< 1 s) is benchmarks/parse_and_crop.py's, not a test's."""
     text = Path(coralnet_fixture["annotations"]).read_text()
     header, *rows = text.splitlines()
     rows = [r for r in rows if "Turbid" not in r and r != 'surge"' and not r.startswith("surge")]
     big = [header] + [rows[i % len(rows)] for i in range(100_000)]
     path = write(tmp_path, "\n".join(big) + "\n", "big.csv")
-    start = time.perf_counter()
     df = read_annotations_csv(path)
-    elapsed = time.perf_counter() - start
-    print(f"read_annotations_csv: 100k rows x {len(header.split(','))} columns in {elapsed:.3f}s")
     assert len(df) == 100_000
-    assert elapsed < 1.0
+    assert df["line"].iloc[-1] == 100_001
 
 
 # ---------------------------------------------------------------- labelsets
@@ -658,17 +655,14 @@ def test_whitespace_only_line_is_tolerated(tmp_path):
     assert df["image"].tolist() == ["a.jpg", "b.jpg"]
 
 
-def test_100k_rows_with_quoted_line_breaks_parse_fast(tmp_path):
+def test_100k_rows_with_quoted_line_breaks_parse(tmp_path):
+    """The speed figure (< 1.5 s) is benchmarks/parse_and_crop.py's, not a test's."""
     rows = ["Name,Row,Column,Label,Comments"]
     rows += [
         f"img{i % 50}.jpg,{i % 2000},{i % 1500},L{i % 9}," + ('"a,\nb"' if i % 3 == 0 else "ok")
         for i in range(100_000)
     ]
     path = write(tmp_path, "\n".join(rows) + "\n", "bigq.csv")
-    start = time.perf_counter()
     df = read_annotations_csv(path)
-    elapsed = time.perf_counter() - start
-    print(f"read_annotations_csv: 100k rows with quoted line breaks in {elapsed:.3f}s")
     assert len(df) == 100_000
     assert df["line"].iloc[-1] == 1 + 100_000 + 33_334 - (1 if 99_999 % 3 == 0 else 0)
-    assert elapsed < 1.5
