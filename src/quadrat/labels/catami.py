@@ -32,6 +32,7 @@ import pandas as pd
 
 from quadrat.errors import CsvFormatError, InputError
 from quadrat.io.atomic import atomic_file
+from quadrat.io.csv import read_csv_frame
 
 HEADS: tuple[str, ...] = ("biota", "substrate", "relief", "bedforms")
 PATH_SEPARATOR = " > "
@@ -364,10 +365,7 @@ def _code(value: object) -> str:
 
 
 def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise CsvFormatError(f"cannot parse CSV: {exc}", path=path) from None
+    frame = read_csv_frame(path)
     missing = [column for column in required if column not in frame.columns]
     if missing:
         raise CsvFormatError(

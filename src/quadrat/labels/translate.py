@@ -42,6 +42,7 @@ from pathlib import Path
 import pandas as pd
 
 from quadrat.errors import CsvFormatError, InputError
+from quadrat.io.csv import read_csv_frame
 from quadrat.labels.catami import (
     PARENTHETICAL as _PAREN,
 )
@@ -333,7 +334,7 @@ def default_synonyms() -> dict[str, str]:
 def read_vocabulary(path: str | Path) -> dict[str, str]:
     """A vocabulary CSV (``term, caab_code[, note]``): a survey's own words for CATAMI nodes."""
     path = Path(path)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame = read_csv_frame(path)
     for column in ("term", "caab_code"):
         if column not in frame.columns:
             raise CsvFormatError(f"missing column {column!r}", path=path)
@@ -405,7 +406,7 @@ def read_source_labels(path: str | Path, kind: str) -> list[SourceLabel]:
             return [SourceLabel(row[0].strip()) for row in rows if row and row[0].strip()]
         lines = path.read_text(encoding="utf-8-sig").splitlines()
         return [SourceLabel(line.strip()) for line in lines if line.strip()]
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame = read_csv_frame(path)
     cols = _columns(frame)
     if kind == "coralnet-labelset":
         need = ("short_code", "name")
@@ -447,7 +448,7 @@ def read_mapping(path: str | Path, tree: CatamiTree | None = None) -> dict[str, 
     """
     tree = tree or default_catami()
     path = Path(path)
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame = read_csv_frame(path)
     for column in ("source_label", "caab_code"):
         if column not in frame.columns:
             raise CsvFormatError(f"missing column {column!r}", path=path)
@@ -559,7 +560,7 @@ def read_annotations(
         raise InputError(f"unknown source kind (choose {', '.join(defaults)})", value=kind)
     label_col = label_column or defaults[kind][0]
     image_col = image_column or defaults[kind][1]
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame = read_csv_frame(path)
     for column in (label_col, image_col):
         if column not in frame.columns:
             raise CsvFormatError(

@@ -1,0 +1,110 @@
+"""Cell helpers shared by the CoralNet readers and writers (vectorised with pyarrow)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quadrat.errors import CsvFormatError
+from quadrat.io.atomic import atomic_file
+from quadrat.io.csv import read_csv
+
+INT_RE = r"\d{1,18}"
+_DATE_FORMAT = "%Y-%m-%d %H:%M:%S+00:00"
+
+
+def read_raw(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+    """(string cells, header cells, 1-based line of each row) through :mod:`quadrat.io.csv`."""
+    table = read_csv(path)
+    return table.frame, table.header, table.lines
+
+
+def fail_first(
+    bad: np.ndarray, values: pd.Series, lines: np.ndarray, path: Path, message: str
+) -> None:
+    """Raise CsvFormatError for the first flagged row (message may use {value})."""
+    if not bad.any():
+        return
+    i = int(np.flatnonzero(bad)[0])
+    value = values.iloc[i]
+    more = int(bad.sum()) - 1
+    suffix = f" ({more} more such rows)" if more else ""
+    raise CsvFormatError(
+        message.format(value=repr(value)) + suffix, path=path, line=int(lines[i]), value=value
+    )
+
+
+def strings(array: pa.Array | pa.ChunkedArray, index: pd.Index) -> pd.Series:
+    return pd.Series(pd.arrays.ArrowStringArray(array), index=index, copy=False)
+
+
+def text_cells(series: pd.Series) -> pd.Series:
+    """Stripped strings with empty cells as <NA> (pyarrow compute: no Python loop)."""
+    arr = pc.utf8_trim_whitespace(pa.array(series, type=pa.large_string(), from_pandas=True))
+    arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, type=arr.type), arr)
+    return strings(arr, series.index)
+
+
+def mask(result: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(result, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def nonneg_int(series: pd.Series, header: str, lines: np.ndarray, path: Path) -> pd.Series:
+    s = text_cells(series)
+    arr = pa.array(s)
+    fail_first(mask(pc.is_null(arr)), s, lines, path, f"{header} is empty (every point needs one)")
+    ok = mask(pc.match_substring_regex(arr, r"^\d{1,18}$"))
+    fail_first(~ok, s, lines, path, f"{header} must be a non-negative integer, got {{value}}")
+    values = pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False)
+    return pd.Series(values.astype(np.int64), index=series.index)
+
+
+def floats(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(values with NaN for blanks, mask of non-blank cells that are not numbers)."""
+    arr = pa.array(series)
+    present = ~mask(pc.is_null(arr))
+    try:
+        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=np.float64), np.zeros(len(series), dtype=bool)
+    except pa.ArrowInvalid:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return values, present & np.isnan(values)
+
+
+def parse_dates(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """UTC timestamps, parsing each distinct string once (exports repeat them a lot)."""
+    arr = pa.array(series)
+    uniques = pc.unique(pc.drop_null(arr))
+    parsed = pd.to_datetime(
+        pd.Series(uniques.to_pylist(), dtype=object), utc=True, format="ISO8601", errors="coerce"
+    )
+    position = pc.index_in(arr, value_set=uniques).to_numpy(zero_copy_only=False)
+    position = np.where(pd.isna(position), -1, position).astype(np.int64)
+    lookup = np.r_[parsed.to_numpy(dtype="datetime64[ns]"), np.datetime64("NaT", "ns")]
+    values = pd.Series(lookup[position], index=series.index).dt.tz_localize("UTC")
+    bad = (position >= 0) & pd.isna(values).to_numpy()
+    return values, bad
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write to a temporary file beside ``path`` then rename: readers never see half a file."""
+    with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
+        frame.to_csv(fh, index=False, lineterminator="\n")
+    return Path(path)
+
+
+def blank(series: pd.Series) -> pd.Series:
+    """Strings for CSV cells, with missing values as empty cells."""
+    return series.astype("string").fillna("")
+
+
+def format_dates(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        s = series
+        s = s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+        return s.dt.strftime(_DATE_FORMAT).astype("string").fillna("")
+    return blank(series)

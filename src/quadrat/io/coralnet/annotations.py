@@ -1,0 +1,234 @@
+"""CoralNet annotation exports and uploads: ``Name,Row,Column[,Label code],...``."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from quadrat.errors import CsvFormatError, InputError
+from quadrat.io.coralnet._cells import (
+    blank,
+    fail_first,
+    floats,
+    format_dates,
+    nonneg_int,
+    parse_dates,
+    read_raw,
+    text_cells,
+    write_csv,
+)
+from quadrat.io.csv import header_key
+
+#: CoralNet's image-metadata export columns, in its export order (aux columns may carry
+#: a source's own names, e.g. "Site" for Aux1; any unknown column is kept as metadata).
+METADATA_COLUMNS: tuple[str, ...] = (
+    "Date",
+    "Aux1",
+    "Aux2",
+    "Aux3",
+    "Aux4",
+    "Aux5",
+    "Height (cm)",
+    "Latitude",
+    "Longitude",
+    "Depth",
+    "Camera",
+    "Photographer",
+    "Water quality",
+    "Strobes",
+    "Framing gear used",
+    "White balance card",
+    "Comments",
+)
+
+#: CoralNet exports the machine's top 5 suggestions per point.
+N_SUGGESTIONS = 5
+
+_LABEL_HEADERS = ("label code", "label", "label id")  # preference order
+_SUGGESTION_RE = re.compile(r"^machine (suggestion|confidence) (\d+)$")
+
+#: Normalised annotation columns that are not metadata (everything else is).
+_CORE = {"image", "row", "column", "label", "label_id", "annotator", "date_annotated", "line"}
+
+
+def read_annotations_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CoralNet annotation export or upload CSV into a normalised frame.
+
+    Columns: ``image`` (string), ``row``/``column`` (int64), ``label`` (string, <NA> when
+    blank or when the file has no label column), ``label_id`` (only when a ``Label ID``
+    column accompanies a ``Label code``/``Label`` column), ``annotator`` (string),
+    ``date_annotated`` (UTC datetime), the metadata columns under their CoralNet names
+    (strings), ``machine_suggestion_K``/``machine_confidence_K`` (confidence as a 0-1
+    fraction) when present, and ``line`` (1-based line in the file; header = 1).
+    ``df.attrs``: ``path``, ``label_column`` (the header the labels came from, or None),
+    ``metadata_columns``.
+    """
+    path = Path(path)
+    body, header, lines = read_raw(path)
+    keys = [header_key(h) for h in header]
+
+    seen: dict[str, str] = {}
+    for h, k in zip(header, keys, strict=True):
+        if k in seen:
+            raise CsvFormatError(
+                f"duplicate column {h!r} (also {seen[k]!r})", path=path, line=1, value=h
+            )
+        seen[k] = h
+    missing = [name for name in ("Name", "Row", "Column") if name.lower() not in seen]
+    if missing:
+        raise CsvFormatError(
+            f"missing required column(s) {', '.join(missing)}; found {', '.join(header) or 'none'}"
+            " (CoralNet's form: Name,Row,Column[,Label code])",
+            path=path,
+            line=1,
+            value=missing,
+        )
+
+    out: dict[str, pd.Series] = {}
+    image = text_cells(body[seen["name"]])
+    fail_first(image.isna().to_numpy(), image, lines, path, "Name is empty")
+    out["image"] = image
+    out["row"] = nonneg_int(body[seen["row"]], "Row", lines, path)
+    out["column"] = nonneg_int(body[seen["column"]], "Column", lines, path)
+
+    label_key = next((k for k in _LABEL_HEADERS if k in seen), None)
+    label_column = seen[label_key] if label_key else None
+    if label_key is None:
+        out["label"] = pd.Series(pd.NA, index=body.index, dtype="string")
+    else:
+        out["label"] = text_cells(body[seen[label_key]])
+        if label_key != "label id" and "label id" in seen:
+            out["label_id"] = text_cells(body[seen["label id"]])
+
+    out["annotator"] = (
+        text_cells(body[seen["annotator"]])
+        if "annotator" in seen
+        else pd.Series(pd.NA, index=body.index, dtype="string")
+    )
+    if "date annotated" in seen:
+        raw_dates = text_cells(body[seen["date annotated"]])
+        dates, bad_dates = parse_dates(raw_dates)
+        fail_first(
+            bad_dates,
+            raw_dates,
+            lines,
+            path,
+            "Date annotated is not a date-time, got {value}",
+        )
+        out["date_annotated"] = dates
+    else:
+        out["date_annotated"] = pd.Series(pd.NaT, index=body.index, dtype="datetime64[ns, UTC]")
+
+    used = {"name", "row", "column", "annotator", "date annotated"}
+    if label_key:
+        used.add(label_key)
+        if "label_id" in out:
+            used.add("label id")
+
+    suggestions: dict[int, dict[str, str]] = {}
+    for h, k in zip(header, keys, strict=True):
+        match = _SUGGESTION_RE.match(k)
+        if match:
+            suggestions.setdefault(int(match.group(2)), {})[match.group(1)] = h
+            used.add(k)
+
+    metadata = [h for h, k in zip(header, keys, strict=True) if k not in used]
+    for h in metadata:
+        out[h] = text_cells(body[h])
+
+    for n in sorted(suggestions):
+        cols = suggestions[n]
+        if "suggestion" in cols:
+            out[f"machine_suggestion_{n}"] = text_cells(body[cols["suggestion"]])
+        if "confidence" in cols:
+            raw_conf = text_cells(body[cols["confidence"]])
+            conf, bad = floats(raw_conf)
+            with np.errstate(invalid="ignore"):
+                bad |= (conf < 0) | (conf > 100)
+            fail_first(
+                bad, raw_conf, lines, path, f"{cols['confidence']} must be 0-100, got {{value}}"
+            )
+            out[f"machine_confidence_{n}"] = pd.Series(conf / 100.0, index=body.index)
+
+    out["line"] = pd.Series(lines, index=body.index, dtype="int64")
+    frame = pd.DataFrame(out)
+    frame.attrs.update(path=str(path), label_column=label_column, metadata_columns=list(metadata))
+    return frame
+
+
+def _suggestion_numbers(df: pd.DataFrame) -> list[int]:
+    numbers = set()
+    for column in df.columns:
+        match = re.fullmatch(r"machine_(suggestion|confidence)_(\d+)", str(column))
+        if match and df[column].notna().any():
+            numbers.add(int(match.group(2)))
+    if not numbers:
+        return []
+    return list(range(1, max(max(numbers), N_SUGGESTIONS) + 1))
+
+
+def write_annotations_csv(
+    df: pd.DataFrame, path: str | Path, *, label_header: str | None = None
+) -> Path:
+    """Write annotations in CoralNet's export form (atomically).
+
+    Column order as CoralNet exports: ``Name``, metadata columns (any column of ``df``
+    that is not a normalised annotation column, in ``df`` order), ``Row``, ``Column``,
+    the label column (``label_header``, else ``df.attrs['label_column']``, else
+    ``Label``), ``Label ID`` if ``df`` has ``label_id``, ``Annotator,Date annotated`` if
+    either has a value, and ``Machine suggestion K,Machine confidence K`` for K = 1..5 if
+    any suggestion has a value. Confidences are 0-1 fractions in ``df``, written as integer
+    percents (rounded half up). A frame read from a points-only file (no label column,
+    no labels) is written back as ``Name,Row,Column``.
+    """
+    missing = [c for c in ("image", "row", "column") if c not in df.columns]
+    if missing:
+        raise InputError(f"annotations frame lacks column(s) {', '.join(missing)}")
+    out: dict[str, pd.Series] = {"Name": blank(df["image"])}
+    metadata = [c for c in df.columns if c not in _CORE and not str(c).startswith("machine_")]
+    for c in metadata:
+        out[str(c)] = blank(df[c])
+    for c, header in (("row", "Row"), ("column", "Column")):
+        values = pd.to_numeric(df[c], errors="raise")
+        if values.isna().any() or (values < 0).any() or (values != np.floor(values)).any():
+            raise InputError(f"{c} must hold non-negative integers", value=c)
+        out[header] = values.astype(np.int64).astype("string")
+    points_only = (
+        label_header is None
+        and df.attrs.get("label_column", "") is None
+        and "label" in df.columns
+        and df["label"].isna().all()
+    )
+    if "label" in df.columns and not points_only:
+        header = label_header or df.attrs.get("label_column") or "Label"
+        out[header] = blank(df["label"])
+    if "label_id" in df.columns:
+        out["Label ID"] = blank(df["label_id"])
+    has_annotator = "annotator" in df.columns and df["annotator"].notna().any()
+    has_date = "date_annotated" in df.columns and df["date_annotated"].notna().any()
+    if has_annotator or has_date:
+        empty = pd.Series("", index=df.index, dtype="string")
+        out["Annotator"] = blank(df["annotator"]) if "annotator" in df.columns else empty
+        out["Date annotated"] = (
+            format_dates(df["date_annotated"]) if "date_annotated" in df.columns else empty
+        )
+    for k in _suggestion_numbers(df):
+        suggestion = df.get(f"machine_suggestion_{k}")
+        confidence = df.get(f"machine_confidence_{k}")
+        out[f"Machine suggestion {k}"] = (
+            blank(suggestion) if suggestion is not None else pd.Series("", index=df.index)
+        )
+        if confidence is None:
+            out[f"Machine confidence {k}"] = pd.Series("", index=df.index)
+            continue
+        conf = pd.to_numeric(confidence, errors="raise").astype("float64")
+        if ((conf < 0) | (conf > 1)).any():
+            raise InputError(
+                f"machine_confidence_{k} must be a 0-1 fraction", value=f"machine_confidence_{k}"
+            )
+        percent = np.floor(conf * 100 + 0.5)
+        out[f"Machine confidence {k}"] = blank(percent.astype("Int64"))
+    return write_csv(pd.DataFrame(out), path)
