@@ -36,3 +36,35 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(
                 raise RuntimeError("disk on fire")
     assert target.read_text() == "a,b\n1,2\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+@pytest.mark.parametrize(("umask", "expected"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_files_honour_the_umask(tmp_path: Path, umask: int, expected: int) -> None:
+    """Outputs are readable like any file the user creates (mkstemp alone gives 0600)."""
+    import os
+    import stat
+
+    from quadrat.io.atomic import current_umask, write_bytes
+
+    previous = os.umask(umask)
+    try:
+        assert current_umask() == umask
+        text = write_text(tmp_path / "report.txt", "x")
+        data = write_bytes(tmp_path / "image.jpg", b"x")
+        with atomic_path(tmp_path / "table.parquet") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(previous)
+    for path in (text, data, tmp_path / "table.parquet"):
+        assert stat.S_IMODE(path.stat().st_mode) == expected, path
+
+
+def test_remove_stale_temporaries(tmp_path: Path) -> None:
+    from quadrat.io.atomic import remove_stale_temporaries
+
+    stale = tmp_path / ".a.jpg.abcd1234.tmp"
+    stale.write_bytes(b"half")
+    keep = tmp_path / "a.jpg"
+    keep.write_bytes(b"whole")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert [p.name for p in tmp_path.iterdir()] == ["a.jpg"]

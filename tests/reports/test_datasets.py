@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from quadrat.datasets.subsample import subsample_sites
-from quadrat.reports.datasets import counts_before_after, write_subsample_report, write_table
+from quadrat.io.tables import write_table
+from quadrat.reports.datasets import counts_before_after, write_subsample_report
 from tests.data.tracks.data import site_table, straight_transect
 
 

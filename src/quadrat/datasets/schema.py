@@ -15,8 +15,6 @@ The image file lives at ``<root>/<dataset>/<site>/<image>``.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -27,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quadrat.errors import CsvFormatError, InputError
+from quadrat.io.tables import write_table
 
 #: BenthicNet's metadata columns, in its order.
 COLUMNS: tuple[str, ...] = (
@@ -428,41 +427,11 @@ def _is_missing(value: object) -> bool:
         return False
 
 
-#: File suffixes :func:`write_metadata` knows, and the format each means.
-TABLE_FORMATS: dict[str, str] = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
-
-
 def write_metadata(table: pd.DataFrame, path: str | Path) -> Path:
     """Write a metadata table as Parquet or CSV (by suffix), atomically.
 
-    The table goes to a temporary file beside ``path`` that is renamed over it only when
-    complete, so an interrupted run never leaves half a table (or destroys the old one).
-    Parquet keeps the dtypes (UTC datetimes, nullable strings); CSV writes ISO 8601.
+    :func:`quadrat.io.tables.write_table`: an interrupted run never leaves half a table
+    (or destroys the old one). Parquet keeps the dtypes (UTC datetimes, nullable
+    strings); CSV writes ISO 8601.
     """
-    path = Path(path)
-    kind = TABLE_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise InputError(
-            f"unknown table format {path.suffix or '(no suffix)'!r}; use "
-            + ", ".join(sorted(TABLE_FORMATS)),
-            path=path,
-            value=path.suffix,
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if kind == "parquet":
-                table.to_parquet(fh, engine="pyarrow", index=False)
-            else:
-                fh.write(table.to_csv(index=False, lineterminator="\n").encode("utf-8"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise InputError(f"cannot write the table as Parquet: {exc}", path=path) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_table(table, path)

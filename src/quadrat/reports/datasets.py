@@ -3,8 +3,8 @@
 Why: thinning a survey is only trustworthy if one can see what was dropped where. The
 report is a map of every image (grey) and the kept ones (coloured by site), and one CSV
 of counts before and after, per dataset, per site and per label. Files are written
-atomically (temporary file + ``os.replace``), so an interrupted run leaves the previous
-report whole.
+atomically (:mod:`quadrat.io.tables`, :mod:`quadrat.io.atomic`), so an interrupted run
+leaves the previous report whole.
 """
 
 from __future__ import annotations
@@ -16,22 +16,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from quadrat.errors import InputError
-from quadrat.io.atomic import atomic_path
+from quadrat.io.tables import write_table
 from quadrat.reports.plots import _save
 
 #: Sites labelled by name on the map when there are at most this many.
 MAX_NAMED_SITES = 25
-
-
-def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write a table as CSV, or Parquet for ``.parquet``/``.pq``, atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-    return path
 
 
 def counts_before_after(
