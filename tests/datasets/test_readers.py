@@ -375,7 +375,7 @@ def test_csv_repeated_headers_and_ragged_rows(tmp_path: Path) -> None:
     assert frame["latitude"].tolist() == ["1"] and frame["lat.1"].tolist() == ["3"]
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("image,lat,lon\na.jpg,1,2\nb.jpg,1,2,3,4\n")
-    with pytest.raises(CsvFormatError, match="not a valid CSV") as info:
+    with pytest.raises(CsvFormatError, match="row has 5 fields but the header has 3") as info:
         read_csv_metadata(ragged)
     assert info.value.line == 3
 
@@ -434,3 +434,34 @@ def test_real_paralenz_depths_match_the_authors_own_matching(shared_data: Path) 
     known = expected.notna()
     assert known.sum() == 78 and table["depth_matched"].sum() == 78
     assert (table["depth"][known] == expected[known]).all()
+
+
+# --------------------------------------------------------------------------- read_metadata
+
+
+def test_read_metadata_dispatches_by_format(fixtures: dict[str, Path]) -> None:
+    from quadrat.datasets.readers import METADATA_READERS, read_metadata
+
+    assert METADATA_READERS.list() == ["coralnet", "csv", "images", "squidle"]
+    folder = read_metadata(fixtures["images"])  # a folder: images
+    pd.testing.assert_frame_equal(folder, read_image_folder(fixtures["images"]))
+    rov = read_metadata(fixtures["rov"], dataset="puget")  # a file: csv
+    pd.testing.assert_frame_equal(rov, read_csv_metadata(fixtures["rov"], dataset="puget"))
+    coral = read_metadata(fixtures["coralnet"], "coralnet", site="lagoon", platform="diver")
+    assert set(coral["platform"]) == {"diver"}
+    assert coral.columns[-2:].tolist() == ["source_file", "source_line"]
+
+
+def test_read_metadata_refuses_unknown_formats_and_unused_options(
+    fixtures: dict[str, Path],
+) -> None:
+    from quadrat.datasets.readers import read_metadata
+
+    with pytest.raises(InputError, match="did you mean 'squidle'") as err:
+        read_metadata(fixtures["rov"], "squidel")
+    assert err.value.param == "format"
+    with pytest.raises(InputError, match="applies to format csv only, not to images") as err:
+        read_metadata(fixtures["images"], columns={"image": "x"})
+    assert err.value.param == "columns"
+    # options left at their defaults are not "given"
+    assert len(read_metadata(fixtures["images"], columns={}, depth_positive_up=False))
