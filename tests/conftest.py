@@ -1,14 +1,28 @@
-"""Fixtures shared by all tests."""
+"""Fixtures shared by all tests, and the settings that keep the suite steady under load."""
 
 from __future__ import annotations
 
 import os
+
+# Under pytest-xdist (the README's `-n 2`), one compute thread per worker: two workers each
+# running two OpenMP/BLAS threads on two cores oversubscribe them, and OpenMP's spin-waits
+# then slow both. Set before numpy or torch is imported; an explicit setting wins.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from quadrat.demo import DemoSurvey
 from tests.data.survey.data import make_survey
+
+# No wall-clock limits in property tests: hypothesis' per-example deadline and its
+# "generation too slow" health check both fail on a loaded machine, not on a bug.
+settings.register_profile("quadrat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("quadrat")
 
 os.environ.setdefault("QUADRAT_NO_PROGRESS", "1")
 # CNN tests run eager PyTorch (OpenVINO's conversion would add seconds to each extractor);

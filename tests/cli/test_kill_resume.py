@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from quadrat import engine
+from quadrat import Project
 from quadrat.demo import DemoSurvey
-from quadrat.store.project import Project
 
 pytestmark = pytest.mark.slow
 
@@ -30,8 +29,8 @@ def blocks(db: Path) -> int:
 def test_sigkill_then_resume(tmp_path: Path, survey: DemoSurvey) -> None:
     db = tmp_path / "k.db"
     project = Project.create(db)
-    engine.create_source(project, "reef", labelset=survey.labelset_csv)
-    engine.import_annotations(project, "reef", survey.annotations_csv, survey.annotated_dir)
+    src = project.create_source("reef", labelset=survey.labelset_csv)
+    src.import_annotations(survey.annotations_csv, survey.annotated_dir)
     project.close()
     command = [
         sys.executable,
@@ -49,7 +48,7 @@ def test_sigkill_then_resume(tmp_path: Path, survey: DemoSurvey) -> None:
     ]
     env = {**os.environ, "QUADRAT_NO_PROGRESS": "1"}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a bound for a stuck run, generous under load
     while blocks(db) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
