@@ -1,4 +1,9 @@
-"""What every command shares: the console, one-line errors, progress bars, options."""
+"""What every command shares: the console, one-line errors, progress bars, options.
+
+Only typer, rich, the standard library and :mod:`quadrat.errors` load here: every command
+module imports this one, and ``quadrat --help`` must start in well under a second. The
+project (SQLAlchemy, pandas) loads inside :func:`open_project`, when a command runs.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +13,33 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from sqlalchemy import select
 
 from quadrat.errors import QuadratError
-from quadrat.store.project import Project
-from quadrat.store.schema import Source
+
+if TYPE_CHECKING:
+    from quadrat.workflow.project import Project
 
 console = Console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The project every command opens unless ``-p`` or ``QUADRAT_PROJECT`` says otherwise.
+DEFAULT_PROJECT = "quadrat.db"
+
+# Shared options (docs/cli.md lists the conventions). A str, not a Path: a Path would
+# fold the "//" of a SQLAlchemy URL ("postgresql://host/db").
 ProjectOption = Annotated[
-    Path,
+    str,
     typer.Option(
         "--project",
         "-p",
         envvar="QUADRAT_PROJECT",
+        metavar="FILE|URL",
         help="Project file (SQLite) or SQLAlchemy URL.",
         show_default=True,
     ),
@@ -46,7 +48,14 @@ SourceOption = Annotated[
     str | None,
     typer.Option("--source", "-s", help="Source name (default: the project's only source)."),
 ]
-DEFAULT_PROJECT = Path("quadrat.db")
+OutOption = Annotated[Path, typer.Option("--out", "-o", help="Where to write the output.")]
+AllowNothingOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-nothing",
+        help="Exit 0, not 3, when there is nothing to do.",
+    ),
+]
 
 
 #: Exit statuses (docs/cli.md). Error families carry theirs (``QuadratError.exit_code``).
@@ -58,6 +67,7 @@ EXIT_NOT_FOUND = 4  # NotFoundError: a file, source, classifier that does not ex
 EXIT_CONFLICT = 5  # ConflictError: already imported, already exists, project locked
 EXIT_LIMIT = 6  # LimitError: an input over a configurable limit
 EXIT_MISSING_DEPENDENCY = 7  # MissingDependencyError: pip install 'quadrat[extra]'
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
 
 #: Python parameter names (``QuadratError.param``) whose CLI flag is not ``--name``.
 PARAM_FLAGS: dict[str, str] = {
@@ -67,6 +77,30 @@ PARAM_FLAGS: dict[str, str] = {
     "force": "--force",
     "source": "--source/-s",
     "project": "--project/-p",
+    "location": "--project/-p",
+    "out": "--out/-o",
+    "out_dir": "--out/-o",
+    "extractor": "--extractor/-e",
+    "extractor_key": "--extractor/-e",
+    "classifier_id": "--classifier",
+    "format": "--format/-f",
+    "workers": "--workers",
+}
+
+#: Old option spellings still accepted (hidden from help, with a warning), per command path.
+#: ``None`` as the new spelling drops the flag and keeps its value as a positional argument.
+DEPRECATED_OPTIONS: dict[str, dict[str, str | None]] = {
+    "dataset translate": {"--from": "--format"},
+    "dataset rollup": {"--from": "--format"},
+    "dataset validate": {"--map": "--column"},
+    "dataset partition": {"--strict": "--min-gap"},
+    "demo": {"--images": "--annotated-images"},
+    "pretrain": {
+        "--data": None,
+        "--kind": "--format",
+        "--accelerator": "--device",
+        "--devices": "--num-devices",
+    },
 }
 
 
@@ -89,24 +123,59 @@ def user_errors(func: F) -> F:
                 return func(*args, **kwargs)
             except QuadratError as exc:
                 hint = f" (see {flag_for(exc.param)})" if exc.param else ""
-                err_console.print(
-                    f"[bold red]error:[/] {exc}{hint}", highlight=False, soft_wrap=True
-                )
+                _error(f"{exc}{hint}")
                 raise typer.Exit(exc.exit_code) from None
             except FileNotFoundError as exc:
-                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                _error(str(exc))
                 raise typer.Exit(EXIT_NOT_FOUND) from None
             except (PermissionError, IsADirectoryError) as exc:
-                err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+                _error(str(exc))
                 raise typer.Exit(EXIT_ERROR) from None
+            except KeyboardInterrupt:
+                _error("interrupted")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
 
+    wrapper.__quadrat_user_errors__ = True  # type: ignore[attr-defined]
     return wrapper  # type: ignore[return-value]
+
+
+def _error(message: str) -> None:
+    err_console.print(
+        f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True
+    )
 
 
 def nothing_to_do(message: str, *, allow: bool = False) -> NoReturn:
     """Say why a command did nothing and exit with EXIT_NOTHING_TO_DO (0 when ``allow``)."""
     err_console.print(f"[yellow]nothing to do:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_OK if allow else EXIT_NOTHING_TO_DO)
+
+
+def deprecated_alias(old: str, new: str) -> None:
+    """Warn that ``old`` is an old spelling of ``new`` (the command still runs)."""
+    err_console.print(
+        f"[yellow]warning:[/] {old} is deprecated; use {new}", highlight=False, soft_wrap=True
+    )
+
+
+def pick_option(
+    new: Any, old: Any, *, new_flag: str, old_spelling: str, required: bool = False
+) -> Any:
+    """The value of a renamed option or argument: ``new`` if given, else the deprecated ``old``.
+
+    For a positional argument that became an option (``export KIND PATH`` ->
+    ``export KIND -o PATH``): keep the old one as a hidden optional argument
+    (``typer.Argument(hidden=True)``) and merge the two here. ``required``: a usage error
+    (exit 2) when neither is given.
+    """
+    if old is None:
+        if new is None and required:
+            raise typer.BadParameter("missing", param_hint=f"'{new_flag}'")
+        return new
+    if new is not None and new != old:
+        raise typer.BadParameter(f"given twice, also as {old_spelling}", param_hint=f"'{new_flag}'")
+    deprecated_alias(old_spelling, new_flag)
+    return old
 
 
 def fmt(value: float | int | None, digits: int = 3) -> str:
@@ -131,28 +200,31 @@ def _show_warning(message: Any, category: Any, *_args: Any, **_kwargs: Any) -> N
     err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
 
-def open_project(location: Path) -> Project:
+def open_project(location: str | Path) -> Project:
+    """The project at ``location`` (NotFoundError, exit 4, when there is none)."""
+    from quadrat.workflow.project import Project
+
     return Project.open(location)
 
 
-def resolve_source(project: Project, name: str | None) -> str:
-    """The named source, or the project's only one."""
-    if name is not None:
-        return name
-    with project.session() as session:
-        names = session.scalars(select(Source.name).order_by(Source.name)).all()
-    if len(names) == 1:
-        return names[0]
-    if not names:
-        raise QuadratError("the project has no source yet; create one with 'quadrat init'")
-    raise QuadratError(
-        f"the project has several sources ({', '.join(names)}); pick one with --source"
-    )
+def resolve_source(project: Any, name: str | None) -> str:
+    """The named source, or the project's only one (the library says which when ambiguous)."""
+    return str(project.source(name).name)
 
 
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
-    """A rich progress bar driven by the engine's ``progress(description, done, total)``."""
+    """A rich progress bar driven by the library's ``progress(description, done, total)``."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     disable = os.environ.get("QUADRAT_NO_PROGRESS") == "1"
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -172,3 +244,24 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
             bar.update(tasks[description], completed=done, total=total)
 
         yield update
+
+
+def show_flags_as_flags() -> None:
+    """Print ``--force``, not ``--force <bool>``, in help (a flag takes no value).
+
+    Typer's rich help writes a type after every option, flags included; click's plain help
+    never did. Idempotent; called once by :mod:`quadrat.cli`.
+    """
+    from typer.core import TyperOption
+
+    original = TyperOption.display_type_rich
+    if getattr(original, "__quadrat_flags__", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return original(self, ctx)
+
+    display_type_rich.__quadrat_flags__ = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
