@@ -25,10 +25,10 @@ from quadrat.datasets.download import (
     download_images,
     prepare_table,
     read_manifest,
-    read_table,
 )
 from quadrat.datasets.shards import list_shards, read_shard, shard_keys
-from quadrat.errors import CsvFormatError, InputError
+from quadrat.errors import ConflictError, CsvFormatError, FetchError, InputError
+from quadrat.io.tables import read_table
 from tests.data.http.data import FixtureServer, Reply, jpeg_bytes
 
 # Generous timeouts and retries: a loaded CI machine must not turn a loopback reply into a
@@ -424,13 +424,28 @@ def test_point_rows_collapse_to_one_image_and_columns_can_be_mapped() -> None:
         prepare_table(pd.DataFrame(rows), columns={"url": "nope"})
 
 
-def test_bad_options_are_rejected() -> None:
-    with pytest.raises(InputError, match="--workers"):
-        DownloadOptions(workers=0)
-    with pytest.raises(InputError, match="--resize"):
-        DownloadOptions(resize=0)
-    with pytest.raises(InputError, match="--shard-size"):
-        download_images(pd.DataFrame(), "unused", shard_size=0)
+def test_bad_options_are_rejected_by_parameter_name() -> None:
+    """Library messages name the parameter (``param=``), never a command-line flag."""
+    cases = [
+        (lambda: DownloadOptions(workers=0), "workers"),
+        (lambda: DownloadOptions(resize=0), "resize"),
+        (lambda: DownloadOptions(timeout=0), "timeout"),
+        (lambda: download_images(pd.DataFrame(), "unused", shard_size=0), "shard_size"),
+    ]
+    for build, param in cases:
+        with pytest.raises(InputError, match=rf"^{param} ") as err:
+            build()
+        assert err.value.param == param
+        assert "--" not in str(err.value)
+
+
+def test_fetch_image_raises_the_one_fetch_error(server: FixtureServer) -> None:
+    from quadrat.datasets.download import fetch_image
+
+    url = server.route("/gone.jpg", [Reply.status(404)])
+    with pytest.raises(FetchError, match="HTTP 404") as err:
+        fetch_image(url, FAST)
+    assert err.value.http_status == 404 and not err.value.retryable
 
 
 # --------------------------------------------------------------------------- real data
@@ -581,7 +596,7 @@ def test_a_second_concurrent_run_on_the_same_folder_is_refused(
     from quadrat.datasets.download import output_lock
 
     table = table_for(server, {"a.jpg": [Reply.ok(jpeg_bytes(0))]})
-    with output_lock(tmp_path), pytest.raises(InputError, match="another download is writing"):
+    with output_lock(tmp_path), pytest.raises(ConflictError, match="another download is writing"):
         download_images(table, tmp_path, options=FAST)
     assert download_images(table, tmp_path, options=FAST).downloaded == 1  # lock released
 

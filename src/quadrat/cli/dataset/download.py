@@ -10,7 +10,8 @@ from rich.table import Table
 
 from quadrat.cli._common import console, err_console, progress_bar, user_errors
 from quadrat.cli.dataset import app
-from quadrat.datasets.download import DownloadOptions, download_images, read_table
+from quadrat.datasets.download import DownloadOptions, download_images
+from quadrat.io.tables import read_table
 from quadrat.errors import InputError
 
 
