@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from quadrat.errors import CsvFormatError, InputError
-from quadrat.labels.catami import (
-    CatamiNode,
-    CatamiTree,
-    UnknownNodeError,
+from quadrat.errors import CsvFormatError, InputError, UnknownNodeError
+from quadrat.labels.catami import CatamiNode, CatamiTree, normalise_name, split_path
+from quadrat.labels.catami_io import (
     default_catami,
     load_caab_csv,
     load_catami_csv,
     load_paths,
     load_tree,
     load_tree_json,
-    normalise_name,
+    write_catami_csv,
 )
 from tests.data.catami.data import EXPECTED, NODES, TYPO_PARENT
-
-
-@pytest.fixture(scope="module")
-def tree(catami_files: dict[str, Path]) -> CatamiTree:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_caab_csv(catami_files["caab_csv"])
 
 
 def test_caab_csv_repairs_the_missing_parent_and_says_where(catami_files: dict[str, Path]) -> None:
@@ -62,6 +52,15 @@ def test_lookups(tree: CatamiTree) -> None:
     with pytest.raises(UnknownNodeError, match="'Kelp forest'"):
         tree.find("Kelp forest")
     assert "80300929" in tree and "99999999" not in tree
+
+
+def test_split_path_is_the_one_path_splitter() -> None:
+    waves = "Physical > Bedforms > 2D > Waves (>10cm height)"
+    assert split_path(waves + ",") == ["Physical", "Bedforms", "2D", "Waves (>10cm height)"]
+    assert split_path(waves, display_names=False)[:3] == ["Physical", "Bedforms", "2D"]
+    assert split_path("Macroalgae: Encrusting: Red") == ["Macroalgae", "Encrusting", "Red"]
+    assert split_path("Sponges: Crusts", display_names=False) == ["Sponges: Crusts"]
+    assert split_path("  ") == []
 
 
 def test_ancestry_depth_heads_and_roll_up(tree: CatamiTree) -> None:
@@ -125,7 +124,7 @@ def test_paths_tolerate_trailing_commas(catami_files: dict[str, Path]) -> None:
 
 
 def test_own_csv_round_trip(tree: CatamiTree, tmp_path: Path) -> None:
-    out = tree.write_csv(tmp_path / "own.csv")
+    out = write_catami_csv(tree, tmp_path / "own.csv")
     assert [p.name for p in tmp_path.iterdir()] == ["own.csv"]  # no temp file left behind
     again = load_catami_csv(out)
     pd.testing.assert_frame_equal(again.to_frame(), tree.to_frame())
@@ -157,6 +156,9 @@ def test_bad_trees_are_refused(tmp_path: Path) -> None:
         load_catami_csv(bad)
     bad.write_text("caab_code,name,parent_caab_code\n1,a,\n2,,1\n")
     with pytest.raises(CsvFormatError, match="line 3"):
+        load_catami_csv(bad)
+    bad.write_text("caab_code,name,parent_caab_code\n1,a,\n\n2,,1\n")  # a blank line
+    with pytest.raises(CsvFormatError, match="line 4"):  # the line in the file, not the row
         load_catami_csv(bad)
     broken = tmp_path / "bad.json"
     broken.write_text('[{"pk": 1, "fields": {"caab_code": "1"}}]')

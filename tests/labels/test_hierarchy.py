@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
-import warnings
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from sklearn.exceptions import NotFittedError
 
+import quadrat.labels.hierarchy as hierarchy_module
 from quadrat.errors import InputError
-from quadrat.labels.catami import CatamiTree, load_caab_csv, load_paths
-from quadrat.labels.hierarchy import HierarchyEncoder, max_constraint
+from quadrat.labels.catami import CatamiTree
+from quadrat.labels.catami_io import load_paths
+from quadrat.labels.hierarchy import (
+    Hierarchy,
+    HierarchyEncoder,
+    ancestor_matrix,
+    imply_ancestors,
+    max_constraint,
+    node_depths,
+)
 
 RED = "80300929"  # Biota > Macroalgae > Encrusting > Red
 MACROALGAE = "80300000"
 BOULDERS = "82001003"
 WALL = "82003007"
 
-
-@pytest.fixture(scope="module")
-def tree(catami_files: dict[str, Path]) -> CatamiTree:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_caab_csv(catami_files["caab_csv"])
+# 0 Biota -> 1 Macroalgae -> 2 Brown, 3 Red; 0 -> 4 Sponges; 5 Substrate -> 6 Sand
+PARENTS = [-1, 0, 1, 1, 0, -1, 5]
+HEADS = ["biota"] * 5 + ["substrate"] * 2
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +139,7 @@ def test_bad_labels_name_the_sample(encoder: HierarchyEncoder, tree: CatamiTree)
         only_biota.encode([[BOULDERS]])
     with pytest.raises(InputError, match="no head 'colour'"):
         HierarchyEncoder(tree, ["colour"]).fit()
-    with pytest.raises(InputError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         HierarchyEncoder(tree).transform([[RED]])
 
 
@@ -152,10 +161,12 @@ def test_benthicnet_heads_on_the_real_path_list(shared_data: Path) -> None:
     assert encoder.ancestor_matrix().shape == (310, 310)
 
 
-def test_max_constraint_in_chunks_equals_the_dense_formula() -> None:
+def test_max_constraint_in_chunks_equals_the_dense_formula(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Many samples on a wide tree go through in chunks; same result as one dense max."""
     rng = np.random.default_rng(0)
-    n_nodes = 300  # chunks of 93 samples
+    n_nodes = 300
     parents = [-1] + [int(rng.integers(0, i)) for i in range(1, n_nodes)]
     R = np.eye(n_nodes, dtype=bool)
     for node in range(n_nodes):  # R[i, j]: i is an ancestor-or-self of j
@@ -165,6 +176,87 @@ def test_max_constraint_in_chunks_equals_the_dense_formula() -> None:
             parent = parents[parent]
     probs = rng.random((250, n_nodes))
     dense = np.where(R[None, :, :], probs[:, None, :], 0.0).max(axis=2)
+    assert hierarchy_module.CHUNK_ELEMENTS // int(R.sum()) >= 250  # one chunk by default
+    np.testing.assert_array_equal(max_constraint(probs, R), dense)
+    monkeypatch.setattr(hierarchy_module, "CHUNK_ELEMENTS", 40 * int(R.sum()))  # 40 a chunk
     got = max_constraint(probs, R)
+    assert got.dtype == np.float64 and got.shape == probs.shape
     np.testing.assert_array_equal(got, dense)
     assert (got[:, 0] >= got.max(axis=1) - 1e-12).all()  # the root bounds every node
+    tensor = torch.from_numpy(probs).requires_grad_(True)
+    chunked = max_constraint(tensor, torch.from_numpy(R))  # the tensor path chunks too
+    np.testing.assert_array_equal(chunked.detach().numpy(), dense)
+    chunked.sum().backward()  # and stays differentiable across chunks
+    assert tensor.grad is not None
+    # every node's output comes from exactly one input: gradients count how often each
+    # probability is the maximum, and sum to the number of outputs
+    assert tensor.grad.sum().item() == probs.size
+
+
+def test_encoder_matrix_is_the_one_built_from_parent_links(encoder: HierarchyEncoder) -> None:
+    """The encoder builds R with :func:`ancestor_matrix` from its parent columns."""
+    assert np.array_equal(encoder.ancestor_matrix_, ancestor_matrix(encoder.parents_))
+    assert encoder.parents_[column(encoder, RED)] == column(encoder, "80300926")
+    assert encoder.parents_[column(encoder, MACROALGAE)] == -1  # the head root is no column
+    hierarchy = Hierarchy(tuple(encoder.classes_), tuple(encoder.parents_), tuple(encoder.head_of_))
+    assert np.array_equal(hierarchy.ancestor_matrix, encoder.ancestor_matrix())
+    assert np.array_equal(hierarchy.depths + 1, encoder.depth_)  # depth counts the root
+
+
+def test_max_constraint_refuses_a_matrix_that_does_not_fit() -> None:
+    R = ancestor_matrix(PARENTS)
+    with pytest.raises(InputError, match="do not fit"):
+        max_constraint(np.zeros((2, 6)), R)
+    with pytest.raises(InputError, match="diagonal"):
+        max_constraint(np.zeros((2, 7)), R & ~np.eye(7, dtype=bool))
+    assert max_constraint(np.zeros((0, 7)), R).shape == (0, 7)
+
+
+def test_importing_the_labels_package_does_not_import_torch() -> None:
+    code = (
+        "import sys, quadrat.labels, quadrat.labels.catami, quadrat.labels.catami_io, "
+        "quadrat.labels.translate, quadrat.labels.hierarchy; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_ancestor_matrix_and_depths() -> None:
+    R = ancestor_matrix(PARENTS)
+    assert R[0].tolist() == [True, True, True, True, True, False, False]
+    assert R[1].tolist() == [False, True, True, True, False, False, False]
+    assert R[2].tolist() == [False, False, True, False, False, False, False]
+    assert not R[:5, 5:].any() and not R[5:, :5].any()  # heads share no edge
+    assert node_depths(PARENTS).tolist() == [0, 1, 2, 2, 1, 0, 1]
+    hierarchy = Hierarchy(("b", "m", "br", "r", "s", "sub", "sand"), tuple(PARENTS), tuple(HEADS))
+    assert (hierarchy.ancestor_matrix == R).all()
+
+
+def test_cycle_and_bad_parent_are_input_errors() -> None:
+    with pytest.raises(InputError, match="cycle"):
+        ancestor_matrix([1, 0])
+    with pytest.raises(InputError, match="parents"):
+        ancestor_matrix([-1, 7])
+
+
+def test_imply_ancestors() -> None:
+    R = ancestor_matrix(PARENTS)
+    y = np.zeros((2, 7), dtype=np.int8)
+    y[0, 2] = 1  # Brown
+    y[1, 6] = 1  # Sand
+    assert imply_ancestors(y, R).tolist() == [[1, 1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 1]]
+
+
+def test_max_constraint_respects_the_hierarchy() -> None:
+    R = torch.from_numpy(ancestor_matrix(PARENTS))
+    probs = torch.rand(50, 7, generator=torch.Generator().manual_seed(0))
+    out = max_constraint(probs, R)
+    for child, parent in enumerate(PARENTS):
+        if parent >= 0:
+            assert (out[:, parent] >= out[:, child]).all()
+    assert (out >= probs).all()
+    assert torch.equal(out[:, 2], probs[:, 2])  # a leaf keeps its own probability
+    expected_root = probs[:, :5].amax(dim=1)
+    assert torch.equal(out[:, 0], expected_root)
+    assert torch.equal(max_constraint(out, R), out)  # idempotent

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import glob
 import io
-import warnings
 from importlib import resources
 from pathlib import Path
 
@@ -12,32 +11,20 @@ import pandas as pd
 import pytest
 
 from quadrat.errors import CsvFormatError, InputError
-from quadrat.labels.catami import CatamiTree, default_catami, load_caab_csv, name_keys
-from quadrat.labels.translate import (
+from quadrat.labels.catami import CatamiTree, name_keys
+from quadrat.labels.catami_io import default_catami
+from quadrat.labels.rollup import UNMAPPED, apply_mapping, covers_per_level, roll_up_codes
+from quadrat.labels.translate import Matcher, propose_mapping, tokens, unmapped
+from quadrat.labels.translate_io import (
     MAPPING_COLUMNS,
-    UNMAPPED,
-    Matcher,
     SourceLabel,
-    apply_mapping,
-    covers_per_level,
-    propose_mapping,
     read_annotations,
     read_mapping,
     read_source_labels,
-    roll_up_codes,
     shipped_mapping,
-    tokens,
-    unmapped,
     write_mapping,
 )
 from tests.data.catami.data import CLASS_FOLDERS, EXPECTED
-
-
-@pytest.fixture(scope="module")
-def tree(catami_files: dict[str, Path]) -> CatamiTree:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return load_caab_csv(catami_files["caab_csv"])
 
 
 @pytest.fixture(scope="module")
@@ -167,8 +154,9 @@ def test_reading_annotations(catami_files: dict[str, Path], tmp_path: Path) -> N
     folders = read_annotations(catami_files["names"], "names")
     assert len(folders) == sum(CLASS_FOLDERS.values())
     assert folders.set_index("image").loc["SU_bould/SU_bould_1.jpg", "label"] == "SU_bould"
-    with pytest.raises(CsvFormatError, match="no column 'Label'"):
+    with pytest.raises(CsvFormatError, match="no column 'Label'") as info:
         read_annotations(catami_files["squidle"], "coralnet-labelset")
+    assert info.value.param == "label_column"  # the CLI turns it into its flag
     bad = tmp_path / "labelset.csv"
     bad.write_text("Label ID,Name\n1,Sand\n")
     with pytest.raises(CsvFormatError, match="needs 'Short Code' and 'Name'"):

@@ -1,11 +1,14 @@
-"""The CATAMI classification scheme as a tree: lookups, ancestry, roll-up, and loaders.
+"""The CATAMI classification scheme as a tree: lookups, ancestry, heads, depth, roll-up.
 
 CATAMI (Collaborative and Annotation Tools for Analysis of Marine Imagery, v1.4) is the
 shared vocabulary that Australian surveys, Squidle+ and BenthicNet label seafloor imagery
 with. Every node has a CAAB code (an 8-digit id), a short name ("Brown"), a parent and a
 CPC code. The project ships v1.4 as ``data/catami_v1.4.csv`` (columns ``caab_code, name,
 parent_caab_code, cpc_code, head, path``), built from the published CAAB-code CSV by
-``python -m quadrat.labels.catami build CAAB_CSV``.
+``python -m quadrat.labels.catami_io build CAAB_CSV``. Reading and writing the published
+forms (and :func:`~quadrat.labels.catami_io.default_catami`) is
+:mod:`quadrat.labels.catami_io`'s; this module is the tree and the name rules only, and
+imports pandas only when a table is asked for.
 
 Heads: the four independent label spaces BenthicNet trains one probe head for (``biota``,
 ``substrate``, ``relief``, ``bedforms``). A node's head is the nearest ancestor-or-self
@@ -16,35 +19,26 @@ every head (``Physical``) counts from its tree root.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import re
-import sys
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from quadrat.errors import InputError, UnknownNodeError
 
-from quadrat.errors import CsvFormatError, InputError
-from quadrat.io.atomic import atomic_file
-from quadrat.io.csv import read_csv_frame
+if TYPE_CHECKING:  # pandas is imported when a table is asked for
+    import pandas as pd
 
 HEADS: tuple[str, ...] = ("biota", "substrate", "relief", "bedforms")
 PATH_SEPARATOR = " > "
-DEFAULT_FILE = "catami_v1.4.csv"
+#: Columns of the project's own table (:meth:`CatamiTree.to_frame`).
 OWN_COLUMNS = ("caab_code", "name", "parent_caab_code", "cpc_code", "head", "path")
 
 _TAG = re.compile(r"^\[(?P<head>[^\]]+)\]$")
 PARENTHETICAL = re.compile(r"\([^)]*\)")
-
-
-class UnknownNodeError(InputError):
-    """A code, name or path that names no node (or several) of the CATAMI tree."""
+# '>' separates only with spaces around it: 'Waves (>10cm height)' is one name.
+_LINEAGE_SPLIT = re.compile(r"\s+>\s+")
+_PATH_SPLIT = re.compile(r"\s+>\s+|:\s+")
 
 
 @dataclass(frozen=True)
@@ -62,11 +56,35 @@ def normalise_name(text: str) -> str:
     return " ".join(str(text).replace("\u00a0", " ").split()).casefold()
 
 
-def split_path(path: str) -> list[str]:
-    """Segments of a '>'- or ':'-joined path (CATAMI display names use ': ')."""
+def split_path(path: str, *, display_names: bool = True) -> list[str]:
+    """Segments of a ' > '-joined lineage (Squidle+, BenthicNet path lists), empty ones
+    dropped; with ``display_names`` also of CATAMI's ': '-joined display names.
+
+    The one home of path splitting: '>' separates only with spaces around it, so a name
+    such as 'Waves (>10cm height)' stays whole; a trailing comma (BenthicNet's rows) is
+    ignored.
+
+    >>> split_path("Physical > Bedforms > 2D > Waves (>10cm height),")
+    ['Physical', 'Bedforms', '2D', 'Waves (>10cm height)']
+    >>> split_path("Macroalgae: Encrusting"), split_path("A: B", display_names=False)
+    (['Macroalgae', 'Encrusting'], ['A: B'])
+    """
     text = str(path).strip().rstrip(",").strip()
-    parts = re.split(r"\s+>\s+|:\s+", text)
-    return [part.strip() for part in parts if part.strip()]
+    pattern = _PATH_SPLIT if display_names else _LINEAGE_SPLIT
+    return [part.strip() for part in pattern.split(text) if part.strip()]
+
+
+def normalise_code(value: object) -> str:
+    """A CAAB code as 8 digits (spreadsheets drop leading zeros and add '.0');
+    non-numeric codes (a path list's paths) are returned stripped.
+
+    >>> normalise_code("8030929.0"), normalise_code(" 80300929 ")
+    ('08030929', '80300929')
+    """
+    text = str(value).strip()
+    if text.endswith(".0"):
+        text = text[:-2]
+    return text.zfill(8) if text.isdigit() else text
 
 
 def name_keys(name: str) -> set[str]:
@@ -80,10 +98,11 @@ def name_keys(name: str) -> set[str]:
     keys = {full, bare}
     if " / " in bare:
         keys.update(part.strip() for part in bare.split(" / ") if part.strip())
-    return {_singular(key) for key in keys if key}
+    return {singular(key) for key in keys if key}
 
 
-def _singular(text: str) -> str:
+def singular(text: str) -> str:
+    """Each word of more than three letters without a plural 's' ('boulders' -> 'boulder')."""
     words = [
         w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
         for w in text.split()
@@ -315,7 +334,10 @@ class CatamiTree:
 
     # -- tables -------------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
-        """The project's own format: one row per node, parents before children."""
+        """The project's own format: one row per node, parents before children
+        (written by :func:`quadrat.labels.catami_io.write_catami_csv`)."""
+        import pandas as pd
+
         rows = [
             {
                 "caab_code": node.code,
@@ -329,12 +351,10 @@ class CatamiTree:
         ]
         return pd.DataFrame(rows, columns=list(OWN_COLUMNS))
 
-    def write_csv(self, path: str | Path) -> Path:
-        """Write :meth:`to_frame` atomically (temp file + os.replace)."""
-        return write_frame_atomic(self.to_frame(), path)
-
     def counts(self) -> pd.DataFrame:
         """Node counts per head and depth (head roots included at depth 0)."""
+        import pandas as pd
+
         rows = [
             {"head": self._heads[code] or "", "depth": self.depth(code)} for code in self._nodes
         ]
@@ -349,235 +369,16 @@ def _head_order(head: str) -> tuple[int, str]:
     return (HEADS.index(head) if head in HEADS else len(HEADS), head)
 
 
-def write_frame_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
-    """A CSV that is either complete or absent: written beside, then renamed."""
-    with atomic_file(path, "w", newline="", encoding="utf-8") as stream:
-        frame.to_csv(stream, index=False)
-    return Path(path)
-
-
-def _code(value: object) -> str:
-    """CAAB codes are 8 digits; spreadsheets drop the leading zeros."""
-    text = str(value).strip()
-    if text.endswith(".0"):
-        text = text[:-2]
-    return text.zfill(8) if text.isdigit() else text
-
-
-def _read_csv(path: Path, required: Sequence[str]) -> pd.DataFrame:
-    frame = read_csv_frame(path)
-    missing = [column for column in required if column not in frame.columns]
-    if missing:
-        raise CsvFormatError(
-            f"missing column(s) {', '.join(missing)} (found: {', '.join(frame.columns)})",
-            path=path,
-        )
-    return frame
-
-
-def load_catami_csv(path: str | Path) -> CatamiTree:
-    """The project's own format (see :data:`OWN_COLUMNS`; ``head``/``path`` are derived)."""
-    path = Path(path)
-    frame = _read_csv(path, ("caab_code", "name", "parent_caab_code"))
-    nodes = []
-    for index, row in frame.iterrows():
-        line = int(str(index)) + 2
-        code = _code(row["caab_code"])
-        if not code or not row["name"].strip():
-            raise CsvFormatError("empty caab_code or name", path=path, line=line, value=code)
-        parent = _code(row["parent_caab_code"]) or None
-        nodes.append(CatamiNode(code, row["name"].strip(), parent, row.get("cpc_code", "").strip()))
-    return _tree(nodes, path)
-
-
-def _tree(nodes: list[CatamiNode], path: Path | str) -> CatamiTree:
-    try:
-        return CatamiTree(nodes, source=str(path))
-    except InputError as exc:
-        if exc.path is not None:
-            raise
-        raise InputError(str(exc), path=path, value=exc.value) from None
-
-
-def load_caab_csv(path: str | Path, *, repair: bool = True) -> CatamiTree:
-    """The published CATAMI CAAB-code CSV (``SPECIES_CODE, CATAMI_DISPLAY_NAME, ...``).
-
-    Display names are ': '-joined paths without the root; the short name is the last part.
-    v1.4 gives both seagrass morphologies the parent 80000901, a code that exists nowhere:
-    with ``repair`` a parent missing from the file is replaced by the node whose display
-    name is this one's prefix, with a warning naming the line.
-    """
-    path = Path(path)
-    frame = _read_csv(path, ("SPECIES_CODE", "CATAMI_DISPLAY_NAME", "CATAMI_PARENT_ID"))
-    by_display = {
-        normalise_name(row["CATAMI_DISPLAY_NAME"]): _code(row["SPECIES_CODE"])
-        for _, row in frame.iterrows()
-    }
-    codes = set(by_display.values())
-    nodes = []
-    for index, row in frame.iterrows():
-        line = int(str(index)) + 2
-        code = _code(row["SPECIES_CODE"])
-        display = row["CATAMI_DISPLAY_NAME"].strip()
-        if not code.isdigit() or not display:
-            raise CsvFormatError(
-                "a row needs a numeric SPECIES_CODE and a display name",
-                path=path,
-                line=line,
-                value=code,
-            )
-        parts = split_path(display)
-        parent = _code(row["CATAMI_PARENT_ID"]) or None
-        if parent is not None and parent not in codes and repair and len(parts) > 1:
-            fixed = by_display.get(normalise_name(": ".join(parts[:-1])))
-            if fixed is not None:
-                warnings.warn(
-                    f"{path}, line {line}: parent {parent} of {code} ({display}) is not in the "
-                    f"file; using {fixed}, the node its display name sits under",
-                    stacklevel=2,
-                )
-                parent = fixed
-        cpc = row.get("CPC_CODES", "").strip()
-        nodes.append(CatamiNode(code, parts[-1], parent, cpc))
-    return _tree(nodes, path)
-
-
-def load_tree_json(path: str | Path) -> CatamiTree:
-    """The classification-tree JSON: a Django fixture of ``AnnotationCodes`` records.
-
-    Parents are record primary keys, not CAAB codes; they are resolved here.
-    """
-    path = Path(path)
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not JSON: {exc.msg}", path=path, line=exc.lineno) from None
-    if not isinstance(records, list):
-        raise InputError("expected a list of records", path=path)
-    by_pk: dict[object, dict[str, object]] = {}
-    for number, record in enumerate(records):
-        fields = record.get("fields") if isinstance(record, dict) else None
-        if not isinstance(fields, dict) or "caab_code" not in fields or "code_name" not in fields:
-            raise InputError(
-                f"record {number} lacks fields.caab_code / fields.code_name", path=path
-            )
-        by_pk[record.get("pk", number)] = fields
-    nodes = []
-    for pk, fields in by_pk.items():
-        parent_pk = fields.get("parent")
-        if parent_pk is not None and parent_pk not in by_pk:
-            raise InputError(f"record pk={pk} names a missing parent", path=path, value=parent_pk)
-        parent = None if parent_pk is None else _code(by_pk[parent_pk]["caab_code"])
-        nodes.append(
-            CatamiNode(
-                _code(fields["caab_code"]),
-                str(fields["code_name"]).strip(),
-                parent,
-                str(fields.get("cpc_code") or "").strip(),
-            )
-        )
-    return _tree(nodes, path)
-
-
-def read_path_lines(path: str | Path, *, column: str | None = None) -> list[tuple[int, str]]:
-    """(line, path) pairs from a '>'-path list: a plain list or the first/named CSV column.
-
-    Tolerates BenthicNet's rows that end in a stray comma (an empty second field) and a
-    header row (any first line without '>').
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8-sig")
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows:
-        return []
-    field = 0
-    start = 0
-    header = [cell.strip() for cell in rows[0]]
-    if not any(">" in cell for cell in header):
-        start = 1
-        if column is not None:
-            if column not in header:
-                raise CsvFormatError(
-                    f"no column {column!r} (found: {', '.join(header)})", path=path, line=1
-                )
-            field = header.index(column)
-    out = []
-    for number, row in enumerate(rows[start:], start=start + 1):
-        if len(row) <= field or not row[field].strip():
-            continue
-        out.append((number, row[field].strip()))
-    return out
-
-
-def load_paths(source: str | Path | Iterable[str], *, column: str | None = None) -> CatamiTree:
-    """A tree from '>'-joined paths (BenthicNet's ``catami_ex.csv``, Squidle+ lineages).
-
-    Intermediate nodes are implied. Nodes have no CAAB codes in this form, so a node's
-    code is its path; CPC codes are empty.
-    """
-    if isinstance(source, str | Path) and Path(source).is_file():
-        lines = read_path_lines(source, column=column)
-        label = str(source)
-    elif isinstance(source, str | Path):
-        raise FileNotFoundError(f"no such path list: {source}")
-    else:
-        lines = list(enumerate(source, start=1))
-        label = ""
-    nodes: dict[str, CatamiNode] = {}
-    for line, text in lines:
-        parts = [part.strip() for part in re.split(r"\s+>\s+", text.strip().rstrip(","))]
-        if any(not part or part.startswith(">") or part.endswith(">") for part in parts):
-            where = "" if label else f"line {line}: "
-            raise InputError(
-                f"{where}empty segment in path {text!r}", path=label or None, line=line, value=text
-            )
-        for depth in range(len(parts)):
-            code = PATH_SEPARATOR.join(parts[: depth + 1])
-            if code not in nodes:
-                parent = PATH_SEPARATOR.join(parts[:depth]) if depth else None
-                nodes[code] = CatamiNode(code, parts[depth], parent)
-    return _tree(list(nodes.values()), label)
-
-
-def load_tree(path: str | Path) -> CatamiTree:
-    """Any published form, told apart by extension and header."""
-    path = Path(path)
-    if path.suffix.lower() == ".json":
-        return load_tree_json(path)
-    header = path.read_text(encoding="utf-8-sig").split("\n", 1)[0]
-    if "SPECIES_CODE" in header:
-        return load_caab_csv(path)
-    if "caab_code" in header and "parent_caab_code" in header:
-        return load_catami_csv(path)
-    return load_paths(path)
-
-
-@cache
-def default_catami() -> CatamiTree:
-    """The shipped CATAMI v1.4 tree (cached: it is immutable)."""
-    resource = resources.files("quadrat.labels").joinpath("data", DEFAULT_FILE)
-    with resources.as_file(resource) as file:
-        return load_catami_csv(file)
-
-
-def build_default(caab_csv: str | Path, out: str | Path) -> CatamiTree:
-    """Regenerate the shipped table from the published v1.4 CAAB-code CSV."""
-    tree = load_caab_csv(caab_csv)
-    tree.write_csv(out)
-    return tree
-
-
-def _main(argv: Sequence[str]) -> int:
-    """``python -m quadrat.labels.catami build CAAB_CSV [OUT]``."""
-    if len(argv) < 2 or argv[0] != "build":
-        print("usage: python -m quadrat.labels.catami build CAAB_CSV [OUT]", file=sys.stderr)
-        return 2
-    default_out = Path(__file__).resolve().parent / "data" / DEFAULT_FILE
-    out = Path(argv[2]) if len(argv) > 2 else default_out
-    tree = build_default(argv[1], out)
-    print(f"wrote {len(tree)} nodes to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))
+__all__ = [
+    "HEADS",
+    "OWN_COLUMNS",
+    "PARENTHETICAL",
+    "PATH_SEPARATOR",
+    "CatamiNode",
+    "CatamiTree",
+    "name_keys",
+    "normalise_code",
+    "normalise_name",
+    "singular",
+    "split_path",
+]

@@ -23,38 +23,28 @@ Match kinds, tried in this order (the first that finds a unique node wins):
 ``functional-group`` CoralNet's functional group (0.5: coarse, e.g. Hard coral -> Stony).
 ``unmapped``         nothing fitted; listed for a person to decide.
 
-A reviewer who changes a row may set its kind to ``reviewed``; :func:`read_mapping` reads
-only ``source_label`` and ``caab_code``.
+A reviewer who changes a row may set its kind to ``reviewed``;
+:func:`~quadrat.labels.translate_io.read_mapping` reads only ``source_label`` and
+``caab_code``. Reading sources and the mapping table is :mod:`quadrat.labels.translate_io`'s;
+applying a mapping to annotations (roll-up, covers per level) is
+:mod:`quadrat.labels.rollup`'s. This module is the matching alone.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from quadrat.errors import InputError
+from quadrat.labels.catami import PARENTHETICAL, CatamiTree, name_keys, normalise_name, singular
+from quadrat.labels.catami_io import default_catami
+from quadrat.labels.translate_io import MAPPING_COLUMNS, SourceLabel, default_synonyms
 
-from quadrat.errors import CsvFormatError, InputError
-from quadrat.io.csv import read_csv_frame
-from quadrat.labels.catami import (
-    PARENTHETICAL as _PAREN,
-)
-from quadrat.labels.catami import (
-    CatamiTree,
-    _code,
-    _singular,
-    default_catami,
-    name_keys,
-    normalise_name,
-    write_frame_atomic,
-)
+if TYPE_CHECKING:
+    import pandas as pd
 
 MATCH_KINDS: tuple[str, ...] = (
     "normalised-path",
@@ -65,17 +55,6 @@ MATCH_KINDS: tuple[str, ...] = (
     "functional-group",
     "unmapped",
 )
-SOURCE_KINDS: tuple[str, ...] = ("coralnet-labelset", "squidle", "names")
-MAPPING_COLUMNS: tuple[str, ...] = (
-    "source_label",
-    "source_name",
-    "caab_code",
-    "catami_path",
-    "kind",
-    "score",
-    "note",
-)
-UNMAPPED = "(unmapped)"
 
 #: CoralNet functional groups -> the CATAMI node they all sit under.
 FUNCTIONAL_GROUPS: dict[str, str] = {
@@ -98,21 +77,10 @@ COLOURS: dict[str, str] = {
     "br": "brown",
     "phaeophyta": "brown",
 }
+# Looser than catami.split_path on purpose: source labels also join levels with ';' and
+# ':' without a space ('SI:kelp'), which CATAMI names never contain.
 _SOURCE_SPLIT = re.compile(r"\s+>\s+|\s*[:;]\s*")
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
-
-
-@dataclass(frozen=True)
-class SourceLabel:
-    """One label of a source: the key annotations use, plus what helps to match it."""
-
-    label: str
-    name: str = ""
-    group: str = ""
-
-    @property
-    def texts(self) -> list[str]:
-        return [text for text in dict.fromkeys((self.name, self.label)) if text]
 
 
 @dataclass(frozen=True)
@@ -138,7 +106,7 @@ class Matcher:
     def __init__(self, tree: CatamiTree, synonyms: dict[str, str] | None = None) -> None:
         self.tree = tree
         self.synonyms = {
-            _singular(normalise_name(term)): code
+            singular(normalise_name(term)): code
             for term, code in (default_synonyms() if synonyms is None else synonyms).items()
             if code in tree
         }
@@ -172,7 +140,9 @@ class Matcher:
 
     def _path_suffix(self, parts: Sequence[str]) -> str | None:
         """The unique node whose path ends with ``parts`` (alias-insensitive)."""
-        wanted = [_singular(normalise_name(_PAREN.sub(" ", p))) or normalise_name(p) for p in parts]
+        wanted = [
+            singular(normalise_name(PARENTHETICAL.sub(" ", p))) or normalise_name(p) for p in parts
+        ]
         candidates = self.alias.get(wanted[-1], set()) | self.exact.get(
             normalise_name(parts[-1]), set()
         )
@@ -207,10 +177,10 @@ class Matcher:
 
     def by_synonym(self, text: str) -> tuple[str, float, str] | None:
         colour = next((COLOURS[w] for w in tokens(text) if w in COLOURS), None)
-        bare = _PAREN.sub(" ", text)
-        inside = " ".join(_PAREN.findall(text)).strip("() ")
+        bare = PARENTHETICAL.sub(" ", text)
+        inside = " ".join(PARENTHETICAL.findall(text)).strip("() ")
         for whole_text in dict.fromkeys((text, bare, inside)):
-            whole = _singular(" ".join(tokens(whole_text)))
+            whole = singular(" ".join(tokens(whole_text)))
             if whole in self.synonyms:
                 code = self._refine(self.synonyms[whole], colour)
                 return code, 0.9, f"vocabulary term {whole!r}"
@@ -218,8 +188,8 @@ class Matcher:
         hits: list[tuple[str, str]] = []
         index = 0
         while index < len(words):
-            two = _singular(" ".join(words[index : index + 2]))
-            one = _singular(words[index])
+            two = singular(" ".join(words[index : index + 2]))
+            one = singular(words[index])
             if index + 1 < len(words) and two in self.synonyms:
                 hits.append((self.synonyms[two], two))
                 index += 2
@@ -266,7 +236,7 @@ class Matcher:
         return other in [*self.tree.ancestors(code), code] or code in self.tree.ancestors(other)
 
     def by_fuzzy(self, text: str, cutoff: float) -> tuple[str, float] | None:
-        key = _singular(normalise_name(_PAREN.sub(" ", text)))
+        key = singular(normalise_name(PARENTHETICAL.sub(" ", text)))
         if len(key) < 4:
             return None
         # only names that start like the label: 'Microalgae' is no 'Macroalgae', 'Reel' no 'Eel'
@@ -323,24 +293,6 @@ def _source_segments(text: str) -> list[str]:
     return parts
 
 
-@cache
-def default_synonyms() -> dict[str, str]:
-    """The shipped vocabulary: benthic terms and genera -> CAAB code."""
-    resource = resources.files("quadrat.labels").joinpath("data", "catami_synonyms.csv")
-    with resources.as_file(resource) as file:
-        return read_vocabulary(file)
-
-
-def read_vocabulary(path: str | Path) -> dict[str, str]:
-    """A vocabulary CSV (``term, caab_code[, note]``): a survey's own words for CATAMI nodes."""
-    path = Path(path)
-    frame = read_csv_frame(path)
-    for column in ("term", "caab_code"):
-        if column not in frame.columns:
-            raise CsvFormatError(f"missing column {column!r}", path=path)
-    return {row.term: _code(row.caab_code) for row in frame.itertuples() if row.term}
-
-
 def propose_mapping(
     labels: Iterable[SourceLabel | str],
     tree: CatamiTree | None = None,
@@ -354,6 +306,8 @@ def propose_mapping(
     ``synonyms`` (term -> CAAB code) replaces the shipped vocabulary; terms whose code is
     not in the tree are ignored.
     """
+    import pandas as pd
+
     if not 0.0 <= fuzzy_cutoff <= 1.0:
         raise InputError("the fuzzy cutoff is a similarity ratio in [0, 1]", value=fuzzy_cutoff)
     tree = tree or default_catami()
@@ -384,188 +338,13 @@ def unmapped(mapping: pd.DataFrame) -> list[str]:
     return mapping.loc[mapping["caab_code"].fillna("") == "", "source_label"].tolist()
 
 
-# -- reading sources -----------------------------------------------------------------
-def _columns(frame: pd.DataFrame) -> dict[str, str]:
-    """'Short Code', 'Short_Code', 'short code' -> 'short_code' (CoralNet uses all three)."""
-    return {re.sub(r"[\s_]+", "_", str(c).strip().casefold()): c for c in frame.columns}
-
-
-def read_source_labels(path: str | Path, kind: str) -> list[SourceLabel]:
-    """Labels of a source: a CoralNet labelset, a Squidle+ export, or plain names.
-
-    ``names`` reads one name a line, or a folder's sub-folder names (class folders).
-    """
-    path = Path(path)
-    if kind not in SOURCE_KINDS:
-        raise InputError(f"unknown source kind (choose {', '.join(SOURCE_KINDS)})", value=kind)
-    if kind == "names":
-        if path.is_dir():
-            return [SourceLabel(p.name) for p in sorted(path.iterdir()) if p.is_dir()]
-        if path.suffix.lower() == ".csv":  # first column under a header; stray commas ok
-            rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))[1:]
-            return [SourceLabel(row[0].strip()) for row in rows if row and row[0].strip()]
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-        return [SourceLabel(line.strip()) for line in lines if line.strip()]
-    frame = read_csv_frame(path)
-    cols = _columns(frame)
-    if kind == "coralnet-labelset":
-        need = ("short_code", "name")
-        if any(c not in cols for c in need):
-            raise CsvFormatError(
-                "a CoralNet labelset needs 'Short Code' and 'Name' columns "
-                f"(found: {', '.join(map(str, frame.columns))})",
-                path=path,
-            )
-        group = cols.get("functional_group")
-        return [
-            SourceLabel(
-                str(row[cols["short_code"]]).strip(),
-                str(row[cols["name"]]).strip(),
-                str(row[group]).strip() if group else "",
-            )
-            for _, row in frame.iterrows()
-            if str(row[cols["short_code"]]).strip()
-        ]
-    lineage = cols.get("label.lineage_names")
-    if lineage is None:
-        raise CsvFormatError("a Squidle+ export needs a 'label.lineage_names' column", path=path)
-    names = frame[cols["label.name"]] if "label.name" in cols else frame[lineage]
-    pairs = dict(zip(frame[lineage], names, strict=True))
-    return [SourceLabel(str(k).strip(), str(v).strip()) for k, v in pairs.items() if str(k)]
-
-
-# -- the reviewed table --------------------------------------------------------------
-def write_mapping(mapping: pd.DataFrame, path: str | Path) -> Path:
-    """Write the table atomically (a reviewer's file is never half-written)."""
-    return write_frame_atomic(mapping[list(MAPPING_COLUMNS)], path)
-
-
-def read_mapping(path: str | Path, tree: CatamiTree | None = None) -> dict[str, str]:
-    """A reviewed table -> {source label: CAAB code}; rows with no code are left out.
-
-    Every code must name a node of the tree and every label appear once; the error names
-    the line.
-    """
-    tree = tree or default_catami()
-    path = Path(path)
-    frame = read_csv_frame(path)
-    for column in ("source_label", "caab_code"):
-        if column not in frame.columns:
-            raise CsvFormatError(f"missing column {column!r}", path=path)
-    out: dict[str, str] = {}
-    seen: set[str] = set()
-    for index, row in frame.iterrows():
-        line = int(str(index)) + 2
-        label = row["source_label"]
-        if label in seen:
-            raise CsvFormatError("source label listed twice", path=path, line=line, value=label)
-        seen.add(label)
-        code = _code(row["caab_code"])
-        if not code:
-            continue
-        if code not in tree:
-            raise CsvFormatError(
-                f"caab_code {code!r} (for {label!r}) is not a node of the CATAMI tree",
-                path=path,
-                line=line,
-                value=code,
-            )
-        out[label] = code
-    return out
-
-
-def shipped_mapping(name: str, tree: CatamiTree | None = None) -> dict[str, str]:
-    """A reviewed mapping shipped with quadrat (``data/<name>_catami.csv``).
-
-    ``seattle_rov``: the 25 class folders of the Seattle ROV patches, proposed by
-    :func:`propose_mapping` and then reviewed by hand (``kind`` 'reviewed' marks the edits).
-    """
-    resource = resources.files("quadrat.labels").joinpath("data", f"{name}_catami.csv")
-    if not resource.is_file():
-        raise InputError(f"no shipped mapping named {name!r}", value=name)
-    with resources.as_file(resource) as file:
-        return read_mapping(file, tree)
-
-
-# -- annotations ---------------------------------------------------------------------
-def apply_mapping(labels: pd.Series, mapping: dict[str, str]) -> pd.Series:
-    """CAAB code per annotation ('' where the label is unmapped)."""
-    return labels.astype(str).map(mapping).fillna("")
-
-
-def roll_up_codes(codes: pd.Series, level: int, tree: CatamiTree | None = None) -> pd.Series:
-    """Each code's ancestor at ``level`` (head-relative); '' stays ''."""
-    tree = tree or default_catami()
-    cache_: dict[str, str] = {}
-    for code in codes.unique():
-        cache_[code] = tree.roll_up(code, level) if code else ""
-    return codes.map(cache_)
-
-
-def covers_per_level(
-    images: pd.Series,
-    codes: pd.Series,
-    levels: Sequence[int],
-    tree: CatamiTree | None = None,
-) -> pd.DataFrame:
-    """Point cover per image, head and CATAMI level.
-
-    A point whose node is shallower than a level is counted at its own node (it cannot be
-    refined); unmapped points count as ``(unmapped)`` so each image's covers sum to 1.
-    """
-    tree = tree or default_catami()
-    frame = pd.DataFrame({"image": images.astype(str).to_numpy(), "code": codes.to_numpy()})
-    totals = frame.groupby("image").size().rename("image_points")
-    parts = []
-    for level in levels:
-        rolled = frame.assign(level=level, caab_code=roll_up_codes(frame["code"], level, tree))
-        parts.append(rolled.groupby(["image", "level", "caab_code"]).size().rename("points"))
-    table = pd.concat(parts).reset_index().join(totals, on="image")
-    table["cover"] = table["points"] / table["image_points"]
-    names = {
-        c: (tree.node(c).name, tree.path_str(c), tree.head(c) or "")
-        for c in table["caab_code"].unique()
-        if c
-    }
-    table["head"] = table["caab_code"].map(lambda c: names[c][2] if c else "")
-    table["name"] = table["caab_code"].map(lambda c: names[c][0] if c else UNMAPPED)
-    table["catami_path"] = table["caab_code"].map(lambda c: names[c][1] if c else "")
-    columns = ["image", "level", "head", "caab_code", "name", "catami_path", "points", "cover"]
-    return table[columns].sort_values(["image", "level", "points"], ascending=[True, True, False])
-
-
-def read_annotations(
-    path: str | Path,
-    kind: str,
-    *,
-    label_column: str | None = None,
-    image_column: str | None = None,
-) -> pd.DataFrame:
-    """(image, label) per point from a CoralNet export, a Squidle+ export or class folders."""
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file())
-        return pd.DataFrame(
-            {
-                "image": [str(p.relative_to(path)) for p in files],
-                "label": [p.parent.name for p in files],
-            }
-        )
-    defaults = {
-        "coralnet-labelset": ("Label", "Name"),
-        "squidle": ("label.lineage_names", "point.media.key"),
-        "names": ("label", "image"),
-    }
-    if kind not in defaults:
-        raise InputError(f"unknown source kind (choose {', '.join(defaults)})", value=kind)
-    label_col = label_column or defaults[kind][0]
-    image_col = image_column or defaults[kind][1]
-    frame = read_csv_frame(path)
-    for column in (label_col, image_col):
-        if column not in frame.columns:
-            raise CsvFormatError(
-                f"no column {column!r} (found: {', '.join(map(str, frame.columns))}); "
-                "name it with --label-column / --image-column",
-                path=path,
-            )
-    return pd.DataFrame({"image": frame[image_col], "label": frame[label_col]})
+__all__ = [
+    "COLOURS",
+    "FUNCTIONAL_GROUPS",
+    "MATCH_KINDS",
+    "Matcher",
+    "Proposal",
+    "propose_mapping",
+    "tokens",
+    "unmapped",
+]

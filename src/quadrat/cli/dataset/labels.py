@@ -13,23 +13,15 @@ from rich.tree import Tree
 from quadrat.cli._common import console, progress_bar, user_errors
 from quadrat.cli.dataset import app
 from quadrat.errors import InputError
-from quadrat.labels.catami import (
-    CatamiTree,
-    build_default,
-    default_catami,
-    load_tree,
-    write_frame_atomic,
-)
-from quadrat.labels.translate import (
-    MATCH_KINDS,
-    apply_mapping,
-    covers_per_level,
-    propose_mapping,
+from quadrat.labels.catami import CatamiTree
+from quadrat.labels.catami_io import build_default, default_catami, load_tree, write_frame_atomic
+from quadrat.labels.rollup import apply_mapping, covers_per_level
+from quadrat.labels.translate import MATCH_KINDS, propose_mapping, unmapped
+from quadrat.labels.translate_io import (
     read_annotations,
     read_mapping,
     read_source_labels,
     read_vocabulary,
-    unmapped,
     write_mapping,
 )
 
