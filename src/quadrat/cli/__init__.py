@@ -17,10 +17,10 @@ import typer
 from typer.core import TyperGroup
 
 from quadrat.cli import demo, pretrain, results, workflow
-from quadrat.cli._common import DEPRECATED_OPTIONS, deprecated_alias, show_flags_as_flags
+from quadrat.cli._common import DEPRECATED_OPTIONS, deprecated_alias, tidy_help
 from quadrat.cli.dataset import app as dataset_app
 
-show_flags_as_flags()
+tidy_help()
 
 
 class QuadratGroup(TyperGroup):

@@ -21,7 +21,7 @@ from rich.console import Console
 from quadrat.errors import QuadratError
 
 if TYPE_CHECKING:
-    from quadrat.workflow.project import Project
+    from quadrat import Project
 
 console = Console()
 err_console = Console(stderr=True)
@@ -202,7 +202,7 @@ def _show_warning(message: Any, category: Any, *_args: Any, **_kwargs: Any) -> N
 
 def open_project(location: str | Path) -> Project:
     """The project at ``location`` (NotFoundError, exit 4, when there is none)."""
-    from quadrat.workflow.project import Project
+    from quadrat import Project
 
     return Project.open(location)
 
@@ -246,22 +246,26 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         yield update
 
 
-def show_flags_as_flags() -> None:
-    """Print ``--force``, not ``--force <bool>``, in help (a flag takes no value).
+def tidy_help() -> None:
+    """Print ``--force``, not ``--force <bool>``, and ``--gpx <path>...``, not ``<list[Path]>``.
 
-    Typer's rich help writes a type after every option, flags included; click's plain help
-    never did. Idempotent; called once by :mod:`quadrat.cli`.
+    Typer's rich help writes a type after every option, flags included (click's plain help
+    never did: a flag takes no value), and a repeatable option's type as a Python
+    annotation. Idempotent; called once by :mod:`quadrat.cli`.
     """
     from typer.core import TyperOption
 
     original = TyperOption.display_type_rich
-    if getattr(original, "__quadrat_flags__", False):
+    if getattr(original, "__quadrat_tidy__", False):
         return
 
     def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
         if self.is_flag or self.count:
             return None
-        return original(self, ctx)
+        text = original(self, ctx)
+        if self.multiple and text and text.startswith("<list[") and text.endswith("]>"):
+            return f"<{text[6:-2].lower()}>..."
+        return text
 
-    display_type_rich.__quadrat_flags__ = True  # type: ignore[attr-defined]
+    display_type_rich.__quadrat_tidy__ = True  # type: ignore[attr-defined]
     TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
