@@ -207,7 +207,11 @@ def features_for(
     first (the control that separates "pretrained" from "BN statistics of real images").
     """
     # An exported backbone file names its own network, so it stands in for the name.
-    extractor = create_extractor(name if weights is None else str(weights), batch_size=batch_size)
+    extractor = create_extractor(
+        name if weights is None else str(weights),
+        random_weights=weights is None,
+        batch_size=batch_size,
+    )
     variant = ""
     if bn_patches is not None:
         if not isinstance(extractor, TorchExtractor):
@@ -262,10 +266,11 @@ def linear_probe_scores(
 
 
 def seattle_hierarchy(labels: np.ndarray) -> dict[str, Any]:
-    """CATAMI targets, masks, descendant matrix and groups for the mapped Seattle patches."""
-    from quadrat.labels.catami import default_catami
+    """CATAMI targets, masks, ancestor matrix (R) and groups for the mapped Seattle patches."""
+    from quadrat.labels.catami_io import default_catami
     from quadrat.labels.hierarchy import HierarchyEncoder
-    from quadrat.labels.translate import SourceLabel, propose_mapping
+    from quadrat.labels.translate import propose_mapping
+    from quadrat.labels.translate_io import SourceLabel
 
     tree = default_catami()
     classes = sorted(set(labels))
@@ -284,7 +289,7 @@ def seattle_hierarchy(labels: np.ndarray) -> dict[str, Any]:
         "keep": keep,
         "targets": targets[:, used].astype(np.int8),
         "mask": mask[:, used],
-        "descendants": encoder.ancestor_matrix()[np.ix_(used, used)],
+        "ancestor_matrix": encoder.ancestor_matrix()[np.ix_(used, used)],
         "groups": depth_groups(encoder.depth_[used], encoder.head_of_[used]),
         "mapping": {label: tree.path_str(code) for label, code in sorted(mapping.items())},
         "unmapped": [c for c in classes if c not in mapping],
@@ -305,7 +310,7 @@ def hierarchical_scores(
     targets, mask = hierarchy["targets"], hierarchy["mask"]
     proba = np.zeros(targets.shape, dtype=np.float32)
     for train, test in grouped_folds(y_flat, None, folds, random_state=seed):
-        probe = HierarchicalProbe(hierarchy["descendants"], random_state=seed, **probe_options)
+        probe = HierarchicalProbe(hierarchy["ancestor_matrix"], random_state=seed, **probe_options)
         probe.fit(x[train], targets[train], mask[train])
         proba[test] = probe.predict_proba(x[test])
     scores = hierarchical_metrics(targets, proba, mask, groups=hierarchy["groups"])
@@ -336,7 +341,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--extractors",
-        default="texture,resnet18,efficientnet_b0",
+        default="texture,timm:resnet18,efficientnet_b0",
         help="comma-separated extractor names (random weights for CNNs)",
     )
     parser.add_argument(

@@ -74,7 +74,9 @@ def _colour_patches(n: int = 24, size: int = 32) -> tuple[np.ndarray, np.ndarray
 @pytest.mark.filterwarnings("ignore:.*random weights.*")
 def test_fine_tuning_trains_backbone_and_head() -> None:
     patches, y = _colour_patches()
-    model = FineTuneClassifier("resnet10t", epochs=3, batch_size=8, lr=1e-3)
+    model = FineTuneClassifier(
+        "timm:resnet10t", random_weights=True, epochs=3, batch_size=8, lr=1e-3
+    )
     model.fit(patches, y)
     assert len(model.loss_curve_) == 3
     assert model.loss_curve_[-1] < model.loss_curve_[0]

@@ -11,29 +11,31 @@ predictions of every sample, folds grouped by image) and
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
-from threadpoolctl import threadpool_limits
-from torch import nn
+from sklearn.utils.validation import check_is_fitted
 
+from quadrat._util import limit_threads
 from quadrat.classifiers.splits import fold_splits
 from quadrat.errors import InputError
-from quadrat.extractors import TorchExtractor, create_extractor
-from quadrat.probes.hierarchical import warmup_cosine
+from quadrat.probes.hierarchical import require_torch, warmup_cosine
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _check_xy(X: npt.ArrayLike, y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """X and y as arrays of one length with at least two labels (bad input: InputError,
+    a ValueError as scikit-learn raises; a probe used before ``fit``: NotFittedError)."""
     x = np.asarray(X)
     labels = np.asarray(y)
     if labels.ndim != 1 or x.shape[0] != labels.shape[0]:
@@ -50,7 +52,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
     Standardising first keeps one ``C`` meaningful across backbones whose feature scales
     differ by orders of magnitude (random EfficientNet features are ~1e-5 without BN
-    re-estimation; texture descriptors are O(1)).
+    re-estimation; texture descriptors are O(1)). ``blas_threads``: one BLAS thread by
+    default (see :func:`quadrat._util.limit_threads`); None leaves BLAS alone.
     """
 
     def __init__(
@@ -65,18 +68,11 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.blas_threads = blas_threads
         self.random_state = random_state
 
-    def _threads(self) -> contextlib.AbstractContextManager[Any]:
-        """One BLAS thread by default: on a busy machine spinning threads made a 0.3 s
-        fit take 37 s (see quadrat.classifiers.estimators); None leaves BLAS alone."""
-        if self.blas_threads is None:
-            return contextlib.nullcontext()
-        return threadpool_limits(limits=int(self.blas_threads), user_api="blas")
-
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> LinearProbe:
         x, labels = _check_xy(X, y)
         if x.ndim != 2 or not np.isfinite(x).all():
             raise InputError(f"X must be a finite 2-d feature array, got shape {x.shape}")
-        with self._threads():
+        with limit_threads(self.blas_threads):
             self.pipeline_: Pipeline = make_pipeline(
                 StandardScaler(),
                 LogisticRegression(
@@ -88,7 +84,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
-        with self._threads():
+        check_is_fitted(self, "pipeline_")
+        with limit_threads(self.blas_threads):
             return np.asarray(self.pipeline_.predict_proba(np.asarray(X)))
 
     def predict(self, X: npt.ArrayLike) -> np.ndarray:
@@ -96,7 +93,12 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
 
 
 class FineTuneClassifier(ClassifierMixin, BaseEstimator):
-    """A backbone from :func:`create_extractor` plus a linear head, trained end to end.
+    """A backbone from :func:`quadrat.create_extractor` plus a linear head, trained end to end.
+
+    ``backbone`` is any network name ``create_extractor`` takes (a registered CNN,
+    ``timm:<model>``, a ``quadrat pretrain`` backbone file); it needs ``weights``, or
+    ``random_weights=True`` to start from seeded random weights on purpose (the control
+    of a pretraining comparison). Needs torch (``quadrat[cnn]``).
 
     Input is uint8 RGB patches (n, S, S, 3); the extractor's own preprocessing (scale,
     mean, std) is applied, so weights exported by ``quadrat pretrain`` see the input they
@@ -107,9 +109,10 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        backbone: str = "resnet18",
+        backbone: str = "timm:resnet18",
         weights: str | Path | None = None,
         *,
+        random_weights: bool = False,
         epochs: int = 5,
         lr: float = 1e-4,
         head_lr_scale: float = 10.0,
@@ -119,6 +122,7 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
     ) -> None:
         self.backbone = backbone
         self.weights = weights
+        self.random_weights = random_weights
         self.epochs = epochs
         self.lr = lr
         self.head_lr_scale = head_lr_scale
@@ -127,6 +131,8 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def _check_patches(self, patches: npt.ArrayLike) -> torch.Tensor:
+        import torch
+
         p = np.asarray(patches)
         if p.ndim != 4 or p.shape[-1] != 3 or p.dtype != np.uint8:
             raise InputError(
@@ -135,6 +141,12 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
         return torch.from_numpy(np.ascontiguousarray(p))
 
     def fit(self, patches: npt.ArrayLike, y: npt.ArrayLike) -> FineTuneClassifier:
+        require_torch("FineTuneClassifier")
+        import torch
+        from torch import nn
+
+        from quadrat.extractors import TorchExtractor, create_extractor
+
         x = self._check_patches(patches)
         _, labels = _check_xy(np.zeros(len(x)), y)
         if self.epochs < 1 or self.batch_size < 1:
@@ -144,7 +156,12 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
         target = torch.from_numpy(self.encoder_.transform(labels)).long()
         if self.backbone == "texture":
             raise InputError("the texture extractor is not a network and cannot be fine-tuned")
-        extractor = create_extractor(self.backbone, self.weights, seed=self.random_state)
+        extractor = create_extractor(
+            self.backbone,
+            self.weights,
+            random_weights=self.random_weights,
+            seed=self.random_state,
+        )
         if not isinstance(extractor, TorchExtractor):
             raise InputError(
                 f"{self.backbone!r} is not a network and cannot be fine-tuned",
@@ -191,20 +208,22 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
         self.head_ = head.eval().requires_grad_(False)
         return self
 
-    @torch.inference_mode()
     def predict_proba(self, patches: npt.ArrayLike) -> npt.NDArray[np.float32]:
-        if not hasattr(self, "head_"):
-            raise InputError("this classifier is not fitted yet: call fit first")
+        check_is_fitted(self, "head_")
+        import torch
+
         x = self._check_patches(patches)
-        out = [
-            torch.softmax(
-                self.head_(self.extractor_.model(self.extractor_.preprocess(x[i : i + 64]))), 1
-            )
-            for i in range(0, len(x), 64)
-        ]
-        if not out:
-            return np.zeros((0, len(self.classes_)), dtype=np.float32)
-        return torch.cat(out).numpy()
+        with torch.inference_mode():
+            out = [
+                torch.softmax(
+                    self.head_(self.extractor_.model(self.extractor_.preprocess(x[i : i + 64]))),
+                    1,
+                )
+                for i in range(0, len(x), 64)
+            ]
+            if not out:
+                return np.zeros((0, len(self.classes_)), dtype=np.float32)
+            return torch.cat(out).numpy()
 
     def predict(self, patches: npt.ArrayLike) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(patches).argmax(axis=1)])

@@ -15,76 +15,29 @@ The four CATAMI heads (biota, substrate, bedforms, relief) are disjoint parts of
 vector; their nodes share the hidden layer but not the constraint (no edge crosses heads),
 and metrics are reported per head and depth (:func:`quadrat.probes.metrics.depth_groups`).
 Masks mark nodes a label says nothing about; they are left out of loss and metrics.
+
+The hierarchy itself (R from parent links, implied ancestors, the max-constraint) lives in
+:mod:`quadrat.labels.hierarchy`; this module holds the loss, the network and the probe.
+torch is imported inside the calls that need it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import torch
 from sklearn.base import BaseEstimator
 from sklearn.preprocessing import StandardScaler
-from torch import nn
+from sklearn.utils.validation import check_is_fitted
 
-from quadrat.errors import InputError
+from quadrat.errors import InputError, missing_dependency
+from quadrat.labels.hierarchy import imply_ancestors, max_constraint
 
-
-def descendant_matrix(parents: Sequence[int] | npt.ArrayLike) -> npt.NDArray[np.bool_]:
-    """``R[i, j]`` is True when node j is node i or one of its descendants.
-
-    ``parents[i]`` is the column of node i's parent, or -1 for a root. The edges are
-    directed parent -> child (BenthicNet's graph is built undirected, which would make
-    every node of a tree its own descendant's descendant).
-    """
-    p = np.asarray(parents, dtype=np.int64)
-    k = p.shape[0]
-    if p.ndim != 1 or ((p < -1) | (p >= k)).any():
-        raise InputError("parents must be 1-d column indices, -1 for a root", value=p)
-    R = np.eye(k, dtype=bool)
-    for node in range(k):
-        ancestor, steps = p[node], 0
-        while ancestor >= 0:
-            R[ancestor, node] = True
-            ancestor, steps = p[ancestor], steps + 1
-            if steps > k:
-                raise InputError(f"the parent links of node {node} form a cycle", value=node)
-    return R
-
-
-def node_depths(parents: Sequence[int] | npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """Depth of every node (roots are 0): the number of its strict ancestors."""
-    return descendant_matrix(parents).sum(axis=0).astype(np.int64) - 1
-
-
-def imply_ancestors(targets: npt.ArrayLike, R: npt.ArrayLike) -> npt.NDArray[np.int8]:
-    """Targets with every ancestor of a positive node set too (a label implies its ancestors)."""
-    y = np.asarray(targets).astype(bool)
-    r = np.asarray(R, dtype=bool)
-    return ((y.astype(np.int64) @ r.T.astype(np.int64)) > 0).astype(np.int8)
-
-
-def max_constraint(probs: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
-    """C-HMCNN's MCM: ``out[:, i] = max over j in descendants-or-self(i) of probs[:, j]``.
-
-    One ``scatter_reduce(amax)`` over the (ancestor, descendant) pairs of ``R``: about
-    k * (mean depth + 1) pairs instead of C-HMCNN's dense (n, k, k) product, which made a
-    training step on the 269-node CATAMI probe ~50x slower. Differentiable (ties share
-    the gradient, as with ``amax``); works for any DAG, not only trees.
-    """
-    if probs.ndim != 2 or R.shape != (probs.shape[1], probs.shape[1]):
-        raise InputError(
-            f"probs (n, k) and R (k, k) do not fit: {tuple(probs.shape)}, {tuple(R.shape)}",
-            value=tuple(R.shape),
-        )
-    ancestor, descendant = R.to(torch.bool).nonzero(as_tuple=True)
-    index = ancestor.to(probs.device).expand(probs.shape[0], -1)
-    return torch.full_like(probs, -torch.inf).scatter_reduce(
-        1, index, probs[:, descendant.to(probs.device)], reduce="amax", include_self=False
-    )
+if TYPE_CHECKING:
+    import torch
 
 
 def max_constraint_loss(
@@ -99,6 +52,8 @@ def max_constraint_loss(
     (``MCM(p * y)``); for a negative node over all of them (``MCM(p)``), so a confident
     wrong child is penalised at every ancestor labelled negative.
     """
+    import torch
+
     y = targets.to(logits.dtype)
     p = torch.sigmoid(logits)
     constrained = max_constraint(p, R)
@@ -106,7 +61,7 @@ def max_constraint_loss(
     train_output = y * positive_path + (1.0 - y) * constrained
     # BCE on probabilities; clamp so that log never sees exactly 0 or 1.
     eps = torch.finfo(train_output.dtype).eps
-    bce = nn.functional.binary_cross_entropy(
+    bce = torch.nn.functional.binary_cross_entropy(
         train_output.clamp(eps, 1.0 - eps), y, reduction="none"
     )
     if mask is None:
@@ -115,20 +70,22 @@ def max_constraint_loss(
     return (bce * keep).sum() / keep.sum().clamp_min(1.0)
 
 
-class ProbeNetwork(nn.Module):
-    """BenthicNet's "hp" probe: one hidden layer (2048, ReLU, dropout 0.7), one logit a node."""
+def probe_network(
+    in_features: int, n_outputs: int, hidden: int, dropout: float
+) -> torch.nn.Sequential:
+    """BenthicNet's "hp" probe: one hidden layer (2048, ReLU, dropout 0.7), one logit a node.
 
-    def __init__(self, in_features: int, n_outputs: int, hidden: int, dropout: float) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Linear(in_features, hidden),
-            nn.ReLU(),
-            nn.Dropout(dropout),
-            nn.Linear(hidden, n_outputs),
-        )
+    A function rather than an ``nn.Module`` subclass, so that importing this module does
+    not import torch.
+    """
+    from torch import nn
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+    return nn.Sequential(
+        nn.Linear(in_features, hidden),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, n_outputs),
+    )
 
 
 def warmup_cosine(
@@ -138,6 +95,7 @@ def warmup_cosine(
 
     BenthicNet's scheduler stayed at its warm-up value for the whole run; this one decays.
     """
+    from torch.optim.lr_scheduler import LambdaLR
 
     def factor(step: int) -> float:
         if step < warmup_steps:
@@ -145,45 +103,35 @@ def warmup_cosine(
         progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return LambdaLR(optimizer, factor)
 
 
-@dataclass(frozen=True)
-class Hierarchy:
-    """What the probe needs of a label hierarchy: node names, parents (-1 = root), heads."""
+def require_torch(purpose: str) -> None:
+    """Raise the error that names the extra installing torch when torch is missing.
 
-    names: tuple[str, ...]
-    parents: tuple[int, ...]
-    heads: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if not len(self.names) == len(self.parents) == len(self.heads):
-            raise InputError(
-                "names, parents and heads must have one length, got "
-                f"{len(self.names)}, {len(self.parents)}, {len(self.heads)}"
-            )
-
-    @property
-    def descendants(self) -> npt.NDArray[np.bool_]:
-        return descendant_matrix(self.parents)
-
-    @property
-    def depths(self) -> npt.NDArray[np.int64]:
-        return node_depths(self.parents)
+    The probes import torch only inside the calls that train or score, so that
+    ``import quadrat.probes`` (and the linear probe) work without it.
+    """
+    if importlib.util.find_spec("torch") is None:
+        raise missing_dependency("torch", "cnn", purpose=purpose)
 
 
 class HierarchicalProbe(BaseEstimator):
     """A frozen-feature hierarchical probe with BenthicNet's "hp" settings as defaults.
 
-    ``fit(X, Y, mask)``: features (n, d), 0/1 node targets (n, k; ancestors implied here
-    too), optional bool mask (False = ignore that node for that sample). Features are
-    standardised on the training split (backbones differ in scale by orders of magnitude).
-    ``predict_proba`` returns constrained probabilities: parent >= child for every edge.
+    ``ancestor_matrix`` is C-HMCNN's R (``R[i, j]``: node i is an ancestor-or-self of node
+    j), as :func:`quadrat.labels.hierarchy.ancestor_matrix` or
+    :meth:`HierarchyEncoder.ancestor_matrix <quadrat.labels.hierarchy.HierarchyEncoder>`
+    give it. ``fit(X, Y, mask)``: features (n, d), 0/1 node targets (n, k; ancestors
+    implied here too), optional bool mask (False = ignore that node for that sample).
+    Features are standardised on the training split (backbones differ in scale by orders
+    of magnitude). ``predict_proba`` returns constrained probabilities: parent >= child
+    for every edge. Needs torch (``quadrat[cnn]``).
     """
 
     def __init__(
         self,
-        descendants: npt.ArrayLike,
+        ancestor_matrix: npt.ArrayLike,
         *,
         hidden: int = 2048,
         dropout: float = 0.7,
@@ -194,7 +142,7 @@ class HierarchicalProbe(BaseEstimator):
         warmup_fraction: float = 0.1,
         random_state: int = 0,
     ) -> None:
-        self.descendants = descendants
+        self.ancestor_matrix = ancestor_matrix
         self.hidden = hidden
         self.dropout = dropout
         self.lr = lr
@@ -204,19 +152,25 @@ class HierarchicalProbe(BaseEstimator):
         self.warmup_fraction = warmup_fraction
         self.random_state = random_state
 
-    def _descendants_tensor(self) -> torch.Tensor:
-        R = np.asarray(self.descendants, dtype=bool)
+    def _r_tensor(self) -> torch.Tensor:
+        import torch
+
+        R = np.asarray(self.ancestor_matrix, dtype=bool)
         if R.ndim != 2 or R.shape[0] != R.shape[1] or not R.diagonal().all():
             raise InputError(
-                "descendants must be a square bool matrix with a True diagonal",
+                "ancestor_matrix must be a square bool matrix with a True diagonal",
                 value=R.shape,
+                param="ancestor_matrix",
             )
-        return torch.from_numpy(R)
+        return torch.from_numpy(np.ascontiguousarray(R))
 
     def fit(
         self, X: npt.ArrayLike, Y: npt.ArrayLike, mask: npt.ArrayLike | None = None
     ) -> HierarchicalProbe:
-        R = self._descendants_tensor()
+        require_torch("HierarchicalProbe")
+        import torch
+
+        R = self._r_tensor()
         x = np.asarray(X, dtype=np.float32)
         y = np.asarray(Y)
         if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or y.shape[1] != R.shape[0]:
@@ -241,7 +195,7 @@ class HierarchicalProbe(BaseEstimator):
         # so a fit gives the same probe whatever ran before it.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
-            network = ProbeNetwork(x.shape[1], R.shape[0], self.hidden, self.dropout)
+            network = probe_network(x.shape[1], R.shape[0], self.hidden, self.dropout)
             optimizer = torch.optim.AdamW(
                 network.parameters(), lr=self.lr, weight_decay=self.weight_decay
             )
@@ -266,22 +220,23 @@ class HierarchicalProbe(BaseEstimator):
         self.n_features_in_ = x.shape[1]
         return self
 
-    @torch.inference_mode()
     def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """Constrained node probabilities (n, k), scored 256 samples at a time."""
-        if not hasattr(self, "network_"):
-            raise InputError("this probe is not fitted yet: call fit first")
+        check_is_fitted(self, "network_")
+        import torch
+
         x = np.asarray(X, dtype=np.float32)
         if x.ndim != 2 or x.shape[1] != self.n_features_in_:
             raise InputError(f"X must be (n, {self.n_features_in_}), got {x.shape}", value=x.shape)
-        R = self._descendants_tensor()
+        R = self._r_tensor()
         xt = torch.from_numpy(self.scaler_.transform(x).astype(np.float32))
-        out = [
-            max_constraint(torch.sigmoid(self.network_(xt[i : i + 256])), R)
-            for i in range(0, len(xt), 256)
-        ]
-        k = R.shape[0]
-        return torch.cat(out).numpy() if out else np.zeros((0, k), dtype=np.float32)
+        with torch.inference_mode():
+            out = [
+                max_constraint(torch.sigmoid(self.network_(xt[i : i + 256])), R)
+                for i in range(0, len(xt), 256)
+            ]
+            k = R.shape[0]
+            return torch.cat(out).numpy() if out else np.zeros((0, k), dtype=np.float32)
 
     def predict(self, X: npt.ArrayLike, threshold: float = 0.5) -> npt.NDArray[np.int8]:
         """0/1 node sets; coherent (a predicted node's ancestors are predicted) by the MCM."""
