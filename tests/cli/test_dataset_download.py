@@ -103,10 +103,10 @@ def test_column_mapping_and_defaults(server: FixtureServer, tmp_path: Path) -> N
     [
         (["-c", "url"], "--column takes NAME=COLUMN"),
         (["-c", "url=nope"], "no column 'nope'"),
-        (["--workers", "0"], "--workers must be at least 1"),
-        (["--shard-size", "0"], "--shard-size must be at least 1"),
-        (["--verify", "pixels"], "--verify must be decode or header"),
-        (["--timeout", "0"], "--timeout must be positive"),
+        (["--workers", "0"], "workers must be at least 1, not 0 (see --workers)"),
+        (["--shard-size", "0"], "shard_size must be at least 1, not 0 (see --shard-size)"),
+        (["--verify", "pixels"], "verify must be decode or header, not 'pixels' (see --verify)"),
+        (["--timeout", "0"], "timeout must be positive, not 0.0 (see --timeout)"),
     ],
 )
 def test_bad_options_are_one_red_line(
@@ -131,7 +131,7 @@ def test_bad_table_names_file_and_line(tmp_path: Path) -> None:
     ).to_csv(table, index=False)
     text = invoke(table, tmp_path / "o", code=1)
     assert text.startswith("error:") and "media.csv, line 3" in text and "ftp://x/b.jpg" in text
-    text = invoke(tmp_path / "absent.csv", tmp_path / "o", code=1)
+    text = invoke(tmp_path / "absent.csv", tmp_path / "o", code=4)  # NotFoundError
     assert "absent.csv: table not found" in text
 
 

@@ -172,7 +172,7 @@ def test_translate_and_rollup_errors(files: dict[str, Path], tmp_path: Path) -> 
     )
     assert "mapping.csv, line 3: caab_code '00001234'" in text
     assert (
-        "no such file"
+        "nope.csv: file not found"
         in fail(
             "rollup",
             str(tmp_path / "nope.csv"),

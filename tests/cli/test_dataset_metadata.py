@@ -96,8 +96,11 @@ def test_strict_fails_with_one_red_line_and_writes_nothing(
     ("args", "message"),
     [
         (["--out", "x.xlsx"], "unknown table format"),
-        (["--format", "images", "--map", "image=img_name", "--out", "x.csv"], "--map applies"),
-        (["--map", "image", "--out", "x.csv"], "--map takes"),
+        (
+            ["--format", "images", "--column", "image=img_name", "--out", "x.csv"],
+            "option columns applies to format csv only, not to images (see --column",
+        ),
+        (["--column", "image", "--out", "x.csv"], "--column takes"),
         (["--drop-bad", "--strict", "--out", "x.csv"], "contradict"),
         (["--gpx", "missing.gpx", "--out", "x.csv"], "GPX file not found"),
         (["--clock-offset", "soon", "--gpx", "TRACK", "--out", "x.csv"], "clock offset"),
@@ -145,7 +148,8 @@ def test_format_defaults_to_images_for_a_folder(fixtures: dict[str, Path], tmp_p
     text = validate(fixtures["images"] / "reef_a", "--out", tmp_path / "a.csv")
     assert "rows read │ 3" in text and "a3.jpg: latitude/longitude 0/0" in text
     text = validate(fixtures["images"], "--depth-positive-up", "--out", tmp_path / "b.csv", code=1)
-    assert "--depth-positive-up applies to --format csv only" in text
+    assert "option depth_positive_up applies to format csv only" in text
+    assert "(see --depth-positive-up)" in text
 
 
 def test_depth_log_and_gpx_together(fixtures: dict[str, Path], tmp_path: Path) -> None:

@@ -62,7 +62,7 @@ def test_subsample_bad_input_is_one_red_line(tmp_path: Path) -> None:
     assert "missing column(s) dataset, longitude" in output
     assert not (tmp_path / "out.csv").exists()
     code, output = run("subsample", str(tmp_path / "absent.csv"), str(tmp_path / "out.csv"))
-    assert code == 1 and "no such table file" in output
+    assert code == 4 and "absent.csv: table not found" in output  # NotFoundError
 
 
 def test_subsample_non_numeric_latitude_names_the_row(tmp_path: Path) -> None:

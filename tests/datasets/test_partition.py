@@ -135,3 +135,14 @@ def test_squidle_kelp_partition(shared_data: Path) -> None:
     assert balance.loc["(all images)", "images"] == 300
     assert balance.loc["(all images)", "test"] > 0
     assert (result.assignment.groupby(table["image"]).nunique() == 1).all()
+
+
+def test_truncate_lineage_uses_the_one_path_splitter() -> None:
+    from quadrat.datasets.partition import truncate_lineage
+    from quadrat.errors import InputError
+
+    labels = pd.Series(["Physical > Bedforms > 2D > Waves (>10cm height),", None, "Biota"])
+    assert truncate_lineage(labels, 3).tolist() == ["Physical > Bedforms > 2D", pd.NA, "Biota"]
+    with pytest.raises(InputError, match="at least 1") as err:
+        truncate_lineage(labels, 0)
+    assert err.value.param == "label_depth"

@@ -257,3 +257,27 @@ def site_grouped_split(
         else pd.Series(pd.NA, index=table.index, dtype="string")
     )
     return PartitionResult(assignment, class_balance(labels, assignment, _image_ids(table)))
+
+
+def truncate_lineage(labels: pd.Series, depth: int) -> pd.Series:
+    """'Biota > Macroalgae > Brown > ...' cut to its first ``depth`` levels.
+
+    Balancing a split on coarser labels keeps rare leaf classes from dominating it.
+    Lineages are split by :func:`quadrat.labels.catami.split_path` (the one home of
+    path splitting); missing labels stay missing.
+
+    >>> truncate_lineage(pd.Series(["Biota > Algae > Brown", None]), 2).tolist()
+    ['Biota > Algae', <NA>]
+    """
+    from quadrat.labels.catami import split_path
+
+    if depth < 1:
+        raise InputError(
+            f"label depth must be at least 1, not {depth}", value=depth, param="label_depth"
+        )
+    text = labels.astype("string")
+    cut = [
+        pd.NA if pd.isna(value) else " > ".join(split_path(value, display_names=False)[:depth])
+        for value in text
+    ]
+    return pd.Series(cut, index=labels.index, dtype="string", name=labels.name)

@@ -15,6 +15,8 @@ The image file lives at ``<root>/<dataset>/<site>/<image>``.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quadrat.errors import CsvFormatError, InputError
-from quadrat.io.tables import write_table
+from quadrat.io.tables import read_table, write_table
 
 #: BenthicNet's metadata columns, in its order.
 COLUMNS: tuple[str, ...] = (
@@ -435,3 +437,38 @@ def write_metadata(table: pd.DataFrame, path: str | Path) -> Path:
     strings); CSV writes ISO 8601.
     """
     return write_table(table, path)
+
+
+def read_metadata_table(
+    path: str | Path, *, required: Sequence[str] = ("dataset", "site", "latitude", "longitude")
+) -> pd.DataFrame:
+    """A metadata table (as written by :func:`write_metadata`) for spatial work.
+
+    CSV rows are indexed by their file line, so later errors can name it; ``required``
+    columns must be present. A position at latitude 0, longitude 0 is set to missing
+    with a warning: it is the "null island" a GPS without a fix writes, and
+    :func:`validate_metadata` reports it as a bad row for the same reason.
+    """
+    path = Path(path)
+    table = read_table(path, line_index=True)
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise CsvFormatError(
+            f"missing column(s) {', '.join(missing)}; read the survey with a metadata reader "
+            "and validate_metadata first",
+            path=path,
+            value=list(table.columns),
+        )
+    if "latitude" in table.columns and "longitude" in table.columns:
+        lat = pd.to_numeric(table["latitude"], errors="coerce")
+        lon = pd.to_numeric(table["longitude"], errors="coerce")
+        null_island = ((lat == 0) & (lon == 0)).to_numpy()
+        if null_island.any():
+            warnings.warn(
+                f"{path}: {int(null_island.sum())} row(s) at latitude 0, longitude 0 "
+                "treated as missing coordinates",
+                stacklevel=2,
+            )
+            table = table.copy()
+            table.loc[null_island, ["latitude", "longitude"]] = np.nan
+    return table

@@ -9,23 +9,9 @@ import typer
 from rich.table import Table
 
 from quadrat.cli._common import console, err_console, progress_bar, user_errors
-from quadrat.cli.dataset import app
-from quadrat.datasets.download import DownloadOptions, download_images
-from quadrat.io.tables import read_table
-from quadrat.errors import InputError
+from quadrat.cli.dataset._columns import parse_column_map
 
-
-def parse_column_map(items: list[str] | None) -> dict[str, str]:
-    """``["url=path_best", "image=key"]`` -> ``{"url": "path_best", "image": "key"}``."""
-    mapping: dict[str, str] = {}
-    for item in items or []:
-        target, sep, own = item.partition("=")
-        if not sep or not target.strip() or not own.strip():
-            raise InputError(
-                f"--column takes NAME=COLUMN (e.g. url=path_best), not {item!r}", value=item
-            )
-        mapping[target.strip()] = own.strip()
-    return mapping
+app = typer.Typer()
 
 
 @app.command("download")
@@ -77,14 +63,15 @@ def download(
 
     Also writes OUT/manifest.parquet (a row per image) and OUT/failures.csv (URLs and why).
     """
-    if verify not in ("decode", "header"):
-        raise InputError(f"--verify must be decode or header, not {verify!r}", value=verify)
+    from quadrat.datasets.download import DownloadOptions, download_images
+    from quadrat.io.tables import read_table
+
     options = DownloadOptions(
         workers=workers,
         timeout=timeout,
         retries=retries,
         resize=resize,
-        verify="header" if verify == "header" else "decode",
+        verify=verify,  # type: ignore[arg-type]  # checked by DownloadOptions
     )
     frame = read_table(table)
     with progress_bar() as progress:

@@ -11,81 +11,31 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from quadrat.cli._common import console, progress_bar, user_errors
-from quadrat.cli.dataset import app
-from quadrat.datasets import readers
-from quadrat.datasets.schema import (
-    SOURCE_FILE,
-    SOURCE_LINE,
-    OnError,
-    ValidationReport,
-    validate_metadata,
-    write_metadata,
-)
+from quadrat.cli.dataset._columns import parse_column_map
 from quadrat.errors import InputError
+
+if TYPE_CHECKING:  # pandas and the readers are imported when the command runs
+    import pandas as pd
+
+    from quadrat.datasets.schema import ValidationReport
+
+app = typer.Typer()
 
 
 class InputFormat(StrEnum):
-    """The formats ``validate`` reads."""
+    """The formats ``validate`` reads (``quadrat.datasets.readers.METADATA_READERS``)."""
 
     coralnet = "coralnet"
     squidle = "squidle"
     images = "images"
     csv = "csv"
-
-
-def _parse_mapping(items: list[str] | None) -> dict[str, str]:
-    """``--map image=img_name --map datetime=date+time`` as a dict."""
-    mapping: dict[str, str] = {}
-    for item in items or []:
-        target, sep, source = item.partition("=")
-        if not sep or not target.strip() or not source.strip():
-            raise InputError(
-                "--map takes SCHEMA_COLUMN=FILE_COLUMN (e.g. image=img_name)", value=item
-            )
-        mapping[target.strip()] = source.strip()
-    return mapping
-
-
-def read_input(
-    path: Path,
-    kind: InputFormat,
-    *,
-    dataset: str | None,
-    site: str | None,
-    platform: str | None,
-    mapping: dict[str, str],
-    depth_positive_up: bool,
-) -> pd.DataFrame:
-    """Dispatch to the reader for ``kind`` (options a format has no use for are refused)."""
-    if mapping and kind is not InputFormat.csv:
-        raise InputError("--map applies to --format csv only", value=mapping)
-    if depth_positive_up and kind is not InputFormat.csv:
-        raise InputError("--depth-positive-up applies to --format csv only")
-    if kind is InputFormat.coralnet:
-        return readers.read_coralnet_metadata(path, dataset=dataset, site=site)
-    if kind is InputFormat.squidle:
-        return readers.read_squidle(path, dataset=dataset, site=site, platform=platform)
-    if kind is InputFormat.images:
-        with progress_bar() as progress:
-            return readers.read_image_folder(
-                path, dataset=dataset, platform=platform, progress=progress
-            )
-    return readers.read_csv_metadata(
-        path,
-        columns=mapping,
-        dataset=dataset,
-        site=site,
-        platform=platform,
-        depth_positive_up=depth_positive_up,
-    )
 
 
 def _print_summary(
@@ -121,6 +71,10 @@ def _print_summary(
 
 def _print_issues(issues: pd.DataFrame) -> None:
     """Every issue on its own line: where (line, file or row), image, reason, value."""
+    import pandas as pd
+
+    from quadrat.datasets.schema import SOURCE_FILE, SOURCE_LINE
+
     console.print(f"[bold]bad rows ({issues['row'].nunique():,}):[/]")
     for issue in issues.itertuples(index=False):
         line = getattr(issue, SOURCE_LINE)
@@ -186,9 +140,14 @@ def validate(
     ] = None,
     site: Annotated[str | None, typer.Option(help="Site for rows whose input has none.")] = None,
     platform: Annotated[str | None, typer.Option(help="Platform (AUV, ROV, diver...).")] = None,
-    mapping: Annotated[
+    column: Annotated[
         list[str] | None,
-        typer.Option("--map", help="CSV only: SCHEMA_COLUMN=FILE_COLUMN, e.g. datetime=date+time."),
+        typer.Option(
+            "--column",
+            "-c",
+            help="CSV only: use the file's COLUMN as NAME (repeatable), "
+            "e.g. -c datetime=date+time.",
+        ),
     ] = None,
     timezone: Annotated[
         str, typer.Option(help="Timezone of date-times without an offset (e.g. Etc/GMT+3).")
@@ -204,18 +163,23 @@ def validate(
     """Read survey metadata into the BenthicNet table, name every bad row, write the table."""
     if drop_bad and strict:
         raise InputError("--drop-bad and --strict contradict each other; pick one")
-    if input_format is None:
-        input_format = InputFormat.images if input_path.is_dir() else InputFormat.csv
+    import pandas as pd
+
+    from quadrat.datasets import readers
+    from quadrat.datasets.schema import OnError, validate_metadata, write_metadata
+
     started = time.perf_counter()
-    table = read_input(
-        input_path,
-        input_format,
-        dataset=dataset,
-        site=site,
-        platform=platform,
-        mapping=_parse_mapping(mapping),
-        depth_positive_up=depth_positive_up,
-    )
+    with progress_bar() as progress:
+        table = readers.read_metadata(
+            input_path,
+            None if input_format is None else input_format.value,
+            dataset=dataset,
+            site=site,
+            platform=platform,
+            columns=parse_column_map(column),
+            depth_positive_up=depth_positive_up,
+            progress=progress,
+        )
     depth_matched: int | None = None
     if depth_log:  # before GPX: both offsets are against the camera's own clock
         log = pd.concat([readers.read_depth_log(p, timezone=timezone) for p in depth_log])

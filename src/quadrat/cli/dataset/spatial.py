@@ -11,25 +11,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from quadrat.cli._common import console, err_console, progress_bar, user_errors
-from quadrat.cli.dataset import app
-from quadrat.datasets.partition import (
-    SPLITS,
-    PartitionResult,
-    site_grouped_split,
-    spatial_partition,
-)
-from quadrat.datasets.subsample import REQUIRED_COLUMNS, subsample_sites
+from quadrat.cli._common import console, progress_bar, user_errors
 from quadrat.errors import InputError
-from quadrat.reports.datasets import write_subsample_report, write_table
+
+if TYPE_CHECKING:  # pandas and the dataset modules are imported when a command runs
+    import pandas as pd
+
+    from quadrat.datasets.partition import PartitionResult
+
+app = typer.Typer()
 
 
 class PartitionMethod(StrEnum):
@@ -37,40 +33,6 @@ class PartitionMethod(StrEnum):
 
     spatial = "spatial"
     site = "site"
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """A metadata table from Parquet or CSV; (0, 0) positions count as missing (with a warning)."""
-    if not path.is_file():
-        raise InputError("no such table file", path=path)
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            table = pd.read_parquet(path)
-        else:
-            table = pd.read_csv(path, low_memory=False)
-            table.index = pd.RangeIndex(2, len(table) + 2, name="line")  # errors name file lines
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise InputError(f"cannot read the table ({exc})", path=path) from None
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
-    if missing:
-        raise InputError(
-            f"missing column(s) {', '.join(missing)}; convert the input with "
-            "'quadrat dataset validate' first",
-            path=path,
-            value=list(table.columns),
-        )
-    lat = pd.to_numeric(table["latitude"], errors="coerce")
-    lon = pd.to_numeric(table["longitude"], errors="coerce")
-    null_island = (lat == 0) & (lon == 0)
-    if null_island.any():
-        err_console.print(
-            f"[yellow]warning:[/] {escape(str(path))}: {int(null_island.sum())} row(s) at "
-            "latitude 0, longitude 0 treated as missing coordinates",
-            highlight=False,
-        )
-        table = table.copy()
-        table.loc[null_island, ["latitude", "longitude"]] = np.nan
-    return table
 
 
 @contextmanager
@@ -81,7 +43,9 @@ def _naming(path: Path) -> Iterator[None]:
     except InputError as exc:
         if exc.path is not None:
             raise
-        raise InputError(str(exc), path=path, value=exc.value) from None
+        raise type(exc)(
+            exc.message, path=path, line=exc.line, value=exc.value, param=exc.param
+        ) from None
 
 
 def _parse_factors(text: str) -> tuple[float, ...]:
@@ -117,7 +81,12 @@ def subsample(
     ] = None,
 ) -> None:
     """Thin every site to images about DISTANCE apart along its track (BenthicNet's method)."""
-    table = read_table(table_in)
+    from quadrat.datasets.schema import read_metadata_table
+    from quadrat.datasets.subsample import REQUIRED_COLUMNS, subsample_sites
+    from quadrat.io.tables import write_table
+    from quadrat.reports.datasets import write_subsample_report
+
+    table = read_metadata_table(table_in, required=REQUIRED_COLUMNS)
     if sort_by_time:
         if "datetime" not in table.columns:
             raise InputError("--sort-by-time needs a datetime column", path=table_in)
@@ -158,12 +127,6 @@ def _print_subsample_summary(sites: pd.DataFrame, before: int, after: int, secon
     console.print(summary)
 
 
-def _truncate_lineage(labels: pd.Series, depth: int) -> pd.Series:
-    """'Biota > Macroalgae > Brown > ...' to its first ``depth`` levels."""
-    parts = labels.astype("string").str.split(">")
-    return parts.str[:depth].str.join(">").str.replace(r"\s*>\s*", " > ", regex=True).str.strip()
-
-
 @app.command()
 @user_errors
 def partition(
@@ -191,17 +154,24 @@ def partition(
     """Split labelled images into train / test / excluded, far apart in space, seeded."""
     if method is PartitionMethod.spatial and label_column is None:
         raise InputError("--method spatial needs --label-column")
-    table = read_table(table_in)
+    from quadrat.datasets.partition import (
+        site_grouped_split,
+        spatial_partition,
+        truncate_lineage,
+    )
+    from quadrat.datasets.schema import read_metadata_table
+    from quadrat.datasets.subsample import REQUIRED_COLUMNS
+    from quadrat.io.tables import write_table
+
+    table = read_metadata_table(table_in, required=REQUIRED_COLUMNS)
     if label_column is not None and label_column not in table.columns:
         raise InputError(
             f"no label column {label_column!r}", path=table_in, value=list(table.columns)
         )
     labels_table = table
     if label_column is not None and label_depth is not None:
-        if label_depth < 1:
-            raise InputError("--label-depth must be at least 1", value=label_depth)
         labels_table = table.assign(
-            **{label_column: _truncate_lineage(table[label_column], label_depth)}
+            **{label_column: truncate_lineage(table[label_column], label_depth)}
         )
     result: PartitionResult
     with console.status("partitioning"), _naming(table_in):
@@ -225,6 +195,8 @@ def partition(
 
 
 def _print_balance(balance: pd.DataFrame, method: PartitionMethod) -> None:
+    from quadrat.datasets.partition import SPLITS
+
     shown = Table(title=f"{method.value} partition: images per label and split")
     shown.add_column("label")
     shown.add_column("images", justify="right")

@@ -66,6 +66,10 @@ def _is_set(value: object) -> bool:
     return not (isinstance(value, dict | list | tuple) and len(value) == 0)
 
 
+#: Options every format takes, used only by those readers that can (a progress callback).
+_OPTIONAL = frozenset({"progress"})
+
+
 def _accepts(reader: MetadataReader) -> set[str]:
     return set(inspect.signature(reader).parameters) - {"path", "root"}
 
@@ -76,7 +80,7 @@ def read_metadata(path: str | Path, format: str | None = None, **options: Any) -
     ``format`` None means "images" for a folder and "csv" otherwise. ``options`` go to the
     format's reader (``dataset``, ``site``, ``platform``, ``progress``; ``columns`` and
     ``depth_positive_up`` for csv); an option the format has no use for is refused rather
-    than silently ignored.
+    than silently ignored (``progress`` goes to the readers that report progress).
 
     >>> sorted(METADATA_READERS.list())
     ['coralnet', 'csv', 'images', 'squidle']
@@ -87,7 +91,7 @@ def read_metadata(path: str | Path, format: str | None = None, **options: Any) -
     reader = METADATA_READERS.get(name)
     accepted = _accepts(reader)
     for option, value in options.items():
-        if option in accepted or not _is_set(value):
+        if option in accepted or option in _OPTIONAL or not _is_set(value):
             continue
         users = [f for f in METADATA_READERS.list() if option in _accepts(METADATA_READERS.get(f))]
         where = f"format {' or '.join(users)} only" if users else "no metadata format"
