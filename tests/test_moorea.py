@@ -12,10 +12,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from quadrat import engine
+from quadrat import Project
 from quadrat.cli import app
 from quadrat.extractors import create_extractor
-from quadrat.store.project import Project
 
 RESIZED = "mcr_lter1_fringingreef_pole4-5_qu2_20080415.jpg"
 
@@ -25,14 +24,14 @@ pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 def test_moorea_texture_workflow(shared_data: Path, tmp_path: Path) -> None:
     moorea = shared_data / "moorea-lter-2008"
     project = Project.create(tmp_path / "m.db")
-    engine.create_source(project, "moorea", labelset=moorea / "labelset.csv")
-    summary = engine.import_annotations(
-        project, "moorea", moorea / "annotations.csv", moorea / "images", exclude=[RESIZED]
+    src = project.create_source("moorea", labelset=moorea / "labelset.csv")
+    summary = src.import_annotations(
+        moorea / "annotations.csv", moorea / "images", exclude=[RESIZED]
     )
     assert (summary.images, summary.points, summary.annotations) == (20, 4000, 4000)
     extractor = create_extractor("texture")
-    assert engine.extract_features(project, "moorea", extractor).points == 4000
-    outcome = engine.train_source(project, "moorea", extractor.key, kind="lr")
+    assert src.extract(extractor).points == 4000
+    outcome = src.train(extractor.key, kind="lr")
     assert outcome.trained and outcome.accepted
     # Texture features must beat always answering the validation split's commonest label.
     support = pd.DataFrame(outcome.metrics["per_label"])["support"].astype(float)
@@ -45,7 +44,7 @@ def test_moorea_import_from_cli(shared_data: Path, tmp_path: Path) -> None:
     db = str(tmp_path / "m.db")
     runner = CliRunner()
     result = runner.invoke(
-        app, ["init", db, "--source", "moorea", "--labelset", str(moorea / "labelset.csv")]
+        app, ["init", "-p", db, "--source", "moorea", "--labelset", str(moorea / "labelset.csv")]
     )
     assert result.exit_code == 0, result.output
     args = ["import", str(moorea / "annotations.csv"), "--images", str(moorea / "images")]
@@ -53,4 +52,4 @@ def test_moorea_import_from_cli(shared_data: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "imported 20 images, 4000 points" in result.output
     again = runner.invoke(app, [*args, "-p", db])
-    assert again.exit_code == 1 and "already in source" in again.output
+    assert again.exit_code == 5 and "already in source" in again.output  # a ConflictError

@@ -21,9 +21,9 @@ def run(*args: str, ok: bool = True) -> str:
     return result.output
 
 
-def fail(*args: str) -> str:
+def fail(*args: str, code: int | tuple[int, ...] = 1) -> str:
     result = runner.invoke(app, list(args))
-    assert result.exit_code == 1, result.output
+    assert result.exit_code in ((code,) if isinstance(code, int) else code), result.output
     assert "Traceback" not in result.output
     text = result.output.strip()
     assert text.startswith("error:"), text
@@ -32,7 +32,7 @@ def fail(*args: str) -> str:
 
 def test_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
     db = str(tmp_path / "s.db")
-    run("init", db, "--source", "reef", "--labelset", str(survey.labelset_csv))
+    run("init", "-p", db, "--source", "reef", "--labelset", str(survey.labelset_csv))
     out = run(
         "import", str(survey.annotations_csv), "--images", str(survey.annotated_dir), "-p", db
     )
@@ -40,9 +40,13 @@ def test_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
     run("import", "--images", str(survey.new_dir), "-p", db)
     assert "generated 20 points" in run("points", "m_10", "-p", db)
     assert "260 points from 22 images" in run("extract", "-p", db)
-    assert "0 points from 0 images" in run("extract", "-p", db)
+    nothing = runner.invoke(app, ["extract", "-p", db])
+    assert nothing.exit_code == 3 and "0 points from 0 images" in nothing.output
+    assert "nothing to do" in run("extract", "--allow-nothing", "-p", db)
     out = run("train", "--kind", "lr", "-p", db)
     assert "accepted" in out and "macro F1" in out
+    not_yet = runner.invoke(app, ["train", "--kind", "lr", "-p", db])  # policy: not yet
+    assert not_yet.exit_code == 3 and "--force" in not_yet.output
     assert "20" in run("classify", "--threshold", "0.5", "-p", db)
     report_dir = tmp_path / "report"
     out = run("report", "--out", str(report_dir), "-p", db)
@@ -50,7 +54,9 @@ def test_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
     assert (report_dir / "alleviate_curve.png").stat().st_size > 1000
     assert (report_dir / "confusion_matrix.png").stat().st_size > 1000
     for kind in ("annotations", "cover", "labelset"):
-        run("export", kind, str(tmp_path / f"{kind}.csv"), "-p", db)
+        run("export", kind, "-o", str(tmp_path / f"{kind}.csv"), "-p", db)
+    assert "deprecated" in run("export", "cover", str(tmp_path / "old.csv"), "-p", db)
+    assert (tmp_path / "old.csv").exists()
     rows = list(csv.DictReader((tmp_path / "annotations.csv").open()))
     assert len(rows) == 260 and "Machine suggestion 1" in rows[0]
     assert "texture" in run("extract", "--list")
@@ -58,11 +64,13 @@ def test_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
 
 def test_errors_are_one_line(tmp_path: Path, survey: DemoSurvey) -> None:
     db = str(tmp_path / "s.db")
-    assert "quadrat init" in fail("extract", "-p", db)
-    run("init", db, "--labelset", str(survey.labelset_csv))
+    assert "no project here" in fail("extract", "-p", db, code=4)
+    out = run("init", db, "--labelset", str(survey.labelset_csv))  # the old positional
+    assert "deprecated" in out
+    assert "already exists" in fail("init", "-p", db, code=5)
     missing = tmp_path / "nope.csv"
     assert "nope.csv" in fail(
-        "import", str(missing), "--images", str(survey.annotated_dir), "-p", db
+        "import", str(missing), "--images", str(survey.annotated_dir), "-p", db, code=(1, 4)
     )
     bad = tmp_path / "bad.csv"
     bad.write_text("Name,Column,Label\nx.jpg,1,Sand\n")

@@ -45,7 +45,7 @@ def test_openvino_features_count_as_eager_ones(tmp_path: Path, survey: DemoSurve
     code, out = _invoke("extract", *cnn, "--runtime", "openvino", "--threads", "1")
     assert code == 0, out
     assert "240 points from 20 images" in out
-    code, out = _invoke("extract", *cnn)  # eager: same key, nothing left to do
+    code, out = _invoke("extract", *cnn, "--allow-nothing")  # eager: same key, nothing to do
     assert code == 0, out
     assert "0 points from 0 images" in out and "20 already stored" in out
     code, out = _invoke("extract", *cnn, "--runtime", "openvino", "--bf16")  # a new key

@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from quadrat.store.features import register_extractor
-from quadrat.store.project import Project
+from quadrat.store.features import record_extractor
+from quadrat.store.project import Store
 from quadrat.store.schema import Image, Source
 
-MakeProject = Callable[[int, int], Project]
+MakeProject = Callable[[int, int], Store]
 
 
 @pytest.fixture
 def make_project(tmp_path: Path) -> MakeProject:
     """``make_project(n_images, feature_dim)``: image ids 1..n, extractor ``tex``."""
 
-    def make(n_images: int, feature_dim: int) -> Project:
-        project = Project.create(tmp_path / "p.db")
+    def make(n_images: int, feature_dim: int) -> Store:
+        project = Store.create(tmp_path / "p.db")
         with project.session() as session:
             source = Source(name="reef")
             session.add(source)
@@ -35,7 +35,7 @@ def make_project(tmp_path: Path) -> MakeProject:
                         height=10,
                     )
                 )
-            register_extractor(session, "tex", "texture", feature_dim, {})
+            record_extractor(session, "tex", "texture", feature_dim, {})
         return project
 
     return make

@@ -11,14 +11,14 @@ from tests.store.conftest import MakeProject
 from quadrat.errors import ProjectError
 from quadrat.store.block_writer import BlockWriter
 from quadrat.store.features import load_features, write_blocks
-from quadrat.store.project import Project
+from quadrat.store.project import Store
 from quadrat.store.schema import FeatureBlock
 
 N_IMAGES = 6
 
 
 @pytest.fixture
-def project(make_project: MakeProject) -> Project:
+def project(make_project: MakeProject) -> Store:
     return make_project(N_IMAGES, 4)
 
 
@@ -27,12 +27,12 @@ def _block(image_id: int, n: int = 3) -> tuple[int, np.ndarray, np.ndarray]:
     return image_id, ids, np.full((n, 4), float(image_id), dtype=np.float32)
 
 
-def _stored(project: Project) -> dict[int, int]:
+def _stored(project: Store) -> dict[int, int]:
     with project.session() as session:
         return {b.image_id: b.n_points for b in session.query(FeatureBlock).all()}
 
 
-def test_everything_put_is_written_once_in_groups(project: Project) -> None:
+def test_everything_put_is_written_once_in_groups(project: Store) -> None:
     commits: list[list[int]] = []
     gate = threading.Event()
 
@@ -54,7 +54,7 @@ def test_everything_put_is_written_once_in_groups(project: Project) -> None:
     )
 
 
-def test_images_before_an_error_in_the_body_are_kept(project: Project) -> None:
+def test_images_before_an_error_in_the_body_are_kept(project: Store) -> None:
     with pytest.raises(RuntimeError, match="decoder died"), BlockWriter(project, "tex") as writer:
         writer.put(*_block(1))
         writer.put(*_block(2))
@@ -62,7 +62,7 @@ def test_images_before_an_error_in_the_body_are_kept(project: Project) -> None:
     assert _stored(project) == {1: 3, 2: 3}
 
 
-def test_a_bad_block_fails_its_whole_group_and_surfaces(project: Project) -> None:
+def test_a_bad_block_fails_its_whole_group_and_surfaces(project: Store) -> None:
     image_id, ids, features = _block(2)
     features[0, 0] = np.nan
     with (
@@ -73,7 +73,7 @@ def test_a_bad_block_fails_its_whole_group_and_surfaces(project: Project) -> Non
     assert _stored(project) == {}
 
 
-def test_write_blocks_checks_all_before_writing_and_replaces(project: Project) -> None:
+def test_write_blocks_checks_all_before_writing_and_replaces(project: Store) -> None:
     with project.session() as session:
         write_blocks(session, "tex", [_block(1), _block(2)])
     bad = _block(3)

@@ -10,19 +10,19 @@ from quadrat.errors import ProjectError
 from quadrat.store.features import (
     images_with_features,
     load_features,
-    register_extractor,
+    record_extractor,
     write_block,
 )
-from quadrat.store.project import Project
+from quadrat.store.project import Store
 from quadrat.store.schema import FeatureBlock
 
 
 @pytest.fixture
-def project(make_project: MakeProject) -> Project:
+def project(make_project: MakeProject) -> Store:
     return make_project(3, 4)
 
 
-def test_round_trip_float16_and_float32(project: Project) -> None:
+def test_round_trip_float16_and_float32(project: Store) -> None:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((5, 4)).astype(np.float32)
     b = rng.standard_normal((3, 4)).astype(np.float32)
@@ -39,7 +39,7 @@ def test_round_trip_float16_and_float32(project: Project) -> None:
         assert block is not None and len(block.data) == 5 * 4 * 2  # 2 bytes a value
 
 
-def test_subset_and_replace(project: Project) -> None:
+def test_subset_and_replace(project: Store) -> None:
     with project.session() as session:
         write_block(session, 1, "tex", np.arange(2), np.zeros((2, 4), np.float32))
         write_block(session, 2, "tex", np.arange(2, 4), np.ones((2, 4), np.float32))
@@ -51,13 +51,13 @@ def test_subset_and_replace(project: Project) -> None:
     assert (m.features == 2).all()
 
 
-def test_empty(project: Project) -> None:
+def test_empty(project: Store) -> None:
     with project.session() as session:
         m = load_features(session, "tex", source_id=1)
     assert len(m) == 0
 
 
-def test_rejects_nan_and_overflow(project: Project) -> None:
+def test_rejects_nan_and_overflow(project: Store) -> None:
     with project.session() as session:
         with pytest.raises(ProjectError, match="NaN"):
             write_block(session, 1, "tex", np.arange(1), np.full((1, 4), np.nan, np.float32))
@@ -65,6 +65,6 @@ def test_rejects_nan_and_overflow(project: Project) -> None:
             write_block(session, 1, "tex", np.arange(1), np.full((1, 4), 1e6, np.float32))
 
 
-def test_dimension_change_is_refused(project: Project) -> None:
+def test_dimension_change_is_refused(project: Store) -> None:
     with project.session() as session, pytest.raises(ProjectError, match="dims"):
-        register_extractor(session, "tex", "texture", 8, {})
+        record_extractor(session, "tex", "texture", 8, {})

@@ -1,4 +1,4 @@
-"""The project file: create, reopen, schema versions, sources."""
+"""The project store: create, reopen, schema versions, sources, transactions."""
 
 from __future__ import annotations
 
@@ -7,65 +7,67 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
-from quadrat.errors import ProjectError
-from quadrat.store.project import MIGRATIONS, Project, database_url
+from quadrat.errors import ConflictError, NotFoundError, ProjectError
+from quadrat.store import queries
+from quadrat.store.project import MIGRATIONS, Store, database_url
 from quadrat.store.schema import SCHEMA_VERSION, Meta, Source
 
 
 def test_create_then_open(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
-    project = Project.create(path)
+    project = Store.create(path)
     with project.session() as session:
         session.add(Source(name="reef"))
     project.close()
-    again = Project.open(path)
+    again = Store.open(path)
     assert again.schema_version == SCHEMA_VERSION
     with again.session() as session:
-        assert again.source(session, "reef").name == "reef"
+        assert queries.get_source(session, "reef").name == "reef"
 
 
 def test_create_refuses_existing_file(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
-    Project.create(path).close()
-    with pytest.raises(ProjectError, match="already exists"):
-        Project.create(path)
+    Store.create(path).close()
+    with pytest.raises(ConflictError, match="already exists"):
+        Store.create(path)
 
 
-def test_open_missing_names_the_fix(tmp_path: Path) -> None:
-    with pytest.raises(ProjectError, match="quadrat init"):
-        Project.open(tmp_path / "nothing.db")
+def test_open_missing_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError, match="no project here") as caught:
+        Store.open(tmp_path / "nothing.db")
+    assert caught.value.param == "project" and "quadrat" not in str(caught.value)
 
 
 def test_open_not_a_project(tmp_path: Path) -> None:
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ProjectError):
-        Project.open(path)
+        Store.open(path)
 
 
 def test_unknown_source_lists_known(tmp_path: Path) -> None:
-    project = Project.create(tmp_path / "p.db")
+    project = Store.create(tmp_path / "p.db")
     with project.session() as session:
         session.add(Source(name="reef"))
-    with project.session() as session, pytest.raises(ProjectError, match="reef"):
-        project.source(session, "lagoon")
+    with project.session() as session, pytest.raises(NotFoundError, match="reef"):
+        queries.get_source(session, "lagoon")
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "p.db"
-    project = Project.create(path)
+    project = Store.create(path)
     with project.session() as session:
         session.execute(
             update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION + 1))
         )
     project.close()
     with pytest.raises(ProjectError, match="newer"):
-        Project.open(path)
+        Store.open(path)
 
 
 def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "p.db"
-    project = Project.create(path)
+    project = Store.create(path)
     with project.session() as session:
         session.execute(
             update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION - 1))
@@ -73,18 +75,18 @@ def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     project.close()
     calls: list[int] = []
     monkeypatch.setitem(MIGRATIONS, SCHEMA_VERSION - 1, lambda conn: calls.append(1))
-    assert Project.open(path).schema_version == SCHEMA_VERSION
+    assert Store.open(path).schema_version == SCHEMA_VERSION
     assert calls == [1]
 
 
 def test_rollback_on_error(tmp_path: Path) -> None:
-    project = Project.create(tmp_path / "p.db")
+    project = Store.create(tmp_path / "p.db")
     with pytest.raises(RuntimeError), project.session() as session:
         session.add(Source(name="reef"))
         session.flush()
         raise RuntimeError("boom")
-    with project.session() as session, pytest.raises(ProjectError):
-        project.source(session, "reef")
+    with project.session() as session:
+        assert queries.find_source(session, "reef") is None
 
 
 def test_database_url() -> None:

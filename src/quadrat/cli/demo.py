@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import numpy as np
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
-from quadrat import engine
-from quadrat.cli._common import console, progress_bar, user_errors
-from quadrat.cli.results import print_report
-from quadrat.demo import DEMO_LABELS, make_demo_survey
+from quadrat.cli._common import console, fmt, progress_bar, user_errors
 from quadrat.errors import InputError
-from quadrat.reports.exports import export_annotations, export_cover, export_labelset
-from quadrat.reports.summary import build_report, write_report
-from quadrat.store.project import Project
-from quadrat.store.schema import Annotation, Image, Label, Point
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from quadrat.workflow import Source
 
 app = typer.Typer()
 
@@ -29,14 +24,18 @@ _MARKER = ".quadrat-demo"
 @app.command()
 @user_errors
 def demo(
-    out: Annotated[Path, typer.Option(help="Folder for the survey, project and results.")] = Path(
-        "quadrat-demo"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the survey, project and results.")
+    ] = Path("quadrat-demo"),
     images: Annotated[int, typer.Option(help="Annotated images (at least 20).")] = 24,
     new_images: Annotated[int, typer.Option(help="New, unannotated images to classify.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic survey.")] = 0,
 ) -> None:
     """Run the whole workflow on a small synthetic survey (made up here, said plainly)."""
+    from quadrat import Project, create_extractor
+    from quadrat.cli.results import print_report
+    from quadrat.demo import DEMO_LABELS, make_demo_survey
+
     if images < 20:
         raise InputError(f"--images must be at least 20 (CoralNet's first training), not {images}")
     if out.exists():
@@ -59,81 +58,79 @@ def demo(
     )
 
     project_path = out / "demo.db"
-    project = Project.create(project_path)
-    engine.create_source(project, "demo-reef", labelset=survey.labelset_csv, point_spec="m_30")
-    with progress_bar() as progress:
-        summary = engine.import_annotations(
-            project, "demo-reef", survey.annotations_csv, survey.annotated_dir, progress=progress
-        )
+    with Project.create(project_path) as project:
+        src = project.create_source("demo-reef", labelset=survey.labelset_csv, point_spec="m_30")
+        with progress_bar() as progress:
+            summary = src.import_annotations(
+                survey.annotations_csv, survey.annotated_dir, progress=progress
+            )
+            console.print(
+                f"2. imported {summary.images} images, {summary.annotations} annotations "
+                f"into {project_path}"
+            )
+            new = src.import_images([survey.new_dir], progress=progress)
+            added = src.generate_points(seed=seed)
+            console.print(f"3. added {new.images} new images with {added} random points (m_30)")
+            extractor = create_extractor("texture")
+            ext = src.extract(extractor, progress=progress)
         console.print(
-            f"2. imported {summary.images} images, {summary.annotations} annotations "
-            f"into {project_path}"
+            f"4. extracted {ext.points} feature vectors with '{extractor.config.name}' "
+            f"({extractor.config.feature_dim}-d, no weights) at "
+            f"{fmt(ext.points_per_second)} points/s"
         )
-        new = engine.import_images(project, "demo-reef", [survey.new_dir], progress=progress)
-        added = engine.generate_points(project, "demo-reef", seed=seed)
-        console.print(f"3. added {new.images} new images with {added} random points (m_30)")
-        from quadrat.extractors import create_extractor  # torch: only when needed
-
-        extractor = create_extractor("texture")
-        ext = engine.extract_features(project, "demo-reef", extractor, progress=progress)
-    console.print(
-        f"4. extracted {ext.points} feature vectors with '{extractor.config.name}' "
-        f"({extractor.config.feature_dim}-d, no weights) at {ext.points_per_second:.0f} points/s"
-    )
-    outcome = engine.train_source(project, "demo-reef", extractor.key, kind="mlp", seed=seed)
-    console.print(f"5. {outcome.message}")
-    report = build_report(project, "demo-reef")
-    threshold = report.suggested_threshold["threshold"] if report.suggested_threshold else None
-    with progress_bar() as progress:
-        scored = engine.classify_source(
-            project, "demo-reef", threshold=threshold, progress=progress
+        outcome = src.train(extractor.key, kind="mlp", seed=seed)
+        console.print(f"5. {outcome.message}")
+        suggested = src.report().suggested_threshold
+        threshold = suggested["threshold"] if suggested else None
+        with progress_bar() as progress:
+            scored = src.classify(threshold=threshold, progress=progress)
+        console.print(
+            f"6. classified {scored.points} new points: {scored.alleviated} auto-accepted at "
+            f"confidence >= {fmt(threshold, 2)}, {scored.machine} left for review"
         )
-    console.print(
-        f"6. classified {scored.points} new points: {scored.alleviated} auto-accepted at "
-        f"confidence >= {threshold if threshold is not None else 'n/a'}, "
-        f"{scored.machine} left for review"
-    )
-    _print_truth_check(project, survey.truth)
-    report = build_report(project, "demo-reef")
-    print_report(report)
-    results = out / "results"
-    written = write_report(report, results)
-    for name, writer in (
-        ("annotations.csv", export_annotations),
-        ("cover_export.csv", export_cover),
-        ("labelset.csv", export_labelset),
-    ):
-        writer(project, "demo-reef", results / name)
-        written.append(results / name)
+        _print_truth_check(src, survey.truth)
+        results = out / "results"
+        report = src.report(results)
+        print_report(report)
+        written = list(report.files)
+        for name, writer in (
+            ("annotations.csv", src.export_annotations),
+            ("cover_export.csv", src.export_cover),
+            ("labelset.csv", src.export_labelset),
+        ):
+            writer(results / name)
+            written.append(results / name)
     console.print(f"7. wrote {len(written)} files to {results}: plots, metrics and CoralNet CSVs")
     console.print(f"Explore further with: quadrat report -p {project_path}")
 
 
-def _print_truth_check(project: Project, truth: dict[str, np.ndarray]) -> None:
+def _print_truth_check(src: Source, truth: dict[str, np.ndarray]) -> None:
     """Accuracy and cover of the machine's labels on the new images, against the hidden truth."""
+    import numpy as np
+    from rich.table import Table
+
+    from quadrat.demo import DEMO_LABELS
+
     codes = [code for code, *_ in DEMO_LABELS]
-    with project.session() as session:
-        rows = session.execute(
-            select(Image.name, Point.row, Point.column, Label.short_code)
-            .join(Point, Point.image_id == Image.id)
-            .join(Annotation, Annotation.point_id == Point.id)
-            .join(Label, Label.id == Annotation.label_id)
-            .where(Image.name.in_(list(truth)))
-        ).all()
-    if not rows:
+    table = src.annotations()
+    rows = table[table["image"].isin(list(truth)) & table["label"].notna()]
+    if not len(rows):
         return
-    true = [codes[int(truth[name][r, c])] for name, r, c, _ in rows]
-    pred = [code for *_, code in rows]
+    true = [
+        codes[int(truth[name][r, c])]
+        for name, r, c in zip(rows["image"], rows["row"], rows["column"], strict=True)
+    ]
+    pred = [str(code) for code in rows["label"]]
     accuracy = float(np.mean([t == p for t, p in zip(true, pred, strict=True)]))
-    table = Table(title=f"new images: machine vs hidden truth ({len(rows)} points)")
-    table.add_column("label")
-    table.add_column("true cover %", justify="right")
-    table.add_column("machine cover %", justify="right")
+    check = Table(title=f"new images: machine vs hidden truth ({len(rows)} points)")
+    check.add_column("label")
+    check.add_column("true cover %", justify="right")
+    check.add_column("machine cover %", justify="right")
     for code in codes:
-        table.add_row(
+        check.add_row(
             code,
             f"{100 * true.count(code) / len(true):.1f}",
             f"{100 * pred.count(code) / len(pred):.1f}",
         )
-    console.print(table)
-    console.print(f"machine accuracy on the new images: [bold]{accuracy:.3f}[/]")
+    console.print(check)
+    console.print(f"machine accuracy on the new images: [bold]{fmt(accuracy)}[/]")

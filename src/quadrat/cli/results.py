@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from quadrat.cli._common import (
     DEFAULT_PROJECT,
     ProjectOption,
     SourceOption,
     console,
+    fmt,
     open_project,
-    resolve_source,
+    pick_option,
     user_errors,
 )
-from quadrat.reports.summary import SourceReport, build_report, write_report
+from quadrat.errors import InputError
+
+if TYPE_CHECKING:
+    from quadrat.reports.summary import SourceReport
 
 app = typer.Typer()
 
@@ -33,21 +36,28 @@ class ExportKind(StrEnum):
 @user_errors
 def export(
     kind: Annotated[ExportKind, typer.Argument(help="What to export.")],
-    path: Annotated[Path, typer.Argument(help="CSV file to write (atomically).")],
+    old_path: Annotated[
+        Path | None,
+        typer.Argument(metavar="[PATH]", help="Deprecated: use --out.", hidden=True),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="CSV file to write (atomically).")
+    ] = None,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
     """Export CoralNet CSVs: annotations (with machine suggestions), percent cover, labelset."""
-    from quadrat.reports.exports import export_annotations, export_cover, export_labelset
-
-    handle = open_project(project)
-    name = resolve_source(handle, source)
-    writer = {
-        ExportKind.annotations: export_annotations,
-        ExportKind.cover: export_cover,
-        ExportKind.labelset: export_labelset,
-    }[kind]
-    rows = writer(handle, name, path)
+    path = pick_option(out, old_path, new_flag="--out/-o", old_spelling="the positional PATH")
+    if path is None:
+        raise InputError("give the CSV file to write with --out FILE")
+    with open_project(project) as handle:
+        src = handle.source(source)
+        writer = {
+            ExportKind.annotations: src.export_annotations,
+            ExportKind.cover: src.export_cover,
+            ExportKind.labelset: src.export_labelset,
+        }[kind]
+        rows = writer(path)
     console.print(f"wrote {rows} rows to {path}")
 
 
@@ -55,7 +65,8 @@ def export(
 @user_errors
 def report(
     out: Annotated[
-        Path | None, typer.Option(help="Folder for plots, metrics.json and cover.csv.")
+        Path | None,
+        typer.Option("--out", "-o", help="Folder for plots, metrics.json and cover.csv."),
     ] = None,
     target_accuracy: Annotated[
         float, typer.Option(help="Accuracy the suggested alleviate threshold should keep.")
@@ -64,16 +75,17 @@ def report(
     source: SourceOption = None,
 ) -> None:
     """Print the latest classifier's metrics and the source's cover; write plots with --out."""
-    handle = open_project(project)
-    name = resolve_source(handle, source)
-    summary = build_report(handle, name, target_accuracy=target_accuracy)
+    with open_project(project) as handle:
+        summary = handle.source(source).report(out, target_accuracy=target_accuracy)
     print_report(summary)
-    if out is not None:
-        files = write_report(summary, out)
-        console.print(f"wrote {', '.join(str(f) for f in files)}")
+    if summary.files:
+        console.print(f"wrote {', '.join(str(f) for f in summary.files)}")
 
 
 def print_report(summary: SourceReport) -> None:
+    """The report as people read it: counts, the classifier, per-label figures, cover."""
+    from rich.table import Table
+
     console.rule(f"source {summary.source}")
     console.print(
         f"{summary.n_images} images ({summary.n_confirmed_images} confirmed), "
@@ -87,9 +99,9 @@ def print_report(summary: SourceReport) -> None:
         verdict = "accepted" if c["accepted"] else "not accepted"
         console.print(
             f"classifier {c['id']} ({c['kind']} on {c['extractor_key']}, {verdict}): "
-            f"validation accuracy {_fmt(c['accuracy'])}, macro F1 {_fmt(c['macro_f1'])}, "
+            f"validation accuracy {fmt(c['accuracy'])}, macro F1 {fmt(c['macro_f1'])}, "
             f"{c['n_train']} training / {c['n_val']} validation points, "
-            f"trained in {c['train_seconds']:.1f} s"
+            f"trained in {fmt(c['train_seconds'], 2)} s"
         )
         table = Table(title="per label (validation)")
         for column in ("label", "precision", "recall", "f1", "support"):
@@ -97,18 +109,18 @@ def print_report(summary: SourceReport) -> None:
         for row in summary.per_label:
             table.add_row(
                 str(row["label"]),
-                f"{row['precision']:.3f}",
-                f"{row['recall']:.3f}",
-                f"{row['f1']:.3f}",
+                fmt(row["precision"]),
+                fmt(row["recall"]),
+                fmt(row["f1"]),
                 str(int(row["support"])),
             )
         console.print(table)
         if summary.suggested_threshold is not None:
             t = summary.suggested_threshold
             console.print(
-                f"alleviate: threshold {t['threshold']:.2f} keeps accuracy "
-                f"{t['accuracy_accepted']:.3f} on the {t['fraction_accepted']:.0%} of points "
-                f"it accepts (target {summary.target_accuracy:.2f})"
+                f"alleviate: threshold {fmt(t['threshold'], 2)} keeps accuracy "
+                f"{fmt(t['accuracy_accepted'])} on the {t['fraction_accepted']:.0%} of points "
+                f"it accepts (target {fmt(summary.target_accuracy, 2)})"
             )
     if summary.cover is not None and len(summary.cover):
         table = Table(title="percent cover (all images with every point annotated)")
@@ -117,8 +129,3 @@ def print_report(summary: SourceReport) -> None:
         for label, value in summary.overall_cover.items():
             table.add_row(str(label), f"{value:.1f}")
         console.print(table)
-
-
-def _fmt(value: float | None) -> str:
-    """A metric to 3 decimals, or n/a when it could not be computed."""
-    return "n/a" if value is None or value != value else f"{value:.3f}"

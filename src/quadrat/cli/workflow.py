@@ -1,4 +1,9 @@
-"""The point-annotation workflow commands: init, import, points, extract, train, classify."""
+"""The point-annotation workflow commands: init, import, points, extract, train, classify.
+
+Each command parses its options, calls the public API (:class:`quadrat.Project`,
+:class:`quadrat.Source`) and prints; nothing else. The library is imported inside the
+command bodies so that ``quadrat --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,22 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from sqlalchemy import select
 
-from quadrat import engine
 from quadrat.cli._common import (
     DEFAULT_PROJECT,
+    AllowNothingOption,
     ProjectOption,
     SourceOption,
     console,
+    deprecated_alias,
+    err_console,
+    fmt,
+    nothing_to_do,
     open_project,
     progress_bar,
-    resolve_source,
     user_errors,
 )
-from quadrat.errors import InputError, ProjectError
-from quadrat.store.project import Project
-from quadrat.store.schema import ExtractorRecord, FeatureBlock, Image
+from quadrat.errors import InputError
 
 app = typer.Typer()
 
@@ -31,11 +35,29 @@ app = typer.Typer()
 @app.command()
 @user_errors
 def init(
+    old_project: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[PROJECT]",
+            help="Deprecated: give the project with -p/--project.",
+            show_default=False,
+            hidden=True,
+        ),
+    ] = None,
     project: Annotated[
-        Path, typer.Argument(help="Project file to create (SQLite).")
-    ] = DEFAULT_PROJECT,
+        str | None,
+        typer.Option(
+            "--project",
+            "-p",
+            envvar="QUADRAT_PROJECT",
+            metavar="FILE|URL",
+            help=f"Project file (SQLite) or SQLAlchemy URL to create or add to "
+            f"[default: {DEFAULT_PROJECT}].",
+            show_default=False,
+        ),
+    ] = None,
     source: Annotated[
-        str, typer.Option("--source", "-s", help="Name of the first source.")
+        str, typer.Option("--source", "-s", help="Name of the new source.")
     ] = "default",
     labelset: Annotated[
         Path | None, typer.Option(help="CoralNet labelset CSV for the source.")
@@ -47,18 +69,31 @@ def init(
         float | None, typer.Option(help="Confidence threshold for auto-accepting (alleviate).")
     ] = None,
 ) -> None:
-    """Create a project with one source (add more with --source on an existing project)."""
+    """Create a project with a source, or add a source to an existing project."""
+    from quadrat.errors import NotFoundError
+    from quadrat.workflow import Project
+
+    if old_project is not None:
+        if project is not None and project != old_project:
+            raise InputError(
+                "give the project once, with -p/--project, not also as a positional argument",
+                value=old_project,
+            )
+        deprecated_alias("the positional PROJECT of 'quadrat init'", "-p/--project")
+        project = old_project
+    location = project or DEFAULT_PROJECT
     try:
-        handle = Project.open(project)
+        handle = Project.open(location)
         created = False
-    except ProjectError:
-        handle = Project.create(project)
+    except NotFoundError:
+        handle = Project.create(location)
         created = True
-    engine.create_source(
-        handle, source, labelset=labelset, point_spec=points, confidence_threshold=threshold
-    )
+    with handle:
+        handle.create_source(
+            source, labelset=labelset, point_spec=points, confidence_threshold=threshold
+        )
     verb = "created" if created else "updated"
-    console.print(f"{verb} project [bold]{project}[/] with source [bold]{source}[/]")
+    console.print(f"{verb} project [bold]{location}[/] with source [bold]{source}[/]")
 
 
 @app.command("import")
@@ -80,29 +115,29 @@ def import_(
     source: SourceOption = None,
 ) -> None:
     """Import a CoralNet annotation export with its images, new images, or a labelset."""
-    handle = open_project(project)
-    name = resolve_source(handle, source)
-    if labelset is not None:
-        added = engine.import_labelset(handle, name, labelset)
-        console.print(f"labelset: {added} labels added")
-    if csv is None and not images:
-        if labelset is None:
-            raise InputError("give an annotation CSV, --images, or --labelset")
-        return
-    with progress_bar() as progress:
-        if csv is not None:
-            if not images or len(images) != 1:
-                raise InputError("give the folder of the CSV's images with --images DIR", path=csv)
-            summary = engine.import_annotations(
-                handle, name, csv, images[0], exclude=exclude or (), progress=progress
-            )
-        else:
-            summary = engine.import_images(handle, name, images or [], progress=progress)
+    if csv is None and not images and labelset is None:
+        raise InputError("give an annotation CSV, --images, or --labelset")
+    if csv is not None and (not images or len(images) != 1):
+        raise InputError("give the folder of the CSV's images with --images DIR", path=csv)
+    with open_project(project) as handle:
+        src = handle.source(source)
+        if labelset is not None:
+            console.print(f"labelset: {src.import_labelset(labelset)} labels added")
+        if csv is None and not images:
+            return
+        with progress_bar() as progress:
+            if csv is not None:
+                assert images is not None
+                summary = src.import_annotations(
+                    csv, images[0], exclude=exclude or (), progress=progress
+                )
+            else:
+                summary = src.import_images(images or [], progress=progress)
     for warning in summary.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     console.print(
         f"imported {summary.images} images, {summary.points} points, "
-        f"{summary.annotations} annotations into source [bold]{name}[/]"
+        f"{summary.annotations} annotations into source [bold]{src.name}[/]"
     )
 
 
@@ -118,9 +153,8 @@ def points(
     source: SourceOption = None,
 ) -> None:
     """Generate points on every image of the source that has none."""
-    handle = open_project(project)
-    name = resolve_source(handle, source)
-    added = engine.generate_points(handle, name, spec, seed=seed)
+    with open_project(project) as handle:
+        added = handle.source(source).generate_points(spec, seed=seed)
     console.print(f"generated {added} points")
 
 
@@ -131,6 +165,13 @@ def extract(
         str, typer.Option("--extractor", "-e", help="Extractor name (see --list).")
     ] = "texture",
     weights: Annotated[Path | None, typer.Option(help="Local weights file.")] = None,
+    random_weights: Annotated[
+        bool,
+        typer.Option(
+            "--random-weights",
+            help="Use a CNN with seeded random weights on purpose (benchmarks, tests).",
+        ),
+    ] = False,
     batch_size: Annotated[int, typer.Option(help="Patches per forward pass.")] = 32,
     device: Annotated[
         str, typer.Option(help="auto (cuda when available), cpu, cuda or cuda:N.")
@@ -163,81 +204,72 @@ def extract(
     ray_workers: Annotated[int, typer.Option(help="Ray workers (actors), with --ray.")] = 2,
     ray_gpus: Annotated[float, typer.Option(help="GPUs per Ray worker (0: CPU workers).")] = 0.0,
     list_: Annotated[bool, typer.Option("--list", help="List extractors and exit.")] = False,
+    allow_nothing: AllowNothingOption = False,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
     """Extract features for every point lacking them (resumable: reruns skip stored images)."""
     # Imported here: torch, timm and Ray cost seconds that other commands need not pay.
-    import torch
-
-    from quadrat.extraction.gpu import GpuRunner, resolve_device
-    from quadrat.extraction.ray_runner import cli_ray_runner
-    from quadrat.extractors import create_extractor, list_extractors
+    from quadrat import create_extractor, list_extractors
+    from quadrat._util import resolve_device
+    from quadrat.extraction import Runner
 
     if list_:
         for entry in list_extractors():
             console.print(entry)
         return
-    handle = open_project(project)
-    name = resolve_source(handle, source)
     options: dict[str, Any] = {}
     if runtime != "auto" or bf16 or threads is not None:
         if extractor == "texture":
             raise InputError("--runtime, --bf16 and --threads apply to CNN extractors only")
         options = {"runtime": runtime, "autocast_bf16": bf16, "threads": threads}
-    ray_runner = None
-    if ray is not None:  # the driver's copy stays on the CPU; workers may use GPUs
+    if random_weights:  # only when asked, so an extractor without the parameter still works
+        options["random_weights"] = True
+    with open_project(project) as handle:
+        src = handle.source(source)
+        ray_runner = None
+        if ray is not None:  # the driver's copy stays on the CPU; workers may use GPUs
+            from quadrat.cli._ray import cli_ray_runner
+
+            if compile_:
+                raise InputError("--compile is for one machine's GPU runner; drop it with --ray")
+            ray_runner = cli_ray_runner(
+                ray,
+                num_workers=ray_workers,
+                num_gpus_per_worker=ray_gpus,
+                device=device,
+                extractor_name=extractor,
+                weights=weights,
+                batch_size=batch_size,
+                decode_threads=workers,
+                options={k: v for k, v in options.items() if k != "random_weights"},
+                random_weights=random_weights,
+            )
+            device = "cpu"
+        device = resolve_device(device, cpu_only=extractor == "texture")
+        model = create_extractor(
+            extractor, weights=weights, device=device, batch_size=batch_size, **options
+        )
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
+        runner: Runner | None = ray_runner
         if compile_:
-            raise InputError("--compile is for one machine's GPU runner; drop it with --ray")
-        ray_runner = cli_ray_runner(
-            ray,
-            num_workers=ray_workers,
-            num_gpus_per_worker=ray_gpus,
-            device=device,
-            extractor_name=extractor,
-            weights=weights,
-            batch_size=batch_size,
-            decode_threads=workers,
-            options=options,
-        )
-        device = "cpu"
-    device = resolve_device(device, extractor)
-    model = create_extractor(
-        extractor, weights=weights, device=device, batch_size=batch_size, **options
-    )
-    if threads is not None:
-        torch.set_num_threads(threads)
-    runner = GpuRunner(workers=workers, compile=True) if compile_ else ray_runner
-    with progress_bar() as progress, ray_runner or contextlib.nullcontext():
-        summary = engine.extract_features(
-            handle, name, model, dtype=dtype, workers=workers, runner=runner, progress=progress
-        )
-    console.print(
+            from quadrat.extraction.gpu import GpuRunner
+
+            runner = GpuRunner(workers=workers, compile=True)
+        with progress_bar() as progress, ray_runner or contextlib.nullcontext():
+            summary = src.extract(
+                model, dtype=dtype, workers=workers, runner=runner, progress=progress
+            )
+    line = (
         f"{model.key}: {summary.points} points from {summary.images_done} images "
-        f"({summary.points_per_second:.1f} points/s), {summary.images_skipped} already stored"
+        f"({fmt(summary.points_per_second)} points/s), {summary.images_skipped} already stored"
     )
-
-
-def resolve_extractor_key(handle: Project, source: str, extractor: str | None) -> str:
-    """The stored extractor key the user means: by key, by name, or the only one there is."""
-    with handle.session() as session:
-        src = handle.source(session, source)
-        rows = session.execute(
-            select(ExtractorRecord.key, ExtractorRecord.name)
-            .join(FeatureBlock, FeatureBlock.extractor_key == ExtractorRecord.key)
-            .join(Image, Image.id == FeatureBlock.image_id)
-            .where(Image.source_id == src.id)
-            .distinct()
-        ).all()
-    if not rows:
-        raise ProjectError(f"source {source!r} has no stored features; run 'quadrat extract'")
-    matches = [k for k, n in rows if extractor in (None, k, n)]
-    if len(matches) == 1:
-        return matches[0]
-    keys = ", ".join(k for k, _ in rows)
-    if not matches:
-        raise InputError(f"no stored features from {extractor!r} (stored: {keys})")
-    raise InputError(f"several extractors have features here ({keys}); pick one with --extractor")
+    if summary.images_done == 0:
+        nothing_to_do(f"{line}; no image lacks features", allow=allow_nothing)
+    console.print(line)
 
 
 @app.command()
@@ -255,6 +287,7 @@ def train(
             help="Train with PyTorch on auto, cpu or cuda (default: scikit-learn on CPU)."
         ),
     ] = None,
+    allow_nothing: AllowNothingOption = False,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
@@ -263,28 +296,21 @@ def train(
         raise InputError(f"--kind must be mlp or lr, not {kind!r}")
     if device is not None and device not in ("auto", "cpu", "cuda"):
         raise InputError(f"--device must be auto, cpu or cuda, not {device!r}")
-    handle = open_project(project)
-    name = resolve_source(handle, source)
-    key = resolve_extractor_key(handle, name, extractor)
-    where = "scikit-learn" if device is None else f"torch on {device}"
-    with console.status(f"training {kind} ({where}) on {key} features"):
-        outcome = engine.train_source(
-            handle,
-            name,
-            key,
-            kind="lr" if kind == "lr" else "mlp",
-            force=force,
-            seed=seed,
-            device=device,
-        )
+    with open_project(project) as handle:
+        src = handle.source(source)
+        key = src.extractor_key(extractor)
+        where = "scikit-learn" if device is None else f"torch on {device}"
+        with console.status(f"training {kind} ({where}) on {key} features"):
+            outcome = src.train(key, kind=kind, force=force, seed=seed, device=device)
+    if not outcome.trained:
+        nothing_to_do(f"{outcome.message} (--force trains now)", allow=allow_nothing)
     console.print(outcome.message)
-    if outcome.trained:
-        m = outcome.metrics
-        console.print(
-            f"validation: accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f} "
-            f"on {outcome.n_val} points ({outcome.n_train} training points, "
-            f"{outcome.train_seconds:.1f} s)"
-        )
+    m = outcome.metrics
+    console.print(
+        f"validation: accuracy {fmt(m['accuracy'])}, macro F1 {fmt(m['macro_f1'])} "
+        f"on {outcome.n_val} points ({outcome.n_train} training points, "
+        f"{fmt(outcome.train_seconds, 2)} s)"
+    )
 
 
 @app.command()
@@ -297,17 +323,23 @@ def classify(
     classifier: Annotated[
         int | None, typer.Option(help="Classifier id (default: latest accepted).")
     ] = None,
+    allow_nothing: AllowNothingOption = False,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
     """Score unlabelled points: top-5 suggestions, machine annotations, alleviation."""
-    handle = open_project(project)
-    name = resolve_source(handle, source)
-    if threshold is not None:
-        engine.set_confidence_threshold(handle, name, threshold)
-    with progress_bar() as progress:
-        summary = engine.classify_source(
-            handle, name, classifier_id=classifier, threshold=threshold, progress=progress
+    from rich.table import Table
+
+    with open_project(project) as handle:
+        src = handle.source(source)
+        if threshold is not None:
+            src.set_confidence_threshold(threshold)
+        with progress_bar() as progress:
+            summary = src.classify(threshold=threshold, classifier_id=classifier, progress=progress)
+    if summary.points == 0:
+        nothing_to_do(
+            f"classifier {summary.classifier_id}: every point has a person's label",
+            allow=allow_nothing,
         )
     table = Table(title=f"classifier {summary.classifier_id}")
     table.add_column("points scored", justify="right")

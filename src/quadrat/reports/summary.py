@@ -1,26 +1,30 @@
-"""A source at a glance: counts, the latest classifier's metrics, alleviation, cover."""
+"""A source at a glance: counts, the latest classifier's metrics, alleviation, cover.
+
+Built from a :class:`quadrat.Source` (through the store's queries, never SQL here);
+``Source.report(out_dir)`` is the public way in.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
 
-from quadrat.classifiers.metrics import choose_threshold
-from quadrat.engine import confirmed_image_ids, latest_classifier
 from quadrat.io.atomic import write_text
-from quadrat.reports.exports import source_cover
-from quadrat.store.project import Project
-from quadrat.store.schema import Annotation, Image, Label, Point
+from quadrat.store import queries
+
+if TYPE_CHECKING:
+    from quadrat.workflow.source import Source
 
 
 @dataclass
 class SourceReport:
+    """What ``quadrat report`` prints; ``files`` lists what :func:`write_report` wrote."""
+
     source: str
     n_images: int
     n_confirmed_images: int
@@ -33,82 +37,63 @@ class SourceReport:
     suggested_threshold: dict[str, float] | None = None
     cover: pd.DataFrame | None = None
     overall_cover: dict[str, float] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
 
 
-def build_report(
-    project: Project, source_name: str, *, target_accuracy: float = 0.95
-) -> SourceReport:
-    with project.session() as session:
-        source = project.source(session, source_name)
-        n_images = (
-            session.scalar(select(func.count(Image.id)).where(Image.source_id == source.id)) or 0
-        )
-        n_points = (
-            session.scalar(
-                select(func.count(Point.id))
-                .join(Image, Image.id == Point.image_id)
-                .where(Image.source_id == source.id)
-            )
-            or 0
-        )
-        status_rows = session.execute(
-            select(Annotation.status, func.count(Annotation.id))
-            .join(Label, Label.id == Annotation.label_id)
-            .where(Label.source_id == source.id)
-            .group_by(Annotation.status)
-        ).all()
-        counts = {str(status): int(n) for status, n in status_rows}
-        counts["unannotated"] = int(n_points) - sum(counts.values())
-        report = SourceReport(
-            source=source_name,
-            n_images=int(n_images),
-            n_confirmed_images=len(confirmed_image_ids(session, source)),
-            n_points=int(n_points),
-            status_counts=counts,
-            target_accuracy=target_accuracy,
-        )
-        record = latest_classifier(session, source, accepted_only=False)
-        if record is not None:
-            codes = dict(
-                session.execute(
-                    select(Label.id, Label.short_code).where(Label.source_id == source.id)
-                ).all()
-            )
-            metrics = dict(record.metrics)
-            report.classifier = {
-                "id": record.id,
-                "kind": record.kind,
-                "extractor_key": record.extractor_key,
-                "accepted": record.accepted,
-                "accuracy": record.accuracy,
-                "macro_f1": float(metrics.get("macro_f1", float("nan"))),
-                "n_train": record.n_train,
-                "n_val": record.n_val,
-                "n_images": record.n_images,
-                "train_seconds": record.train_seconds,
-                "hyperparameters": record.hyperparameters,
-                "metrics": metrics,
-            }
-            report.per_label = [
-                {**row, "label": codes.get(_as_int(row["label"]), row["label"])}
-                for row in _per_label_rows(metrics.get("per_label"))
-            ]
-            if metrics.get("alleviate_curve"):
-                report.curve = pd.DataFrame(metrics["alleviate_curve"])
-                chosen = choose_threshold(report.curve, target_accuracy)
-                if chosen is not None:
-                    row = report.curve.loc[(report.curve["threshold"] - chosen).abs().idxmin()]
-                    report.suggested_threshold = {
-                        k: float(row[k])
-                        for k in ("threshold", "accuracy_accepted", "fraction_accepted")
-                    }
-            report.classifier["label_codes"] = codes
-    cover = source_cover(project, source_name)
+def build_report(src: Source, *, target_accuracy: float = 0.95) -> SourceReport:
+    """Counts, the newest classifier (accepted or not) with its suggested threshold, cover."""
+    from quadrat.classifiers.metrics import choose_threshold
+
+    counts = src.counts()
+    status_counts = {s: counts[s] for s in queries.STATUSES if counts[s]}
+    status_counts["unannotated"] = counts["unannotated"]
+    report = SourceReport(
+        source=src.name,
+        n_images=counts["images"],
+        n_confirmed_images=counts["confirmed_images"],
+        n_points=counts["points"],
+        status_counts=status_counts,
+        target_accuracy=target_accuracy,
+    )
+    history = src.classifiers()
+    if history:
+        record = history[-1]
+        with src.project.store.session() as session:
+            codes = queries.label_codes(session, src.id)
+        metrics = dict(record.metrics)
+        report.classifier = {
+            "id": record.id,
+            "kind": record.kind,
+            "extractor_key": record.extractor_key,
+            "accepted": record.accepted,
+            "accuracy": record.accuracy,
+            "macro_f1": float(metrics.get("macro_f1", float("nan"))),
+            "n_train": record.n_train,
+            "n_val": record.n_val,
+            "n_images": record.n_images,
+            "train_seconds": record.train_seconds,
+            "hyperparameters": record.hyperparameters,
+            "metrics": metrics,
+        }
+        report.per_label = [
+            {**row, "label": codes.get(_as_int(row["label"]), row["label"])}
+            for row in _per_label_rows(metrics.get("per_label"))
+        ]
+        if metrics.get("alleviate_curve"):
+            report.curve = pd.DataFrame(metrics["alleviate_curve"])
+            chosen = choose_threshold(report.curve, target_accuracy)
+            if chosen is not None:
+                row = report.curve.loc[(report.curve["threshold"] - chosen).abs().idxmin()]
+                report.suggested_threshold = {
+                    k: float(row[k])
+                    for k in ("threshold", "accuracy_accepted", "fraction_accepted")
+                }
+        report.classifier["label_codes"] = codes
+    cover = src.cover()
     report.cover = cover
-    label_columns = [c for c in cover.columns[4:]]
     if len(cover):
         report.overall_cover = {
-            str(c): float(cover[c].mean()) for c in label_columns if cover[c].mean() > 0
+            str(c): float(cover[c].mean()) for c in cover.columns[4:] if cover[c].mean() > 0
         }
     return report
 
@@ -160,4 +145,3 @@ def write_report(report: SourceReport, out: Path) -> list[Path]:
         wide = report.cover.set_index("Image name").iloc[:, 3:]
         written.append(plot_cover(wide, out / "cover.png", title=f"Cover: {report.source}"))
     return written
-

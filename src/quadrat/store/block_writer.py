@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from quadrat.store.features import write_blocks
-from quadrat.store.project import Project
+from quadrat.store.project import Store
 
 #: (image_id, point_ids, features)
 Block = tuple[int, np.ndarray, np.ndarray]
@@ -36,7 +36,7 @@ class BlockWriter:
 
     def __init__(
         self,
-        project: Project,
+        store: Store,
         extractor_key: str,
         *,
         dtype: str = "float16",
@@ -44,7 +44,7 @@ class BlockWriter:
         max_group: int = 256,
         on_written: Callable[[list[int]], None] | None = None,
     ) -> None:
-        self.project = project
+        self.store = store
         self.extractor_key = extractor_key
         self.dtype = dtype
         self.max_group = max_group
@@ -103,7 +103,7 @@ class BlockWriter:
             if self._error is not None:
                 continue  # drain without writing after a failure
             try:
-                with self.project.session() as session:
+                with self.store.session() as session:
                     write_blocks(session, self.extractor_key, group, dtype=self.dtype)
                 if self.on_written is not None:
                     self.on_written([image_id for image_id, _, _ in group])

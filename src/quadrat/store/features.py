@@ -16,7 +16,8 @@ import numpy as np
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from quadrat.errors import ProjectError
+from quadrat._util import chunked
+from quadrat.errors import InputError, ProjectError
 from quadrat.store.schema import ExtractorRecord, FeatureBlock, Image
 
 #: Types features may be stored as; float16 halves the size with no measurable effect on
@@ -38,7 +39,7 @@ class FeatureMatrix:
         return len(self.point_ids)
 
 
-def register_extractor(
+def record_extractor(
     session: Session, key: str, name: str, feature_dim: int, config: dict[str, Any]
 ) -> None:
     """Record an extractor's configuration once, so stored features say what made them."""
@@ -55,10 +56,8 @@ def images_with_features(
     session: Session, extractor_key: str, image_ids: Iterable[int]
 ) -> set[int]:
     """Which of ``image_ids`` already have a block for this extractor."""
-    ids = list(image_ids)
     found: set[int] = set()
-    for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
-        chunk = ids[start : start + 900]
+    for chunk in chunked(list(image_ids)):  # stay under SQLite's bound-parameter limit
         found.update(
             session.scalars(
                 select(FeatureBlock.image_id).where(
@@ -94,7 +93,11 @@ def write_blocks(
     multi-row INSERT (Core, not the ORM's per-object flush, which cost ~10 ms a block).
     """
     if dtype not in FEATURE_DTYPES:
-        raise ValueError(f"feature dtype must be one of {FEATURE_DTYPES}, not {dtype!r}")
+        raise InputError(
+            f"feature dtype must be one of {FEATURE_DTYPES}, not {dtype!r}",
+            value=dtype,
+            param="dtype",
+        )
     rows = []
     for image_id, point_ids, features in blocks:
         ids = np.ascontiguousarray(point_ids, dtype="<i8")
@@ -122,11 +125,10 @@ def write_blocks(
     if not rows:
         return
     image_ids = [row["image_id"] for row in rows]
-    for start in range(0, len(image_ids), 900):  # SQLite's bound-parameter limit
+    for chunk in chunked(image_ids):  # SQLite's bound-parameter limit
         session.execute(
             delete(FeatureBlock).where(
-                FeatureBlock.extractor_key == extractor_key,
-                FeatureBlock.image_id.in_(image_ids[start : start + 900]),
+                FeatureBlock.extractor_key == extractor_key, FeatureBlock.image_id.in_(chunk)
             )
         )
     session.execute(insert(FeatureBlock), rows)

@@ -1,9 +1,10 @@
-"""Open, create and upgrade a project store.
+"""Open, create and upgrade a project store (the database under :class:`quadrat.Project`).
 
-A project is any SQLAlchemy database; a plain path means a SQLite file (the embedded
-default: no server). The file records its schema version so that a later release can
-upgrade it (:data:`MIGRATIONS`) and an older release refuses a newer file instead of
-corrupting it.
+:class:`Store` is the low-level handle: an engine and transactions. Users and the CLI hold
+a :class:`quadrat.Project`, which wraps one. A project is any SQLAlchemy database; a
+plain path means a SQLite file (the embedded default: no server). The file records its
+schema version so that a later release can upgrade it (:data:`MIGRATIONS`) and an older
+release refuses a newer file instead of corrupting it.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
 
 from quadrat import __version__
-from quadrat.errors import ProjectError
-from quadrat.store.schema import SCHEMA_VERSION, Base, Meta, Source
+from quadrat.errors import ConflictError, NotFoundError, ProjectError
+from quadrat.store.schema import SCHEMA_VERSION, Base, Meta
 
 #: ``MIGRATIONS[v]`` upgrades a version-``v`` file to ``v + 1`` inside one transaction.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
@@ -47,7 +48,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-class Project:
+class Store:
     """A handle on one project database; use :meth:`session` for units of work."""
 
     def __init__(self, engine: Engine, url: str) -> None:
@@ -56,13 +57,15 @@ class Project:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     @classmethod
-    def create(cls, location: str | Path) -> Project:
+    def create(cls, location: str | Path) -> Store:
         """Create a new, empty project; refuses to overwrite an existing one."""
         url = database_url(location)
         if url.startswith("sqlite:///"):
             path = Path(url.removeprefix("sqlite:///"))
             if path.exists() and path.stat().st_size > 0:
-                raise ProjectError(f"{path}: a file already exists here; open it instead")
+                raise ConflictError(
+                    "a file already exists here; open it instead", path=path, param="project"
+                )
             path.parent.mkdir(parents=True, exist_ok=True)
         project = cls(_make_engine(url), url)
         Base.metadata.create_all(project.engine)
@@ -76,7 +79,7 @@ class Project:
         return project
 
     @classmethod
-    def open(cls, location: str | Path, *, create: bool = False) -> Project:
+    def open(cls, location: str | Path, *, create: bool = False) -> Store:
         """Open an existing project, upgrading an older schema; ``create`` makes a new one."""
         url = database_url(location)
         if url.startswith("sqlite:///"):
@@ -84,9 +87,7 @@ class Project:
             if not path.exists() or path.stat().st_size == 0:
                 if create:
                     return cls.create(location)
-                raise ProjectError(
-                    f"{path}: no project here; create one with 'quadrat init {location}'"
-                )
+                raise NotFoundError("no project here; create one first", path=path, param="project")
         project = cls(_make_engine(url), url)
         project._check_and_migrate()
         return project
@@ -102,15 +103,6 @@ class Project:
         with self.session() as session:
             value = session.scalar(select(Meta.value).where(Meta.key == "schema_version"))
         return int(value) if value is not None else 0
-
-    def source(self, session: Session, name: str) -> Source:
-        """The source called ``name``, or an error listing the sources there are."""
-        source = session.scalar(select(Source).where(Source.name == name))
-        if source is None:
-            names = session.scalars(select(Source.name).order_by(Source.name)).all()
-            known = ", ".join(names) if names else "none yet"
-            raise ProjectError(f"no source {name!r} in this project (sources: {known})")
-        return source
 
     def _check_and_migrate(self) -> None:
         try:

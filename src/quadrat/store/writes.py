@@ -1,0 +1,212 @@
+"""Every write of the project store except feature blocks (:mod:`quadrat.store.features`).
+
+The workflow validates its whole input first, then calls these inside one
+``Store.session()`` transaction, so a failed step leaves the project as it was. Bulk rows
+go through Core ``insert`` (one statement for many rows), not the ORM's per-object flush.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, update
+from sqlalchemy.orm import Session
+
+from quadrat._util import chunked
+from quadrat.errors import ConflictError
+from quadrat.store.queries import find_source, label_ids
+from quadrat.store.schema import (
+    Annotation,
+    AnnotationStatus,
+    ClassifierRecord,
+    Image,
+    Label,
+    Point,
+    Score,
+    Source,
+)
+
+
+def add_source(
+    session: Session,
+    name: str,
+    *,
+    point_spec: str | None = None,
+    confidence_threshold: float | None = None,
+) -> int:
+    """A new source's id; a ConflictError when the name is taken."""
+    if find_source(session, name) is not None:
+        raise ConflictError(f"source {name!r} already exists", value=name, param="name")
+    source = Source(name=name, point_spec=point_spec, confidence_threshold=confidence_threshold)
+    session.add(source)
+    session.flush()
+    return source.id
+
+
+def update_source(session: Session, source_id: int, **values: Any) -> None:
+    """Set columns of a source (``confidence_threshold``, ``point_spec``)."""
+    session.execute(update(Source).where(Source.id == source_id).values(**values))
+
+
+def add_labels(
+    session: Session, source_id: int, labels: Sequence[tuple[str, str, str | None, int | None]]
+) -> int:
+    """Add ``(name, short_code, functional_group, coralnet_id)`` labels whose short code is
+    new to the source; returns how many were added."""
+    known = set(label_ids(session, source_id))
+    rows = []
+    for name, code, group, coralnet_id in labels:
+        if code in known:
+            continue
+        known.add(code)
+        rows.append(
+            {
+                "source_id": source_id,
+                "name": name,
+                "short_code": code,
+                "functional_group": group,
+                "coralnet_id": coralnet_id,
+            }
+        )
+    if rows:
+        session.execute(insert(Label), rows)
+    return len(rows)
+
+
+def add_image(
+    session: Session,
+    source_id: int,
+    *,
+    name: str,
+    path: str,
+    sha256: str,
+    width: int,
+    height: int,
+    exif_orientation: int = 1,
+    metadata: dict[str, Any] | None = None,
+) -> int:
+    """A new image row's id."""
+    image = Image(
+        source_id=source_id,
+        name=name,
+        path=path,
+        sha256=sha256,
+        width=width,
+        height=height,
+        exif_orientation=exif_orientation,
+        metadata_=metadata or {},
+    )
+    session.add(image)
+    session.flush()
+    return image.id
+
+
+def add_points(
+    session: Session,
+    image_id: int,
+    coords: Sequence[tuple[int, int]] | np.ndarray,
+    generated_by: str,
+) -> list[int]:
+    """Points numbered 1.. in ``coords`` order; returns their ids in that order."""
+    if not len(coords):
+        return []
+    return list(
+        session.scalars(
+            insert(Point).returning(Point.id, sort_by_parameter_order=True),
+            [
+                {
+                    "image_id": image_id,
+                    "number": number,
+                    "row": int(r),
+                    "column": int(c),
+                    "generated_by": generated_by,
+                }
+                for number, (r, c) in enumerate(coords, start=1)
+            ],
+        ).all()
+    )
+
+
+def add_imported_annotations(
+    session: Session,
+    rows: Sequence[tuple[int, int, str | None, datetime | None]],
+) -> int:
+    """``(point_id, label_id, annotator, annotated_at)`` as imported (human) annotations."""
+    if rows:
+        session.execute(
+            insert(Annotation),
+            [
+                {
+                    "point_id": point_id,
+                    "label_id": label_id,
+                    "status": AnnotationStatus.IMPORTED,
+                    "annotator": annotator,
+                    "annotated_at": when,
+                }
+                for point_id, label_id, annotator, when in rows
+            ],
+        )
+    return len(rows)
+
+
+def add_classifier(session: Session, **fields: Any) -> int:
+    """Record a trained classifier (columns of ``classifiers``); returns its id."""
+    record = ClassifierRecord(**fields)
+    session.add(record)
+    session.flush()
+    return record.id
+
+
+def replace_machine_labels(
+    session: Session,
+    classifier_id: int,
+    point_ids: Sequence[int] | np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    accept: np.ndarray,
+    when: datetime,
+) -> None:
+    """Store top-k ``labels``/``scores`` (n, k) of ``point_ids`` under a classifier, and
+    each point's machine annotation (``alleviate`` where ``accept``), replacing old ones.
+
+    Callers pass only points no person has labelled.
+    """
+    ids = [int(i) for i in point_ids]
+    for part in chunked(ids):
+        session.execute(
+            delete(Score).where(Score.classifier_id == classifier_id, Score.point_id.in_(part))
+        )
+        session.execute(delete(Annotation).where(Annotation.point_id.in_(part)))
+    if not ids:
+        return
+    session.execute(
+        insert(Score),
+        [
+            {
+                "point_id": pid,
+                "classifier_id": classifier_id,
+                "rank": rank,
+                "label_id": int(labels[i, rank]),
+                "score": float(scores[i, rank]),
+            }
+            for i, pid in enumerate(ids)
+            for rank in range(labels.shape[1])
+        ],
+    )
+    session.execute(
+        insert(Annotation),
+        [
+            {
+                "point_id": pid,
+                "label_id": int(labels[i, 0]),
+                "status": AnnotationStatus.ALLEVIATE if accept[i] else AnnotationStatus.MACHINE,
+                "annotator": f"classifier {classifier_id}",
+                "annotated_at": when,
+                "classifier_id": classifier_id,
+            }
+            for i, pid in enumerate(ids)
+        ],
+    )

@@ -1,0 +1,90 @@
+"""Classify step: score every point no person labelled, and alleviate the confident ones.
+
+Each scored point gets its top-5 labels with probabilities and a machine annotation;
+at or above the confidence threshold the annotation is ``alleviate`` (auto-accepted, as
+CoralNet's alleviation). Points a person labelled (imported or confirmed) are never
+touched; machine labels are replaced on every run, in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from quadrat.errors import StateError
+from quadrat.store import queries, writes
+from quadrat.store.features import load_features
+from quadrat.workflow._common import Progress, check_threshold, no_progress
+
+if TYPE_CHECKING:
+    from quadrat.workflow.source import Source
+
+
+@dataclass
+class ClassifySummary:
+    """What a classification did; ``points == 0`` means every point had a person's label."""
+
+    classifier_id: int
+    points: int = 0
+    machine: int = 0
+    alleviated: int = 0
+
+
+def classify(
+    src: Source,
+    *,
+    threshold: float | None = None,
+    classifier_id: int | None = None,
+    batch_size: int = 65536,
+    progress: Progress | None = None,
+) -> ClassifySummary:
+    """Score every point no person has labelled: top-5 scores, a machine annotation, and
+    auto-acceptance (``alleviate``) at or above the confidence threshold.
+
+    ``threshold`` None uses the source's saved threshold (None there: no alleviation).
+    """
+    from quadrat.classifiers.metrics import top_k
+    from quadrat.classifiers.serialize import loads_estimator
+
+    check_threshold(threshold)
+    progress = progress or no_progress
+    with src.project.store.session() as session:
+        info = queries.source_by_id(session, src.id)
+        if classifier_id is None:
+            record = queries.latest_classifier(session, src.id)
+            if record is None:
+                raise StateError(
+                    f"source {src.name!r} has no accepted classifier; train one first",
+                    param="classifier_id",
+                )
+        else:
+            record = queries.get_classifier(session, src.id, classifier_id)
+        if threshold is None:
+            threshold = info.confidence_threshold
+        estimator = loads_estimator(queries.classifier_model(session, record.id))
+        matrix = load_features(session, record.extractor_key, source_id=src.id)
+        labelled = queries.human_labelled_point_ids(session, src.id)
+        keep = ~np.isin(
+            matrix.point_ids, np.fromiter(labelled, dtype=np.int64, count=len(labelled))
+        )
+        point_ids = matrix.point_ids[keep]
+        features = matrix.features[keep]
+        summary = ClassifySummary(classifier_id=record.id)
+        now = datetime.now(UTC)
+        classes = np.asarray(estimator.classes_)
+        for start in range(0, len(point_ids), batch_size):
+            ids = point_ids[start : start + batch_size]
+            proba = estimator.predict_proba(features[start : start + batch_size])
+            labels, scores = top_k(proba, classes, k=5)
+            accept = (
+                scores[:, 0] >= threshold if threshold is not None else np.zeros(len(ids), bool)
+            )
+            writes.replace_machine_labels(session, record.id, ids, labels, scores, accept, now)
+            summary.points += len(ids)
+            summary.alleviated += int(accept.sum())
+            summary.machine += int((~accept).sum())
+            progress("classifying points", summary.points, len(point_ids))
+    return summary

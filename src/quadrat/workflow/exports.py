@@ -1,0 +1,72 @@
+"""A source's annotations, cover and labelset as CoralNet CSVs (written atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from quadrat.io.coralnet import (
+    cover_table,
+    write_annotations_csv,
+    write_labelset_csv,
+    write_percent_cover_csv,
+)
+
+if TYPE_CHECKING:
+    from quadrat.workflow.source import Source
+
+#: CoralNet counts a point as confirmed once a person (or alleviation) has accepted it.
+COVER_STATUS = {
+    "imported": "confirmed",
+    "confirmed": "confirmed",
+    "alleviate": "confirmed",
+    "machine": "unconfirmed",
+}
+
+
+def cover(src: Source) -> pd.DataFrame:
+    """Per-image percent cover of a source (CoralNet's image-covers table)."""
+    table = src.annotations()
+    frame = pd.DataFrame(
+        {
+            "image_id": table["image_id"],
+            "image_name": table["image"],
+            "label": table["label"],
+            "status": table["status"].map(COVER_STATUS),
+        }
+    )
+    return cover_table(frame, src.labelset())
+
+
+def export_annotations(src: Source, path: str | Path) -> int:
+    """All annotated points with their metadata and latest machine suggestions."""
+    table = src.annotations()
+    table = table[table["label"].notna()]
+    metadata = pd.json_normalize(table["metadata"].tolist()).set_index(table.index)
+    out = pd.DataFrame({"image": table["image"]})
+    for column in metadata.columns:
+        out[column] = metadata[column]
+    for column in ("row", "column", "label", "annotator", "date_annotated"):
+        out[column] = table[column]
+    for k in range(1, 6):
+        if f"suggestion_{k}" in table:
+            out[f"machine_suggestion_{k}"] = table[f"suggestion_{k}"]
+            out[f"machine_confidence_{k}"] = table[f"confidence_{k}"]
+    write_annotations_csv(out, path)
+    return len(out)
+
+
+def export_cover(src: Source, path: str | Path) -> int:
+    """CoralNet's percent-cover CSV; returns the number of images."""
+    table = cover(src)
+    write_percent_cover_csv(table, path)
+    return len(table)
+
+
+def export_labelset(src: Source, path: str | Path) -> int:
+    """The labelset as a CoralNet labelset CSV; returns the number of labels."""
+    labelset = src.labelset()
+    write_labelset_csv(labelset, path)
+    return len(labelset)

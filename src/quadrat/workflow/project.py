@@ -1,0 +1,130 @@
+"""``quadrat.Project``: a project file (or database URL) and its sources.
+
+A notebook, the CLI and a web service all start here::
+
+    project = quadrat.Project.create("survey.db")
+    reef = project.create_source("reef", labelset="labelset.csv", point_spec="m_30")
+
+The project wraps the low-level :class:`quadrat.store.project.Store` (an engine and
+transactions); each :class:`~quadrat.workflow.source.Source` it hands out is a light
+handle (project + source id), so many may be held at once and none holds a transaction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+
+from quadrat.errors import InputError, StateError
+from quadrat.points import PointSpec
+from quadrat.store import queries, writes
+from quadrat.store.project import Store
+from quadrat.workflow._common import check_threshold
+from quadrat.workflow.source import Source
+
+
+class Project:
+    """A quadrat project: one database holding sources, images, features and classifiers.
+
+    Use :meth:`create` or :meth:`open` (not the constructor), and close it when done, or
+    use it as a context manager.
+    """
+
+    def __init__(self, store: Store) -> None:
+        #: The low-level store (sessions); for the store package and its tests.
+        self.store = store
+
+    @classmethod
+    def create(cls, location: str | Path) -> Project:
+        """Create a new, empty project at a path (SQLite) or SQLAlchemy URL.
+
+        Refuses an existing file (:class:`~quadrat.errors.ConflictError`).
+        """
+        return cls(Store.create(location))
+
+    @classmethod
+    def open(cls, location: str | Path) -> Project:
+        """Open an existing project, upgrading an older schema.
+
+        A missing file is a :class:`~quadrat.errors.NotFoundError`.
+        """
+        return cls(Store.open(location))
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL of the project's database."""
+        return self.store.url
+
+    def close(self) -> None:
+        """Release the database connections (the handle's sources stop working)."""
+        self.store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Project({self.url!r})"
+
+    # ------------------------------------------------------------------------- sources
+
+    @property
+    def sources(self) -> list[Source]:
+        """Every source of the project, by name."""
+        with self.store.session() as session:
+            infos = [queries.get_source(session, name) for name in queries.source_names(session)]
+        return [Source(self, info.id, info.name) for info in infos]
+
+    def source(self, name: str | None = None) -> Source:
+        """The source called ``name``; with None, the project's only source.
+
+        An unknown name is a :class:`~quadrat.errors.NotFoundError` that lists the sources.
+        """
+        with self.store.session() as session:
+            if name is not None:
+                info = queries.get_source(session, name)
+                return Source(self, info.id, info.name)
+            names = queries.source_names(session)
+        if len(names) == 1:
+            return self.source(names[0])
+        if not names:
+            raise StateError("the project has no source yet; create one first", param="source")
+        raise InputError(
+            f"the project has several sources ({', '.join(names)}); name the one to use",
+            param="source",
+        )
+
+    def create_source(
+        self,
+        name: str,
+        labelset: str | Path | None = None,
+        point_spec: str | None = None,
+        confidence_threshold: float | None = None,
+    ) -> Source:
+        """Add a source, optionally with its labelset from a CoralNet labelset CSV.
+
+        ``point_spec`` (CoralNet notation: ``m_200``, ``t_5_5_2``, ``u_10_10``) is the
+        default for :meth:`Source.generate_points`; ``confidence_threshold`` auto-accepts
+        machine labels at or above it. Everything is checked before the source is added.
+        """
+        from quadrat.workflow.importing import label_rows, read_labelset
+
+        if not name or not name.strip():
+            raise InputError("a source needs a name", value=name, param="name")
+        if point_spec is not None:
+            PointSpec.parse(point_spec)  # fail now, not when points are generated
+        check_threshold(confidence_threshold, "confidence_threshold")
+        labels = label_rows(read_labelset(labelset)) if labelset is not None else []
+        with self.store.session() as session:
+            source_id = writes.add_source(
+                session, name, point_spec=point_spec, confidence_threshold=confidence_threshold
+            )
+            writes.add_labels(session, source_id, labels)
+        return Source(self, source_id, name)

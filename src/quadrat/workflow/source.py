@@ -1,0 +1,255 @@
+"""``quadrat.Source``: one survey of a project, and every step of its workflow.
+
+A source is CoralNet's unit: a labelset, images with points, features, classifiers. The
+handle holds the project and the source's id only; each method opens its own
+transaction, so steps are all-or-nothing (import, points, training, classification) or
+whole images at a time (extraction), and can be re-run. The steps themselves live in
+one module each (:mod:`~quadrat.workflow.importing`, :mod:`~quadrat.workflow.points`,
+:mod:`~quadrat.workflow.extract`, :mod:`~quadrat.workflow.train`,
+:mod:`~quadrat.workflow.classify`, :mod:`~quadrat.workflow.exports`); this class is the
+one place a user (or the CLI, or a service) calls them from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from quadrat.store import queries, writes
+from quadrat.store.queries import ClassifierInfo, SourceInfo
+from quadrat.workflow._common import Progress, check_threshold
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from quadrat.classifiers.policy import TrainingPolicy
+    from quadrat.extraction import Runner
+    from quadrat.extractors import Extractor
+    from quadrat.reports.summary import SourceReport
+    from quadrat.workflow.classify import ClassifySummary
+    from quadrat.workflow.extract import ExtractSummary
+    from quadrat.workflow.importing import ImportSummary
+    from quadrat.workflow.project import Project
+    from quadrat.workflow.train import TrainOutcome
+
+
+class Source:
+    """A handle on one source of a :class:`~quadrat.workflow.project.Project`.
+
+    Get one from ``project.source(name)``, ``project.sources`` or
+    ``project.create_source(...)``.
+    """
+
+    def __init__(self, project: Project, source_id: int, name: str) -> None:
+        self.project = project
+        self.id = source_id
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Source({self.name!r}, project={self.project.url!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Source)
+            and other.id == self.id
+            and other.project.url == self.project.url
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.project.url, self.id))
+
+    def info(self) -> SourceInfo:
+        """The source's settings as stored now (point spec, confidence threshold)."""
+        with self.project.store.session() as session:
+            return queries.source_by_id(session, self.id)
+
+    @property
+    def point_spec(self) -> str | None:
+        """Default point spec for new images (CoralNet notation), or None."""
+        return self.info().point_spec
+
+    @property
+    def confidence_threshold(self) -> float | None:
+        """Machine labels scored at or above this are auto-accepted; None: never."""
+        return self.info().confidence_threshold
+
+    def set_confidence_threshold(self, value: float | None) -> None:
+        """Save the alleviation threshold in [0, 1] (None switches it off)."""
+        check_threshold(value, "value")
+        with self.project.store.session() as session:
+            writes.update_source(session, self.id, confidence_threshold=value)
+
+    # ------------------------------------------------------------------------- import
+
+    def import_labelset(self, path: str | Path) -> int:
+        """Add the labels of a CoralNet labelset CSV that the source lacks; returns how many."""
+        from quadrat.workflow import importing
+
+        return importing.import_labelset(self, path)
+
+    def import_annotations(
+        self,
+        csv_path: str | Path,
+        image_dir: str | Path,
+        exclude: Sequence[str] = (),
+        progress: Progress | None = None,
+    ) -> ImportSummary:
+        """Import a CoralNet annotation CSV and its images from ``image_dir``, all or nothing.
+
+        Images whose name matches a glob in ``exclude`` are left out.
+        """
+        from quadrat.workflow import importing
+
+        return importing.import_annotations(self, csv_path, image_dir, exclude, progress)
+
+    def import_images(
+        self, paths: Sequence[str | Path], progress: Progress | None = None
+    ) -> ImportSummary:
+        """Add unannotated images (files, or folders of images), all or nothing."""
+        from quadrat.workflow import importing
+
+        return importing.import_images(self, paths, progress)
+
+    def generate_points(self, spec: str | None = None, seed: int = 0) -> int:
+        """Give every image without points a point set (``spec`` or the source's default)."""
+        from quadrat.workflow import points
+
+        return points.generate_points(self, spec, seed=seed)
+
+    # ------------------------------------------------------------------------- features
+
+    def extract(
+        self,
+        extractor: Extractor | str,
+        dtype: str = "float16",
+        workers: int = 2,
+        runner: Runner | None = None,
+        progress: Progress | None = None,
+    ) -> ExtractSummary:
+        """Extract and store features for every point that lacks them (resumable).
+
+        ``extractor`` is an :class:`~quadrat.extractors.Extractor` or a name given to
+        :func:`quadrat.create_extractor`.
+        """
+        from quadrat.workflow import extract
+
+        return extract.extract(self, extractor, dtype, workers, runner, progress)
+
+    def extractor_key(self, name_or_key: str | None = None) -> str:
+        """The key of the stored features to use: by key, by extractor name, or the only one."""
+        from quadrat.workflow import extract
+
+        return extract.extractor_key(self, name_or_key)
+
+    def extractor_keys(self) -> list[str]:
+        """Keys of every extractor whose features are stored for this source."""
+        with self.project.store.session() as session:
+            return [key for key, _name in queries.stored_extractors(session, self.id)]
+
+    # ------------------------------------------------------------------------- classifiers
+
+    def train(
+        self,
+        extractor_key: str | None = None,
+        kind: str = "mlp",
+        force: bool = False,
+        policy: TrainingPolicy | None = None,
+        seed: int = 0,
+        device: str | None = None,
+    ) -> TrainOutcome:
+        """Train a classifier when the policy calls for one (or ``force``); keep it if better.
+
+        Below the policy's threshold nothing is trained and the outcome says why
+        (``trained=False``). ``device`` trains with PyTorch there; None with scikit-learn.
+        """
+        from quadrat.workflow import train
+
+        return train.train(
+            self, extractor_key, kind=kind, force=force, policy=policy, seed=seed, device=device
+        )
+
+    def classify(
+        self,
+        threshold: float | None = None,
+        classifier_id: int | None = None,
+        progress: Progress | None = None,
+    ) -> ClassifySummary:
+        """Score every point no person labelled (top-5, machine label, alleviation).
+
+        ``threshold`` overrides the source's confidence threshold for this run;
+        ``classifier_id`` defaults to the active (latest accepted) classifier.
+        """
+        from quadrat.workflow import classify
+
+        return classify.classify(
+            self, threshold=threshold, classifier_id=classifier_id, progress=progress
+        )
+
+    def classifiers(self) -> list[ClassifierInfo]:
+        """The classifier history, oldest first (accepted and rejected)."""
+        with self.project.store.session() as session:
+            return queries.classifier_history(session, self.id)
+
+    def active_classifier(self) -> ClassifierInfo | None:
+        """The classifier :meth:`classify` uses by default: the latest accepted one."""
+        with self.project.store.session() as session:
+            return queries.latest_classifier(session, self.id)
+
+    # ------------------------------------------------------------------------- tables
+
+    def labelset(self) -> pd.DataFrame:
+        """The labelset: label_id (CoralNet's), name, short_code, functional_group."""
+        with self.project.store.session() as session:
+            return queries.labelset_table(session, self.id)
+
+    def annotations(self) -> pd.DataFrame:
+        """Every point with its label, status, annotator and latest top-5 suggestions."""
+        with self.project.store.session() as session:
+            return queries.annotation_table(session, self.id)
+
+    def cover(self) -> pd.DataFrame:
+        """Per-image percent cover (CoralNet's image-covers table)."""
+        from quadrat.workflow import exports
+
+        return exports.cover(self)
+
+    def counts(self) -> dict[str, int]:
+        """images, confirmed_images, points, annotations, and points by status."""
+        with self.project.store.session() as session:
+            return queries.counts(session, self.id)
+
+    # ------------------------------------------------------------------------- outputs
+
+    def export_annotations(self, path: str | Path) -> int:
+        """Write annotated points as a CoralNet annotation CSV; returns the rows written."""
+        from quadrat.workflow import exports
+
+        return exports.export_annotations(self, path)
+
+    def export_cover(self, path: str | Path) -> int:
+        """Write CoralNet's percent-cover CSV; returns the rows (images) written."""
+        from quadrat.workflow import exports
+
+        return exports.export_cover(self, path)
+
+    def export_labelset(self, path: str | Path) -> int:
+        """Write the labelset as a CoralNet labelset CSV; returns the rows written."""
+        from quadrat.workflow import exports
+
+        return exports.export_labelset(self, path)
+
+    def report(
+        self, out_dir: str | Path | None = None, target_accuracy: float = 0.95
+    ) -> SourceReport:
+        """Counts, the latest classifier's metrics and cover; with ``out_dir``, also write
+        plots, metrics.json and cover.csv there (listed in ``report.files``).
+
+        ``target_accuracy``: what the suggested alleviation threshold should keep.
+        """
+        from quadrat.reports.summary import build_report, write_report
+
+        report = build_report(self, target_accuracy=target_accuracy)
+        if out_dir is not None:
+            report.files = write_report(report, Path(out_dir))
+        return report

@@ -1,0 +1,139 @@
+"""Train step: a classifier on the source's confirmed points, when the policy calls for one.
+
+CoralNet's rules (:class:`~quadrat.classifiers.policy.TrainingPolicy`): the first
+classifier at 20 confirmed images, the next when the count has grown enough, and a new
+classifier replaces the active one only if it is better on validation. The policy runs
+per extractor: switching extractors starts a new series of classifiers, as CoralNet
+resets a source's classifiers when its extractor changes. Every classifier trained is
+recorded (accepted or not), so the history shows what happened.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from quadrat._util import jsonable
+from quadrat.errors import InputError, TrainingDataError
+from quadrat.store import queries, writes
+
+if TYPE_CHECKING:
+    from quadrat.classifiers.policy import TrainingPolicy
+    from quadrat.workflow.source import Source
+
+KINDS = ("mlp", "lr")
+
+
+@dataclass
+class TrainOutcome:
+    """A training attempt. ``trained=False``: the policy said not yet (``message`` says
+    when); ``accepted``: the new classifier became the active one."""
+
+    trained: bool
+    message: str
+    classifier_id: int | None = None
+    accepted: bool = False
+    accuracy: float | None = None
+    n_train: int = 0
+    n_val: int = 0
+    train_seconds: float = 0.0
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _finite_or_none(value: Any) -> float | None:
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def train(
+    src: Source,
+    extractor_key: str | None = None,
+    *,
+    kind: str = "mlp",
+    force: bool = False,
+    policy: TrainingPolicy | None = None,
+    seed: int = 0,
+    device: str | None = None,
+) -> TrainOutcome:
+    """Train a classifier if the source's policy calls for one, and keep it if it is better.
+
+    ``extractor_key`` defaults to the only extractor with stored features (see
+    :meth:`Source.extractor_key`). ``device`` ("auto", "cpu", "cuda") trains with
+    PyTorch there; None with scikit-learn.
+    """
+    from quadrat.classifiers.metrics import alleviate_curve
+    from quadrat.classifiers.policy import TrainingPolicy
+    from quadrat.classifiers.serialize import dumps_estimator
+    from quadrat.classifiers.training import train_classifier
+
+    if kind not in KINDS:
+        raise InputError(f"kind must be mlp or lr, not {kind!r}", value=kind, param="kind")
+    key = src.extractor_key(extractor_key)
+    policy = policy or TrainingPolicy()
+    with src.project.store.session() as session:
+        images = queries.confirmed_image_ids(session, src.id)
+        previous = queries.latest_classifier(session, src.id, extractor_key=key)
+        last_count = previous.n_images if previous is not None else None
+        if not force and not policy.should_train(len(images), last_count):
+            need = policy.min_images if last_count is None else policy.next_count(last_count)
+            return TrainOutcome(
+                trained=False,
+                message=(
+                    f"{len(images)} confirmed images; the next classifier is trained at {need}"
+                ),
+            )
+        if len(images) < 2:
+            raise TrainingDataError(
+                f"source {src.name!r} has {len(images)} confirmed images; need at least 2",
+                value=len(images),
+            )
+        X, y, groups = queries.training_data(session, src.id, key, images)
+        prev_acc = previous.accuracy if previous is not None else None
+    result = train_classifier(
+        X,
+        y,
+        groups=groups,
+        kind="lr" if kind == "lr" else "mlp",
+        random_state=seed,
+        previous_accuracy=prev_acc,
+        policy=policy,
+        device=device,
+    )
+    metrics = dict(result.metrics)
+    curve = alleviate_curve(result.val_proba, result.val_true, result.estimator.classes_)
+    metrics["alleviate_curve"] = curve.to_dict(orient="list")
+    accuracy = _finite_or_none(result.metrics["accuracy"])
+    with src.project.store.session() as session:
+        record_id = writes.add_classifier(
+            session,
+            source_id=src.id,
+            extractor_key=key,
+            kind=kind,
+            hyperparameters=jsonable(result.hyperparameters),
+            metrics=jsonable(metrics),
+            n_images=len(images),
+            n_train=result.n_train,
+            n_val=result.n_val,
+            accuracy=accuracy,
+            accepted=result.accepted,
+            train_seconds=float(result.train_seconds),
+            model=dumps_estimator(result.estimator),
+        )
+    if result.accepted:
+        verdict = "accepted"
+    elif prev_acc is not None:
+        verdict = f"rejected (previous accuracy {prev_acc:.3f})"
+    else:
+        verdict = "rejected (no validation point with a known label)"
+    return TrainOutcome(
+        trained=True,
+        message=f"classifier {record_id}: accuracy {result.metrics['accuracy']:.3f}, {verdict}",
+        classifier_id=record_id,
+        accepted=result.accepted,
+        accuracy=accuracy,
+        n_train=result.n_train,
+        n_val=result.n_val,
+        train_seconds=float(result.train_seconds),
+        metrics=metrics,
+    )
