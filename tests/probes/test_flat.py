@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from quadrat.errors import InputError
 from quadrat.probes.flat import (
@@ -39,6 +43,20 @@ def test_linear_probe_rejects_one_label_and_mismatched_lengths() -> None:
         LinearProbe().fit(X, np.full(len(y), "Sand"))
     with pytest.raises(InputError, match="samples"):
         LinearProbe().fit(X, y[:-1])
+
+
+def test_probes_used_before_fit_raise_sklearns_not_fitted_error() -> None:
+    with pytest.raises(NotFittedError, match="not fitted"):
+        LinearProbe().predict(np.zeros((1, 3)))
+    with pytest.raises(NotFittedError, match="not fitted"):
+        FineTuneClassifier().predict_proba(np.zeros((1, 8, 8, 3), dtype=np.uint8))
+    assert issubclass(NotFittedError, ValueError)
+
+
+def test_importing_the_probes_does_not_import_torch() -> None:
+    code = "import sys, quadrat.probes; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_grouped_folds_keep_images_apart_and_score_the_whole_split() -> None:

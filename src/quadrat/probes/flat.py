@@ -89,7 +89,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
             return np.asarray(self.pipeline_.predict_proba(np.asarray(X)))
 
     def predict(self, X: npt.ArrayLike) -> np.ndarray:
-        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+        proba = self.predict_proba(X)  # checks that the probe is fitted first
+        return np.asarray(self.classes_[proba.argmax(axis=1)])
 
 
 class FineTuneClassifier(ClassifierMixin, BaseEstimator):
@@ -226,7 +227,8 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
             return torch.cat(out).numpy()
 
     def predict(self, patches: npt.ArrayLike) -> np.ndarray:
-        return np.asarray(self.classes_[self.predict_proba(patches).argmax(axis=1)])
+        proba = self.predict_proba(patches)  # checks that the classifier is fitted first
+        return np.asarray(self.classes_[proba.argmax(axis=1)])
 
 
 def grouped_folds(
