@@ -54,7 +54,7 @@ def media_csv(server: FixtureServer, path: Path, n: int, *, missing: int = 0) ->
 def test_download_to_shards_with_summary(server: FixtureServer, tmp_path: Path) -> None:
     table = media_csv(server, tmp_path / "media.csv", 5, missing=1)
     out = tmp_path / "out"
-    text = invoke(table, out, "--shard-size", "2", *FAST)
+    text = invoke(table, "-o", out, "--shard-size", "2", *FAST)
     assert "downloaded │ 5" in text and "failed │ 1" in text
     assert "warning: 1 image(s) failed" in text and "failures.csv" in text
     assert [p.name for p in list_shards(out, "shard")] == [
@@ -65,7 +65,7 @@ def test_download_to_shards_with_summary(server: FixtureServer, tmp_path: Path) 
     failures = pd.read_csv(out / "failures.csv")
     assert failures["url"].tolist() == [server.url("/survey/img05.jpg")]
     # Rerun = resume: nothing new downloaded, the failure tried again.
-    text = invoke(table, out, "--shard-size", "2", *FAST)
+    text = invoke(table, "-o", out, "--shard-size", "2", *FAST)
     assert "already done │ 5" in text and "downloaded │ 0" in text
     assert server.hits["/survey/img00.jpg"] == 1
 
@@ -73,7 +73,7 @@ def test_download_to_shards_with_summary(server: FixtureServer, tmp_path: Path) 
 def test_tree_layout_with_resize(server: FixtureServer, tmp_path: Path) -> None:
     table = media_csv(server, tmp_path / "media.csv", 3)
     out = tmp_path / "tree"
-    invoke(table, out, "--tree", "--resize", "32", *FAST)
+    invoke(table, "-o", out, "--tree", "--resize", "32", *FAST)
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.jpg"))
     assert files == ["survey/site0/img00.jpg", "survey/site0/img02.jpg", "survey/site1/img01.jpg"]
     manifest = read_manifest(out)
@@ -86,7 +86,7 @@ def test_column_mapping_and_defaults(server: FixtureServer, tmp_path: Path) -> N
     table = tmp_path / "media.csv"
     pd.DataFrame({"key": ["PR_1"], "path_best": [url]}).to_csv(table)  # with an index column
     out = tmp_path / "out"
-    invoke(table, out, "-c", "url=path_best", "--dataset", "auv", *FAST)
+    invoke(table, "-o", out, "-c", "url=path_best", "--dataset", "auv", *FAST)
     ((key, parts),) = [(s.key, s.parts) for s in read_shard(out / "shard-000000.tar")]
     assert key == "auv__auv__PR_1"
     meta = json.loads(parts["json"])
@@ -113,7 +113,9 @@ def test_bad_options_are_one_red_line(
     server: FixtureServer, tmp_path: Path, args: list[str], message: str
 ) -> None:
     table = media_csv(server, tmp_path / "media.csv", 1)
-    result = runner.invoke(app, ["dataset", "download", str(table), str(tmp_path / "o"), *args])
+    result = runner.invoke(
+        app, ["dataset", "download", str(table), "-o", str(tmp_path / "o"), *args]
+    )
     assert result.exit_code == 1, result.output
     text = " ".join(result.output.split())
     assert text.startswith("error:") and message in text, text
@@ -129,9 +131,9 @@ def test_bad_table_names_file_and_line(tmp_path: Path) -> None:
             "url": ["http://127.0.0.1:9/a.jpg", "ftp://x/b.jpg"],
         }
     ).to_csv(table, index=False)
-    text = invoke(table, tmp_path / "o", code=1)
+    text = invoke(table, "-o", tmp_path / "o", code=1)
     assert text.startswith("error:") and "media.csv, line 3" in text and "ftp://x/b.jpg" in text
-    text = invoke(tmp_path / "absent.csv", tmp_path / "o", code=4)  # NotFoundError
+    text = invoke(tmp_path / "absent.csv", "-o", tmp_path / "o", code=4)  # NotFoundError
     assert "absent.csv: table not found" in text
 
 
@@ -177,7 +179,7 @@ def test_sigkill_then_resume_every_image_exactly_once(
         pytest.skip("the run finished before it could be killed")
     assert proc.returncode == -signal.SIGKILL
 
-    text = invoke(table, out, "--shard-size", "2", *FAST)
+    text = invoke(table, "-o", out, "--shard-size", "2", *FAST)
     assert f"already done │ {2 * done_before}" in text
     keys = Counter(s.key for shard in list_shards(out, "shard") for s in read_shard(shard))
     assert sorted(keys) == sorted(f"d__s__{i}" for i in range(12))
@@ -201,7 +203,7 @@ def test_squidle_media_list_failure_log(
     local = tmp_path / "test_media_local.csv"
     media.to_csv(local)
     out = tmp_path / "out"
-    text = invoke(local, out, "-c", "url=path_best", "--dataset", "Tasmania201006", *FAST)
+    text = invoke(local, "-o", out, "-c", "url=path_best", "--dataset", "Tasmania201006", *FAST)
     assert "images in table │ 300" in text and "downloaded │ 30" in text and "failed │ 270" in text
     failures = pd.read_csv(out / "failures.csv")
     assert sorted(failures["url"]) == sorted(media["path_best"].iloc[30:])

@@ -36,7 +36,7 @@ def survey_csv(tmp_path: Path) -> Path:
 def test_subsample_writes_kept_rows_and_a_report(survey_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "kept.parquet"
     code, output = run(
-        "subsample", str(survey_csv), str(out), "--min", "100", "--target", "150",
+        "subsample", str(survey_csv), "-o", str(out), "--min", "100", "--target", "150",
         "--factors", "1,2,4", "--report", str(tmp_path / "report"), "--label-column", "biota",
     )  # fmt: skip
     assert code == 0, output
@@ -57,11 +57,11 @@ def test_subsample_writes_kept_rows_and_a_report(survey_csv: Path, tmp_path: Pat
 def test_subsample_bad_input_is_one_red_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     pd.DataFrame({"site": ["a"], "latitude": [1.0]}).to_csv(path, index=False)
-    code, output = run("subsample", str(path), str(tmp_path / "out.csv"))
+    code, output = run("subsample", str(path), "-o", str(tmp_path / "out.csv"))
     assert code == 1
     assert "missing column(s) dataset, longitude" in output
     assert not (tmp_path / "out.csv").exists()
-    code, output = run("subsample", str(tmp_path / "absent.csv"), str(tmp_path / "out.csv"))
+    code, output = run("subsample", str(tmp_path / "absent.csv"), "-o", str(tmp_path / "out.csv"))
     assert code == 4 and "absent.csv: table not found" in output  # NotFoundError
 
 
@@ -71,25 +71,25 @@ def test_subsample_non_numeric_latitude_names_the_row(tmp_path: Path) -> None:
     table.loc[4, "latitude"] = "n/a?"
     path = tmp_path / "bad.csv"
     table.to_csv(path, index=False)
-    code, output = run("subsample", str(path), str(tmp_path / "out.csv"))
+    code, output = run("subsample", str(path), "-o", str(tmp_path / "out.csv"))
     assert code == 1
     assert "bad.csv: line 6: latitude" in output  # data row 4 is line 6 (header is line 1)
 
 
 def test_partition_spatial_and_by_site(survey_csv: Path, tmp_path: Path) -> None:
     out = tmp_path / "split.csv"
-    code, output = run("partition", str(survey_csv), str(out), "--label-column", "biota")
+    code, output = run("partition", str(survey_csv), "-o", str(out), "--label-column", "biota")
     assert code == 0, output
     split = pd.read_csv(out)
     assert set(split["partition"]) == {"train", "test", "excluded"}
     balance = pd.read_csv(tmp_path / "split_balance.csv").set_index("label")
     assert balance.loc["Kelp", "train_fraction"] >= 0.5
     again = tmp_path / "again.csv"
-    assert run("partition", str(survey_csv), str(again), "--label-column", "biota")[0] == 0
+    assert run("partition", str(survey_csv), "-o", str(again), "--label-column", "biota")[0] == 0
     pd.testing.assert_series_equal(split["partition"], pd.read_csv(again)["partition"])
 
     code, output = run(
-        "partition", str(survey_csv), str(out), "--method", "site", "--test-fraction", "0.5"
+        "partition", str(survey_csv), "-o", str(out), "--method", "site", "--test-fraction", "0.5"
     )
     assert code == 0, output
     per_site = pd.read_csv(out).groupby("site")["partition"].nunique()
@@ -97,9 +97,11 @@ def test_partition_spatial_and_by_site(survey_csv: Path, tmp_path: Path) -> None
 
 
 def test_partition_spatial_needs_a_label_column(survey_csv: Path, tmp_path: Path) -> None:
-    code, output = run("partition", str(survey_csv), str(tmp_path / "o.csv"))
+    code, output = run("partition", str(survey_csv), "-o", str(tmp_path / "o.csv"))
     assert code == 1 and "--label-column" in output
-    code, output = run("partition", str(survey_csv), str(tmp_path / "o.csv"), "--label-column", "x")
+    code, output = run(
+        "partition", str(survey_csv), "-o", str(tmp_path / "o.csv"), "--label-column", "x"
+    )
     assert code == 1 and "no label column 'x'" in output
 
 
@@ -120,7 +122,7 @@ def test_seattle_rov_images(shared_data: Path, tmp_path: Path) -> None:
     table.to_csv(path, index=False)
     out = tmp_path / "kept.csv"
     code, output = run(
-        "subsample", str(path), str(out), "--min", "50", "--target", "100",
+        "subsample", str(path), "-o", str(out), "--min", "50", "--target", "100",
         "--factors", "1,2,4", "--report", str(tmp_path / "report"),
     )  # fmt: skip
     assert code == 0, output
@@ -130,7 +132,9 @@ def test_seattle_rov_images(shared_data: Path, tmp_path: Path) -> None:
     kept = pd.read_csv(out)
     assert 0 < len(kept) < len(table)
     assert (sites["kept"] >= np.minimum(sites["rows"], 1)).all()
-    code, output = run("partition", str(path), str(tmp_path / "split.csv"), "--method", "site")
+    code, output = run(
+        "partition", str(path), "-o", str(tmp_path / "split.csv"), "--method", "site"
+    )
     assert code == 0, output
 
 
@@ -149,9 +153,23 @@ def test_georeferenced_photoquadrat_positions(shared_data: Path, tmp_path: Path)
     )
     path = tmp_path / "map.csv"
     table.to_csv(path, index=False)
-    code, output = run("subsample", str(path), str(tmp_path / "kept.csv"), "--min", "50",
+    code, output = run("subsample", str(path), "-o", str(tmp_path / "kept.csv"), "--min", "50",
                        "--target", "100", "--report", str(tmp_path / "r"))  # fmt: skip
     assert code == 0, output
     sites = pd.read_csv(tmp_path / "r" / "sites.csv")
     # 560 photos at only 6 distinct fixes: thinned by position, not by distance
     assert sites.loc[0, "method"] == "even"
+
+
+def test_old_spellings_still_work_with_a_warning(survey_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "kept.csv"
+    code, output = run("subsample", str(survey_csv), str(out), "--min", "100")
+    assert code == 0, output
+    assert "the OUT argument is deprecated; use --out/-o" in output
+    assert out.exists()
+    split = tmp_path / "split.csv"
+    code, output = run(
+        "partition", str(survey_csv), "-o", str(split), "--label-column", "biota", "--strict", "5"
+    )
+    assert code == 0, output
+    assert "--strict is deprecated; use --min-gap" in output

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from quadrat.cli._common import console, err_console, progress_bar, user_errors
+from quadrat.cli._common import console, err_console, pick_option, progress_bar, user_errors
 from quadrat.cli.dataset._columns import parse_column_map
 
 app = typer.Typer()
@@ -20,7 +20,11 @@ def download(
     table: Annotated[
         Path, typer.Argument(help="Metadata table (CSV or parquet) with dataset, site, image, url.")
     ],
-    out: Annotated[Path, typer.Argument(help="Output folder (rerun the command to resume).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (rerun the command to resume)."),
+    ] = None,
+    old_out: Annotated[Path | None, typer.Argument(metavar="OUT", hidden=True)] = None,
     shards: Annotated[
         bool,
         typer.Option(
@@ -63,6 +67,9 @@ def download(
 
     Also writes OUT/manifest.parquet (a row per image) and OUT/failures.csv (URLs and why).
     """
+    out = pick_option(
+        out, old_out, new_flag="--out/-o", old_spelling="the OUT argument", required=True
+    )
     from quadrat.datasets.download import DownloadOptions, download_images
     from quadrat.io.tables import read_table
 

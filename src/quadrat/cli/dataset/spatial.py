@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from quadrat.cli._common import console, progress_bar, user_errors
+from quadrat.cli._common import console, pick_option, progress_bar, user_errors
 from quadrat.errors import InputError
 
 if TYPE_CHECKING:  # pandas and the dataset modules are imported when a command runs
@@ -61,7 +61,10 @@ def _parse_factors(text: str) -> tuple[float, ...]:
 @user_errors
 def subsample(
     table_in: Annotated[Path, typer.Argument(metavar="IN", help="Metadata table (.parquet/.csv).")],
-    table_out: Annotated[Path, typer.Argument(metavar="OUT", help="Kept rows (.parquet/.csv).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Kept rows (.parquet/.csv).")
+    ] = None,
+    old_out: Annotated[Path | None, typer.Argument(metavar="OUT", hidden=True)] = None,
     distance: Annotated[float, typer.Option(help="Target metres between kept images.")] = 2.5,
     target: Annotated[int, typer.Option(help="Target images per site (0: no cap).")] = 1000,
     minimum: Annotated[int, typer.Option("--min", help="Sites up to this size stay whole.")] = 500,
@@ -81,6 +84,9 @@ def subsample(
     ] = None,
 ) -> None:
     """Thin every site to images about DISTANCE apart along its track (BenthicNet's method)."""
+    table_out: Path = pick_option(
+        out, old_out, new_flag="--out/-o", old_spelling="the OUT argument", required=True
+    )
     from quadrat.datasets.schema import read_metadata_table
     from quadrat.datasets.subsample import REQUIRED_COLUMNS, subsample_sites
     from quadrat.io.tables import write_table
@@ -131,9 +137,11 @@ def _print_subsample_summary(sites: pd.DataFrame, before: int, after: int, secon
 @user_errors
 def partition(
     table_in: Annotated[Path, typer.Argument(metavar="IN", help="Labelled metadata table.")],
-    table_out: Annotated[
-        Path, typer.Argument(metavar="OUT", help="Same rows plus a 'partition' column.")
-    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Same rows plus a 'partition' column."),
+    ] = None,
+    old_out: Annotated[Path | None, typer.Argument(metavar="OUT", hidden=True)] = None,
     label_column: Annotated[
         str | None, typer.Option(help="Column of labels to balance (spatial needs one).")
     ] = None,
@@ -143,7 +151,9 @@ def partition(
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same split).")] = 0,
     test_fraction: Annotated[float, typer.Option(help="Site split: share of sites.")] = 0.2,
     exclusion: Annotated[float, typer.Option(help="Metres around test images.")] = 50.0,
-    strict: Annotated[float, typer.Option(help="Minimum metres between train and test.")] = 10.0,
+    min_gap: Annotated[
+        float, typer.Option("--min-gap", help="Minimum metres between train and test.")
+    ] = 10.0,
     label_depth: Annotated[
         int | None, typer.Option(help="Cut 'A > B > C' labels to this many levels.")
     ] = None,
@@ -152,6 +162,9 @@ def partition(
     ] = None,
 ) -> None:
     """Split labelled images into train / test / excluded, far apart in space, seeded."""
+    table_out: Path = pick_option(
+        out, old_out, new_flag="--out/-o", old_spelling="the OUT argument", required=True
+    )
     if method is PartitionMethod.spatial and label_column is None:
         raise InputError("--method spatial needs --label-column")
     from quadrat.datasets.partition import (
@@ -181,7 +194,7 @@ def partition(
                 label_column,
                 seed=seed,
                 exclusion_distance=exclusion,
-                strict_distance=strict,
+                strict_distance=min_gap,
             )
         else:
             result = site_grouped_split(
