@@ -82,11 +82,13 @@ def test_errors_are_one_line(tmp_path: Path, survey: DemoSurvey) -> None:
 
 @pytest.mark.slow
 def test_demo(tmp_path: Path) -> None:
-    out = run("demo", "--out", str(tmp_path / "demo"), "--images", "20", "--new-images", "2")
+    args = ("--annotated-images", "20", "--new-images", "2")
+    out = run("demo", "--out", str(tmp_path / "demo"), *args)
     assert "SYNTHETIC" in out
     assert "machine accuracy on the new images" in out
     assert (tmp_path / "demo" / "results" / "cover_export.csv").exists()
     # a second run replaces its own folder, but never a folder it did not make
-    run("demo", "--out", str(tmp_path / "demo"), "--images", "20", "--new-images", "2")
+    again = run("demo", "-o", str(tmp_path / "demo"), "--images", "20", "--new-images", "2")
+    assert "deprecated" in again  # the old spelling still works, with a warning
     (tmp_path / "other").mkdir()
     assert "not a quadrat demo" in fail("demo", "--out", str(tmp_path / "other"))

@@ -27,7 +27,9 @@ def demo(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the survey, project and results.")
     ] = Path("quadrat-demo"),
-    images: Annotated[int, typer.Option(help="Annotated images (at least 20).")] = 24,
+    annotated_images: Annotated[
+        int, typer.Option("--annotated-images", help="Annotated images (at least 20).")
+    ] = 24,
     new_images: Annotated[int, typer.Option(help="New, unannotated images to classify.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic survey.")] = 0,
 ) -> None:
@@ -36,8 +38,11 @@ def demo(
     from quadrat.cli.results import print_report
     from quadrat.demo import DEMO_LABELS, make_demo_survey
 
+    images = annotated_images
     if images < 20:
-        raise InputError(f"--images must be at least 20 (CoralNet's first training), not {images}")
+        raise InputError(
+            f"--annotated-images must be at least 20 (CoralNet's first training), not {images}"
+        )
     if out.exists():
         if not (out / _MARKER).exists():
             raise InputError(
