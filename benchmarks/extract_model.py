@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 
 from quadrat.extractors import create_extractor
-from quadrat.extractors.backbones import synthetic_patches
+from quadrat.extractors.torch_extractor import synthetic_patches
 from quadrat.io.images import load_rgb
 from quadrat.patches import crop_patches
 
@@ -48,9 +48,9 @@ def run_one(name: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
     if name != "texture":
         options |= {"channels_last": not args.nchw, "autocast_bf16": args.bf16}
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "random weights are a floor"
+        warnings.simplefilter("ignore", UserWarning)
         start = time.perf_counter()
-        extractor = create_extractor(name, **options)
+        extractor = create_extractor(name, random_weights=True, **options)
         build = time.perf_counter() - start
     # Distinct patches, cycled from a smaller synthetic set (generating them costs time too).
     pool = synthetic_patches(min(n, 256), seed=1).numpy()
@@ -99,7 +99,7 @@ def accuracy(name: str, data: tuple[np.ndarray, ...], args: argparse.Namespace) 
     patches, labels, groups = data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        features = create_extractor(name, device=args.device).extract(patches)
+        features = create_extractor(name, random_weights=True, device=args.device).extract(patches)
     out: dict[str, Any] = {"extractor": name, "points": len(labels)}
     models = {
         "lr": lambda: LogisticRegression(max_iter=3000),

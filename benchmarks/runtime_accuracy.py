@@ -74,7 +74,11 @@ def main() -> None:
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         runtime, _, precision = mode.partition("+")
         extractor = create_extractor(
-            args.extractor, args.weights, runtime=runtime, autocast_bf16=precision == "bf16"
+            args.extractor,
+            args.weights,
+            random_weights=args.weights is None,
+            runtime=runtime,
+            autocast_bf16=precision == "bf16",
         )
         extractor.extract(X_patches[:2])  # build/compile outside the timing
         start = time.perf_counter()

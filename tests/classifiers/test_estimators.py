@@ -7,7 +7,6 @@ import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from quadrat.classifiers import estimators
-from quadrat.classifiers.errors import TrainingDataError
 from quadrat.classifiers.estimators import (
     CalibratedLogisticRegression,
     CoralNetMLP,
@@ -15,7 +14,7 @@ from quadrat.classifiers.estimators import (
     make_classifier,
     mlp_epochs,
 )
-from quadrat.errors import QuadratError
+from quadrat.errors import QuadratError, TrainingDataError
 
 
 @parametrize_with_checks([CalibratedLogisticRegression(), CoralNetMLP()])

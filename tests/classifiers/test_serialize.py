@@ -10,9 +10,8 @@ import pytest
 import sklearn
 
 from quadrat.classifiers import serialize
-from quadrat.classifiers.errors import ClassifierFormatError
 from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP
-from quadrat.errors import QuadratError
+from quadrat.errors import ClassifierFormatError, QuadratError
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,12 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from typer.testing import CliRunner
 
 from quadrat.classifiers import serialize
-from quadrat.classifiers.errors import TrainingDataError
 from quadrat.classifiers.estimators import CoralNetMLP, make_classifier
 from quadrat.classifiers.synthetic import make_point_features
-from quadrat.classifiers.torch_mlp import TorchMLPClassifier, resolve_device
+from quadrat.classifiers.torch_mlp import TorchMLPClassifier
 from quadrat.classifiers.training import train_classifier
 from quadrat.cli import app
-from quadrat.errors import QuadratError
+from quadrat.errors import DeviceError, InputError, TrainingDataError
 
 torch = pytest.importorskip("torch")
 has_cuda = torch.cuda.is_available()
@@ -173,12 +172,15 @@ def test_stored_model_scores_without_torch(easy, tmp_path):
 
 
 def test_bad_devices_are_clear_errors(monkeypatch):
-    with pytest.raises(TrainingDataError, match="device must be one of"):
-        resolve_device("tpu")
+    X = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    y = np.repeat([0, 1], 10)
+    with pytest.raises(InputError, match="unknown device 'tpu'") as caught:
+        TorchMLPClassifier(device="tpu").fit(X, y)
+    assert caught.value.param == "device" and "--" not in str(caught.value)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(QuadratError, match="no CUDA GPU"):
-        resolve_device("cuda")
-    assert resolve_device("auto").type == "cpu"
+    with pytest.raises(DeviceError, match="no CUDA GPU"):
+        TorchMLPClassifier(device="cuda").fit(X, y)
+    assert TorchMLPClassifier(device="auto", max_iter=2).fit(X, y).device_ == "cpu"
 
 
 def test_one_class_is_refused():
@@ -196,10 +198,7 @@ def test_cli_rejects_unknown_device():
 @pytest.mark.slow
 def test_cli_trains_on_device_and_classifies(tmp_path, survey):
     """quadrat train --device cpu: stored, loaded by classify, recorded as the torch MLP."""
-    from sqlalchemy import select
-
-    from quadrat.store.project import Project
-    from quadrat.store.schema import ClassifierRecord
+    from quadrat import Project
 
     runner, db = CliRunner(), str(tmp_path / "s.db")
 
@@ -215,8 +214,8 @@ def test_cli_trains_on_device_and_classifies(tmp_path, survey):
     run("extract", "-p", db)
     assert "validation: accuracy" in run("train", "--device", "cpu", "-p", db)
     assert "20" in run("classify", "--threshold", "0.5", "-p", db)
-    with Project.open(db).session() as session:
-        record = session.scalars(select(ClassifierRecord)).one()
+    with Project.open(db) as project:
+        (record,) = project.source().classifiers()
         params = record.hyperparameters["params"]
     assert (params["backend"], params["device"]) == ("torch", "cpu")
 

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from quadrat.classifiers.errors import TrainingDataError
 from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP
 from quadrat.classifiers.metrics import alleviate_curve
 from quadrat.classifiers.policy import TrainingPolicy
 from quadrat.classifiers.splits import split_indices
 from quadrat.classifiers.training import train_classifier
+from quadrat.errors import TrainingDataError
 
 FAST_LR = CalibratedLogisticRegression(max_iter=50)
 RARE = 99

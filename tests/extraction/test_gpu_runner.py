@@ -384,7 +384,8 @@ def test_cli_bad_device_is_one_red_line(tmp_path: Path) -> None:
 def test_cli_auto_device_and_compile_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--device auto`` resolves before the extractor is built; ``--compile`` reaches the
     runner (torch.compile replaced by a recorder: inductor itself is the benchmark's job)."""
-    import quadrat.extractors as extractors  # the CLI imports create_extractor from here
+    import quadrat
+    import quadrat.extractors as extractors  # the CLI imports create_extractor from one of these
 
     make_jobs(tmp_path / "images", [(240, 240), (260, 300)], points=1)
     _source(tmp_path, "cli", tmp_path / "images").project.close()
@@ -400,12 +401,15 @@ def test_cli_auto_device_and_compile_flag(tmp_path: Path, monkeypatch: pytest.Mo
         return model
 
     monkeypatch.setattr(extractors, "create_extractor", fake_create)
+    monkeypatch.setattr(quadrat, "create_extractor", fake_create, raising=False)
     monkeypatch.setattr(torch, "compile", fake_compile)
+    db = str(tmp_path / "cli.db")
     result = CliRunner().invoke(
-        app, ["extract", "-e", "resnet50", "--compile", "-p", str(tmp_path / "cli.db")]
+        app, ["extract", "-e", "resnet50", "--random-weights", "--compile", "-p", db]
     )
     assert result.exit_code == 0, result.output
     assert asked["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert asked["random_weights"] is True
     assert len(compiled) == 1
     assert "10 points from 2 images" in result.output
 

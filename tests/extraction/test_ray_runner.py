@@ -15,24 +15,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sqlalchemy import select
 from typer.testing import CliRunner
 
-from quadrat import engine
+from quadrat import Project, Source
+from quadrat.cli._ray import cli_ray_runner
 from quadrat.demo import DemoSurvey
-from quadrat.errors import ImageError
-from quadrat.extraction import CpuRunner, ImageJob, JobResult, Runner
-from quadrat.extraction.ray_runner import (
+from quadrat.errors import (
     ExtractorMismatchError,
-    ExtractorSpec,
+    ImageError,
+    MissingDependencyError,
     RayClusterError,
-    RayRunner,
-    cli_ray_runner,
 )
+from quadrat.extraction import CpuRunner, ImageJob, JobResult, Runner
+from quadrat.extraction.ray_runner import ExtractorSpec, RayRunner
 from quadrat.extractors import Extractor, TorchExtractor, create_extractor
+from quadrat.store import queries
 from quadrat.store.features import load_features
-from quadrat.store.project import Project
-from quadrat.store.schema import FeatureBlock, Image
 
 ray = pytest.importorskip("ray")
 
@@ -81,8 +79,7 @@ def cnn_weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("weights")
     paths = []
     for seed in (0, 1):
-        with pytest.warns(UserWarning, match="random weights"):
-            model = create_extractor(TINY_CNN, seed=seed, channels_last=False)
+        model = create_extractor(TINY_CNN, random_weights=True, seed=seed, channels_last=False)
         assert isinstance(model, TorchExtractor)
         paths.append(folder / f"tiny_{seed}.pt")
         torch.save(model.model.state_dict(), paths[-1])
@@ -101,24 +98,23 @@ def reference(
     """The single-process store of both extractors, float32: what Ray runs must equal."""
     project = new_project(tmp_path_factory.mktemp("reference") / "one.db", survey_template)
     for extractor in (create_extractor("texture"), tiny_cnn):
-        engine.extract_features(project, SOURCE, extractor, dtype="float32")
+        project.extract(extractor, dtype="float32")
     return stored(project)
 
 
-def new_project(path: Path, survey: DemoSurvey) -> Project:
-    project = Project.create(path)
-    engine.create_source(project, SOURCE, labelset=survey.labelset_csv)
-    engine.import_annotations(project, SOURCE, survey.annotations_csv, survey.annotated_dir)
-    return project
+def new_project(path: Path, survey: DemoSurvey) -> Source:
+    src = Project.create(path).create_source(SOURCE, labelset=survey.labelset_csv)
+    src.import_annotations(survey.annotations_csv, survey.annotated_dir)
+    return src
 
 
 Stored = tuple[np.ndarray, np.ndarray]
 
 
-def stored(project: Project) -> dict[str, Stored]:
+def stored(project: Source) -> dict[str, Stored]:
     """Every extractor key in the store with its (point ids, features)."""
-    with project.session() as session:
-        keys = sorted(set(session.scalars(select(FeatureBlock.extractor_key))))
+    keys = project.extractor_keys()
+    with project.project.store.session() as session:
         out = {}
         for key in keys:
             matrix = load_features(session, key)
@@ -126,7 +122,7 @@ def stored(project: Project) -> dict[str, Stored]:
     return out
 
 
-def assert_same_store(project: Project, reference: dict[str, Stored], key: str) -> None:
+def assert_same_store(project: Source, reference: dict[str, Stored], key: str) -> None:
     """Same extractor keys, same point ids, bit-identical features."""
     mine = stored(project)
     assert list(mine) == [key]
@@ -154,7 +150,7 @@ def test_same_store_as_one_process(
 ) -> None:
     extractor = create_extractor("texture") if which == "texture" else tiny_cnn
     project = new_project(tmp_path / "ray.db", survey_template)
-    summary = engine.extract_features(project, SOURCE, extractor, dtype="float32", runner=runner)
+    summary = project.extract(extractor, dtype="float32", runner=runner)
     assert (summary.images_done, summary.points, summary.images_skipped) == (20, 240, 0)
     assert_same_store(project, reference, extractor.key)
     assert len(runner.worker_peak_rss_mb) == 2 and min(runner.worker_peak_rss_mb) > 10
@@ -165,11 +161,9 @@ def test_resumes_a_partial_store(
 ) -> None:
     extractor = create_extractor("texture")
     project = new_project(tmp_path / "ray.db", survey_template)
-    partial = engine.extract_features(
-        project, SOURCE, extractor, dtype="float32", runner=first_images(7)
-    )
+    partial = project.extract(extractor, dtype="float32", runner=first_images(7))
     assert partial.images_done == 7
-    summary = engine.extract_features(project, SOURCE, extractor, dtype="float32", runner=runner)
+    summary = project.extract(extractor, dtype="float32", runner=runner)
     assert (summary.images_done, summary.images_skipped, summary.points) == (13, 7, 156)
     assert_same_store(project, reference, extractor.key)
 
@@ -223,14 +217,14 @@ def test_workers_rebuild_from_a_spec(
     ours, other_weights = (str(path) for path in cnn_weights)
     project = new_project(tmp_path / "ray.db", survey_template)
     monkeypatch.setattr(runner, "extractor_spec", ExtractorSpec(TINY_CNN, ours, batch_size=16))
-    engine.extract_features(project, SOURCE, tiny_cnn, dtype="float32", runner=runner)
+    project.extract(tiny_cnn, dtype="float32", runner=runner)
     assert_same_store(project, reference, tiny_cnn.key)
 
     # Workers given other weights build another key: refused before any work is done.
     monkeypatch.setattr(runner, "extractor_spec", ExtractorSpec(TINY_CNN, other_weights))
     other = new_project(tmp_path / "other.db", survey_template)
     with pytest.raises(ExtractorMismatchError, match=tiny_cnn.key):
-        engine.extract_features(other, SOURCE, tiny_cnn, runner=runner)
+        other.extract(tiny_cnn, runner=runner)
     assert stored(other) == {}
 
 
@@ -244,7 +238,7 @@ def test_shipped_images_give_the_same_store(
     extractor = create_extractor("texture")
     project = new_project(tmp_path / "ray.db", survey_template)
     monkeypatch.setattr(runner, "ship_images", True)
-    engine.extract_features(project, SOURCE, extractor, dtype="float32", runner=runner)
+    project.extract(extractor, dtype="float32", runner=runner)
     assert_same_store(project, reference, extractor.key)
 
 
@@ -255,17 +249,14 @@ def test_moorea_photos_same_store(runner: RayRunner, shared_data: Path, tmp_path
     keep_two = ["*pole2-3*", "*pole3-4*", "*pole4-5*", "*_qu[3-8]_*"]
     projects = []
     for name in ("one.db", "ray.db"):
-        project = Project.create(tmp_path / name)
-        engine.create_source(project, "moorea", labelset=moorea / "labelset.csv")
-        engine.import_annotations(
-            project, "moorea", moorea / "annotations.csv", moorea / "images", exclude=keep_two
+        project = Project.create(tmp_path / name).create_source(
+            "moorea", labelset=moorea / "labelset.csv"
         )
+        project.import_annotations(moorea / "annotations.csv", moorea / "images", exclude=keep_two)
         projects.append(project)
     extractor = create_extractor("texture")
-    engine.extract_features(projects[0], "moorea", extractor, dtype="float32")
-    summary = engine.extract_features(
-        projects[1], "moorea", extractor, dtype="float32", runner=runner
-    )
+    projects[0].extract(extractor, dtype="float32")
+    summary = projects[1].extract(extractor, dtype="float32", runner=runner)
     assert (summary.images_done, summary.points) == (2, 400)
     assert_same_store(projects[1], stored(projects[0]), extractor.key)
 
@@ -286,7 +277,7 @@ def test_more_than_the_cluster_has_fails_at_once(runner: RayRunner) -> None:
 
 def test_missing_ray_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(RayClusterError, match=r"pip install 'quadrat\[ray\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install 'quadrat\[cluster\]'"):
         RayRunner(address="local").connect()
 
 
@@ -295,16 +286,17 @@ def test_unreadable_image_keeps_what_was_stored(
 ) -> None:
     """A worker's error comes back as quadrat's own, naming the file; earlier images stay."""
     project = new_project(tmp_path / "ray.db", survey)
-    with project.session() as session:  # the engine's order: by image id
-        broken = Path(session.scalars(select(Image.path).order_by(Image.id)).all()[10])
+    with project.project.store.session() as session:  # the workflow's order: by image id
+        ids = sorted(set(project.annotations()["image_id"]))
+        broken = Path(queries.image_files(session, ids)[10][2])
     data = broken.read_bytes()
     broken.write_bytes(data[:200])
     extractor = create_extractor("texture")
     with pytest.raises(ImageError, match=broken.name):
-        engine.extract_features(project, SOURCE, extractor, runner=runner)
+        project.extract(extractor, runner=runner)
     assert len(stored(project)[extractor.key][0]) == 9 * 12  # the chunks before the bad one
     broken.write_bytes(data)
-    summary = engine.extract_features(project, SOURCE, extractor, runner=runner)
+    summary = project.extract(extractor, runner=runner)
     assert (summary.images_done, summary.images_skipped) == (11, 9)
 
 
@@ -343,8 +335,11 @@ def test_cli_extract_on_ray(runner: RayRunner, survey: DemoSurvey, tmp_path: Pat
         batch_size=8,
         decode_threads=1,
         options={"threads": 1},
+        random_weights=True,
     )
     try:
-        assert rebuilt.extractor_spec == ExtractorSpec(TINY_CNN, None, "cpu", 8, {"threads": 1})
+        assert rebuilt.extractor_spec == ExtractorSpec(
+            TINY_CNN, None, "cpu", 8, {"threads": 1}, random_weights=True
+        )
     finally:
         rebuilt.close()

@@ -1,37 +1,43 @@
-"""CNN extractors: random weights are seeded and usable, preprocessing is as documented,
-keys follow the features, tensors in and out."""
+"""CNN extractors: random weights only on request, seeded and usable; preprocessing is as
+documented, keys follow the features, tensors in and out."""
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from quadrat.errors import InputError
-from quadrat.extractors import ExtractorConfig, TorchExtractor, backbones, create_extractor
-from quadrat.extractors.backbones import synthetic_patches
+from quadrat.errors import InputError, WeightsError
+from quadrat.extractors import ExtractorConfig, TorchExtractor, create_extractor, networks
+from quadrat.extractors.torch_extractor import synthetic_patches
 
 PATCHES = synthetic_patches(5, seed=7).numpy()
 
 
-def _quiet(name: str, **kwargs: object):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return create_extractor(name, **kwargs)
+def _random(name: str, **kwargs: object):  # type: ignore[no-untyped-def]
+    return create_extractor(name, random_weights=True, **kwargs)
 
 
 @pytest.fixture(scope="module")
 def effnet() -> TorchExtractor:
-    return _quiet("efficientnet_b0")
+    return _random("efficientnet_b0")
 
 
-def test_random_weights_warn_that_they_are_a_floor() -> None:
-    with pytest.warns(UserWarning, match="floor, not a baseline") as record:
-        create_extractor("efficientnet_b0")
-    assert record[0].filename == __file__  # points at the caller, not at quadrat
+@pytest.mark.parametrize("name", ["efficientnet_b0", "resnet50", "vgg16", "timm:resnet18"])
+def test_a_cnn_without_weights_is_refused_and_says_what_to_do(name: str) -> None:
+    with pytest.raises(WeightsError) as caught:
+        create_extractor(name)
+    message = str(caught.value)
+    assert caught.value.param == "weights"
+    assert "weights file" in message and "quadrat pretrain" in message
+    assert "backbone.safetensors" in message and "random_weights" in message
+    assert "--" not in message  # the library names parameters, the CLI adds flags
+
+
+def test_weights_and_random_weights_together_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InputError, match="not both"):
+        create_extractor("efficientnet_b0", tmp_path / "w.pt", random_weights=True)
 
 
 def test_random_weights_are_not_degenerate(effnet: TorchExtractor) -> None:
@@ -44,14 +50,14 @@ def test_random_weights_are_not_degenerate(effnet: TorchExtractor) -> None:
 
 
 def test_random_weights_are_deterministic(effnet: TorchExtractor) -> None:
-    again = _quiet("efficientnet_b0")
+    again = _random("efficientnet_b0")
     assert again.key == effnet.key and effnet.key.startswith("efficientnet_b0@random-")
     np.testing.assert_array_equal(again.extract(PATCHES), effnet.extract(PATCHES))
-    assert _quiet("efficientnet_b0", seed=1).key != effnet.key
+    assert _random("efficientnet_b0", seed=1).key != effnet.key
 
 
 def test_bf16_changes_the_key(effnet: TorchExtractor) -> None:
-    fast = _quiet("efficientnet_b0", autocast_bf16=True)
+    fast = _random("efficientnet_b0", autocast_bf16=True)
     assert fast.key == effnet.key + "+bf16"
     features = fast.extract(PATCHES)
     assert features.dtype == np.float32
@@ -63,7 +69,7 @@ def test_bf16_changes_the_key(effnet: TorchExtractor) -> None:
 
 def test_batch_size_and_memory_format_do_not_change_features(effnet: TorchExtractor) -> None:
     reference = effnet.extract(PATCHES)
-    other = _quiet("efficientnet_b0", batch_size=2, channels_last=False)
+    other = _random("efficientnet_b0", batch_size=2, channels_last=False)
     assert other.key == effnet.key
     np.testing.assert_allclose(other.extract(PATCHES), reference, atol=1e-5)
 
@@ -118,8 +124,8 @@ def test_preprocessing_imagenet() -> None:
 
 def test_preprocessing_caffe_vgg16(monkeypatch: pytest.MonkeyPatch) -> None:
     """The registered vgg16 (its network swapped for the spy): BGR, 0-255, minus 128."""
-    monkeypatch.setattr(backbones, "_vgg16_fc7", _Spy)
-    extractor = _quiet("vgg16")
+    monkeypatch.setattr(networks, "_vgg16_fc7", _Spy)
+    extractor = _random("vgg16")
     patch = np.broadcast_to(np.array((200, 100, 10), np.uint8), (1, 224, 224, 3)).copy()
     seen = extractor.extract_tensor(torch.from_numpy(patch))[0].numpy()
     np.testing.assert_array_equal(seen, [-118.0, -28.0, 72.0])

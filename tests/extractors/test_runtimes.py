@@ -9,7 +9,7 @@ import pytest
 
 from quadrat.errors import InputError
 from quadrat.extractors import create_extractor
-from quadrat.extractors.backbones import synthetic_patches
+from quadrat.extractors.torch_extractor import synthetic_patches
 
 # Features of order 1-10: fp32 rounding across runtimes stays far below this.
 EXACT_TOLERANCE = 1e-4
@@ -23,8 +23,9 @@ def patches() -> np.ndarray:
 
 
 def _extractor(runtime: str, **kwargs: object):  # type: ignore[no-untyped-def]
-    with pytest.warns(UserWarning, match="random weights"):
-        return create_extractor("timm:test_efficientnet", batch_size=4, runtime=runtime, **kwargs)
+    return create_extractor(
+        "timm:test_efficientnet", random_weights=True, batch_size=4, runtime=runtime, **kwargs
+    )
 
 
 def test_unknown_runtime_names_the_choices() -> None:

@@ -8,7 +8,6 @@ import pytest
 
 from quadrat.errors import InputError
 from quadrat.extractors import create_extractor
-from quadrat.extractors.backbones import synthetic_patches
 from quadrat.extractors.texture import (
     COLOUR_DIM,
     FEATURE_DIM,
@@ -16,6 +15,7 @@ from quadrat.extractors.texture import (
     TextureExtractor,
     texture_features,
 )
+from quadrat.extractors.torch_extractor import synthetic_patches
 
 PATCHES = synthetic_patches(24, seed=11).numpy()
 

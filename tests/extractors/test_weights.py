@@ -15,16 +15,16 @@ import torch
 
 from quadrat.errors import WeightsError
 from quadrat.extractors import create_extractor
-from quadrat.extractors.backbones import IMAGENET_MEAN, IMAGENET_STD, _vgg16_fc7
-from quadrat.extractors.backbones import synthetic_patches as _synthetic
-from quadrat.extractors.weights import (
+from quadrat.extractors.checkpoints import read_state_dict
+from quadrat.extractors.layouts import (
     detect_layout,
     from_caffe_vgg16,
     from_pyspacer_efficientnet,
     from_solo_learn,
-    read_state_dict,
     to_pyspacer_efficientnet,
 )
+from quadrat.extractors.networks import IMAGENET_MEAN, IMAGENET_STD, _vgg16_fc7
+from quadrat.extractors.torch_extractor import synthetic_patches as _synthetic
 from tests.data.pyspacer.data import (
     make_pyspacer_checkpoint,
     make_solo_learn_checkpoint,

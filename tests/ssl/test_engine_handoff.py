@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from quadrat import engine
+from quadrat import Project
 from quadrat.demo import DemoSurvey
 from quadrat.extractors import create_extractor
 from quadrat.ssl.train import pretrain
-from quadrat.store.project import Project
 from tests.ssl.conftest import tiny_config
 
 
@@ -19,14 +18,15 @@ def test_source_extracts_and_trains_with_a_pretrained_backbone(
     tmp_path: Path, survey: DemoSurvey
 ) -> None:
     # Pretrain on the survey's own photos (random patches), as a user without labels would.
-    backbone = pretrain(tiny_config(max_steps=2), survey.annotated_dir, tmp_path / "run",
-                        kind="photos")
+    backbone = pretrain(
+        tiny_config(max_steps=2), survey.annotated_dir, tmp_path / "run", kind="photos"
+    )
     project = Project.create(tmp_path / "p.db")
-    engine.create_source(project, "reef", labelset=survey.labelset_csv)
-    engine.import_annotations(project, "reef", survey.annotations_csv, survey.annotated_dir)
+    src = project.create_source("reef", labelset=survey.labelset_csv)
+    src.import_annotations(survey.annotations_csv, survey.annotated_dir)
     extractor = create_extractor(str(backbone), batch_size=64)
-    summary = engine.extract_features(project, "reef", extractor)
+    summary = src.extract(extractor)
     assert summary.points == 240
-    outcome = engine.train_source(project, "reef", extractor.key, kind="lr")
+    outcome = src.train(extractor.key, kind="lr")
     assert outcome.trained
     assert extractor.key.startswith("barlow_twins:test_resnet@")

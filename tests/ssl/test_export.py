@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from quadrat.errors import WeightsError
-from quadrat.extractors import create_extractor
-from quadrat.ssl.export import backbone_metadata, write_backbone
-from quadrat.ssl.train import create_backbone
+from quadrat.extractors import backbone_file, create_extractor
+from quadrat.extractors.timm_utils import headless as create_backbone
 
 
 def _patches() -> np.ndarray:
@@ -23,9 +22,16 @@ def _exported(tmp_path: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     torch.manual_seed(3)
     model, dim = create_backbone("test_resnet")
     state = model.state_dict()
-    meta = backbone_metadata(model="test_resnet", feature_dim=dim, input_size=224,
-                             mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), method="byol")
-    return write_backbone(state, meta, tmp_path / "backbone.safetensors"), state
+    config = backbone_file.BackboneConfig(
+        model="test_resnet",
+        feature_dim=dim,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        method="byol",
+    )
+    path = backbone_file.write(state, config, tmp_path / "backbone.safetensors")
+    assert backbone_file.read_config(path) == config  # what is written is what is read
+    return path, state
 
 
 def _solo_learn_checkpoint(path: Path, state: dict[str, torch.Tensor]) -> Path:
@@ -36,8 +42,16 @@ def _solo_learn_checkpoint(path: Path, state: dict[str, torch.Tensor]) -> Path:
     state_dict |= {f"momentum_backbone.{k}": v.clone() for k, v in state.items()}
     state_dict["projector.0.weight"] = torch.zeros(8, 96)
     config = omegaconf.OmegaConf.create({"method": "barlow_twins", "backbone": {"name": "x"}})
-    torch.save({"epoch": 399, "global_step": 10, "pytorch-lightning_version": "1.6.0",
-                "state_dict": state_dict, "hyper_parameters": {"cfg": config}}, path)
+    torch.save(
+        {
+            "epoch": 399,
+            "global_step": 10,
+            "pytorch-lightning_version": "1.6.0",
+            "state_dict": state_dict,
+            "hyper_parameters": {"cfg": config},
+        },
+        path,
+    )
     return path
 
 
@@ -75,8 +89,11 @@ def test_pickled_code_in_a_checkpoint_never_runs(tmp_path: Path) -> None:
     state_dict = {f"backbone.{k}": v for k, v in state.items()}
     for zipped in (True, False):
         path = tmp_path / f"hostile-{zipped}.ckpt"
-        torch.save({"state_dict": state_dict, "payload": Payload()}, path,
-                   _use_new_zipfile_serialization=zipped)
+        torch.save(
+            {"state_dict": state_dict, "payload": Payload()},
+            path,
+            _use_new_zipfile_serialization=zipped,
+        )
         create_extractor("timm:test_resnet", weights=path)
         assert not marker.exists()
 

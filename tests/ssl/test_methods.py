@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from quadrat.errors import InputError
+from quadrat.extractors.timm_utils import headless as create_backbone
 from quadrat.ssl.methods import build_method, list_methods
-from quadrat.ssl.train import create_backbone
 from tests.ssl.conftest import tiny_config
 
 METHODS = ["barlow_twins", "byol", "moco", "simsiam"]

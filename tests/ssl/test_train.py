@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from quadrat.errors import InputError
+from quadrat.errors import ConflictError
 from quadrat.extractors import create_extractor
+from quadrat.extractors.timm_utils import headless as create_backbone
 from quadrat.ssl.export import export_checkpoint
-from quadrat.ssl.train import create_backbone, pretrain
+from quadrat.ssl.train import pretrain
 from tests.ssl.conftest import tiny_config
 
 
@@ -38,7 +39,7 @@ def test_each_method_pretrains_and_exports(
         assert metrics["train/probe_acc"].dropna().between(0, 1).all()
     extractor = create_extractor(str(backbone))
     features = extractor.extract(_patches())
-    assert features.shape == (3, extractor.feature_dim) == (3, create_backbone('test_resnet')[1])
+    assert features.shape == (3, extractor.feature_dim) == (3, create_backbone("test_resnet")[1])
     assert extractor.config.mean == tuple(config.augment.mean)
     assert extractor.config.name == f"{method}:test_resnet"
 
@@ -53,8 +54,9 @@ def test_resume_continues_and_a_finished_run_is_not_overwritten(
     assert len(probe) == 2 and probe.between(0, 1).all()  # labels from the folder names
     last = out / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == 2
-    with pytest.raises(InputError, match="pass --resume"):
+    with pytest.raises(ConflictError, match=r"resume=True") as caught:
         pretrain(tiny_config(max_steps=4, epochs=3), ssl_inputs["folder"], out)
+    assert caught.value.param == "resume" and "--" not in str(caught.value)
     pretrain(tiny_config(max_steps=4, epochs=3), ssl_inputs["folder"], out, resume=True)
     assert torch.load(last, weights_only=True)["global_step"] == 4
     first, second = (pd.read_csv(out / "logs" / f"version_{v}" / "metrics.csv") for v in (0, 1))
@@ -65,8 +67,9 @@ def test_resume_continues_and_a_finished_run_is_not_overwritten(
     from_file = create_extractor(str(out / "backbone.safetensors")).extract(_patches())
     np.testing.assert_allclose(from_ckpt, from_file, rtol=1e-5, atol=1e-6)
     again = export_checkpoint(last, tmp_path / "again.safetensors")
-    np.testing.assert_allclose(create_extractor(str(again)).extract(_patches()), from_file,
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        create_extractor(str(again)).extract(_patches()), from_file, rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.shared_data

@@ -38,11 +38,11 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
-from quadrat.classifiers.errors import TrainingDataError
+from quadrat._util import limit_threads
 from quadrat.classifiers.splits import fold_splits, split_indices
 from quadrat.classifiers.torch_mlp import TorchMLPClassifier
+from quadrat.errors import TrainingDataError
 
 #: CoralNet switches to the larger, slower-learning MLP from this many training points.
 LARGE_SOURCE_POINTS = 50_000
@@ -107,9 +107,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
 
     def _threads(self) -> contextlib.AbstractContextManager[Any]:
         """Limit BLAS threads to ``blas_threads`` (None: leave them alone)."""
-        if self.blas_threads is None:
-            return contextlib.nullcontext()
-        return threadpool_limits(limits=int(self.blas_threads), user_api="blas")
+        return limit_threads(self.blas_threads)
 
     @abstractmethod
     def _make_base(self, n_train: int) -> ClassifierMixin:

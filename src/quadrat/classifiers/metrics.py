@@ -21,6 +21,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from quadrat._util import jsonable
 from quadrat.errors import InputError
 
 
@@ -63,17 +64,6 @@ class ClassificationMetrics(Mapping[str, Any]):
                 for row in self.per_label.to_dict(orient="records")
             ],
         }
-
-
-def jsonable(value: Any) -> Any:
-    """numpy scalars and arrays to Python values for JSON."""
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def evaluate(

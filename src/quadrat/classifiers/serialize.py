@@ -27,8 +27,8 @@ import numpy as np
 import sklearn
 
 import quadrat
-from quadrat.classifiers.errors import ClassifierFormatError
-from quadrat.classifiers.metrics import jsonable
+from quadrat._util import jsonable
+from quadrat.errors import ClassifierFormatError
 
 MAGIC = b"QUADRAT-CLF\n"
 FORMAT_VERSION = 1

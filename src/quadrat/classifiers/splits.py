@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from quadrat.classifiers.errors import TrainingDataError
+from quadrat.errors import TrainingDataError
 
 
 def fold_splits(

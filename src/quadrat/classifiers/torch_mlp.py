@@ -25,9 +25,7 @@ give equally good but not identical networks for one seed.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
@@ -38,49 +36,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from quadrat.classifiers.errors import TrainingDataError
+from quadrat._util import limit_threads, resolve_device
+from quadrat.errors import TrainingDataError
 
 if TYPE_CHECKING:  # torch is imported when training, so loading and scoring stay light
     import torch
-
-#: Devices ``device`` may name; "auto" is CUDA when available, else CPU.
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: str) -> torch.device:
-    """The torch device for ``device`` ("auto", "cpu", "cuda" or "cuda:N"); clear errors."""
-    import torch
-
-    name = str(device).lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise TrainingDataError(
-                "device 'cuda' asked for, but PyTorch sees no CUDA GPU here; "
-                "use --device cpu or auto",
-                value=device,
-            )
-        return torch.device(name)
-    raise TrainingDataError(f"device must be one of {', '.join(DEVICES)}", value=device)
-
-
-@contextlib.contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` intra-op CPU threads (None: leave PyTorch's setting)."""
-    if threads is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
@@ -140,9 +100,12 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             raise TrainingDataError(
                 "max_iter and batch_size must be >= 1", value=(self.max_iter, self.batch_size)
             )
-        device = resolve_device(self.device)
+        import torch
+
+        device = torch.device(resolve_device(self.device))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        with _torch_threads(self.threads):
+        threads = None if self.threads is None else max(1, int(self.threads))
+        with limit_threads(None, torch_threads=threads):
             layers = self._train(features, y_index.astype(np.int64), sizes, device, seed)
         self.coefs_ = [w.detach().cpu().numpy().T.copy() for w, _ in layers]
         self.intercepts_ = [b.detach().cpu().numpy().copy() for _, b in layers]

@@ -18,11 +18,12 @@ import numpy.typing as npt
 import sklearn
 from sklearn.base import ClassifierMixin, clone
 
-from quadrat.classifiers.errors import TrainingDataError
+from quadrat._util import jsonable
 from quadrat.classifiers.estimators import make_classifier
-from quadrat.classifiers.metrics import ClassificationMetrics, evaluate, jsonable
+from quadrat.classifiers.metrics import ClassificationMetrics, evaluate
 from quadrat.classifiers.policy import TrainingPolicy
 from quadrat.classifiers.splits import split_indices
+from quadrat.errors import TrainingDataError
 
 #: Validation holds 1 of 8 folds (CoralNet: 7/8 train, 1/8 validation).
 VALIDATION_FOLDS = 8

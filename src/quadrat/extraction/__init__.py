@@ -1,6 +1,6 @@
 """Extraction runners: where and how patches become features (CPU threads, GPU, Ray).
 
-The engine builds :class:`ImageJob` lists from the store and writes what a runner yields;
+The workflow builds :class:`ImageJob` lists from the store and writes what a runner yields;
 :func:`default_runner` picks the fastest runner the extractor's device allows.
 """
 
@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 
 def default_runner(extractor: Extractor, *, workers: int = 2) -> Runner:
     """The GPU pipeline for a network on a CUDA device; CPU threads for everything else."""
-    from quadrat.extractors.backbones import TorchExtractor
-
-    if isinstance(extractor, TorchExtractor) and extractor.device.type == "cuda":
+    device = extractor.device  # a torch.device for networks, "cpu" for numpy extractors
+    kind = device.type if hasattr(device, "type") else str(device).split(":")[0]
+    if kind == "cuda":
         from quadrat.extraction.gpu import GpuRunner
 
         return GpuRunner(workers=workers)

@@ -35,12 +35,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from quadrat.errors import ImageError, InputError, PointOutsideImageError
+from quadrat.errors import InputError, PointOutsideImageError
 from quadrat.extraction.cpu import CpuRunner
 from quadrat.extraction.jobs import ImageJob, JobResult
-from quadrat.extractors.backbones import TorchExtractor
 from quadrat.extractors.base import Extractor
-from quadrat.io.images import MAX_PIXELS, _orientation, _warn_orientation, load_rgb
+from quadrat.extractors.torch_extractor import TorchExtractor
+from quadrat.io.images import MAX_PIXELS, _orientation, _warn_orientation, load_rgb, read_bytes
 from quadrat.patches import reflect_indices
 
 #: Patches per network call on CUDA when the extractor asks for fewer (its batch size is
@@ -290,26 +290,6 @@ class GpuRunner:
         return self._compiled[key]
 
 
-def resolve_device(device: str, extractor_name: str = "") -> str:
-    """``auto`` -> ``cuda`` when CUDA is available and the extractor is a network, else ``cpu``.
-
-    Other names are checked here, so a typo or a missing GPU is one clear error rather than
-    a failure deep inside torch after the project was opened.
-    """
-    if device == "auto":
-        cpu_only = extractor_name == "texture"  # numpy descriptor; see extractors/texture.py
-        return "cuda" if torch.cuda.is_available() and not cpu_only else "cpu"
-    try:
-        parsed = torch.device(device)
-    except RuntimeError as exc:
-        raise InputError(
-            f"unknown device {device!r}: use auto, cpu, cuda or cuda:N", value=device
-        ) from exc
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("CUDA is not available on this machine: use --device cpu", value=device)
-    return device
-
-
 # --- helpers of the producer ------------------------------------------------------------
 
 
@@ -332,19 +312,6 @@ def _put(groups: queue.Queue[object], item: object, stop: threading.Event) -> bo
         except queue.Full:
             continue
     return False
-
-
-def read_bytes(path: str | Path) -> bytearray:
-    """The file's bytes in a writable buffer (``torch.frombuffer`` needs one, without copy)."""
-    path = Path(path)
-    if not path.is_file():
-        reason = "not a regular file" if path.exists() else "image file not found"
-        raise ImageError(reason, path=path)
-    try:
-        with path.open("rb") as fh:
-            return bytearray(fh.read())
-    except OSError as exc:
-        raise ImageError(f"cannot read image file: {exc}", path=path) from exc
 
 
 def takes_jpeg_decoder(data: bytearray, path: str | Path) -> bool:
@@ -531,4 +498,4 @@ def _finished(waiting: deque[ImageJob], sink: _FeatureSink) -> Iterator[JobResul
         yield job, sink.take(len(job))
 
 
-__all__ = ["CUDA_BATCH", "GpuRunner", "read_bytes", "resolve_device", "takes_jpeg_decoder"]
+__all__ = ["CUDA_BATCH", "GpuRunner", "takes_jpeg_decoder"]

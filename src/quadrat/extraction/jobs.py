@@ -1,8 +1,8 @@
 """What an extraction runner is given and what it gives back.
 
-The engine turns the store's "points lacking features" into :class:`ImageJob` objects; a
+The workflow turns the store's "points lacking features" into :class:`ImageJob` objects; a
 runner (CPU threads, the GPU pipeline, a Ray cluster) turns jobs into features and yields
-them in job order; the engine alone writes the feature store. Runners therefore never
+them in job order; the workflow alone writes the feature store. Runners therefore never
 touch the database, and any runner gives the same stored result as any other.
 """
 

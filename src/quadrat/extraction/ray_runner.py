@@ -5,7 +5,7 @@ only decides what goes where. Each actor holds one copy of the extractor and run
 ordinary single-machine runner (:func:`quadrat.extraction.default_runner`: CPU threads,
 or the GPU pipeline on a GPU worker) on chunks of a few images. The driver keeps a fixed
 window of chunks in flight, least-loaded actor first, and yields results in job order;
-the engine on the driver alone writes the feature store, so results, resumption and
+the workflow on the driver alone writes the feature store, so results, resumption and
 keys are those of a single-process run.
 
 Workers read images by their stored path (a filesystem all nodes share) unless
@@ -32,30 +32,27 @@ from typing import Any
 
 import numpy as np
 
-from quadrat.errors import ImageError, QuadratError
+from quadrat.errors import (
+    ExtractorMismatchError,
+    InputError,
+    QuadratError,
+    RayClusterError,
+    missing_dependency,
+)
 from quadrat.extraction.jobs import ImageJob, JobResult, Runner
 from quadrat.extractors.base import Extractor
+from quadrat.io.images import read_bytes
 
 #: Addresses that mean "start a Ray instance on this machine" rather than "connect".
 LOCAL_ADDRESSES = (None, "local")
 
 
-class RayClusterError(QuadratError):
-    """Ray is missing, the cluster cannot be reached, or a worker failed."""
-
-
-class ExtractorMismatchError(RayClusterError):
-    """A worker's copy of the extractor has another key than the driver's."""
-
-
 def import_ray() -> ModuleType:
-    """Ray, or a one-line error saying how to install it (it is an optional extra)."""
+    """Ray, or a MissingDependencyError saying how to install it (the ``cluster`` extra)."""
     try:
         import ray
     except ImportError as exc:
-        raise RayClusterError(
-            "Ray is not installed; install it with: pip install 'quadrat[ray]' (or 'ray')"
-        ) from exc
+        raise missing_dependency("ray", "cluster", purpose="extraction on a Ray cluster") from exc
     return ray
 
 
@@ -72,6 +69,7 @@ class ExtractorSpec:
     device: str = "cpu"
     batch_size: int = 32
     options: Mapping[str, Any] = field(default_factory=dict)
+    random_weights: bool = False
 
     def build(self) -> Extractor:
         from quadrat.extractors import create_extractor
@@ -79,6 +77,7 @@ class ExtractorSpec:
         return create_extractor(
             self.name,
             self.weights,
+            random_weights=self.random_weights,
             device=self.device,
             batch_size=self.batch_size,
             **dict(self.options),
@@ -178,12 +177,14 @@ class RayRunner:
     def __post_init__(self) -> None:
         for name in ("num_workers", "chunk_images", "chunks_in_flight_per_worker"):
             if getattr(self, name) < 1:
-                raise QuadratError(
-                    f"RayRunner {name} must be at least 1, not {getattr(self, name)}"
+                raise InputError(
+                    f"RayRunner {name} must be at least 1, not {getattr(self, name)}",
+                    value=getattr(self, name),
                 )
         if self.decode_threads < 1:
-            raise QuadratError(
-                f"RayRunner decode_threads must be at least 1, not {self.decode_threads}"
+            raise InputError(
+                f"RayRunner decode_threads must be at least 1, not {self.decode_threads}",
+                value=self.decode_threads,
             )
 
     # ------------------------------------------------------------------ connection
@@ -338,7 +339,7 @@ class RayRunner:
                 chunk = next(chunks, None)
                 if chunk is None:
                     return
-                images = [_read_bytes(job) for job in chunk] if self.ship_images else None
+                images = [read_bytes(job.path) for job in chunk] if self.ship_images else None
                 index = load.index(min(load))
                 pending.append((chunk, actors[index].extract.remote(token, chunk, images), index))
                 load[index] += 1
@@ -350,7 +351,7 @@ class RayRunner:
             features = self._get(ray, ref, f"extracting images {names}")
             pending.popleft()
             load[index] -= 1
-            submit()  # keep the workers busy while the engine writes these
+            submit()  # keep the workers busy while the workflow writes these
             if len(features) != len(chunk):
                 raise RayClusterError(
                     f"a Ray worker returned {len(features)} results for {len(chunk)} images "
@@ -384,15 +385,6 @@ def _chunks(jobs: Iterable[ImageJob], size: int) -> Iterator[list[ImageJob]]:
         yield chunk
 
 
-def _read_bytes(job: ImageJob) -> bytes:
-    try:
-        return Path(job.path).read_bytes()
-    except OSError as exc:
-        raise ImageError(
-            f"image {job.name!r} cannot be read: {exc.strerror}", path=job.path
-        ) from exc
-
-
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
     """Fail in seconds, naming the address, rather than wait out Ray's connection retries."""
     hostport = address.removeprefix("ray://")
@@ -411,49 +403,3 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def cli_ray_runner(
-    address: str,
-    *,
-    num_workers: int,
-    num_gpus_per_worker: float,
-    device: str,
-    extractor_name: str,
-    weights: str | Path | None,
-    batch_size: int,
-    decode_threads: int,
-    options: Mapping[str, Any] | None = None,
-) -> RayRunner:
-    """The runner behind ``quadrat extract --ray``, already connected (errors come first).
-
-    The driver's own extractor stays on the CPU (it names the key and, for plain CPU
-    workers, travels pickled). GPU workers, or extractor ``options`` (runtime, bf16,
-    threads: compiled or OpenVINO networks do not pickle), rebuild it on each worker
-    from its name and weights file, which must then be readable on every node.
-    """
-    if num_gpus_per_worker < 0:
-        raise QuadratError(f"--ray-gpus must be 0 or more, not {num_gpus_per_worker}")
-    if num_gpus_per_worker == 0 and device not in ("auto", "cpu"):
-        raise QuadratError(
-            f"--device {device} with --ray needs --ray-gpus (GPUs per Ray worker, e.g. 1)"
-        )
-    spec = None
-    if num_gpus_per_worker > 0 or options:
-        # Ray sets each GPU actor's CUDA_VISIBLE_DEVICES, so "cuda" is that actor's GPU.
-        spec = ExtractorSpec(
-            extractor_name,
-            None if weights is None else str(weights),
-            device="cuda" if num_gpus_per_worker > 0 else "cpu",
-            batch_size=batch_size,
-            options=dict(options or {}),
-        )
-    runner = RayRunner(
-        address=address,
-        num_workers=num_workers,
-        num_gpus_per_worker=num_gpus_per_worker,
-        decode_threads=decode_threads,
-        extractor_spec=spec,
-    )
-    runner.start()
-    return runner

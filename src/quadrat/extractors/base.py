@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
 
 from quadrat.errors import InputError
+
+if TYPE_CHECKING:  # torch only for CNNs; the texture extractor runs without it
+    import torch
 
 RGB = tuple[float, float, float]
 
@@ -40,11 +42,15 @@ class ExtractorConfig:
 
 
 class Extractor(ABC):
-    """Turns (N, S, S, 3) uint8 RGB patches into (N, feature_dim) float32 vectors."""
+    """Turns (N, S, S, 3) uint8 RGB patches into (N, feature_dim) float32 vectors.
+
+    ``device`` is a ``torch.device`` for networks and the string ``"cpu"`` for numpy
+    extractors, which never import torch.
+    """
 
     config: ExtractorConfig
     batch_size: int
-    device: torch.device
+    device: str | torch.device
 
     @property
     def feature_dim(self) -> int:

@@ -21,13 +21,16 @@ afterwards, where several share the same pixels).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-import torch
 
-from quadrat.errors import InputError
+from quadrat.errors import InputError, WeightsError
 from quadrat.extractors.base import Extractor, ExtractorConfig
+from quadrat.extractors.registry import register_extractor
 
 #: Bumped whenever the features change, so the feature store never mixes versions.
 TEXTURE_VERSION = 1
@@ -104,24 +107,27 @@ class TextureExtractor(Extractor):
     """Weights-free colour/texture descriptor, FEATURE_DIM float32 values per patch.
 
     Batches run on ``num_threads`` threads (numpy releases the GIL in its array loops);
-    default: torch's thread count, so one setting governs all extractors.
+    default: ``$OMP_NUM_THREADS`` when set (what PyTorch would use), else the cores this
+    process may run on. Needs no torch.
     """
 
     def __init__(
         self,
         *,
         batch_size: int = 32,
-        device: str | torch.device = "cpu",
+        device: object = "cpu",
         num_threads: int | None = None,
     ) -> None:
-        if torch.device(device).type != "cpu":
-            raise InputError("the texture extractor runs on the CPU only", value=str(device))
+        if str(device).split(":")[0] != "cpu":
+            raise InputError(
+                "the texture extractor runs on the CPU only", value=str(device), param="device"
+            )
         if batch_size < 1:
-            raise InputError("batch_size must be at least 1", value=batch_size)
+            raise InputError("batch_size must be at least 1", value=batch_size, param="batch_size")
         self.config = ExtractorConfig(name="texture", feature_dim=FEATURE_DIM)
         self.batch_size = batch_size
-        self.device = torch.device("cpu")
-        self.num_threads = num_threads or torch.get_num_threads()
+        self.device = "cpu"
+        self.num_threads = num_threads or default_threads()
 
     def _weights_tag(self) -> str:
         return f"v{TEXTURE_VERSION}"
@@ -367,3 +373,25 @@ def _local_contrast(luma: np.ndarray) -> np.ndarray:
         std = np.sqrt(var).reshape(b, -1)
         out.append(np.stack([8 * std.mean(1), 8 * std.std(1)], axis=1))
     return np.concatenate(out, axis=1)
+
+
+def default_threads() -> int:
+    """``$OMP_NUM_THREADS`` when set to a number, else the CPUs this process may use."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+@register_extractor("texture")
+def texture(
+    weights: str | Path | None = None, *, random_weights: bool = False, **options: Any
+) -> TextureExtractor:
+    """The weights-free colour/texture descriptor (the default); ``random_weights`` is moot."""
+    if weights is not None:
+        raise WeightsError(
+            "the texture extractor takes no weights file", path=weights, param="weights"
+        )
+    return TextureExtractor(**options)

@@ -24,9 +24,7 @@ class TwoCrops:
     """uint8 CHW image -> two independent random resized crops (uint8, ``image_size``)."""
 
     def __init__(self, config: AugmentConfig) -> None:
-        self.crop = v2.RandomResizedCrop(
-            config.image_size, scale=config.crop_scale, antialias=True
-        )
+        self.crop = v2.RandomResizedCrop(config.image_size, scale=config.crop_scale, antialias=True)
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.crop(image), self.crop(image)
@@ -44,7 +42,10 @@ class BatchAugment(nn.Module):
         super().__init__()
         self.transforms = nn.Sequential(
             kornia_aug.ColorJitter(
-                config.brightness, config.contrast, config.saturation, config.hue,
+                config.brightness,
+                config.contrast,
+                config.saturation,
+                config.hue,
                 p=config.jitter_p,
             ),
             kornia_aug.RandomGrayscale(p=config.grayscale_p),

@@ -15,14 +15,11 @@ from typing import Any, Literal, get_type_hints
 import yaml
 
 from quadrat.errors import InputError
+from quadrat.extractors.networks import BENTHICNET_MEAN, BENTHICNET_STD
 from quadrat.io.atomic import write_text
 
 Optimizer = Literal["sgd", "lars", "adamw"]
 OPTIMIZERS: tuple[str, ...] = ("sgd", "lars", "adamw")
-
-#: BenthicNet's normalisation for its unlabelled pretraining set (specs/benthicnet.md).
-BENTHICNET_MEAN: tuple[float, float, float] = (0.3587, 0.4130, 0.3858)
-BENTHICNET_STD: tuple[float, float, float] = (0.2186, 0.2145, 0.2089)
 
 
 @dataclass
@@ -109,14 +106,18 @@ class SSLConfig:
 
     @classmethod
     def for_method(cls, method: str, **overrides: Any) -> SSLConfig:
-        """The defaults of ``method`` (see :data:`METHOD_DEFAULTS`), then ``overrides``."""
-        if method not in METHOD_DEFAULTS:
-            raise InputError(
-                f"unknown method {method!r}: use one of {', '.join(sorted(METHOD_DEFAULTS))}",
-                value=method,
-            )
-        head, optim = METHOD_DEFAULTS[method]
-        base = cls(method=method, head=replace(head), optim=replace(optim))
+        """The defaults of ``method`` (its class's ``head_defaults``, ``optim_defaults``),
+        then ``overrides``."""
+        # Imported here: the method classes import torch and lightly, and this module is
+        # read where they are not needed (YAML round trips, checkpoint configs).
+        from quadrat.ssl.methods import METHODS
+
+        method_class = METHODS.get(method)
+        base = cls(
+            method=method,
+            head=replace(method_class.head_defaults),
+            optim=replace(method_class.optim_defaults),
+        )
         return _merge(base, overrides, where="overrides")
 
     def to_dict(self) -> dict[str, Any]:
@@ -133,47 +134,6 @@ class SSLConfig:
         return _merge(cls.for_method(str(method)), values, where=where)
 
 
-#: Each method's heads and optimizer. Barlow Twins is what BenthicNet actually ran: plain
-#: SGD at 2e-3 (their LARS and momentum settings were ignored by their library version).
-#: BYOL uses LARS as its paper does, at the spec's lr 0.05; SimSiam and MoCo v2 use their
-#: papers' SGD settings (lr 0.05 and 0.03 per 256 images, momentum 0.9, wd 1e-4).
-METHOD_DEFAULTS: dict[str, tuple[MethodConfig, OptimConfig]] = {
-    "barlow_twins": (
-        MethodConfig(projector_hidden_dim=8192, projector_output_dim=8192),
-        OptimConfig(name="sgd", lr=2e-3, momentum=0.0, weight_decay=1.5e-6),
-    ),
-    "byol": (
-        MethodConfig(
-            projector_hidden_dim=4096,
-            projector_output_dim=256,
-            predictor_hidden_dim=4096,
-            momentum_start=0.99,
-        ),
-        OptimConfig(name="lars", lr=0.05, momentum=0.9, weight_decay=1.5e-6),
-    ),
-    "simsiam": (
-        MethodConfig(
-            projector_hidden_dim=2048, projector_output_dim=2048, predictor_hidden_dim=512
-        ),
-        OptimConfig(
-            name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, scale_lr_by_batch=True
-        ),
-    ),
-    "moco": (
-        MethodConfig(
-            projector_hidden_dim=2048,
-            projector_output_dim=128,
-            temperature=0.1,
-            queue_size=65536,
-            momentum_start=0.99,
-        ),
-        OptimConfig(
-            name="sgd", lr=0.03, momentum=0.9, weight_decay=1e-4, scale_lr_by_batch=True
-        ),
-    ),
-}
-
-
 def load_config(path: str | Path, **overrides: Any) -> SSLConfig:
     """Read a YAML config (partial is fine), then apply ``overrides`` (e.g. from the CLI)."""
     path = Path(path)
@@ -184,8 +144,9 @@ def load_config(path: str | Path, **overrides: Any) -> SSLConfig:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise InputError(f"not valid YAML ({getattr(exc, 'problem', exc)})", path=path,
-                         line=line) from exc
+        raise InputError(
+            f"not valid YAML ({getattr(exc, 'problem', exc)})", path=path, line=line
+        ) from exc
     if not isinstance(values, dict):
         raise InputError(f"expected a mapping at the top, got {type(values).__name__}", path=path)
     if "method" in overrides:
@@ -197,7 +158,6 @@ def load_config(path: str | Path, **overrides: Any) -> SSLConfig:
 def save_config(config: SSLConfig, path: str | Path) -> None:
     """Write ``config`` as YAML atomically (temp file + rename)."""
     write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
-
 
 
 def _merge(obj: Any, values: dict[str, Any], *, where: str, prefix: str = "") -> Any:
@@ -268,7 +228,6 @@ def _plain(value: Any) -> Any:
 
 
 __all__ = [
-    "METHOD_DEFAULTS",
     "AugmentConfig",
     "DataConfig",
     "MethodConfig",

@@ -269,8 +269,9 @@ def _label(data: bytes | None, shard: Path, key: str) -> int:
     try:
         return int(data.decode("ascii").strip())
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InputError(f"sample {key!r}: .cls is not an integer", path=shard,
-                         value=data[:20]) from exc
+        raise InputError(
+            f"sample {key!r}: .cls is not an integer", path=shard, value=data[:20]
+        ) from exc
 
 
 def _scan_shard(path: Path) -> tuple[int, list[int]]:
@@ -316,9 +317,13 @@ def make_dataset(
         kind = detect_kind(path)
     data = config.data
     if kind == "shards":
-        return ShardImages(find_shards(path), crops, seed=config.seed,
-                           shuffle_buffer=data.shuffle_buffer,
-                           min_side=draft_side(config.augment))
+        return ShardImages(
+            find_shards(path),
+            crops,
+            seed=config.seed,
+            shuffle_buffer=data.shuffle_buffer,
+            min_side=draft_side(config.augment),
+        )
     if not path.is_dir():
         raise InputError("expected a folder of images", path=path)
     if kind == "photos":
@@ -326,8 +331,12 @@ def make_dataset(
         if not photos:
             raise InputError("no photos found (jpg, png, tif, ...)", path=path)
         return PhotoPatches(
-            photos, crops, patches_per_photo=data.patches_per_photo,
-            patch_size=data.patch_size, seed=config.seed, shuffle_buffer=data.shuffle_buffer,
+            photos,
+            crops,
+            patches_per_photo=data.patches_per_photo,
+            patch_size=data.patch_size,
+            seed=config.seed,
+            shuffle_buffer=data.shuffle_buffer,
         )
     return FolderImages(path, crops, labels=data.labels)
 

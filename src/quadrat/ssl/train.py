@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning
-import timm
 import torch
 from lightly.models.utils import get_weight_decay_parameters
 from lightly.utils.lars import LARS
@@ -25,24 +24,17 @@ from lightning.pytorch.loggers import CSVLogger, Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
-from quadrat.errors import InputError
+from quadrat.errors import ConflictError, missing_dependency
+from quadrat.extractors.timm_utils import headless
 from quadrat.ssl.augment import BatchAugment
 from quadrat.ssl.config import SSLConfig, save_config
 from quadrat.ssl.data import DataKind, make_dataset, make_loader, num_classes
+from quadrat.ssl.export import export_backbone
 from quadrat.ssl.methods import build_method
 
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 BACKBONE_FILE = "backbone.safetensors"
-
-
-def create_backbone(name: str) -> tuple[nn.Module, int]:
-    """A timm network without classifier (pooled features) and its feature size."""
-    if not timm.is_model(name):
-        raise InputError(f"unknown timm backbone {name!r}", value=name)
-    model = timm.create_model(name, pretrained=False, num_classes=0)
-    feature_dim: int = getattr(model, "head_hidden_size", 0) or getattr(model, "num_features", 0)
-    return model, feature_dim
 
 
 class SSLModule(lightning.LightningModule):
@@ -53,7 +45,7 @@ class SSLModule(lightning.LightningModule):
         # Plain types only, so checkpoints load with torch.load(weights_only=True).
         self.save_hyperparameters({"config": config, "num_classes": num_classes})
         self.config = SSLConfig.from_dict(config)
-        backbone, feature_dim = create_backbone(self.config.backbone)
+        backbone, feature_dim = headless(self.config.backbone)
         self.method = build_method(self.config.method, backbone, feature_dim, self.config.head)
         self.augment = BatchAugment(self.config.augment)
         self.probe = nn.Linear(feature_dim, num_classes) if num_classes > 0 else None
@@ -116,8 +108,11 @@ class SSLModule(lightning.LightningModule):
         ]
         if self.probe is not None:
             groups.append(
-                {"params": list(self.probe.parameters()), "weight_decay": 0.0,
-                 "lr": self.config.probe_lr}
+                {
+                    "params": list(self.probe.parameters()),
+                    "weight_decay": 0.0,
+                    "lr": self.config.probe_lr,
+                }
             )
         optimizer: torch.optim.Optimizer
         if optim.name == "lars":
@@ -131,13 +126,16 @@ class SSLModule(lightning.LightningModule):
         scheduler = CosineWarmupScheduler(
             optimizer, warmup_epochs=warmup, max_epochs=total, end_value=0.0
         )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
-                                                         "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }
 
     def _student_modules(self) -> list[nn.Module]:
         """Trained parts of the method: everything except frozen momentum teachers."""
         return [
-            module for name, module in self.method.named_children()
+            module
+            for name, module in self.method.named_children()
             if not name.startswith("teacher") and any(True for _ in module.parameters())
         ]
 
@@ -192,8 +190,9 @@ def make_trainer(config: SSLConfig, out: Path) -> lightning.Trainer:
 
             loggers.append(TensorBoardLogger(out, name="tensorboard"))
         except ModuleNotFoundError as exc:  # tensorboard is an optional extra
-            raise InputError("tensorboard logging needs: pip install 'quadrat[tensorboard]'",
-                             value="tensorboard") from exc
+            raise missing_dependency(
+                "tensorboard", "tensorboard", purpose="tensorboard logging"
+            ) from exc
     world = config.devices * config.num_nodes
     return lightning.Trainer(
         accelerator=config.accelerator,
@@ -229,13 +228,14 @@ def pretrain(
     ``resume=True`` continues from ``checkpoints/last.ckpt`` when it exists (so a requeued
     job can always pass it); without it, an ``out`` that holds checkpoints is refused.
     """
-    from quadrat.ssl.export import export_backbone
-
     out = Path(out)
     last = out / CHECKPOINT_DIR / LAST_CHECKPOINT
     if last.exists() and not resume:
-        raise InputError("already holds a pretraining run: pass --resume or another --out",
-                         path=out)
+        raise ConflictError(
+            "already holds a pretraining run: resume it (resume=True) or choose another out",
+            path=out,
+            param="resume",
+        )
     lightning.seed_everything(config.seed, workers=True, verbose=False)
     dataset = make_dataset(data, config, kind)
     loader = make_loader(dataset, config)
@@ -246,6 +246,6 @@ def pretrain(
     trainer.fit(module, loader, ckpt_path=last if resume and last.exists() else None)
     target = out / BACKBONE_FILE
     if trainer.is_global_zero:
-        export_backbone(module, target)
+        export_backbone(module.backbone, module.config, module.method.feature_dim, target)
     trainer.strategy.barrier()
     return target

@@ -20,8 +20,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from quadrat.extractors.backbones import synthetic_patches
-from quadrat.extractors.weights import to_pyspacer_efficientnet
+from quadrat.extractors.layouts import to_pyspacer_efficientnet
+from quadrat.extractors.torch_extractor import synthetic_patches
 
 CORALNET_CLASSES = 1275
 

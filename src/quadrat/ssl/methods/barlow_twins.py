@@ -12,14 +12,18 @@ from lightly.loss import BarlowTwinsLoss
 from lightly.models.modules import BarlowTwinsProjectionHead
 from torch import nn
 
-from quadrat.ssl.config import MethodConfig
-from quadrat.ssl.methods import register_method
-from quadrat.ssl.methods.base import SSLMethod
+from quadrat.ssl.config import MethodConfig, OptimConfig
+from quadrat.ssl.methods.base import SSLMethod, register_method
 
 
 @register_method("barlow_twins")
 class BarlowTwins(SSLMethod):
     """Backbone + Barlow Twins projector; the loss gathers correlations across DDP ranks."""
+
+    #: What BenthicNet actually ran: plain SGD at 2e-3 (their LARS and momentum settings
+    #: were ignored by their library version).
+    head_defaults = MethodConfig(projector_hidden_dim=8192, projector_output_dim=8192)
+    optim_defaults = OptimConfig(name="sgd", lr=2e-3, momentum=0.0, weight_decay=1.5e-6)
 
     def __init__(self, backbone: nn.Module, feature_dim: int, config: MethodConfig) -> None:
         super().__init__(backbone, feature_dim, config)

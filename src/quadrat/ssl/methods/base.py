@@ -1,20 +1,29 @@
-"""What every method provides to the training loop."""
+"""What every method provides to the training loop, and the registry of methods."""
 
 from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 import torch
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
 from torch import nn
 
-from quadrat.ssl.config import MethodConfig
+from quadrat._registry import Registry
+from quadrat.ssl.config import MethodConfig, OptimConfig
 
 
 class SSLMethod(nn.Module, ABC):
-    """A backbone plus heads; ``training_loss`` turns two views into a scalar loss."""
+    """A backbone plus heads; ``training_loss`` turns two views into a scalar loss.
+
+    ``head_defaults`` and ``optim_defaults`` are the method's own hyperparameters, which
+    ``SSLConfig.for_method`` starts from.
+    """
+
+    head_defaults: ClassVar[MethodConfig] = MethodConfig()
+    optim_defaults: ClassVar[OptimConfig] = OptimConfig()
 
     def __init__(self, backbone: nn.Module, feature_dim: int, config: MethodConfig) -> None:
         super().__init__()
@@ -59,3 +68,8 @@ class MomentumMethod(SSLMethod):
         )
         update_momentum(self.backbone, self.teacher_backbone, m=momentum)
         update_momentum(self.projector, self.teacher_projector, m=momentum)
+
+
+#: Every SSL method class by name; ``@METHODS.register(name)`` where the class is defined.
+METHODS: Registry[type[SSLMethod]] = Registry("method")
+register_method = METHODS.register

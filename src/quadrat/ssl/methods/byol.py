@@ -11,14 +11,22 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from torch import nn
 
-from quadrat.ssl.config import MethodConfig
-from quadrat.ssl.methods import register_method
-from quadrat.ssl.methods.base import MomentumMethod
+from quadrat.ssl.config import MethodConfig, OptimConfig
+from quadrat.ssl.methods.base import MomentumMethod, register_method
 
 
 @register_method("byol")
 class BYOL(MomentumMethod):
     """Online backbone + projector + predictor, EMA teacher; symmetric cosine loss."""
+
+    #: LARS as in the paper, at the spec's lr 0.05.
+    head_defaults = MethodConfig(
+        projector_hidden_dim=4096,
+        projector_output_dim=256,
+        predictor_hidden_dim=4096,
+        momentum_start=0.99,
+    )
+    optim_defaults = OptimConfig(name="lars", lr=0.05, momentum=0.9, weight_decay=1.5e-6)
 
     def __init__(self, backbone: nn.Module, feature_dim: int, config: MethodConfig) -> None:
         super().__init__(backbone, feature_dim, config)

@@ -11,14 +11,25 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import MoCoProjectionHead
 from torch import nn
 
-from quadrat.ssl.config import MethodConfig
-from quadrat.ssl.methods import register_method
-from quadrat.ssl.methods.base import MomentumMethod
+from quadrat.ssl.config import MethodConfig, OptimConfig
+from quadrat.ssl.methods.base import MomentumMethod, register_method
 
 
 @register_method("moco")
 class MoCo(MomentumMethod):
     """Backbone + MoCo v2 projector (2 layers, no BN), EMA key encoder, key queue."""
+
+    #: MoCo v2's SGD: lr 0.03 per 256 images, momentum 0.9, weight decay 1e-4.
+    head_defaults = MethodConfig(
+        projector_hidden_dim=2048,
+        projector_output_dim=128,
+        temperature=0.1,
+        queue_size=65536,
+        momentum_start=0.99,
+    )
+    optim_defaults = OptimConfig(
+        name="sgd", lr=0.03, momentum=0.9, weight_decay=1e-4, scale_lr_by_batch=True
+    )
 
     def __init__(self, backbone: nn.Module, feature_dim: int, config: MethodConfig) -> None:
         super().__init__(backbone, feature_dim, config)

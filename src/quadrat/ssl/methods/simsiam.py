@@ -10,14 +10,21 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
 from torch import nn
 
-from quadrat.ssl.config import MethodConfig
-from quadrat.ssl.methods import register_method
-from quadrat.ssl.methods.base import SSLMethod
+from quadrat.ssl.config import MethodConfig, OptimConfig
+from quadrat.ssl.methods.base import SSLMethod, register_method
 
 
 @register_method("simsiam")
 class SimSiam(SSLMethod):
     """Backbone + projector + predictor; symmetric negative cosine loss."""
+
+    #: The paper's SGD: lr 0.05 per 256 images, momentum 0.9, weight decay 1e-4.
+    head_defaults = MethodConfig(
+        projector_hidden_dim=2048, projector_output_dim=2048, predictor_hidden_dim=512
+    )
+    optim_defaults = OptimConfig(
+        name="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, scale_lr_by_batch=True
+    )
 
     def __init__(self, backbone: nn.Module, feature_dim: int, config: MethodConfig) -> None:
         super().__init__(backbone, feature_dim, config)

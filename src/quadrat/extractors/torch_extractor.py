@@ -1,55 +1,33 @@
-"""CNN extractors: a timm/torchvision network, its preprocessing and its weights, on a device.
+"""A CNN as an extractor: a network, its preprocessing and its weights, on a device.
 
-Random weights (``weights=None``) are seeded, and their BatchNorm running statistics are
-re-estimated on a fixed synthetic batch: with the default statistics (mean 0, variance 1)
-activations shrink layer after layer and EfficientNet-B0's pooled features end up around
-1e-13, which would make any comparison or classifier on them meaningless.
+Random weights (``weights=None``, only when asked for with ``random_weights=True``) are
+seeded, and their BatchNorm running statistics are re-estimated on a fixed synthetic
+batch: with the default statistics (mean 0, variance 1) activations shrink layer after
+layer and EfficientNet-B0's pooled features end up around 1e-13, which would make any
+comparison or classifier on them meaningless.
+
+Importing this module imports torch: it is reached only when a CNN is built (see
+:mod:`quadrat.extractors.networks`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import sys
-import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
-import timm
-import timm.data
 import torch
-import torchvision
 from torch import nn
 
 from quadrat.errors import InputError, WeightsError
 from quadrat.extractors.base import RGB, Extractor, ExtractorConfig
+from quadrat.extractors.checkpoints import existing_file, file_sha256, first_keys, read_state_dict
+from quadrat.extractors.layouts import Converter, Layout, detect_layout
 from quadrat.extractors.runtimes import Forward, RuntimeName, make_forward, resolve_runtime
-from quadrat.extractors.weights import (
-    Layout,
-    StateDict,
-    detect_layout,
-    file_sha256,
-    first_keys,
-    from_caffe_vgg16,
-    from_pyspacer_efficientnet,
-    from_solo_learn,
-    read_state_dict,
-)
 
-IMAGENET_MEAN: RGB = (0.485, 0.456, 0.406)
-IMAGENET_STD: RGB = (0.229, 0.224, 0.225)
-#: BenthicNet's normalisation for its unlabelled pretraining set (see specs/benthicnet.md).
-BENTHICNET_MEAN: RGB = (0.3587, 0.4130, 0.3858)
-BENTHICNET_STD: RGB = (0.2186, 0.2145, 0.2089)
-
-RANDOM_WEIGHTS_WARNING = (
-    "{name}: no weights given, using seeded random weights; features from random weights "
-    "are a floor, not a baseline (the texture extractor beats them)"
-)
-
-Converter = Callable[[StateDict], StateDict]
+T = TypeVar("T")
 
 
 class TorchExtractor(Extractor):
@@ -60,6 +38,8 @@ class TorchExtractor(Extractor):
     ``runtime`` (``eager``, ``compile``, ``openvino``; see :mod:`.runtimes`) executes the
     network; ``threads`` caps OpenVINO's threads (PyTorch's are set by the runner).
     """
+
+    device: torch.device
 
     def __init__(
         self,
@@ -179,7 +159,7 @@ def _as_tensor(
 # --- building --------------------------------------------------------------------------
 
 
-def seeded(make_model: Callable[[], nn.Module], seed: int) -> nn.Module:
+def seeded(make_model: Callable[[], T], seed: int) -> T:
     """Build a network with seeded initial weights, leaving the global RNG untouched."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -203,12 +183,15 @@ def build_extractor(
 ) -> TorchExtractor:
     """Load ``weights`` into ``model`` (or keep its seeded random ones) and wrap it.
 
+    ``weights=None`` means random weights: callers (the registered factories) have
+    checked that they were asked for on purpose.
+
     ``layouts`` maps each checkpoint layout this network accepts to its converter;
     ``head_prefixes`` name classifier keys that a file may carry but features never use.
     """
     sha = None
     if weights is not None:
-        sha = file_sha256(_existing(weights))
+        sha = file_sha256(existing_file(weights))
         load_weights(model, weights, layouts=layouts, head_prefixes=head_prefixes)
     config = ExtractorConfig(
         name=name,
@@ -222,9 +205,6 @@ def build_extractor(
     )
     tag = sha[:12] if sha else ""
     if weights is None:
-        warnings.warn(
-            RANDOM_WEIGHTS_WARNING.format(name=name), UserWarning, stacklevel=_outside_stacklevel()
-        )
         # The key hashes the seeded initial weights: the BatchNorm re-estimation below is
         # a fixed function of them, but its float rounding varies with thread counts and
         # would otherwise give the same network a new key (and orphan stored features).
@@ -234,22 +214,6 @@ def build_extractor(
         canonical = TorchExtractor(model, config, weights_tag="", channels_last=False)
         recalibrate_batchnorm(canonical, seed=seed)
     return TorchExtractor(model, config, weights_tag=tag, **options)
-
-
-def _outside_stacklevel() -> int:
-    """The warnings stacklevel of the first caller outside this package (the user's line)."""
-    frame: FrameType | None = sys._getframe(1)
-    level = 1
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(__package__ or ""):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-def _existing(path: str | Path) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
-    return path
 
 
 def load_weights(
@@ -265,8 +229,10 @@ def load_weights(
     layout = detect_layout(state)
     if layout not in layouts:
         raise WeightsError(
-            f"{path}: a {layout} checkpoint, which this network does not read "
-            f"(accepted layouts: {', '.join(layouts)})"
+            f"a {layout} checkpoint, which this network does not read "
+            f"(accepted layouts: {', '.join(layouts)})",
+            path=path,
+            param="weights",
         )
     state = layouts[layout](state)
     expected = model.state_dict()
@@ -282,14 +248,16 @@ def load_weights(
             parts.append(f"missing keys {first_keys(missing)}")
         if unexpected:
             parts.append(f"unexpected keys {first_keys(unexpected)}")
-        raise WeightsError(f"{path}: does not fit ({layout} layout): {'; '.join(parts)}")
+        raise WeightsError(
+            f"does not fit ({layout} layout): {'; '.join(parts)}", path=path, param="weights"
+        )
     wrong = [
         f"{k}: file {tuple(v.shape)} vs network {tuple(expected[k].shape)}"
         for k, v in state.items()
         if v.shape != expected[k].shape
     ]
     if wrong:
-        raise WeightsError(f"{path}: wrong shapes: {'; '.join(wrong[:3])}")
+        raise WeightsError(f"wrong shapes: {'; '.join(wrong[:3])}", path=path, param="weights")
     model.load_state_dict(state, strict=False)
 
 
@@ -331,109 +299,12 @@ def recalibrate_batchnorm(extractor: TorchExtractor, seed: int = 0) -> None:
     extractor.model.eval()
 
 
-# --- the registered networks -------------------------------------------------------------
-
-
-def timm_model(model_name: str) -> Callable[[], nn.Module]:
-    """A factory for a timm network without classifier (pooled features)."""
-    return lambda: timm.create_model(model_name, pretrained=False, num_classes=0)
-
-
-def efficientnet_b0(
-    weights: str | Path | None = None, *, seed: int = 0, **options: Any
-) -> TorchExtractor:
-    """CoralNet 1.0's network: TF-padded EfficientNet-B0, 1280-d, input only scaled to [0, 1]."""
-    return build_extractor(
-        "efficientnet_b0",
-        seeded(timm_model("tf_efficientnet_b0"), seed),
-        feature_dim=1280,
-        weights=weights,
-        layouts={
-            "timm": dict,
-            "pyspacer_efficientnet": from_pyspacer_efficientnet,
-            "solo_learn": from_solo_learn,
-        },
-        head_prefixes=("classifier.",),
-        seed=seed,
-        **options,
-    )
-
-
-def _resnet50(
-    name: str,
-    mean: RGB,
-    std: RGB,
-    weights: str | Path | None,
-    seed: int,
-    options: Mapping[str, Any],
-) -> TorchExtractor:
-    return build_extractor(
-        name,
-        seeded(timm_model("resnet50"), seed),
-        feature_dim=2048,
-        weights=weights,
-        layouts={"timm": dict, "solo_learn": from_solo_learn},
-        head_prefixes=("fc.",),
-        mean=mean,
-        std=std,
-        seed=seed,
-        **options,
-    )
-
-
-def resnet50(weights: str | Path | None = None, *, seed: int = 0, **options: Any) -> TorchExtractor:
-    """BenthicNet's backbone (ResNet-50, 2048-d) with ImageNet normalisation."""
-    return _resnet50("resnet50", IMAGENET_MEAN, IMAGENET_STD, weights, seed, options)
-
-
-def benthicnet_resnet50(
-    weights: str | Path | None = None, *, seed: int = 0, **options: Any
-) -> TorchExtractor:
-    """ResNet-50 normalised with BenthicNet's own statistics, as its probes feed it."""
-    return _resnet50("benthicnet_resnet50", BENTHICNET_MEAN, BENTHICNET_STD, weights, seed, options)
-
-
-def _vgg16_fc7() -> nn.Module:
-    model = torchvision.models.vgg16(weights=None)
-    model.classifier = model.classifier[:5]  # fc6, ReLU, Dropout, fc7, ReLU: Caffe's "fc7" blob
-    return model
-
-
-def vgg16(weights: str | Path | None = None, *, seed: int = 0, **options: Any) -> TorchExtractor:
-    """CoralNet Beta's network: VGG16 fc7 (4096-d) on BGR pixels in 0-255 minus 128."""
-    return build_extractor(
-        "vgg16",
-        seeded(_vgg16_fc7, seed),
-        feature_dim=4096,
-        weights=weights,
-        layouts={"timm": dict, "caffe_vgg16": from_caffe_vgg16},
-        head_prefixes=("classifier.6.",),
-        mean=(128.0, 128.0, 128.0),
-        input_range=255.0,
-        channel_order="BGR",
-        seed=seed,
-        **options,
-    )
-
-
-def any_timm(
-    model_name: str, weights: str | Path | None = None, *, seed: int = 0, **options: Any
-) -> TorchExtractor:
-    """Any timm network by name, with the mean/std of its pretrained config, at 224 px."""
-    model = seeded(timm_model(model_name), seed)
-    data = timm.data.resolve_data_config({}, model=model)
-    classifier = str(getattr(model, "pretrained_cfg", {}).get("classifier") or "")
-    # The pooled output's size: num_features is the size before any pre-logits layer.
-    feature_dim: int = getattr(model, "head_hidden_size", 0) or getattr(model, "num_features", 0)
-    return build_extractor(
-        f"timm:{model_name}",
-        model,
-        feature_dim=feature_dim,
-        weights=weights,
-        layouts={"timm": dict, "solo_learn": from_solo_learn},
-        head_prefixes=(f"{classifier}.",) if classifier else (),
-        mean=tuple(data["mean"]),
-        std=tuple(data["std"]),
-        seed=seed,
-        **options,
-    )
+__all__ = [
+    "TorchExtractor",
+    "build_extractor",
+    "load_weights",
+    "recalibrate_batchnorm",
+    "seeded",
+    "state_dict_sha256",
+    "synthetic_patches",
+]

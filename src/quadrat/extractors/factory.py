@@ -1,0 +1,58 @@
+"""``create_extractor``: a name (see :mod:`.registry` for what names are) to an extractor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from quadrat.errors import InputError
+from quadrat.extractors import networks
+from quadrat.extractors.base import Extractor
+from quadrat.extractors.registry import BACKBONE_SUFFIXES, EXTRACTORS, TIMM_PREFIX
+
+
+def create_extractor(
+    name: str,
+    weights: str | Path | None = None,
+    *,
+    random_weights: bool = False,
+    device: str = "cpu",
+    batch_size: int = 32,
+    **kwargs: Any,
+) -> Extractor:
+    """Build the extractor ``name`` with ``weights`` (a local weights file).
+
+    ``name``: a registered name, ``timm:<model>``, or the path of a ``quadrat pretrain``
+    output (``backbone.safetensors`` or a ``.ckpt``), which names its own network and
+    normalisation. A CNN needs weights; ``random_weights=True`` asks for seeded random
+    ones on purpose (benchmarks, tests); weight-free extractors (``texture``) ignore it.
+    ``kwargs`` go to the factory: for CNNs ``channels_last`` (default True),
+    ``autocast_bf16`` (default False, exact), ``runtime`` (``eager``, ``compile`` or
+    ``openvino``; see :mod:`quadrat.extractors.runtimes`) and ``seed`` (random weights).
+
+    >>> create_extractor("texture").key
+    'texture@v1'
+    """
+    if batch_size < 1:
+        raise InputError("batch_size must be at least 1", value=batch_size, param="batch_size")
+    options: dict[str, Any] = {
+        "random_weights": random_weights,
+        "device": device,
+        "batch_size": batch_size,
+        **kwargs,
+    }
+    if name in EXTRACTORS:
+        return EXTRACTORS.get(name)(weights, **options)
+    if name.startswith(TIMM_PREFIX):
+        return networks.any_timm(name[len(TIMM_PREFIX) :], weights, **options)
+    if Path(name).suffix in BACKBONE_SUFFIXES:
+        return networks.from_backbone_file(Path(name), weights, **options)
+    raise InputError(
+        f"{EXTRACTORS.unknown_message(name)}; or {TIMM_PREFIX}<model> for a timm network, "
+        f"or the path of a backbone file ({', '.join(BACKBONE_SUFFIXES)})",
+        value=name,
+        param="extractor",
+    )
+
+
+__all__ = ["create_extractor"]
