@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from quadrat.errors import InputError
+from quadrat.errors import InputError, TrainingDataError
 from quadrat.probes.flat import (
     FineTuneClassifier,
     LinearProbe,
@@ -37,9 +39,17 @@ def test_linear_probe_separates_a_tiny_scale_toy_problem() -> None:
     assert np.allclose(proba.sum(axis=1), 1.0)
 
 
+@parametrize_with_checks([LinearProbe()])
+def test_linear_probe_is_a_scikit_learn_estimator(estimator: LinearProbe, check: Any) -> None:
+    """scikit-learn's own estimator checks, as the classifiers run them."""
+    check(estimator)
+
+
 def test_linear_probe_rejects_one_label_and_mismatched_lengths() -> None:
     X, y = _separable()
     with pytest.raises(InputError, match="2 distinct labels"):
+        LinearProbe().fit(X, np.full(len(y), "Sand"))
+    with pytest.raises(TrainingDataError, match="one class"):
         LinearProbe().fit(X, np.full(len(y), "Sand"))
     with pytest.raises(InputError, match="samples"):
         LinearProbe().fit(X, y[:-1])

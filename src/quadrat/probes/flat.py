@@ -22,29 +22,45 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from quadrat._util import limit_threads
 from quadrat.classifiers.splits import fold_splits
-from quadrat.errors import InputError
+from quadrat.errors import InputError, TrainingDataError
 from quadrat.probes.hierarchical import require_torch, warmup_cosine
 
 if TYPE_CHECKING:
     import torch
 
 
-def _check_xy(X: npt.ArrayLike, y: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """X and y as arrays of one length with at least two labels (bad input: InputError,
-    a ValueError as scikit-learn raises; a probe used before ``fit``: NotFittedError)."""
-    x = np.asarray(X)
+def _check_xy(X: Any, y: Any) -> np.ndarray:
+    """y as an array of X's length with two classes or more.
+
+    Refused as quadrat errors (ValueErrors) worded as scikit-learn's estimator checks
+    expect; the rest of the validation (NaN, sparse, dtypes, a column-vector y) is
+    scikit-learn's ``validate_data``. A probe used before ``fit`` raises scikit-learn's
+    ``NotFittedError`` (``check_is_fitted``).
+    """
+    if y is None:
+        raise InputError("a probe requires y to be passed, but the target y is None")
+    if hasattr(X, "shape"):  # arrays, frames, sparse matrices
+        n_samples = int(X.shape[0]) if len(X.shape) else 0
+    else:
+        as_array = np.asarray(X)
+        n_samples = as_array.shape[0] if as_array.ndim else 0
     labels = np.asarray(y)
-    if labels.ndim != 1 or x.shape[0] != labels.shape[0]:
+    if labels.ndim == 0 or labels.shape[0] != n_samples:
         raise InputError(
-            f"X has {x.shape[0]} samples but y has shape {labels.shape}", value=labels.shape
+            f"X has {n_samples} samples but y has shape {labels.shape}", value=labels.shape
         )
+    check_classification_targets(labels)
     if np.unique(labels).size < 2:
-        raise InputError("a probe needs at least 2 distinct labels", value=np.unique(labels))
-    return x, labels
+        raise TrainingDataError(
+            "a probe needs 2 distinct labels (classes) or more; y has one class",
+            value=np.unique(labels),
+        )
+    return labels
 
 
 class LinearProbe(ClassifierMixin, BaseEstimator):
@@ -69,9 +85,8 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: npt.ArrayLike, y: npt.ArrayLike) -> LinearProbe:
-        x, labels = _check_xy(X, y)
-        if x.ndim != 2 or not np.isfinite(x).all():
-            raise InputError(f"X must be a finite 2-d feature array, got shape {x.shape}")
+        _check_xy(X, y)
+        x, labels = validate_data(self, X, y)
         with limit_threads(self.blas_threads):
             self.pipeline_: Pipeline = make_pipeline(
                 StandardScaler(),
@@ -80,13 +95,14 @@ class LinearProbe(ClassifierMixin, BaseEstimator):
                 ),
             ).fit(x, labels)
         self.classes_ = self.pipeline_.classes_
-        self.n_features_in_ = x.shape[1]
+        self.n_iter_ = int(np.max(self.pipeline_[-1].n_iter_))
         return self
 
     def predict_proba(self, X: npt.ArrayLike) -> npt.NDArray[np.float64]:
         check_is_fitted(self, "pipeline_")
+        x = validate_data(self, X, reset=False)
         with limit_threads(self.blas_threads):
-            return np.asarray(self.pipeline_.predict_proba(np.asarray(X)))
+            return np.asarray(self.pipeline_.predict_proba(x))
 
     def predict(self, X: npt.ArrayLike) -> np.ndarray:
         proba = self.predict_proba(X)  # checks that the probe is fitted first
@@ -149,7 +165,7 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
         from quadrat.extractors import TorchExtractor, create_extractor
 
         x = self._check_patches(patches)
-        _, labels = _check_xy(np.zeros(len(x)), y)
+        labels = _check_xy(x, y)
         if self.epochs < 1 or self.batch_size < 1:
             raise InputError("epochs and batch_size must be at least 1")
         self.encoder_ = LabelEncoder().fit(labels)
