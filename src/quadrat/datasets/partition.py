@@ -242,7 +242,11 @@ def site_grouped_split(
     training neighbour from its own site, at the cost of class balance."""
     _require(table, list(group_columns) + ([label_column] if label_column else []))
     if not 0 < test_fraction < 1:
-        raise InputError("test fraction must be between 0 and 1", value=test_fraction)
+        raise InputError(
+            f"test fraction must be between 0 and 1, not {test_fraction}",
+            value=test_fraction,
+            param="test_fraction",
+        )
     groups = table.groupby(list(group_columns), sort=False, dropna=False).ngroup().to_numpy()
     if len(np.unique(groups)) < 2:
         raise InputError("a site-grouped split needs at least two sites", value=list(group_columns))

@@ -221,7 +221,9 @@ def _check_parameters(
     distance: float, target: int, minimum: int, factors: Sequence[float], gaps: Sequence[float]
 ) -> list[float]:
     if not distance > 0:
-        raise InputError("--distance must be positive (metres)", value=distance)
+        raise InputError(
+            f"distance must be positive (metres), not {distance}", value=distance, param="distance"
+        )
     if target < 0 or minimum < 0:
         raise InputError("target and minimum populations must be >= 0", value=(target, minimum))
     if any(not gap > 0 for gap in gaps):
