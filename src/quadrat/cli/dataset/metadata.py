@@ -163,8 +163,6 @@ def validate(
     """Read survey metadata into the BenthicNet table, name every bad row, write the table."""
     if drop_bad and strict:
         raise InputError("--drop-bad and --strict contradict each other; pick one")
-    import pandas as pd
-
     from quadrat.datasets import readers
     from quadrat.datasets.schema import OnError, validate_metadata, write_metadata
 
@@ -182,7 +180,7 @@ def validate(
         )
     depth_matched: int | None = None
     if depth_log:  # before GPX: both offsets are against the camera's own clock
-        log = pd.concat([readers.read_depth_log(p, timezone=timezone) for p in depth_log])
+        log = readers.read_depth_logs(depth_log, timezone=timezone)
         table = readers.match_depth(table, log, clock_offset=depth_log_offset, timezone=timezone)
         depth_matched = int(table["depth_matched"].sum())
     matched: int | None = None

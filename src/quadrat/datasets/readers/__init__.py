@@ -42,7 +42,7 @@ from quadrat.datasets.readers._common import (
     read_csv_strings,
 )
 from quadrat.datasets.readers.coralnet import read_coralnet_metadata
-from quadrat.datasets.readers.depth_log import match_depth, read_depth_log
+from quadrat.datasets.readers.depth_log import match_depth, read_depth_log, read_depth_logs
 from quadrat.datasets.readers.exif_folder import read_exif_metadata, read_image_folder
 from quadrat.datasets.readers.generic_csv import CSV_ALIASES, read_csv_metadata, resolve_columns
 from quadrat.datasets.readers.gpx import match_gpx, read_gpx, read_gpx_tracks
@@ -115,6 +115,7 @@ __all__ = [
     "read_csv_metadata",
     "read_csv_strings",
     "read_depth_log",
+    "read_depth_logs",
     "read_exif_metadata",
     "read_gpx",
     "read_gpx_tracks",

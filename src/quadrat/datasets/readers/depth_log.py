@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,15 @@ def read_depth_log(path: str | Path, *, timezone: str = "UTC") -> pd.DataFrame:
     if log.empty:
         raise CsvFormatError("the depth log has no samples", path=path)
     return log.sort_values("datetime", kind="stable").reset_index(drop=True)
+
+
+def read_depth_logs(paths: Iterable[str | Path], *, timezone: str = "UTC") -> pd.DataFrame:
+    """Several depth logs (one per dive or card) as one log sorted by time."""
+    logs = [read_depth_log(path, timezone=timezone) for path in paths]
+    if not logs:
+        raise InputError("no depth log given")
+    merged = pd.concat(logs, ignore_index=True)
+    return merged.sort_values("datetime", kind="stable").reset_index(drop=True)
 
 
 def match_depth(
