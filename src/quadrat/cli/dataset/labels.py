@@ -11,7 +11,6 @@ from rich.table import Table
 from rich.tree import Tree
 
 from quadrat.cli._common import console, progress_bar, user_errors
-from quadrat.cli.dataset import app
 from quadrat.errors import InputError
 from quadrat.labels.catami import CatamiTree
 from quadrat.labels.catami_io import build_default, default_catami, load_tree, write_frame_atomic
@@ -24,6 +23,8 @@ from quadrat.labels.translate_io import (
     read_vocabulary,
     write_mapping,
 )
+
+app = typer.Typer()
 
 catami_app = typer.Typer(
     name="catami",
