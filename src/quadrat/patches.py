@@ -56,7 +56,11 @@ def _as_int_coords(values: ArrayLike, name: str) -> np.ndarray:
     return as_float.astype(np.int64)
 
 
-def _validate(rows: np.ndarray, cols: np.ndarray, height: int, width: int) -> None:
+def check_points_inside(rows: np.ndarray, cols: np.ndarray, height: int, width: int) -> None:
+    """PointOutsideImageError naming the first point outside a ``width`` x ``height`` image.
+
+    The one such check for cropping (CPU and GPU runners); callers add the image's name.
+    """
     if rows.shape != cols.shape:
         raise ValueError(f"rows and cols differ in length: {rows.shape[0]} vs {cols.shape[0]}")
     outside = (rows < 0) | (rows >= height) | (cols < 0) | (cols >= width)
@@ -87,7 +91,7 @@ def crop_patches(
     height, width, channels = image.shape
     r = _as_int_coords(rows, "rows")
     c = _as_int_coords(cols, "cols")
-    _validate(r, c, height, width)
+    check_points_inside(r, c, height, width)
 
     n = r.shape[0]
     out = np.empty((n, size, size, channels), dtype=image.dtype)

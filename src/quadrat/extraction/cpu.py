@@ -35,7 +35,9 @@ def job_patches(job: ImageJob) -> np.ndarray:
     try:
         return crop_patches(image, job.rows, job.cols)
     except PointOutsideImageError as exc:
-        raise PointOutsideImageError(f"image {job.name!r}: {exc}", path=job.path) from exc
+        raise PointOutsideImageError(
+            f"image {job.name!r}: {exc}", path=job.path, value=exc.value
+        ) from exc
 
 
 @dataclass

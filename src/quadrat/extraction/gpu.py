@@ -41,7 +41,7 @@ from quadrat.extraction.jobs import ImageJob, JobResult
 from quadrat.extractors.base import Extractor
 from quadrat.extractors.torch_extractor import TorchExtractor
 from quadrat.io.images import MAX_PIXELS, _orientation, _warn_orientation, load_rgb, read_bytes
-from quadrat.patches import reflect_indices
+from quadrat.patches import check_points_inside, reflect_indices
 
 #: Patches per network call on CUDA when the extractor asks for fewer (its batch size is
 #: sized for CPUs); an H100 needs about 512 to be busy.
@@ -380,16 +380,12 @@ def _decode(
 
 
 def _check_points(job: ImageJob, height: int, width: int) -> None:
-    outside = (job.rows < 0) | (job.rows >= height) | (job.cols < 0) | (job.cols >= width)
-    if outside.any():
-        i = int(np.flatnonzero(outside)[0])
-        r, c = int(job.rows[i]), int(job.cols[i])
+    try:
+        check_points_inside(job.rows, job.cols, height, width)
+    except PointOutsideImageError as exc:  # the same words as the CPU runner's
         raise PointOutsideImageError(
-            f"image {job.name!r}: point (row {r}, column {c}) lies outside the "
-            f"{width}x{height} image (rows 0-{height - 1}, columns 0-{width - 1})",
-            path=job.path,
-            value=(r, c),
-        )
+            f"image {job.name!r}: {exc}", path=job.path, value=exc.value
+        ) from exc
 
 
 def _prepare(

@@ -6,15 +6,15 @@ blocks. The *exact* runtimes (fp32) change features only by float rounding (meas
 max abs difference ~5e-5 on features of magnitude ~10, see docs/extractors.md), so they
 keep the extractor's key; reduced precision (``bf16``) changes features and so the key.
 
-- ``auto`` (default): ``openvino`` on the CPU when OpenVINO is installed (it is a
-  dependency of quadrat) and converts the network, else ``eager``. OpenVINO fp32 passes
+- ``auto`` (default): ``openvino`` on the CPU when OpenVINO is installed (the ``cnn``
+  extra has it) and converts the network, else ``eager``. OpenVINO fp32 passes
   the same pyspacer parity test as eager (max abs difference 1.3e-5 against 6e-6, limit
   1e-4) and runs EfficientNet-B0 several times faster on CPUs with AVX-512.
 - ``eager``: the module as is (what pyspacer runs).
 - ``compile``: ``torch.compile`` (Inductor) with weight freezing, which folds BatchNorm
   into convolutions and pre-packs weights; costs a minute of compiling on first use, so it
   pays on large jobs only.
-- ``openvino``: the network converted by OpenVINO (``pip install quadrat[openvino]``),
+- ``openvino``: the network converted by OpenVINO (in the ``cnn`` extra),
   fp32 unless bf16 is asked for; conversion takes ~15 s.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from quadrat.errors import InputError
+from quadrat.errors import InputError, missing_dependency
 
 RuntimeName = Literal["auto", "eager", "compile", "openvino"]
 RUNTIMES: tuple[str, ...] = ("auto", "eager", "compile", "openvino")
@@ -120,9 +120,7 @@ def _openvino_forward(
     try:
         import openvino as ov
     except ImportError as exc:
-        raise InputError(
-            "the openvino runtime needs OpenVINO: pip install 'quadrat[openvino]'"
-        ) from exc
+        raise missing_dependency("openvino", "cnn", purpose="the openvino runtime") from exc
     example = torch.zeros(2, 3, input_size, input_size)
     with torch.no_grad():
         converted = ov.convert_model(

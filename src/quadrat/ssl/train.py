@@ -10,7 +10,6 @@ schedule, and an online linear probe on detached features when labels exist.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from quadrat.errors import ConflictError, missing_dependency
 from quadrat.extractors.timm_utils import headless
+from quadrat.io.atomic import atomic_path
 from quadrat.ssl.augment import BatchAugment
 from quadrat.ssl.config import SSLConfig, save_config
 from quadrat.ssl.data import DataKind, make_dataset, make_loader, num_classes
@@ -141,21 +141,14 @@ class SSLModule(lightning.LightningModule):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write checkpoints to a temporary file and rename: a crash never leaves half a file."""
+    """Write checkpoints to a temporary file and rename (:func:`quadrat.io.atomic.atomic_path`,
+    the one atomic writer): a crash never leaves half a file."""
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             super().save_checkpoint(checkpoint, tmp, storage_options)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def resolve_precision(config: SSLConfig) -> str:
