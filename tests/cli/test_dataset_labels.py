@@ -70,7 +70,7 @@ def test_catami_with_another_scheme_and_build(files: dict[str, Path], tmp_path: 
 def test_translate_then_rollup(files: dict[str, Path], tmp_path: Path) -> None:
     mapping = tmp_path / "mapping.csv"
     out = run(
-        "translate", str(files["labelset"]), "--from", "coralnet-labelset", "--out", str(mapping)
+        "translate", str(files["labelset"]), "--format", "coralnet-labelset", "--out", str(mapping)
     )
     assert "5 labels -> CATAMI" in out and "unmapped (1): Off" in out
     frame = pd.read_csv(mapping, dtype=str, keep_default_na=False).set_index("source_label")
@@ -102,7 +102,7 @@ def test_translate_with_a_survey_vocabulary(files: dict[str, Path], tmp_path: Pa
     out = run(
         "translate",
         str(files["names"]),
-        "--from",
+        "--format",
         "names",
         "--vocabulary",
         str(vocabulary),
@@ -119,7 +119,7 @@ def test_translate_with_a_survey_vocabulary(files: dict[str, Path], tmp_path: Pa
     assert "vocabulary.csv: missing column 'term'" in fail(
         "translate",
         str(files["names"]),
-        "--from",
+        "--format",
         "names",
         "--vocabulary",
         str(vocabulary),
@@ -132,7 +132,7 @@ def test_translate_and_rollup_errors(files: dict[str, Path], tmp_path: Path) -> 
     assert "needs 'Short Code' and 'Name'" in fail(
         "translate",
         str(files["squidle"]),
-        "--from",
+        "--format",
         "coralnet-labelset",
         "--out",
         str(tmp_path / "m.csv"),
@@ -141,7 +141,7 @@ def test_translate_and_rollup_errors(files: dict[str, Path], tmp_path: Path) -> 
     assert "fuzzy cutoff is a similarity ratio in [0, 1]" in fail(
         "translate",
         str(files["labelset"]),
-        "--from",
+        "--format",
         "coralnet-labelset",
         "--out",
         str(tmp_path / "m.csv"),
@@ -190,7 +190,7 @@ def test_real_sources_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
     out = run(
         "translate",
         str(shared_data / "seattle-rov-patches" / "patches"),
-        "--from",
+        "--format",
         "names",
         "--out",
         str(mapping),
@@ -200,7 +200,7 @@ def test_real_sources_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
     out = run(
         "rollup",
         str(shared_data / "seattle-rov-patches" / "patches"),
-        "--from",
+        "--format",
         "names",
         "--mapping",
         str(mapping),
@@ -212,12 +212,12 @@ def test_real_sources_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
     assert "934 points on 934 images" in out
     export = glob.glob(str(shared_data / "squidle-tasmania-kelp" / "annotations-*.csv"))[0]
     squidle_map = tmp_path / "squidle.csv"
-    out = run("translate", export, "--from", "squidle", "--out", str(squidle_map))
+    out = run("translate", export, "--format", "squidle", "--out", str(squidle_map))
     assert "6 labels -> CATAMI" in out and "unmapped" not in out
     out = run(
         "rollup",
         export,
-        "--from",
+        "--format",
         "squidle",
         "--mapping",
         str(squidle_map),
@@ -227,3 +227,11 @@ def test_real_sources_from_the_cli(shared_data: Path, tmp_path: Path) -> None:
         str(tmp_path / "squidle_covers.csv"),
     )
     assert "1500 points on 300 images; 1500 mapped (100.0%)" in out
+
+
+def test_from_is_an_old_spelling_of_format(files: dict[str, Path], tmp_path: Path) -> None:
+    mapping = tmp_path / "mapping.csv"
+    out = run(
+        "translate", str(files["labelset"]), "--from", "coralnet-labelset", "-o", str(mapping)
+    )
+    assert "--from is deprecated; use --format" in out and mapping.exists()

@@ -169,3 +169,19 @@ def test_depth_log_and_gpx_together(fixtures: dict[str, Path], tmp_path: Path) -
     table = pd.read_parquet(out).set_index("image")
     assert table.loc["a2.jpg", "depth"] == pytest.approx(8.5)
     assert table.loc["a1.jpg", "latitude"] == pytest.approx(-42.6240)
+
+
+def test_dataset_commands_import_pandas_only_when_run() -> None:
+    """``quadrat dataset --help`` must not pay for pandas, pyarrow or the readers."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, quadrat.cli.dataset; "
+        "heavy = {'pandas', 'pyarrow', 'sklearn', 'quadrat.datasets.readers'} & set(sys.modules); "
+        "print(sorted(heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]", result.stdout + result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,17 +12,9 @@ from rich.tree import Tree
 
 from quadrat.cli._common import console, progress_bar, user_errors
 from quadrat.errors import InputError
-from quadrat.labels.catami import CatamiTree
-from quadrat.labels.catami_io import build_default, default_catami, load_tree, write_frame_atomic
-from quadrat.labels.rollup import apply_mapping, covers_per_level
-from quadrat.labels.translate import MATCH_KINDS, propose_mapping, unmapped
-from quadrat.labels.translate_io import (
-    read_annotations,
-    read_mapping,
-    read_source_labels,
-    read_vocabulary,
-    write_mapping,
-)
+
+if TYPE_CHECKING:  # the CATAMI modules (and pandas) are imported when a command runs
+    from quadrat.labels.catami import CatamiTree
 
 app = typer.Typer()
 
@@ -50,6 +42,8 @@ class SourceKind(StrEnum):
 
 
 def _tree(scheme: Path | None) -> CatamiTree:
+    from quadrat.labels.catami_io import default_catami, load_tree
+
     return default_catami() if scheme is None else load_tree(scheme)
 
 
@@ -121,9 +115,11 @@ def tree_command(
 @user_errors
 def build(
     caab_csv: Annotated[Path, typer.Argument(help="Published catami-caab-codes_1.4.csv.")],
-    out: Annotated[Path, typer.Option(help="Where to write the project's own CSV.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the project's own CSV.")],
 ) -> None:
     """Regenerate the project's own table from the published CAAB-code CSV."""
+    from quadrat.labels.catami_io import build_default
+
     tree = build_default(caab_csv, out)
     console.print(f"wrote {len(tree)} nodes to {out}", highlight=False)
 
@@ -149,8 +145,10 @@ def translate(
     labels: Annotated[
         Path, typer.Argument(help="Labelset CSV, Squidle+ export, names file or class folder.")
     ],
-    source: Annotated[SourceKind, typer.Option("--from", help="What LABELS is.")],
-    out: Annotated[Path, typer.Option(help="Mapping CSV to write (review and edit it).")],
+    source: Annotated[SourceKind, typer.Option("--format", "-f", help="What LABELS is.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Mapping CSV to write (review and edit it).")
+    ],
     fuzzy_cutoff: Annotated[float, typer.Option(help="difflib ratio a fuzzy match needs.")] = 0.85,
     vocabulary: Annotated[
         Path | None,
@@ -159,6 +157,9 @@ def translate(
     scheme: SchemeOption = None,
 ) -> None:
     """Propose a CATAMI node for every label of a source; list what stayed unmapped."""
+    from quadrat.labels.translate import MATCH_KINDS, propose_mapping, unmapped
+    from quadrat.labels.translate_io import read_source_labels, read_vocabulary, write_mapping
+
     tree = _tree(scheme)
     sources = read_source_labels(labels, source.value)
     synonyms = read_vocabulary(vocabulary) if vocabulary is not None else None
@@ -191,11 +192,11 @@ def rollup(
         Path, typer.Argument(help="CoralNet or Squidle+ annotation CSV, or a class folder.")
     ],
     mapping: Annotated[Path, typer.Option(help="Reviewed mapping CSV from 'translate'.")],
-    out: Annotated[Path, typer.Option(help="Covers CSV to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Covers CSV to write.")],
     level: Annotated[
         list[int] | None, typer.Option(help="CATAMI depth(s) to roll up to (repeatable).")
     ] = None,
-    source: Annotated[SourceKind, typer.Option("--from", help="Annotation format.")] = (
+    source: Annotated[SourceKind, typer.Option("--format", "-f", help="Annotation format.")] = (
         SourceKind.coralnet
     ),
     label_column: Annotated[str | None, typer.Option(help="Column holding labels.")] = None,
@@ -203,6 +204,10 @@ def rollup(
     scheme: SchemeOption = None,
 ) -> None:
     """Translate annotations, roll them up to CATAMI level(s), write cover per image."""
+    from quadrat.labels.catami_io import write_frame_atomic
+    from quadrat.labels.rollup import apply_mapping, covers_per_level
+    from quadrat.labels.translate_io import read_annotations, read_mapping
+
     tree = _tree(scheme)
     levels = level or [1]
     if min(levels) < 0:
