@@ -279,7 +279,9 @@ def train(
         str | None, typer.Option("--extractor", "-e", help="Extractor name or key.")
     ] = None,
     kind: Annotated[str, typer.Option(help="mlp (CoralNet 1.0) or lr.")] = "mlp",
-    force: Annotated[bool, typer.Option(help="Train even if the policy says not yet.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Train even if the policy says not yet.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = 0,
     device: Annotated[
         str | None,

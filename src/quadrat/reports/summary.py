@@ -1,6 +1,6 @@
 """A source at a glance: counts, the latest classifier's metrics, alleviation, cover.
 
-Built from a :class:`quadrat.Source` (through the store's queries, never SQL here);
+Built from a :class:`quadrat.Source` alone (no store access, no SQL here);
 ``Source.report(out_dir)`` is the public way in.
 """
 
@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 
 from quadrat.io.atomic import write_text
-from quadrat.store import queries
 
 if TYPE_CHECKING:
     from quadrat.workflow.source import Source
@@ -45,8 +44,12 @@ def build_report(src: Source, *, target_accuracy: float = 0.95) -> SourceReport:
     from quadrat.classifiers.metrics import choose_threshold
 
     counts = src.counts()
-    status_counts = {s: counts[s] for s in queries.STATUSES if counts[s]}
-    status_counts["unannotated"] = counts["unannotated"]
+    totals = ("images", "confirmed_images", "points", "annotations")
+    status_counts = {
+        status: n
+        for status, n in counts.items()
+        if status not in totals and (n or status == "unannotated")
+    }
     report = SourceReport(
         source=src.name,
         n_images=counts["images"],
@@ -58,8 +61,7 @@ def build_report(src: Source, *, target_accuracy: float = 0.95) -> SourceReport:
     history = src.classifiers()
     if history:
         record = history[-1]
-        with src.project.store.session() as session:
-            codes = queries.label_codes(session, src.id)
+        codes = src.label_codes()
         metrics = dict(record.metrics)
         report.classifier = {
             "id": record.id,

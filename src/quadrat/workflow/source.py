@@ -203,6 +203,11 @@ class Source:
         with self.project.store.session() as session:
             return queries.labelset_table(session, self.id)
 
+    def label_codes(self) -> dict[int, str]:
+        """Label id (as in classifier metrics and ``ClassifierInfo``) -> short code."""
+        with self.project.store.session() as session:
+            return queries.label_codes(session, self.id)
+
     def annotations(self) -> pd.DataFrame:
         """Every point with its label, status, annotator and latest top-5 suggestions."""
         with self.project.store.session() as session:
