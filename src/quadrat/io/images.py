@@ -135,7 +135,8 @@ def _open(path: Path) -> Image.Image:
         raise ImageError(f"cannot read image: {exc}", path=path) from exc
 
 
-def _orientation(im: Image.Image) -> int:
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag of an open image (1-8; 1 when absent or unreadable)."""
     try:
         value = im.getexif().get(_EXIF_ORIENTATION, 1)
     except Exception:  # a broken EXIF block must not make the pixels unreadable
@@ -166,7 +167,7 @@ def read_image_info(path: str | Path) -> ImageInfo:
     try:
         width, height = im.size
         mode = im.mode
-        orientation = _orientation(im)
+        orientation = exif_orientation(im)
     finally:
         im.close()
     try:
@@ -254,7 +255,8 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
     return np.array(im.convert("RGB"), dtype=np.uint8)
 
 
-def _warn_orientation(path: Path, orientation: int) -> None:
+def warn_orientation(path: Path, orientation: int) -> None:
+    """Warn once per file that points refer to stored pixels, not the rotated view."""
     key = str(path.resolve())
     with _WARNED_LOCK:
         if key in _warned_orientation:
@@ -287,12 +289,17 @@ def load_rgb(path: str | Path, *, allow_truncated: bool = False) -> np.ndarray:
     path = Path(path)
     im = _load_pixels(path, allow_truncated)
     try:
-        orientation = _orientation(im)
+        orientation = exif_orientation(im)
         rgb = _to_rgb(im)
     except (OSError, ValueError) as exc:
         raise ImageError(f"cannot convert image mode {im.mode!r} to RGB: {exc}", path=path) from exc
     finally:
         im.close()
     if orientation != 1:
-        _warn_orientation(path, orientation)
+        warn_orientation(path, orientation)
     return rgb
+
+
+# Older private names, kept for callers not yet moved (extraction.gpu).
+_orientation = exif_orientation
+_warn_orientation = warn_orientation
