@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-TESTS = Path(__file__).resolve().parents[1]
-
-
-def load_fixture_module(name: str) -> ModuleType:
-    """Import ``tests/data/<name>/data.py`` under a unique module name."""
-    path = TESTS / "data" / name / "data.py"
-    spec = importlib.util.spec_from_file_location(f"quadrat_fixture_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.data.coralnet import data as coralnet_data
+from tests.data.images import data as images_data
 
 
 @pytest.fixture(scope="session")
 def coralnet_module() -> ModuleType:
-    return load_fixture_module("coralnet")
+    return coralnet_data
 
 
 @pytest.fixture(scope="session")
@@ -34,4 +23,4 @@ def coralnet_fixture(tmp_path_factory: pytest.TempPathFactory, coralnet_module) 
 
 @pytest.fixture(scope="session")
 def image_fixtures(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return load_fixture_module("images").make_image_fixtures(tmp_path_factory.mktemp("images"))
+    return images_data.make_image_fixtures(tmp_path_factory.mktemp("images"))

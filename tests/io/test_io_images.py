@@ -16,6 +16,7 @@ from quadrat.errors import ImageError, PointOutsideImageError
 from quadrat.io import images
 from quadrat.io.images import ImageInfo, check_complete, load_rgb, read_image_info
 from quadrat.patches import crop_patches
+from tests.data.images import data as images_data
 
 
 def _no_warnings(func, *args, **kwargs):
@@ -84,7 +85,7 @@ def test_read_image_info_errors_name_the_file(image_fixtures, tmp_path, kind):
 
 
 def test_load_rgb_shape_dtype_and_content(image_fixtures, coralnet_module):
-    images_mod = coralnet_module._load_images_module()
+    images_mod = images_data
     arr = _no_warnings(load_rgb, image_fixtures["rgb"])
     assert arr.shape == (240, 320, 3) and arr.dtype == np.uint8
     expected = images_mod.rgb_array(0)
@@ -115,7 +116,7 @@ def test_load_rgb_palette_with_transparency(image_fixtures):
 
 
 def test_load_rgb_rgba_and_la_drop_alpha(image_fixtures, coralnet_module):
-    images_mod = coralnet_module._load_images_module()
+    images_mod = images_data
     arr = _no_warnings(load_rgb, image_fixtures["rgba"])
     assert np.array_equal(arr, images_mod.rgb_array(5))  # PNG is lossless
     la = _no_warnings(load_rgb, image_fixtures["la"])
@@ -184,7 +185,7 @@ def test_truncation_detected_at_many_cut_points(tmp_path, progressive, fraction)
 
 
 def test_truncated_png_is_detected(tmp_path, coralnet_module):
-    images_mod = coralnet_module._load_images_module()
+    images_mod = images_data
     buf = io.BytesIO()
     Image.fromarray(images_mod.rgb_array(3)).save(buf, "PNG")
     path = tmp_path / "cut.png"

@@ -15,17 +15,14 @@
 - ``labelset_moorea``: ``,Label_ID,Label_URL,Name,Short_Code,Functional_Group``.
 
 ``EXPECTED`` holds the facts tests check against (labels per point, cover per image).
-Load with importlib (two fixture folders both use the name data.py), e.g.::
-
-    spec = importlib.util.spec_from_file_location("coralnet_fixture", path_to_this_file)
+Import it as ``from tests.data.coralnet import data`` (``tests/data`` is a package).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
-_IMAGES_DATA = Path(__file__).resolve().parents[1] / "images" / "data.py"
+from tests.data.images import data as images_data
 
 IMAGES = ("reef_a.jpg", "reef_b.jpg", "reef_c.jpg")
 WIDTH, HEIGHT = 320, 240
@@ -73,14 +70,6 @@ _META = {
 }
 
 
-def _load_images_module():
-    spec = importlib.util.spec_from_file_location("quadrat_fixture_images", _IMAGES_DATA)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _suggestion_cells(name: str) -> str:
     cells = []
     top = SUGGESTIONS.get(name, ())
@@ -96,7 +85,7 @@ def _suggestion_cells(name: str) -> str:
 def make_coralnet_fixture(root: Path) -> dict[str, Path]:
     """Write the fixture source into ``root``; return name -> path."""
     root = Path(root)
-    images_mod = _load_images_module()
+    images_mod = images_data
     image_dir = root / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {"images": image_dir}
