@@ -6,7 +6,7 @@ ratio quadrat / pyspacer (for speeds: the speedup; for RSS and seconds below 1 i
 - extraction points/s from the same JPEG files, same points, same EfficientNet-B0 weights
   file (pyspacer's layout: random weights, BatchNorm statistics re-estimated on patches of
   these images), each engine in its own subprocess, and that subprocess's peak RSS;
-  quadrat runs ``engine.extract_features`` on a temporary SQLite project (what
+  quadrat runs ``Source.extract`` on a temporary SQLite project (what
   ``quadrat extract`` does), pyspacer ``spacer.tasks.extract_features`` per image;
 - feature agreement on those points (max abs difference, min cosine similarity);
 - MLP training end to end on synthetic 1280-d features (pyspacer: writing its feature
@@ -98,10 +98,9 @@ def worker_pyspacer_extract(job: dict[str, Any], out: Path) -> dict[str, Any]:
 def worker_quadrat_extract(job: dict[str, Any], out: Path) -> dict[str, Any]:
     from sqlalchemy import select
 
-    from quadrat import engine
+    from quadrat import Project
     from quadrat.extractors import create_extractor
     from quadrat.store.features import load_features
-    from quadrat.store.project import Project
     from quadrat.store.schema import Image, Point
 
     project = Project.open(job["project"])
@@ -114,10 +113,10 @@ def worker_quadrat_extract(job: dict[str, Any], out: Path) -> dict[str, Any]:
         autocast_bf16=precision == "bf16",
     )
     # float32 storage, so the agreement figures measure the network, not float16 rounding.
-    summary = engine.extract_features(project, "bench", extractor, dtype="float32")
+    summary = project.source("bench").extract(extractor, dtype="float32")
     seconds = time.perf_counter() - start
     rss = _peak_rss_mb()
-    with project.session() as session:
+    with project.store.session() as session:
         order = (
             session.execute(
                 select(Point.id)
@@ -368,9 +367,7 @@ def make_images(folder: Path, n: int, height: int, width: int, seed: int) -> lis
 
 def agreement(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
     """How far quadrat's stored features are from pyspacer's on the same points."""
-    cos = np.sum(theirs * ours, 1) / (
-        np.linalg.norm(theirs, axis=1) * np.linalg.norm(ours, axis=1)
-    )
+    cos = np.sum(theirs * ours, 1) / (np.linalg.norm(theirs, axis=1) * np.linalg.norm(ours, axis=1))
     return {
         "points": int(theirs.shape[0]),
         "max_abs_diff": float(np.abs(theirs - ours).max()),
@@ -428,11 +425,10 @@ def main() -> None:
     from sqlalchemy import select
     from tests.data.pyspacer.data import make_pyspacer_checkpoint
 
-    from quadrat import engine
+    from quadrat import Project
     from quadrat.classifiers.synthetic import make_point_features
     from quadrat.io.images import load_rgb
     from quadrat.patches import crop_patches
-    from quadrat.store.project import Project
     from quadrat.store.schema import Image, Point
 
     warnings.simplefilter("ignore")
@@ -458,10 +454,10 @@ def main() -> None:
             # One project with the images and CoralNet-style random points; pyspacer gets
             # exactly those points.
             project = Project.create(work / "bench.db")
-            engine.create_source(project, "bench")
-            engine.import_images(project, "bench", [folder])
-            engine.generate_points(project, "bench", f"m_{args.points}", seed=0)
-            with project.session() as session:
+            project.create_source("bench")
+            project.source("bench").import_images([folder])
+            project.source("bench").generate_points(f"m_{args.points}", seed=0)
+            with project.store.session() as session:
                 rows = session.execute(
                     select(Image.name, Image.path, Point.row, Point.column)
                     .join(Point, Point.image_id == Image.id)
@@ -525,7 +521,9 @@ def main() -> None:
             )
             is_test = np.isin(data.groups, test_images)
             np.savez(
-                work / "train.npz", X=data.X[~is_test], y=data.y[~is_test],
+                work / "train.npz",
+                X=data.X[~is_test],
+                y=data.y[~is_test],
                 groups=data.groups[~is_test],
             )
             np.savez(work / "test.npz", X=data.X[is_test], y=data.y[is_test])

@@ -3,7 +3,7 @@
 For each image count (default 20 and 1,000) a folder holds that many JPEGs of 2000x1500
 (hard links to a pool of distinct files, so making 1,000 costs no more than 20; every one
 is still decoded), a fresh SQLite project gets them with ``m_N`` random points each, and
-``engine.extract_features`` runs in its own process so that its peak RSS (VmHWM) is its
+``Source.extract`` runs in its own process so that its peak RSS (VmHWM) is its
 own. Prints one JSON object with each run's peak RSS, RSS before extraction (imports and
 network loaded), points/s, and the ratio of the largest run's peak to the smallest's
 (issue 3's target: at most 1.5).
@@ -39,15 +39,14 @@ def extract_run(db: str, extractor: str, batch_size: int, out: Any) -> None:
     import warnings
 
     warnings.simplefilter("ignore")
-    from quadrat import engine
+    from quadrat import Project
     from quadrat.extractors import create_extractor
-    from quadrat.store.project import Project
 
     project = Project.open(db)
-    model = create_extractor(extractor, batch_size=batch_size)
+    model = create_extractor(extractor, random_weights=True, batch_size=batch_size)
     before = vm_kb("VmRSS")
     start = time.perf_counter()
-    summary = engine.extract_features(project, "bench", model)
+    summary = project.source("bench").extract(model)
     seconds = time.perf_counter() - start
     out.put(
         {
@@ -75,8 +74,7 @@ def main() -> None:
     warnings.simplefilter("ignore")
     from benchmarks.extract_points import make_images
 
-    from quadrat import engine
-    from quadrat.store.project import Project
+    from quadrat import Project
 
     counts = [int(c) for c in args.counts.split(",")]
     runs: dict[str, Any] = {}
@@ -93,9 +91,9 @@ def main() -> None:
                 os.link(distinct[i % len(distinct)], folder / f"img_{i:05d}.jpg")
             db = str(Path(tmp) / f"bench_{n}.db")
             project = Project.create(db)
-            engine.create_source(project, "bench")
-            engine.import_images(project, "bench", [folder])
-            engine.generate_points(project, "bench", f"m_{args.points}", seed=0)
+            project.create_source("bench")
+            project.source("bench").import_images([folder])
+            project.source("bench").generate_points(f"m_{args.points}", seed=0)
             project.close()
             queue = ctx.Queue()
             child = ctx.Process(

@@ -2,7 +2,7 @@
 
 Makes a synthetic set of JPEGs (default 20 images of 2000x1500, 50 random points each,
 the same shape as the pyspacer figures in ../shared/specs/pyspacer.md), imports them into
-a fresh SQLite project, and times ``engine.extract_features`` per extractor. Prints one
+a fresh SQLite project, and times ``Source.extract`` per extractor. Prints one
 JSON object.
 
     python benchmarks/extract_points.py --extractors texture,efficientnet_b0
@@ -39,18 +39,17 @@ def run_one(db: str, images: str, name: str, points: int, batch_size: int, worke
     """One extractor on a fresh project, in its own process so its peak RSS is its own."""
     import warnings
 
-    from quadrat import engine
+    from quadrat import Project
     from quadrat.extractors import create_extractor
-    from quadrat.store.project import Project
 
     warnings.simplefilter("ignore")
     project = Project.create(db)
-    engine.create_source(project, "bench")
-    engine.import_images(project, "bench", [Path(images)])
-    engine.generate_points(project, "bench", f"m_{points}", seed=0)
-    extractor = create_extractor(name, batch_size=batch_size)
+    project.create_source("bench")
+    project.source("bench").import_images([Path(images)])
+    project.source("bench").generate_points(f"m_{points}", seed=0)
+    extractor = create_extractor(name, random_weights=True, batch_size=batch_size)
     start = time.perf_counter()
-    summary = engine.extract_features(project, "bench", extractor, workers=workers)
+    summary = project.source("bench").extract(extractor, workers=workers)
     seconds = time.perf_counter() - start
     project.close()  # checkpoints the WAL into the file before its size is read
     return {

@@ -5,7 +5,7 @@ SQLite project with ``--points`` random points each, and for every model and mod
 (eager / ``torch.compile``) measures, in one child process per run (so a crash or a
 compile failure costs one run, and peak memory is that run's own):
 
-- end to end: ``engine.extract_features`` with ``GpuRunner`` (read, nvJPEG decode, crops
+- end to end: ``Source.extract`` with ``GpuRunner`` (read, nvJPEG decode, crops
   on the device, network, features back, one SQLite transaction per image), after a
   warm-up extraction of a few images into another source (cuDNN autotuning, compiling);
 - model only: the same runner's per-batch network call on random uint8 patches already
@@ -70,8 +70,7 @@ def make_jpeg(path: Path, height: int, width: int, seed: int) -> None:
 
 def prepare(root: Path, args: argparse.Namespace) -> Path:
     """JPEGs and a project template (both sources imported, points generated)."""
-    from quadrat import engine
-    from quadrat.store.project import Project
+    from quadrat import Project
 
     images = root / "images"
     images.mkdir()
@@ -87,9 +86,9 @@ def prepare(root: Path, args: argparse.Namespace) -> Path:
     db = root / "template.db"
     project = Project.create(str(db))
     for source, chosen in ((SOURCE, files), (WARMUP_SOURCE, files[:warmup_images])):
-        engine.create_source(project, source)
-        engine.import_images(project, source, chosen)
-        engine.generate_points(project, source, f"m_{args.points}", seed=0)
+        project.create_source(source)
+        project.source(source).import_images(chosen)
+        project.source(source).generate_points(f"m_{args.points}", seed=0)
     project.close()
     return db
 
@@ -104,10 +103,9 @@ def peak_rss_mb() -> float:
 
 def run_one(db: Path, model_name: str, mode: str, args: argparse.Namespace) -> dict[str, Any]:
     """One model and mode on its own copy of the project (child process)."""
-    from quadrat import engine
+    from quadrat import Project
     from quadrat.extraction import GpuRunner
     from quadrat.extractors import create_extractor
-    from quadrat.store.project import Project
 
     cuda = args.device.startswith("cuda")
     if cuda:
@@ -116,7 +114,11 @@ def run_one(db: Path, model_name: str, mode: str, args: argparse.Namespace) -> d
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # random weights are a floor; deprecations
         extractor = create_extractor(
-            model_name, device=args.device, batch_size=batch, autocast_bf16=not args.fp32
+            model_name,
+            random_weights=True,
+            device=args.device,
+            batch_size=batch,
+            autocast_bf16=not args.fp32,
         )
     runner = GpuRunner(
         workers=args.workers,
@@ -131,12 +133,12 @@ def run_one(db: Path, model_name: str, mode: str, args: argparse.Namespace) -> d
             torch.cuda.synchronize()
 
     start = time.perf_counter()
-    engine.extract_features(project, WARMUP_SOURCE, extractor, runner=runner)
+    project.source(WARMUP_SOURCE).extract(extractor, runner=runner)
     warmup_seconds = time.perf_counter() - start
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    summary = engine.extract_features(project, SOURCE, extractor, runner=runner)
+    summary = project.source(SOURCE).extract(extractor, runner=runner)
     seconds = time.perf_counter() - start
     project.close()
 
@@ -189,7 +191,9 @@ def parity(
         jobs.append(ImageJob(i, path.name, str(path), np.arange(args.points), rows, cols))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cpu_extractor = create_extractor(model_name, device="cpu", batch_size=32)
+        cpu_extractor = create_extractor(
+            model_name, random_weights=True, device="cpu", batch_size=32
+        )
     got = np.concatenate([f for _, f in runner(jobs, extractor)])
     expected = np.concatenate([f for _, f in CpuRunner(workers=args.workers)(jobs, cpu_extractor)])
     cosine = (got * expected).sum(1) / (
@@ -208,7 +212,7 @@ def decode_speed(images: Path, device: str, group: int) -> dict[str, Any]:
     """Batched decode_jpeg of every generated file (bytes already in memory), images/s."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from quadrat.extraction.gpu import read_bytes
+    from quadrat.io.images import read_bytes
 
     data = [torch.frombuffer(read_bytes(p), dtype=torch.uint8) for p in sorted(images.iterdir())]
     groups = [data[i : i + group] for i in range(0, len(data), group)]
@@ -235,10 +239,9 @@ def decode_speed(images: Path, device: str, group: int) -> dict[str, Any]:
 def store_speed(template: Path, root: Path, dim: int = 1280) -> dict[str, Any]:
     """The store's ceiling: ``extract_features`` with a runner that only hands out
     ready-made features (float16 blocks, one transaction per image, in this thread)."""
-    from quadrat import engine
+    from quadrat import Project
     from quadrat.extraction import ImageJob
     from quadrat.extractors import ExtractorConfig, TorchExtractor
-    from quadrat.store.project import Project
 
     db = root / "store-only.db"
     shutil.copy(template, db)
@@ -254,7 +257,7 @@ def store_speed(template: Path, root: Path, dim: int = 1280) -> dict[str, Any]:
     )
     project = Project.open(str(db))
     start = time.perf_counter()
-    summary = engine.extract_features(project, SOURCE, extractor, runner=no_network)
+    summary = project.source(SOURCE).extract(extractor, runner=no_network)
     seconds = time.perf_counter() - start
     project.close()
     db.unlink()
@@ -270,8 +273,7 @@ def pixel_parity(paths: list[Path], device: str) -> dict[str, Any]:
     """Device-decoded pixels against Pillow's (load_rgb), in grey levels."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from quadrat.extraction.gpu import read_bytes
-    from quadrat.io.images import load_rgb
+    from quadrat.io.images import load_rgb, read_bytes
 
     diffs = []
     for path in paths:

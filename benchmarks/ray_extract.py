@@ -39,16 +39,15 @@ def run_one(
     """One extractor on a fresh project; ``ray_workers`` 0 = one process, no Ray."""
     import warnings
 
-    from quadrat import engine
+    from quadrat import Project
     from quadrat.extraction.ray_runner import RayRunner
     from quadrat.extractors import create_extractor
-    from quadrat.store.project import Project
 
     warnings.simplefilter("ignore")
     project = Project.create(db)
-    engine.create_source(project, "bench")
-    engine.import_images(project, "bench", [Path(images)])
-    engine.generate_points(project, "bench", f"m_{points}", seed=0)
+    project.create_source("bench")
+    project.source("bench").import_images([Path(images)])
+    project.source("bench").generate_points(f"m_{points}", seed=0)
     result: dict[str, Any] = {}
     start = time.perf_counter()
     runner = None
@@ -59,12 +58,12 @@ def run_one(
             init_options={"object_store_memory": 200 * 1024 * 1024, "log_to_driver": False},
         )
         runner.start()
-    extractor = create_extractor(name, batch_size=batch_size)
+    extractor = create_extractor(name, random_weights=True, batch_size=batch_size)
     if runner is not None:
         list(runner([], extractor))  # wait until every actor holds the extractor
         result["startup_seconds"] = round(time.perf_counter() - start, 2)
     ready = time.perf_counter()
-    summary = engine.extract_features(project, "bench", extractor, runner=runner)
+    summary = project.source("bench").extract(extractor, runner=runner)
     seconds = time.perf_counter() - ready
     result.update(
         key=extractor.key,
@@ -84,13 +83,13 @@ def run_one(
 
 def compare_stores(db_a: str, db_b: str, key: str) -> dict[str, Any]:
     """Whether two stores hold the same features, and how far apart they are if not."""
+    from quadrat import Project
     from quadrat.store.features import load_features
-    from quadrat.store.project import Project
 
     matrices = []
     for db in (db_a, db_b):
         project = Project.open(db)
-        with project.session() as session:
+        with project.store.session() as session:
             matrices.append(load_features(session, key))
         project.close()
     a, b = matrices

@@ -53,14 +53,14 @@ def _reset_peak() -> None:
 
 def build_project(path: Path, n_points: int, seed: int) -> dict[str, Any]:
     """A project with one source, ``n_points / 50`` images and their float16 features."""
+    from quadrat import Project
     from quadrat.classifiers.synthetic import make_point_features
-    from quadrat.store.features import register_extractor, write_block
-    from quadrat.store.project import Project
+    from quadrat.store.features import record_extractor, write_block
     from quadrat.store.schema import Image, Source
 
     data = make_point_features(n_points, random_state=seed)
     project = Project.create(path)
-    with project.session() as session:
+    with project.store.session() as session:
         source = Source(name="bench")
         session.add(source)
         session.flush()
@@ -77,7 +77,7 @@ def build_project(path: Path, n_points: int, seed: int) -> dict[str, Any]:
             session.add(image)
             images.append(image)
         session.flush()
-        register_extractor(session, "bench", "synthetic", data.X.shape[1], {})
+        record_extractor(session, "bench", "synthetic", data.X.shape[1], {})
         for image, g in zip(images, np.unique(data.groups), strict=True):
             rows = np.flatnonzero(data.groups == g)
             write_block(session, image.id, "bench", rows, data.X[rows], dtype="float16")
@@ -88,10 +88,10 @@ def build_project(path: Path, n_points: int, seed: int) -> dict[str, Any]:
 def worker(job: dict[str, Any]) -> dict[str, Any]:
     """Load + train in this (fresh) process; peak RSS per stage."""
     import quadrat.classifiers.estimators  # noqa: F401  (import cost is not a stage)
+    from quadrat import Project
     from quadrat.classifiers.estimators import CoralNetMLP
     from quadrat.classifiers.training import train_classifier
     from quadrat.store.features import load_features
-    from quadrat.store.project import Project
 
     labels = np.load(Path(job["db"]).with_suffix(".npz"))
     y, groups = labels["y"], labels["groups"]
@@ -99,9 +99,9 @@ def worker(job: dict[str, Any]) -> dict[str, Any]:
     base = _rss_mb()
     _reset_peak()
     start = time.perf_counter()
-    with project.session() as session:
+    with project.store.session() as session:
         matrix = load_features(session, "bench", source_id=1, dtype=job["load_dtype"])
-    # Rows in label order, as engine.training_data does (one more copy of the array).
+    # Rows in label order, as store.queries.training_data does (one more copy of the array).
     X = matrix.features[np.argsort(matrix.point_ids)]
     del matrix
     load_seconds = time.perf_counter() - start

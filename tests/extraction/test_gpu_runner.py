@@ -353,7 +353,7 @@ def _source(tmp_path: Path, name: str, images: Path) -> Source:
     return src
 
 
-def test_engine_stores_the_cpu_runners_features_and_resumes(tmp_path: Path) -> None:
+def test_workflow_stores_the_cpu_runners_features_and_resumes(tmp_path: Path) -> None:
     make_jobs(tmp_path / "images", [(300, 400), (250, 250), (400, 230)], points=1)
     extractor = tiny_cnn()
     stored = {}

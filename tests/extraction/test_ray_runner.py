@@ -303,7 +303,7 @@ def test_unreadable_image_keeps_what_was_stored(
 def test_cli_extract_on_ray(runner: RayRunner, survey: DemoSurvey, tmp_path: Path) -> None:
     runner.release()  # the CLI starts its own two actors on the two CPUs
     db = tmp_path / "cli.db"
-    new_project(db, survey).close()
+    new_project(db, survey).project.close()
     cli = CliRunner()
     from quadrat.cli import app
 

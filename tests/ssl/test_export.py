@@ -1,4 +1,4 @@
-"""Backbones into the engine: by path (quadrat's files) and by name + weights (solo-learn's)."""
+"""Backbones into the workflow: by path (quadrat's files) and by name + weights (solo-learn's)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A tiny synthetic survey for engine and CLI tests (quadrat's demo generator, made small)."""
+"""A tiny synthetic survey for workflow and CLI tests (quadrat's demo generator, made small)."""
 
 from __future__ import annotations
 
