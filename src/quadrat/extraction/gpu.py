@@ -40,7 +40,13 @@ from quadrat.extraction.cpu import CpuRunner
 from quadrat.extraction.jobs import ImageJob, JobResult
 from quadrat.extractors.base import Extractor
 from quadrat.extractors.torch_extractor import TorchExtractor
-from quadrat.io.images import MAX_PIXELS, _orientation, _warn_orientation, load_rgb, read_bytes
+from quadrat.io.images import (
+    MAX_PIXELS,
+    exif_orientation,
+    load_rgb,
+    read_bytes,
+    warn_orientation,
+)
 from quadrat.patches import check_points_inside, reflect_indices
 
 #: Patches per network call on CUDA when the extractor asks for fewer (its batch size is
@@ -326,13 +332,13 @@ def takes_jpeg_decoder(data: bytearray, path: str | Path) -> bool:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
             accepted = im.format == "JPEG" and im.mode in ("RGB", "L")
-            orientation = _orientation(im)
+            orientation = exif_orientation(im)
     except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         return False
     if not accepted or width * height > MAX_PIXELS:
         return False
     if orientation != 1:
-        _warn_orientation(Path(path), orientation)
+        warn_orientation(Path(path), orientation)
     return True
 
 
