@@ -298,8 +298,3 @@ def load_rgb(path: str | Path, *, allow_truncated: bool = False) -> np.ndarray:
     if orientation != 1:
         warn_orientation(path, orientation)
     return rgb
-
-
-# Older private names, kept for callers not yet moved (extraction.gpu).
-_orientation = exif_orientation
-_warn_orientation = warn_orientation
