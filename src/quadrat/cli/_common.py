@@ -84,6 +84,7 @@ PARAM_FLAGS: dict[str, str] = {
     "extractor_key": "--extractor/-e",
     "classifier_id": "--classifier",
     "format": "--format/-f",
+    "columns": "--column/-c",
     "workers": "--workers",
 }
 
