@@ -16,7 +16,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import ArrayLike
 
-from quadrat.errors import PointOutsideImageError
+from quadrat.errors import InputError, PointOutsideImageError
 
 #: Patch side in pixels (pyspacer's EfficientNet input size).
 PATCH_SIZE = 224
@@ -36,7 +36,9 @@ def _as_int_coords(values: ArrayLike, name: str) -> np.ndarray:
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
-        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+        raise InputError(
+            f"{name} must be one-dimensional, got shape {arr.shape}", value=arr.shape, param=name
+        )
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "b":
@@ -62,7 +64,10 @@ def check_points_inside(rows: np.ndarray, cols: np.ndarray, height: int, width: 
     The one such check for cropping (CPU and GPU runners); callers add the image's name.
     """
     if rows.shape != cols.shape:
-        raise ValueError(f"rows and cols differ in length: {rows.shape[0]} vs {cols.shape[0]}")
+        raise InputError(
+            f"rows and cols differ in length: {rows.shape[0]} vs {cols.shape[0]}",
+            value=(rows.shape[0], cols.shape[0]),
+        )
     outside = (rows < 0) | (rows >= height) | (cols < 0) | (cols >= width)
     if outside.any():
         i = int(np.flatnonzero(outside)[0])
@@ -85,9 +90,11 @@ def crop_patches(
     value raises PointOutsideImageError naming the point (the caller adds the file name).
     """
     if image.ndim != 3:
-        raise ValueError(f"image must be (H, W, C), got shape {image.shape}")
+        raise InputError(
+            f"image must be (H, W, C), got shape {image.shape}", value=image.shape, param="image"
+        )
     if size < 1:
-        raise ValueError(f"size must be positive, got {size}")
+        raise InputError(f"size must be positive, got {size}", value=size, param="size")
     height, width, channels = image.shape
     r = _as_int_coords(rows, "rows")
     c = _as_int_coords(cols, "cols")

@@ -42,7 +42,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from quadrat._util import limit_threads
 from quadrat.classifiers.splits import fold_splits, split_indices
 from quadrat.classifiers.torch_mlp import TorchMLPClassifier
-from quadrat.errors import TrainingDataError
+from quadrat.errors import InputError, TrainingDataError
 
 #: CoralNet switches to the larger, slower-learning MLP from this many training points.
 LARGE_SOURCE_POINTS = 50_000
@@ -62,7 +62,7 @@ def coralnet_mlp_hyperparameters(n_train: int) -> tuple[tuple[int, ...], float]:
     Under 50,000 points: one hidden layer of 100 at 1e-3; from 50,000: (200, 100) at 1e-4.
     """
     if n_train < 0:
-        raise ValueError(f"n_train must be >= 0, got {n_train}")
+        raise InputError(f"n_train must be >= 0, got {n_train}", value=n_train, param="n_train")
     if n_train < LARGE_SOURCE_POINTS:
         return (100,), 1e-3
     return (200, 100), 1e-4

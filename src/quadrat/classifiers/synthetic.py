@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from quadrat.errors import InputError
+
 
 @dataclass(frozen=True)
 class SyntheticFeatures:
@@ -44,7 +46,10 @@ def make_point_features(
     (float16 by default, like the feature store).
     """
     if n_points < 1 or n_classes < 2 or points_per_image < 1:
-        raise ValueError("n_points >= 1, n_classes >= 2 and points_per_image >= 1 required")
+        raise InputError(
+            "n_points >= 1, n_classes >= 2 and points_per_image >= 1 required",
+            value=(n_points, n_classes, points_per_image),
+        )
     rng = np.random.default_rng(random_state)
     centres = rng.normal(0.0, separation, size=(n_classes, n_features)).astype(np.float32)
     prior = 1.0 / np.arange(1, n_classes + 1) ** 0.8
