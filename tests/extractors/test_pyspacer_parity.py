@@ -118,7 +118,7 @@ def test_patch_level_parity(features: dict[str, np.ndarray]) -> None:
     _compare(features["quadrat"], features["pyspacer_patches"], "patch level")
 
 
-@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed (quadrat[openvino])")
+@pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed (quadrat[cnn])")
 def test_openvino_runtime_parity(features: dict[str, np.ndarray]) -> None:
     """The OpenVINO fp32 runtime against pyspacer's own extraction, same tolerance."""
     _compare(features["quadrat_openvino"], features["pyspacer_image"], "openvino, image level")
