@@ -26,7 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-#: Bumped whenever the tables change; :mod:`quadrat.store.migrations` upgrades older files.
+#: Bumped whenever the tables change; :data:`quadrat.store.project.MIGRATIONS` upgrades
+#: older files.
 SCHEMA_VERSION = 1
 
 
