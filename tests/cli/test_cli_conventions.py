@@ -223,6 +223,9 @@ def test_old_spellings_still_work(tmp_path: Path) -> None:
     ]
     # a spelling the command still has is left alone
     assert _accept_deprecated("pretrain", pretrain, ["--out", "x"]) == ["--out", "x"]
+    # a flag that restated the default is dropped
+    train = dict(commands())["train"]
+    assert _accept_deprecated("train", train, ["--no-force", "-p", "x"]) == ["-p", "x"]
     db = tmp_path / "old.db"
     result = invoke("init", str(db))
     assert result.exit_code == 0, result.output

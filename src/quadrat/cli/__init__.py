@@ -56,11 +56,14 @@ def _accept_deprecated(path: str, command: Any, args: list[str]) -> list[str]:
             rewritten.append(token)
             continue
         new = aliases[flag]
-        deprecated_alias(flag, new or "a positional argument")
-        if new is None:  # the option became a positional argument; keep its value
+        if new == "":  # restated the default
+            deprecated_alias(flag, "leave it out (it is the default)")
+        elif new is None:  # the option became a positional argument; keep its value
+            deprecated_alias(flag, "give its value alone, as an argument")
             if equals:
                 rewritten.append(value)
         else:
+            deprecated_alias(flag, new)
             rewritten.append(new + equals + value)
     return rewritten
 

@@ -89,18 +89,22 @@ PARAM_FLAGS: dict[str, str] = {
 }
 
 #: Old option spellings still accepted (hidden from help, with a warning), per command path.
-#: ``None`` as the new spelling drops the flag and keeps its value as a positional argument.
+#: ``None`` as the new spelling drops the flag and keeps its value as a positional argument;
+#: ``""`` drops a flag that only restated the default (``--no-force``).
 DEPRECATED_OPTIONS: dict[str, dict[str, str | None]] = {
+    "train": {"--no-force": ""},
     "dataset translate": {"--from": "--format"},
     "dataset rollup": {"--from": "--format"},
     "dataset validate": {"--map": "--column"},
     "dataset partition": {"--strict": "--min-gap"},
+    "dataset subsample": {"--no-sort-by-time": ""},
     "demo": {"--images": "--annotated-images"},
     "pretrain": {
         "--data": None,
         "--kind": "--format",
         "--accelerator": "--device",
         "--devices": "--num-devices",
+        "--no-resume": "",
     },
 }
 
@@ -153,9 +157,13 @@ def nothing_to_do(message: str, *, allow: bool = False) -> NoReturn:
 
 
 def deprecated_alias(old: str, new: str) -> None:
-    """Warn that ``old`` is an old spelling of ``new`` (the command still runs)."""
+    """Warn that ``old`` is an old spelling of ``new`` (the command still runs).
+
+    ``new`` may be a whole instruction ("leave it out: it is the default").
+    """
+    advice = new if " " in new else f"use {new}"
     err_console.print(
-        f"[yellow]warning:[/] {old} is deprecated; use {new}", highlight=False, soft_wrap=True
+        f"[yellow]warning:[/] {old} is deprecated; {advice}", highlight=False, soft_wrap=True
     )
 
 
