@@ -91,16 +91,21 @@ def loader_rate(loader: Any, batches: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def model_rate(module: SSLModule, config: SSLConfig, device: torch.device,
-               steps: int, warmup: int) -> float:
+def model_rate(
+    module: SSLModule, config: SSLConfig, device: torch.device, steps: int, warmup: int
+) -> float:
     """Pairs/s of forward + loss + backward + SGD step on random device-resident views."""
     module.to(device)
     module.configure_model()
     module.train()
     optimizer = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=1e-3)
     size = config.augment.image_size
-    views = [torch.randn(config.batch_size, 3, size, size, device=device)
-             .contiguous(memory_format=module.memory_format) for _ in range(2)]
+    views = [
+        torch.randn(config.batch_size, 3, size, size, device=device).contiguous(
+            memory_format=module.memory_format
+        )
+        for _ in range(2)
+    ]
     bf16 = device.type == "cuda"
     start = 0.0
     for step in range(warmup + steps):
@@ -133,8 +138,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5 if cuda else 2)
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--compile", action="store_true", help="torch.compile the backbone.")
-    parser.add_argument("--full-decode", action="store_true",
-                        help="Decode JPEGs at full size (no reduced-scale DCT decoding).")
+    parser.add_argument(
+        "--full-decode",
+        action="store_true",
+        help="Decode JPEGs at full size (no reduced-scale DCT decoding).",
+    )
     parser.add_argument("--loader-only", action="store_true", help="Skip the model figures.")
     args = parser.parse_args()
 
@@ -146,10 +154,11 @@ def main() -> None:
         compile=args.compile,
         log_every_n_steps=10_000,
         augment={"image_size": args.image_size},
-        head={"projector_hidden_dim": args.projector_dim,
-              "projector_output_dim": args.projector_dim},
-        data={"num_workers": args.workers, "shuffle_buffer": 4 * args.batch_size,
-              "labels": False},
+        head={
+            "projector_hidden_dim": args.projector_dim,
+            "projector_output_dim": args.projector_dim,
+        },
+        data={"num_workers": args.workers, "shuffle_buffer": 4 * args.batch_size, "labels": False},
     )
     device = torch.device("cuda" if cuda else "cpu")
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,9 +170,16 @@ def main() -> None:
         loader = make_loader(dataset, config)
         loader_pairs = loader_rate(loader, args.steps)
         if args.loader_only:
-            print(json.dumps({"source_size": args.source_size, "workers": args.workers,
-                              "full_decode": args.full_decode,
-                              "loader_pairs_per_s": round(loader_pairs, 1)}))
+            print(
+                json.dumps(
+                    {
+                        "source_size": args.source_size,
+                        "workers": args.workers,
+                        "full_decode": args.full_decode,
+                        "loader_pairs_per_s": round(loader_pairs, 1),
+                    }
+                )
+            )
             return
 
         os.environ.setdefault("QUADRAT_NO_PROGRESS", "1")
@@ -176,24 +192,30 @@ def main() -> None:
             raise SystemExit("too few batches in the shards for --warmup + --steps")
         end_to_end = config.batch_size * timer.steps / (timer.end - timer.start)
 
-        model_only = model_rate(SSLModule(config.to_dict()), config, device,
-                                args.steps, args.warmup)
-    print(json.dumps({
-        "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
-        "method": args.method,
-        "backbone": args.backbone,
-        "batch_size": args.batch_size,
-        "image_size": args.image_size,
-        "precision": "bf16-mixed" if cuda else "32-true",
-        "channels_last": True,
-        "compile": args.compile,
-        "workers": args.workers,
-        "steps_timed": args.steps,
-        "loader_pairs_per_s": round(loader_pairs, 1),
-        "end_to_end_pairs_per_s": round(end_to_end, 1),
-        "model_pairs_per_s": round(model_only, 1),
-        "end_to_end_over_model": round(end_to_end / model_only, 3),
-    }, indent=1))
+        model_only = model_rate(
+            SSLModule(config.to_dict()), config, device, args.steps, args.warmup
+        )
+    print(
+        json.dumps(
+            {
+                "device": torch.cuda.get_device_name() if cuda else platform.processor() or "cpu",
+                "method": args.method,
+                "backbone": args.backbone,
+                "batch_size": args.batch_size,
+                "image_size": args.image_size,
+                "precision": "bf16-mixed" if cuda else "32-true",
+                "channels_last": True,
+                "compile": args.compile,
+                "workers": args.workers,
+                "steps_timed": args.steps,
+                "loader_pairs_per_s": round(loader_pairs, 1),
+                "end_to_end_pairs_per_s": round(end_to_end, 1),
+                "model_pairs_per_s": round(model_only, 1),
+                "end_to_end_over_model": round(end_to_end / model_only, 3),
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

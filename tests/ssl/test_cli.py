@@ -28,8 +28,8 @@ def test_bad_input_is_one_red_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("optim:\n  lrr: 1\n")
     result = CliRunner().invoke(
-        app, ["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
-              "--config", str(bad)],
+        app,
+        ["pretrain", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(bad)],
     )
     assert result.exit_code == 1 and "unknown setting 'optim.lrr'" in result.output
 
@@ -40,15 +40,33 @@ def test_ddp_two_processes_on_cpu(ssl_inputs: dict[str, Path], tmp_path: Path) -
     config = tmp_path / "tiny.yaml"
     save_config(tiny_config(log_every_n_steps=1), config)
     out = tmp_path / "run"
-    env = {**os.environ, "QUADRAT_NO_PROGRESS": "1", "PYTHONPATH": str(ROOT / "src"),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "QUADRAT_NO_PROGRESS": "1",
+        "PYTHONPATH": str(ROOT / "src"),
+        "OMP_NUM_THREADS": "1",
+    }
     command = [
-        sys.executable, "-m", "quadrat", "pretrain", "--data", str(ssl_inputs["folder"]),
-        "--out", str(out), "--config", str(config), "--devices", "2",
-        "--accelerator", "cpu", "--max-steps", "2",
+        sys.executable,
+        "-m",
+        "quadrat",
+        "pretrain",
+        "--data",
+        str(ssl_inputs["folder"]),
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+        "--devices",
+        "2",
+        "--accelerator",
+        "cpu",
+        "--max-steps",
+        "2",
     ]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
-                          cwd=tmp_path)
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "backbone written to" in done.stdout
     metrics = pd.read_csv(out / "logs" / "version_0" / "metrics.csv")

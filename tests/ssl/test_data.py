@@ -105,8 +105,9 @@ def test_real_patch_folder_and_survey_photos(shared_data: Path) -> None:
     view0, _, label = patches[0]
     assert view0.shape == (3, 32, 32) and label == 0
     photos = sorted((shared_data / "moorea-lter-2008" / "images").glob("*.jpg"))[:1]
-    crops = PhotoPatches(photos, TwoCrops(tiny_config().augment), patches_per_photo=4,
-                         patch_size=224)
+    crops = PhotoPatches(
+        photos, TwoCrops(tiny_config().augment), patches_per_photo=4, patch_size=224
+    )
     assert [v0.shape for v0, _, _ in crops] == [(3, 32, 32)] * 4
 
 
