@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from quadrat.errors import QuadratError
 
@@ -146,13 +147,15 @@ def user_errors(func: F) -> F:
 
 def _error(message: str) -> None:
     err_console.print(
-        f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True
+        f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True, markup=True
     )
 
 
 def nothing_to_do(message: str, *, allow: bool = False) -> NoReturn:
     """Say why a command did nothing and exit with EXIT_NOTHING_TO_DO (0 when ``allow``)."""
-    err_console.print(f"[yellow]nothing to do:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(
+        f"[yellow]nothing to do:[/] {escape(message)}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(EXIT_OK if allow else EXIT_NOTHING_TO_DO)
 
 
