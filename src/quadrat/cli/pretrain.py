@@ -72,8 +72,15 @@ def pretrain(
     ] = False,
 ) -> None:
     """Pretrain a backbone without labels; writes OUT/backbone.safetensors for extraction."""
-    from quadrat.ssl.config import SSLConfig, load_config
-    from quadrat.ssl.train import pretrain as run_pretrain
+    try:
+        from quadrat.ssl.config import SSLConfig, load_config
+        from quadrat.ssl.train import pretrain as run_pretrain
+    except ModuleNotFoundError as exc:  # a core install: the ssl extra names what to add
+        if not exc.name or exc.name.split(".")[0] == "quadrat":
+            raise
+        from quadrat.errors import missing_dependency
+
+        raise missing_dependency(exc.name, "ssl", purpose="quadrat pretrain") from exc
 
     overrides: dict[str, Any] = {
         key: value
