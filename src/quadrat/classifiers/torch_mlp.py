@@ -37,7 +37,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from quadrat._util import limit_threads, resolve_device
-from quadrat.errors import TrainingDataError
+from quadrat.errors import TrainingDataError, missing_dependency
 
 if TYPE_CHECKING:  # torch is imported when training, so loading and scoring stay light
     import torch
@@ -100,7 +100,10 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):
             raise TrainingDataError(
                 "max_iter and batch_size must be >= 1", value=(self.max_iter, self.batch_size)
             )
-        import torch
+        try:
+            import torch
+        except ModuleNotFoundError as exc:  # a core install: no torch
+            raise missing_dependency("torch", "cnn", purpose="the PyTorch MLP") from exc
 
         device = torch.device(resolve_device(self.device))
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
