@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quadrat.errors import InputError
-from quadrat.extraction.ray_runner import ExtractorSpec, RayRunner
+
+if TYPE_CHECKING:  # numpy and PIL: only when --ray runs (CLI modules import light)
+    from quadrat.extraction.ray_runner import RayRunner
 
 
 def cli_ray_runner(
@@ -34,6 +36,8 @@ def cli_ray_runner(
     threads: compiled or OpenVINO networks do not pickle), rebuild it on each worker
     from its name and weights file, which must then be readable on every node.
     """
+    from quadrat.extraction.ray_runner import ExtractorSpec, RayRunner
+
     if num_gpus_per_worker < 0:
         raise InputError(
             f"--ray-gpus must be 0 or more, not {num_gpus_per_worker}",

@@ -74,7 +74,8 @@ def subsample(
     pseudo_site_gap: Annotated[float, typer.Option(help="Metres: a new pseudo-site.")] = 1000.0,
     subsite_gap: Annotated[float, typer.Option(help="Metres: a new subsite.")] = 500.0,
     sort_by_time: Annotated[
-        bool, typer.Option(help="Order each site by datetime first (else file order).")
+        bool,
+        typer.Option("--sort-by-time", help="Order each site by datetime first (else file order)."),
     ] = False,
     report: Annotated[
         Path | None, typer.Option(help="Folder for map.png, counts.csv and sites.csv.")
