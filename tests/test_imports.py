@@ -8,7 +8,10 @@ third-party packages (torch, pandas) stay loaded, which keeps the whole check to
 interpreter start. Modules are found on disk, never by importing them.
 
 In an environment without an extra (a core install has no torch), a module that needs it
-may fail only with an ``ImportError`` naming a package that is not installed.
+may fail only with an ``ImportError`` naming a package that is not installed. Since CI has
+every extra, a second pass blocks the extras' packages (as a core install lacks them) and
+checks that only the modules listed in ``NEED_AN_EXTRA`` need them: the light install
+(``pip install quadrat``, no torch) cannot regress one top-level import at a time.
 """
 
 from __future__ import annotations
@@ -31,13 +34,45 @@ PACKAGE = SRC / "quadrat"
 LONG = 500  # lines; a module over this states why at its top
 WHY_LONG = "Why this module is long:"
 
+# What the extras (pyproject.toml: cnn, ssl, cluster) install, by top-level module name.
+EXTRA_PACKAGES = (
+    "torch", "torchvision", "timm", "safetensors", "openvino", "triton",
+    "lightning", "pytorch_lightning", "torchmetrics", "lightly", "kornia", "yaml", "ray",
+)  # fmt: skip
+# Modules that may import an extra at module level (the rest of quadrat imports on a core
+# install); a module or package prefix ending in ".". A new module that needs torch at
+# import time goes here on purpose, or imports torch inside the function that uses it.
+NEED_AN_EXTRA = (
+    "quadrat.ssl",
+    "quadrat.ssl.",
+    "quadrat.extraction.gpu",
+    "quadrat.extractors.backbone_file",
+    "quadrat.extractors.checkpoints",
+    "quadrat.extractors.layouts",
+    "quadrat.extractors.runtimes",
+    "quadrat.extractors.timm_utils",
+    "quadrat.extractors.torch_extractor",
+)
+
 # Runs in the fresh interpreter: argv[1] is a JSON list of module names, argv[2] the
-# package whose modules are dropped before each import; prints one JSON object mapping each
-# name to None (imported) or {"error": ..., "missing": top-level name of an absent package}.
+# package whose modules are dropped before each import, argv[3] a JSON list of top-level
+# packages to refuse (as if not installed); prints one JSON object mapping each name to
+# None (imported) or {"error": ..., "missing": top-level name of an absent package}.
 IMPORT_EACH = textwrap.dedent(
     """
-    import importlib, importlib.util, json, sys, traceback
+    import importlib, importlib.abc, importlib.util, json, sys, traceback
 
+    blocked = set(json.loads(sys.argv[3]))
+
+
+    class Refuse(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.partition(".")[0] in blocked:
+                raise ModuleNotFoundError(f"No module named {name!r} (refused)", name=name)
+            return None
+
+
+    sys.meta_path.insert(0, Refuse())
     results, package = {}, sys.argv[2]
     for name in json.loads(sys.argv[1]):
         for key in [k for k in sys.modules if k == package or k.startswith(package + ".")]:
@@ -48,7 +83,7 @@ IMPORT_EACH = textwrap.dedent(
             missing = None
             if isinstance(exc, ImportError) and exc.name:
                 top = exc.name.split(".")[0]
-                if top != package and importlib.util.find_spec(top) is None:
+                if top in blocked or (top != package and importlib.util.find_spec(top) is None):
                     missing = top
             lines = traceback.format_exception(exc)
             results[name] = {"error": "".join(lines[-12:]), "missing": missing}
@@ -82,14 +117,16 @@ def group_of(name: str) -> str:
 GROUPS = sorted({group_of(name) for name in all_modules()})
 
 
-def import_each(names: list[str], root: Path = SRC, package: str = "quadrat") -> dict[str, Any]:
+def import_each(
+    names: list[str], root: Path = SRC, package: str = "quadrat", blocked: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Import each of ``names`` from ``root`` with ``package`` dropped before every import,
-    in one fresh interpreter."""
+    in one fresh interpreter that refuses to import the ``blocked`` packages."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env.setdefault("QUADRAT_NO_PROGRESS", "1")
     done = subprocess.run(
-        [sys.executable, "-c", IMPORT_EACH, json.dumps(names), package],
+        [sys.executable, "-c", IMPORT_EACH, json.dumps(names), package, json.dumps(blocked)],
         env=env,
         capture_output=True,
         text=True,
@@ -118,6 +155,27 @@ def test_each_module_imports_on_its_own(group: str) -> None:
             continue  # an optional extra that this environment lacks
         failures[name] = outcome["error"]
     assert not failures, "\n\n".join(f"{name}:\n{error}" for name, error in failures.items())
+
+
+def needs_an_extra(name: str) -> bool:
+    return any(name == m or (m.endswith(".") and name.startswith(m)) for m in NEED_AN_EXTRA)
+
+
+def test_the_core_imports_without_the_extras() -> None:
+    """With torch, timm, OpenVINO, Lightning, Ray... refused: every module not listed in
+    NEED_AN_EXTRA imports, and a listed one fails only for want of an extra's package."""
+    results = import_each(list(all_modules()), blocked=EXTRA_PACKAGES)
+    offenders = []
+    for name, outcome in results.items():
+        if outcome is None:
+            continue
+        if not needs_an_extra(name):
+            offenders.append(
+                f"{name} (core) needs {outcome['missing'] or 'more'}:\n{outcome['error']}"
+            )
+        elif outcome["missing"] not in EXTRA_PACKAGES:
+            offenders.append(f"{name}:\n{outcome['error']}")
+    assert not offenders, "\n\n".join(offenders)
 
 
 def test_an_order_dependent_cycle_is_caught(tmp_path: Path) -> None:
