@@ -162,6 +162,15 @@ def test_error_names_the_flag_of_its_parameter() -> None:
     assert flag_for("random_weights") == "--random-weights"
 
 
+def test_library_errors_point_at_the_flag_the_user_typed(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    assert invoke("init", "-p", db).exit_code == 0
+    for args in (["classify", "--threshold", "2"], ["init", "-s", "b", "--threshold", "1.5"]):
+        result = invoke(*args, "-p", db)
+        assert result.exit_code == 1, result.output
+        assert "(see --threshold)" in " ".join(result.output.split())
+
+
 @pytest.mark.parametrize("path", [path for path, _ in commands()])
 def test_help_shows_flags_as_flags(path: str) -> None:
     result = invoke(*path.split(), "--help")

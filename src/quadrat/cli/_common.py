@@ -10,10 +10,10 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar, overload
 
 import typer
 from rich.console import Console
@@ -75,6 +75,7 @@ PARAM_FLAGS: dict[str, str] = {
     "random_weights": "--random-weights",
     "weights": "--weights FILE",
     "threshold": "--threshold",
+    "confidence_threshold": "--threshold",
     "force": "--force",
     "source": "--source/-s",
     "project": "--project/-p",
@@ -115,11 +116,26 @@ def flag_for(param: str) -> str:
     return PARAM_FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
-def user_errors(func: F) -> F:
+@overload
+def user_errors(func: F) -> F: ...
+
+
+@overload
+def user_errors(*, flags: Mapping[str, str]) -> Callable[[F], F]: ...
+
+
+def user_errors(
+    func: F | None = None, *, flags: Mapping[str, str] | None = None
+) -> F | Callable[[F], F]:
     """Turn a user-facing error into one red line and its family's exit status, no traceback.
 
-    The library names parameters (``error.param``); here they become the flag to change.
+    The library names parameters (``error.param``); here they become the flag to change
+    (:data:`PARAM_FLAGS`). ``@user_errors(flags={"value": "--threshold"})`` names the flag
+    of a parameter whose name says little outside the function the command called.
     """
+    if func is None:
+        return functools.partial(user_errors, flags=flags)
+    own_flags = dict(flags or {})
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -128,7 +144,8 @@ def user_errors(func: F) -> F:
             try:
                 return func(*args, **kwargs)
             except QuadratError as exc:
-                hint = f" (see {flag_for(exc.param)})" if exc.param else ""
+                flag = own_flags.get(exc.param or "") or flag_for(exc.param or "")
+                hint = f" (see {flag})" if exc.param else ""
                 _error(f"{exc}{hint}")
                 raise typer.Exit(exc.exit_code) from None
             except FileNotFoundError as exc:
@@ -142,7 +159,7 @@ def user_errors(func: F) -> F:
                 raise typer.Exit(EXIT_INTERRUPTED) from None
 
     wrapper.__quadrat_user_errors__ = True  # type: ignore[attr-defined]
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def _error(message: str) -> None:

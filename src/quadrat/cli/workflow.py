@@ -316,7 +316,7 @@ def train(
 
 
 @app.command()
-@user_errors
+@user_errors(flags={"value": "--threshold"})  # Source.set_confidence_threshold(value)
 def classify(
     threshold: Annotated[
         float | None,
