@@ -76,6 +76,10 @@ PARAM_FLAGS: dict[str, str] = {
     "weights": "--weights FILE",
     "threshold": "--threshold",
     "confidence_threshold": "--threshold",
+    "point_spec": "--points",
+    "image_dir": "--images/-i",
+    "paths": "--images/-i",
+    "name": "--source/-s",
     "force": "--force",
     "source": "--source/-s",
     "project": "--project/-p",
@@ -144,8 +148,8 @@ def user_errors(
             try:
                 return func(*args, **kwargs)
             except QuadratError as exc:
-                flag = own_flags.get(exc.param or "") or flag_for(exc.param or "")
-                hint = f" (see {flag})" if exc.param else ""
+                flag = _hint(exc.param, own_flags) if exc.param else None
+                hint = f" (see {flag})" if flag else ""
                 _error(f"{exc}{hint}")
                 raise typer.Exit(exc.exit_code) from None
             except FileNotFoundError as exc:
@@ -160,6 +164,30 @@ def user_errors(
 
     wrapper.__quadrat_user_errors__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _hint(param: str, own_flags: Mapping[str, str]) -> str | None:
+    """The flag (or argument) of ``param`` on the running command; None if it has none.
+
+    A library function names its own parameter; the command that called it may not offer
+    it (``folder`` of an image lister), and a wrong hint is worse than none.
+    """
+    flag = own_flags.get(param) or flag_for(param)
+    try:
+        from typer._click.globals import get_current_context  # no public accessor
+
+        ctx = get_current_context(silent=True)
+    except ImportError:  # another Typer: keep the mapped flag
+        return flag
+    if ctx is None:  # called outside a command (tests of the decorator alone)
+        return flag
+    spellings = {opt for p in ctx.command.params for opt in (*p.opts, *p.secondary_opts)}
+    if any(word in spellings for word in flag.replace("/", " ").split()):
+        return flag
+    for p in ctx.command.params:
+        if p.name == param and not p.opts[0].startswith("-"):  # an argument
+            return (p.metavar or p.name.upper()).strip("[]")
+    return None
 
 
 def _error(message: str) -> None:
@@ -254,8 +282,7 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         TimeRemainingColumn,
     )
 
-    disable = os.environ.get("QUADRAT_NO_PROGRESS") == "1"
-    with Progress(
+    bar = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -263,16 +290,22 @@ def progress_bar() -> Iterator[Callable[[str, int, int], None]]:
         TimeRemainingColumn(),
         console=err_console,
         transient=False,
-        disable=disable,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
+        disable=os.environ.get("QUADRAT_NO_PROGRESS") == "1",
+    )
+    tasks: dict[str, TaskID] = {}
 
-        def update(description: str, done: int, total: int) -> None:
-            if description not in tasks:
-                tasks[description] = bar.add_task(description, total=total)
-            bar.update(tasks[description], completed=done, total=total)
+    def update(description: str, done: int, total: int) -> None:
+        if not tasks:  # started on the first report: a command that fails first prints none
+            bar.start()
+        if description not in tasks:
+            tasks[description] = bar.add_task(description, total=total)
+        bar.update(tasks[description], completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if tasks:
+            bar.stop()
 
 
 def tidy_help() -> None:
