@@ -26,6 +26,7 @@ MissingDependencyError ImportError            an optional extra is not installed
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class QuadratError(Exception):
@@ -63,7 +64,7 @@ class QuadratError(Exception):
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         # Errors cross process boundaries (Ray workers, multiprocessing): keep the fields.
         return (
             _rebuild,
@@ -111,8 +112,12 @@ class StateError(QuadratError):
     """The project is not in a state that allows the step (e.g. nothing extracted yet)."""
 
 
-class MissingDependencyError(QuadratError, ImportError):
-    """An optional dependency (a ``quadrat[extra]``) is not installed."""
+class MissingDependencyError(QuadratError, ImportError):  # type: ignore[misc]  # path: see below
+    """An optional dependency (a ``quadrat[extra]``) is not installed.
+
+    ``ImportError`` types ``path`` as ``str | None``; here it is the quadrat ``Path | None``
+    (None in practice: a missing package has no file), hence the ignore above.
+    """
 
     exit_code = 7
 
@@ -207,7 +212,7 @@ class FetchError(QuadratError):
         self.http_status = http_status
         self.retry_after = retry_after
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         return (
             _rebuild_fetch,
             (self.message, self.retryable, self.http_status, self.retry_after, self.value),
