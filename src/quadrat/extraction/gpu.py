@@ -15,6 +15,9 @@ events, pinned buffers, non-blocking copies) are used only on a CUDA device.
 Files nvJPEG may decode differently or not at all (not JPEG, CMYK/YCCK, truncated, larger
 than ``MAX_PIXELS``) go through :func:`quadrat.io.images.load_rgb` on a worker thread and
 are uploaded, so every file gives the pixels, warnings and errors the CPU path gives.
+
+Why this module is long: the producer, the device crops and the batching consumer share
+one queue protocol and one set of CUDA-only branches; apart, each would be unreadable.
 """
 
 from __future__ import annotations
