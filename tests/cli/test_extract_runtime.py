@@ -33,7 +33,12 @@ def test_runtime_options_are_for_cnns(tmp_path: Path, survey: DemoSurvey) -> Non
     db = _project(tmp_path, survey)
     code, out = _invoke("extract", "-e", "texture", "--runtime", "openvino", "-p", db)
     assert code == 1 and "apply to CNN extractors only" in out
-    code, out = _invoke("extract", "-e", "timm:test_efficientnet", "--runtime", "tvm", "-p", db)
+    code, out = _invoke("extract", "-e", "timm:test_efficientnet", "-p", db)
+    assert code == 1 and "--weights FILE" in out and "--random-weights" in out
+    assert "backbone.safetensors" in out
+    code, out = _invoke(
+        "extract", "-e", "timm:test_efficientnet", "--random-weights", "--runtime", "tvm", "-p", db
+    )
     assert code == 1 and "unknown runtime 'tvm'" in out
 
 
@@ -41,7 +46,7 @@ def test_runtime_options_are_for_cnns(tmp_path: Path, survey: DemoSurvey) -> Non
 @pytest.mark.skipif(importlib.util.find_spec("openvino") is None, reason="openvino not installed")
 def test_openvino_features_count_as_eager_ones(tmp_path: Path, survey: DemoSurvey) -> None:
     db = _project(tmp_path, survey)
-    cnn = ("-e", "timm:test_efficientnet", "--device", "cpu", "-p", db)
+    cnn = ("-e", "timm:test_efficientnet", "--random-weights", "--device", "cpu", "-p", db)
     code, out = _invoke("extract", *cnn, "--runtime", "openvino", "--threads", "1")
     assert code == 0, out
     assert "240 points from 20 images" in out

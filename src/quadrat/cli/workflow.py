@@ -27,9 +27,18 @@ from quadrat.cli._common import (
     progress_bar,
     user_errors,
 )
-from quadrat.errors import InputError
+from quadrat.errors import InputError, WeightsError
 
 app = typer.Typer()
+
+#: A CNN asked for without weights: the library's refusal in this command's words.
+NO_WEIGHTS_HINT = (
+    "the CNN extractor {name!r} needs weights: give --weights FILE (a local weights file, "
+    "e.g. CoralNet's EfficientNet-B0 in pyspacer's layout or a timm state dict), or a "
+    "backbone pretrained by 'quadrat pretrain' as the extractor (-e runs/x/backbone.safetensors); "
+    "--random-weights runs seeded random weights on purpose (benchmarks: their features are a "
+    "floor, not a classifier anyone should use)"
+)
 
 
 @app.command()
@@ -247,9 +256,14 @@ def extract(
             )
             device = "cpu"
         device = resolve_device(device, cpu_only=extractor == "texture")
-        model = create_extractor(
-            extractor, weights=weights, device=device, batch_size=batch_size, **options
-        )
+        try:
+            model = create_extractor(
+                extractor, weights=weights, device=device, batch_size=batch_size, **options
+            )
+        except WeightsError as exc:
+            if exc.param != "weights":
+                raise
+            raise WeightsError(NO_WEIGHTS_HINT.format(name=extractor), value=extractor) from None
         if threads is not None:
             import torch
 
