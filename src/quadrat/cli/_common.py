@@ -100,9 +100,9 @@ PARAM_FLAGS: dict[str, str] = {
 DEPRECATED_OPTIONS: dict[str, dict[str, str | None]] = {
     "train": {"--no-force": ""},
     "dataset translate": {"--from": "--format"},
-    "dataset rollup": {"--from": "--format"},
+    "dataset rollup": {"--from": "--format", "--level": "--depth"},
     "dataset validate": {"--map": "--column"},
-    "dataset partition": {"--strict": "--min-gap"},
+    "dataset partition": {"--strict": "--min-gap", "--label-depth": "--depth"},
     "dataset subsample": {"--no-sort-by-time": ""},
     "demo": {"--images": "--annotated-images"},
     "pretrain": {

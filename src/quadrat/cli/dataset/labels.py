@@ -194,7 +194,8 @@ def rollup(
     mapping: Annotated[Path, typer.Option(help="Reviewed mapping CSV from 'translate'.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Covers CSV to write.")],
     level: Annotated[
-        list[int] | None, typer.Option(help="CATAMI depth(s) to roll up to (repeatable).")
+        list[int] | None,
+        typer.Option("--depth", help="CATAMI depth(s) to roll up to (repeatable)."),
     ] = None,
     source: Annotated[SourceKind, typer.Option("--format", "-f", help="Annotation format.")] = (
         SourceKind.coralnet

@@ -156,7 +156,7 @@ def partition(
         float, typer.Option("--min-gap", help="Minimum metres between train and test.")
     ] = 10.0,
     label_depth: Annotated[
-        int | None, typer.Option(help="Cut 'A > B > C' labels to this many levels.")
+        int | None, typer.Option("--depth", help="Cut 'A > B > C' labels to this many levels.")
     ] = None,
     balance: Annotated[
         Path | None, typer.Option(help="Class balance CSV (default: OUT's name + _balance.csv).")
