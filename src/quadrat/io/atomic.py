@@ -7,6 +7,12 @@ target's folder (same filesystem, so the rename is atomic), is flushed to disk, 
 replaces the target only when the writer finished; on any error the temporary file is
 removed and the old target, if any, is untouched.
 
+A write that fails for a reason the user can act on (disk full, a read-only folder or
+mount, no permission) is a :class:`~quadrat.errors.StateError` naming the target, not an
+``OSError`` traceback. A writer killed before its rename leaves its temporary file; the
+next write of the same target removes it (a temporary file is stale when no live writer
+holds its lock: each writer holds an ``flock`` on its own until it is done).
+
 The file gets the mode any file the user creates gets, ``0o666 & ~umask`` (usually
 0644): ``tempfile.mkstemp`` makes 0600, which left every report readable by its owner
 only.
@@ -14,6 +20,7 @@ only.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -23,10 +30,92 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from quadrat.errors import StateError
+
+try:  # POSIX: a live writer's temporary file is locked, a killed writer's is not
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 #: Names :func:`atomic_path` gives its temporary files (``.<name>.<random>.tmp``).
 TEMPORARY_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
 
 _UMASK_LOCK = threading.Lock()
+
+#: ``errno`` values a user can act on, and what to tell them.
+_WRITE_FAULTS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EACCES: "permission denied (the folder or file is not writable)",
+    errno.EPERM: "permission denied (the folder or file is not writable)",
+    errno.EROFS: "the folder is on a read-only file system",
+}
+
+
+#: Faults only a write raises (a permission error in a writer's body may be its input's).
+_WRITE_ONLY_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+
+
+def write_error(exc: OSError, target: Path, *, own: bool = True) -> StateError | OSError:
+    """The error to raise for ``exc`` while writing ``target``: a StateError naming the
+    target for faults the user can fix (disk full, read-only, no permission), else ``exc``.
+
+    ``own``: raised by the writer's own folder, temporary file or rename (not by code
+    in its body, whose permission errors may concern a file it reads).
+    """
+    reason = _WRITE_FAULTS.get(exc.errno or 0)
+    if reason is None or (not own and exc.errno not in _WRITE_ONLY_FAULTS):
+        return exc
+    return StateError(f"cannot write this file: {reason}; nothing was written", path=target)
+
+
+def _lock(fd: int) -> bool:
+    """Take the writer's lock on ``fd``; False when another live process holds it."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_stale(candidates: list[Path]) -> list[Path]:
+    """Delete the temporaries in ``candidates`` that no live writer holds."""
+    removed = []
+    for path in candidates:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if _lock(fd):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def remove_stale_temporaries_of(path: str | Path) -> list[Path]:
+    """Delete temporary files that killed writers of ``path`` left beside it."""
+    target = Path(path)
+    try:
+        names = [
+            p
+            for p in target.parent.glob(f".{_glob_escape(target.name)}.*.tmp")
+            if TEMPORARY_NAME.match(p.name) and p.name[len(target.name) + 2 :].count(".") == 1
+        ]
+    except OSError:
+        return []
+    return _remove_stale(names)
+
+
+def _glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (``glob.escape`` for one path part)."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
 
 
 def current_umask() -> int:
@@ -57,19 +146,29 @@ def file_mode() -> int:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for writers that take a file name; renamed on success."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries_of(target)
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise write_error(exc, target) from exc
     tmp = Path(name)
     try:
+        _lock(fd)  # held until the rename: a stale temporary is one nobody holds
         os.fchmod(fd, file_mode())  # mkstemp makes 0600; give what open() would
-    finally:
-        os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, target)
+        try:
+            yield tmp
+        except OSError as exc:
+            raise write_error(exc, target, own=False) from exc
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise write_error(exc, target) from exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -104,18 +203,15 @@ def write_bytes(path: str | Path, data: bytes | bytearray | memoryview) -> Path:
 
 
 def remove_stale_temporaries(directory: str | Path) -> list[Path]:
-    """Delete temporary files a killed writer left in ``directory`` (not recursive).
+    """Delete temporary files killed writers left in ``directory`` (not recursive).
 
-    Only for folders one process owns (a download's output): another writer's file in
-    progress there would be deleted too.
+    A live writer's file (locked, see :func:`atomic_path`) is kept.
     """
     folder = Path(directory)
     if not folder.is_dir():
         return []
     stale = [p for p in folder.iterdir() if p.is_file() and TEMPORARY_NAME.match(p.name)]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return stale
+    return _remove_stale(stale)
 
 
 __all__ = [
@@ -125,6 +221,8 @@ __all__ = [
     "current_umask",
     "file_mode",
     "remove_stale_temporaries",
+    "remove_stale_temporaries_of",
     "write_bytes",
+    "write_error",
     "write_text",
 ]

@@ -7,16 +7,19 @@ go through Core ``insert`` (one statement for many rows), not the ORM's per-obje
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, update
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from quadrat._util import chunked
-from quadrat.errors import ConflictError
+from quadrat.errors import ConflictError, QuadratError, StateError
 from quadrat.store.queries import find_source, label_ids
 from quadrat.store.schema import (
     Annotation,
@@ -28,6 +31,52 @@ from quadrat.store.schema import (
     Score,
     Source,
 )
+
+
+@contextmanager
+def database_errors(
+    where: str | Path | None, *, busy_timeout: float | None = None
+) -> Iterator[None]:
+    """Turn the database's faults into quadrat's error families (no SQLAlchemy traceback).
+
+    Another process writing past the busy timeout, or a row another process added at the
+    same moment, is a :class:`ConflictError`; a read-only or full database a
+    :class:`StateError`. ``where`` names the project in the message.
+    """
+    try:
+        yield
+    except IntegrityError as exc:
+        raise ConflictError(
+            "another process changed the project at the same time (a row this step adds "
+            f"already exists: {exc.orig}); nothing was written, run the step again",
+            path=where,
+        ) from exc
+    except OperationalError as exc:
+        raise _operational(exc, where, busy_timeout) from exc
+
+
+def _operational(
+    exc: DatabaseError, where: str | Path | None, busy_timeout: float | None
+) -> QuadratError | DatabaseError:
+    text = str(exc.orig).lower()
+    if "locked" in text or "busy" in text:
+        waited = f" (waited {busy_timeout:g} s)" if busy_timeout is not None else ""
+        return ConflictError(
+            f"the project is busy: another quadrat process is writing to it{waited}; "
+            "run this again when it has finished",
+            path=where,
+        )
+    if "readonly" in text or "read-only" in text:
+        return StateError(
+            "the project is read-only (the file, its folder or its mount is not writable): "
+            "it can be read, exported and reported, not changed",
+            path=where,
+        )
+    if "full" in text:
+        return StateError("the disk holding the project is full; nothing was written", path=where)
+    if "disk i/o" in text or "unable to open" in text:
+        return StateError(f"the project cannot be written: {exc.orig}", path=where)
+    return exc
 
 
 def add_source(

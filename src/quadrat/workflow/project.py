@@ -35,20 +35,32 @@ class Project:
         self.store = store
 
     @classmethod
-    def create(cls, location: str | Path) -> Project:
+    def create(cls, location: str | Path, *, busy_timeout: float | None = None) -> Project:
         """Create a new, empty project at a path (SQLite) or SQLAlchemy URL.
 
-        Refuses an existing file (:class:`~quadrat.errors.ConflictError`).
+        Refuses an existing file (:class:`~quadrat.errors.ConflictError`). All or nothing:
+        a failure leaves no half-made project behind.
         """
-        return cls(Store.create(location))
+        return cls(Store.create(location, busy_timeout=busy_timeout))
 
     @classmethod
-    def open(cls, location: str | Path) -> Project:
+    def open(
+        cls,
+        location: str | Path,
+        *,
+        read_only: bool | None = None,
+        busy_timeout: float | None = None,
+    ) -> Project:
         """Open an existing project, upgrading an older schema.
 
-        A missing file is a :class:`~quadrat.errors.NotFoundError`.
+        A missing file is a :class:`~quadrat.errors.NotFoundError`; a file that is not a
+        quadrat project a :class:`~quadrat.errors.ProjectError` (the file is not
+        changed). ``read_only``: None opens read-only when the file or its folder is not
+        writable (exports and reports work, writes are a StateError); True always.
+        ``busy_timeout``: seconds a write waits for another process's write before a
+        :class:`~quadrat.errors.ConflictError` (default 30, or ``QUADRAT_BUSY_TIMEOUT``).
         """
-        return cls(Store.open(location))
+        return cls(Store.open(location, read_only=read_only, busy_timeout=busy_timeout))
 
     @property
     def url(self) -> str:
