@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from quadrat.store.features import load_features
 from quadrat.workflow._common import Progress, check_threshold, no_progress
 
 if TYPE_CHECKING:
+    from quadrat.store.queries import ClassifierInfo
     from quadrat.workflow.source import Source
 
 
@@ -53,15 +55,7 @@ def classify(
     progress = progress or no_progress
     with src.project.store.session() as session:
         info = queries.source_by_id(session, src.id)
-        if classifier_id is None:
-            record = queries.latest_classifier(session, src.id)
-            if record is None:
-                raise StateError(
-                    f"source {src.name!r} has no accepted classifier; train one first",
-                    param="classifier_id",
-                )
-        else:
-            record = queries.get_classifier(session, src.id, classifier_id)
+        record = _chosen(session, src, classifier_id)
         if threshold is None:
             threshold = info.confidence_threshold
         estimator = loads_estimator(queries.classifier_model(session, record.id))
@@ -88,3 +82,33 @@ def classify(
             summary.machine += int((~accept).sum())
             progress("classifying points", summary.points, len(point_ids))
     return summary
+
+
+def export_classifier(src: Source, path: str | Path, classifier_id: int | None = None) -> Path:
+    """Write a classifier (default: the active one) as a portable file, atomically.
+
+    The file is the stored bytes (safetensors arrays plus JSON, see
+    :mod:`quadrat.classifiers.serialize`), checked to load before it is written.
+    """
+    from quadrat.classifiers.serialize import write_classifier_file
+
+    with src.project.store.session() as session:
+        record = _chosen(session, src, classifier_id)
+        data = queries.classifier_model(session, record.id)
+    return write_classifier_file(path, data)
+
+
+def _chosen(session: Any, src: Source, classifier_id: int | None) -> ClassifierInfo:
+    """Classifier ``classifier_id`` of the source, or its active one (latest accepted).
+
+    ``session``: a store session (SQLAlchemy stays inside ``quadrat.store``).
+    """
+    if classifier_id is not None:
+        return queries.get_classifier(session, src.id, classifier_id)
+    record = queries.latest_classifier(session, src.id)
+    if record is None:
+        raise StateError(
+            f"source {src.name!r} has no accepted classifier; train one first",
+            param="classifier_id",
+        )
+    return record

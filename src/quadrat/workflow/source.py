@@ -186,6 +186,16 @@ class Source:
             self, threshold=threshold, classifier_id=classifier_id, progress=progress
         )
 
+    def export_classifier(self, path: str | Path, classifier_id: int | None = None) -> Path:
+        """Write a classifier (default: the active one) to ``path`` as a portable file.
+
+        Plain arrays and JSON (safetensors), never code: see
+        :mod:`quadrat.classifiers.serialize`.
+        """
+        from quadrat.workflow import classify
+
+        return classify.export_classifier(self, path, classifier_id)
+
     def classifiers(self) -> list[ClassifierInfo]:
         """The classifier history, oldest first (accepted and rejected)."""
         with self.project.store.session() as session:

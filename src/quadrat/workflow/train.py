@@ -64,7 +64,7 @@ def train(
     """
     from quadrat.classifiers.metrics import alleviate_curve
     from quadrat.classifiers.policy import TrainingPolicy
-    from quadrat.classifiers.serialize import dumps_estimator
+    from quadrat.classifiers.serialize import dumps_estimator, is_unsafe_format
     from quadrat.classifiers.training import train_classifier
 
     if kind not in KINDS:
@@ -74,6 +74,10 @@ def train(
     with src.project.store.session() as session:
         images = queries.confirmed_image_ids(session, src.id)
         previous = queries.latest_classifier(session, src.id, extractor_key=key)
+        if previous is not None and is_unsafe_format(
+            queries.classifier_model(session, previous.id)
+        ):
+            previous = None  # stored by an older quadrat as a pickle: never used, replace it
         last_count = previous.n_images if previous is not None else None
         if not force and not policy.should_train(len(images), last_count):
             need = policy.min_images if last_count is None else policy.next_count(last_count)
@@ -118,7 +122,15 @@ def train(
             accuracy=accuracy,
             accepted=result.accepted,
             train_seconds=float(result.train_seconds),
-            model=dumps_estimator(result.estimator),
+            model=dumps_estimator(
+                result.estimator,
+                metadata={
+                    "extractor_key": key,
+                    "kind": kind,
+                    "hyperparameters": jsonable(result.hyperparameters),
+                    "metrics": jsonable(metrics),
+                },
+            ),
         )
     if result.accepted:
         verdict = "accepted"
