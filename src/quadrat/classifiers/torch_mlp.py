@@ -14,7 +14,7 @@ so a GPU runs the whole fit without a host round trip per step; on CPU it avoids
 scikit-learn's per-batch Python/NumPy bookkeeping.
 
 Scoring needs no torch and no GPU: the fitted weights are kept as float32 NumPy arrays
-(``coefs_``, ``intercepts_``, as in scikit-learn), so a pickled model trained on a GPU
+(``coefs_``, ``intercepts_``, as in scikit-learn), so a stored model trained on a GPU
 loads and scores on a CPU-only machine, one matrix product per layer per chunk of rows.
 
 Differences from scikit-learn's MLP, all small: two labels get a 2-way softmax (scikit-
