@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from quadrat.errors import InputError
+from quadrat.limits import Limits
 from quadrat.points import AnnotationArea, PointSpec
 
 
@@ -150,7 +151,8 @@ def test_stratified_cells_cover_every_pixel_once():
 
 def test_stratified_reaches_cell_edges():
     """Inclusive bounds: with many draws, both edges of a cell occur."""
-    pts = PointSpec.parse("t_1_1_2000").generate(5, 7, seed=3)
+    many = Limits(points_per_image=2000)
+    pts = PointSpec.parse("t_1_1_2000", limits=many).generate(5, 7, seed=3, limits=many)
     assert set(pts[:, 0]) == set(range(5)) and set(pts[:, 1]) == set(range(7))
 
 

@@ -29,6 +29,7 @@ from typing import Literal
 import numpy as np
 
 from quadrat.errors import InputError
+from quadrat.limits import Limits, current
 
 Method = Literal["simple", "stratified", "uniform", "imported"]
 
@@ -157,8 +158,11 @@ class PointSpec:
                 )
 
     @classmethod
-    def parse(cls, text: str) -> PointSpec:
-        """Parse CoralNet's compact form; anything else raises InputError naming the value."""
+    def parse(cls, text: str, *, limits: Limits | None = None) -> PointSpec:
+        """Parse CoralNet's compact form; anything else raises InputError naming the value.
+
+        A generating method over ``limits.points_per_image`` raises LimitError.
+        """
         match = _SPEC_RE.match(str(text).strip())
         if match is None:
             raise InputError(
@@ -175,12 +179,23 @@ class PointSpec:
             )
         try:
             if method in ("simple", "imported"):
-                return cls(method, n=numbers[0])
-            if method == "stratified":
-                return cls(method, rows=numbers[0], cols=numbers[1], per_cell=numbers[2])
-            return cls(method, rows=numbers[0], cols=numbers[1])
+                spec = cls(method, n=numbers[0])
+            elif method == "stratified":
+                spec = cls(method, rows=numbers[0], cols=numbers[1], per_cell=numbers[2])
+            else:
+                spec = cls(method, rows=numbers[0], cols=numbers[1])
         except InputError as exc:
             raise InputError(f"{exc} in {text!r}", value=text) from exc
+        if method != "imported":  # imported counts are checked on the file's rows
+            spec.check_limits(limits)
+        return spec
+
+    def check_limits(self, limits: Limits | None = None) -> None:
+        """Raise LimitError when this method would place more points than
+        ``limits.points_per_image`` (checked before anything is allocated)."""
+        current(limits).check(
+            "points_per_image", self.count, what=f"point generation {self} places too many points"
+        )
 
     def __str__(self) -> str:
         letter = _LETTERS[self.method]
@@ -205,11 +220,13 @@ class PointSpec:
         *,
         seed: int | np.random.Generator | None,
         area: AnnotationArea | None = None,
+        limits: Limits | None = None,
     ) -> np.ndarray:
         """Points as an (N, 2) int64 array of [row, column], in CoralNet's numbering order.
 
         ``area`` defaults to the whole image; ``seed`` feeds ``np.random.default_rng``
-        (the same seed gives the same points).
+        (the same seed gives the same points). More points than ``limits.points_per_image``
+        raise LimitError before anything is allocated.
         """
         if height < 1 or width < 1:
             raise InputError(f"image size must be positive, got {width}x{height}")
@@ -220,6 +237,7 @@ class PointSpec:
             raise InputError(
                 f"{self}: imported points are read from a file, not generated", value=str(self)
             )
+        self.check_limits(limits)
         if self.method == "simple":
             return self._simple(area, rng)
         if self.rows > area.height or self.cols > area.width:  # type: ignore[operator]

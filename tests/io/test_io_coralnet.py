@@ -20,6 +20,7 @@ from quadrat.io.coralnet import (
     write_labelset_csv,
     write_percent_cover_csv,
 )
+from quadrat.limits import Limits
 
 
 def write(tmp_path: Path, text: str, name: str = "a.csv", encoding: str = "utf-8") -> Path:
@@ -211,7 +212,7 @@ def test_100k_rows_parse(tmp_path, coralnet_fixture):
     rows = [r for r in rows if "Turbid" not in r and r != 'surge"' and not r.startswith("surge")]
     big = [header] + [rows[i % len(rows)] for i in range(100_000)]
     path = write(tmp_path, "\n".join(big) + "\n", "big.csv")
-    df = read_annotations_csv(path)
+    df = read_annotations_csv(path, limits=Limits(points_per_image=100_000))
     assert len(df) == 100_000
     assert df["line"].iloc[-1] == 100_001
 
@@ -663,6 +664,6 @@ def test_100k_rows_with_quoted_line_breaks_parse(tmp_path):
         for i in range(100_000)
     ]
     path = write(tmp_path, "\n".join(rows) + "\n", "bigq.csv")
-    df = read_annotations_csv(path)
+    df = read_annotations_csv(path, limits=Limits(points_per_image=100_000))
     assert len(df) == 100_000
     assert df["line"].iloc[-1] == 1 + 100_000 + 33_334 - (1 if 99_999 % 3 == 0 else 0)

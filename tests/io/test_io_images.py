@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quadrat.errors import ImageError, PointOutsideImageError
+from quadrat.errors import ImageError, LimitError, PointOutsideImageError
 from quadrat.io import images
 from quadrat.io.images import ImageInfo, check_complete, load_rgb, read_image_info
 from quadrat.patches import crop_patches
@@ -196,10 +196,11 @@ def test_truncated_png_is_detected(tmp_path, coralnet_module):
 
 
 def test_decompression_bomb_refused(image_fixtures, monkeypatch):
-    monkeypatch.setattr(images, "MAX_PIXELS", 320 * 240 - 1)
-    with pytest.raises(ImageError, match="more than the limit") as err:
+    monkeypatch.setenv("QUADRAT_MAX_PIXELS_PER_IMAGE", str(320 * 240 - 1))
+    with pytest.raises(LimitError, match="over the limit pixels_per_image") as err:
         load_rgb(image_fixtures["rgb"])
     assert str(image_fixtures["rgb"]) in str(err.value)
+    assert "QUADRAT_MAX_PIXELS_PER_IMAGE" in str(err.value)
 
 
 def test_limit_is_pyspacers():

@@ -43,6 +43,14 @@ def export(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="CSV file to write (atomically).")
     ] = None,
+    escape_formulas: Annotated[
+        bool,
+        typer.Option(
+            "--escape-formulas",
+            help="Prefix ' to text cells starting with = + - @ (safe to open in a spreadsheet; "
+            "no longer CoralNet's exact bytes).",
+        ),
+    ] = False,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
@@ -57,7 +65,7 @@ def export(
             ExportKind.cover: src.export_cover,
             ExportKind.labelset: src.export_labelset,
         }[kind]
-        rows = writer(path)
+        rows = writer(path, escape_formulas=escape_formulas)
     console.print(f"wrote {rows} rows to {path}")
 
 

@@ -14,6 +14,8 @@ way:
 - Blank rows are dropped; so are columns with an empty or ``Unnamed: N`` header (the
   index column ``DataFrame.to_csv`` writes by default).
 - :func:`header_key` is the one header normalisation (case, spaces, ``_``, ``.``, ``-``).
+- A file over ``Limits.csv_bytes`` is refused before it is read, one with more data rows
+  than ``Limits.csv_rows`` once parsed (:mod:`quadrat.limits`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from quadrat.errors import CsvFormatError
+from quadrat.limits import Limits, current
 
 if TYPE_CHECKING:  # pandas, numpy and pyarrow are imported when a file is read
     import numpy as np
@@ -66,10 +69,17 @@ class CsvTable:
         return len(self.frame)
 
 
-def decode(path: str | Path) -> str:
-    """The text of a CSV file, or a :class:`CsvFormatError` saying why it is not one."""
+def decode(path: str | Path, *, limits: Limits | None = None) -> str:
+    """The text of a CSV file, or a :class:`CsvFormatError` saying why it is not one.
+
+    A file over ``limits.csv_bytes`` raises LimitError before a byte of it is read.
+    """
     path = Path(path)
     try:
+        if path.is_file():
+            current(limits).check(
+                "csv_bytes", path.stat().st_size, what="CSV file is too large (bytes)", path=path
+            )
         data = path.read_bytes()
     except FileNotFoundError as exc:
         raise CsvFormatError("file not found", path=path) from exc
@@ -104,14 +114,18 @@ def read_header(path: str | Path) -> list[str]:
         raise CsvFormatError(f"not a valid CSV header: {exc}", path=path, line=1) from exc
 
 
-def read_csv(path: str | Path) -> CsvTable:
-    """Parse a CSV file into string cells with exact line numbers (see the module doc)."""
+def read_csv(path: str | Path, *, limits: Limits | None = None) -> CsvTable:
+    """Parse a CSV file into string cells with exact line numbers (see the module doc).
+
+    Over ``limits.csv_bytes`` or ``limits.csv_rows``: LimitError.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
     path = Path(path)
-    text = decode(path)
+    limits = current(limits)
+    text = decode(path, limits=limits)
     raw = _parse_arrow(text)
     if raw is None:
         raw = _parse_pandas(text, path)
@@ -121,6 +135,7 @@ def read_csv(path: str | Path) -> CsvTable:
     if len(raw) == 0:
         raise CsvFormatError("empty file (expected a CSV with a header row)", path=path)
 
+    limits.check("csv_rows", len(raw) - 1, what="CSV file has too many rows", path=path)
     header = [str(h).strip() for h in raw.iloc[0].tolist()]
     body = raw.iloc[1:]
     body_lines = lines[1:]

@@ -23,19 +23,17 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from quadrat.errors import ImageError, InputError, LimitError, NotFoundError
+from quadrat.limits import ENV_VARS, Limits, current
 
 #: File suffixes (lower case) treated as images everywhere in quadrat.
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 )
 
-#: Largest file :func:`read_bytes` reads by default (a photo is far smaller; a larger
-#: file is a mistake such as a video or an archive named .jpg).
-MAX_FILE_BYTES = 1 << 30
-
-#: Largest image we decode (pyspacer's limit); larger files are refused as a
-#: decompression bomb or a mosaic that needs tiling first.
-MAX_PIXELS = 100_000_000
+#: Default largest image we decode (pyspacer's limit; ``Limits.pixels_per_image``, which
+#: the environment can change); larger files are refused as a decompression bomb or a
+#: mosaic that needs tiling first.
+MAX_PIXELS = Limits().pixels_per_image
 
 _EXIF_ORIENTATION = 0x0112
 _HASH_CHUNK = 1 << 20
@@ -80,13 +78,16 @@ def list_images(
     )
 
 
-def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytearray:
+def read_bytes(path: str | Path, limit: int | None = None) -> bytearray:
     """The file's bytes in a writable buffer (``torch.frombuffer`` needs one, without copy).
 
     A missing file, a folder or an unreadable file is an :class:`~quadrat.errors.ImageError`
-    naming the file; one larger than ``limit`` bytes a :class:`~quadrat.errors.LimitError`.
+    naming the file; one larger than ``limit`` bytes (default ``Limits.image_file_bytes``)
+    a :class:`~quadrat.errors.LimitError`.
     """
     path = Path(path)
+    if limit is None:
+        limit = current().image_file_bytes
     if not path.is_file():
         reason = "not a regular file" if path.exists() else "image file not found"
         raise ImageError(reason, path=path)
@@ -95,7 +96,9 @@ def read_bytes(path: str | Path, limit: int = MAX_FILE_BYTES) -> bytearray:
             size = os.fstat(fh.fileno()).st_size
             if size > limit:
                 raise LimitError(
-                    f"file has {size:,} bytes, more than the limit of {limit:,}",
+                    f"file has {size:,} bytes, more than the limit of {limit:,} (raise it "
+                    "with the limit parameter or the environment variable "
+                    f"{ENV_VARS['image_file_bytes']})",
                     path=path,
                     value=size,
                     param="limit",
@@ -117,22 +120,47 @@ class ImageInfo:
     mode: str
 
 
-def _open(path: Path) -> Image.Image:
-    """Open lazily (header only), turning every failure into an ImageError naming the file."""
+def _open(path: Path, limits: Limits | None = None) -> Image.Image:
+    """Open lazily (header only), turning every failure into an ImageError naming the file.
+
+    A file over ``limits.image_file_bytes`` or an image over ``limits.pixels_per_image``
+    raises LimitError before its pixels are decoded.
+    """
+    limits = current(limits)
     if not path.exists():
         raise ImageError("image file not found", path=path)
     if not path.is_file():
         raise ImageError("not a regular file", path=path)
     try:
-        return Image.open(path)
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ImageError(f"cannot read image: {exc}", path=path) from exc
+    limits.check("image_file_bytes", size, what="image file is too large (bytes)", path=path)
+    try:
+        im = Image.open(path)
     except Image.DecompressionBombError as exc:
-        raise ImageError(
-            f"image too large to decode safely ({exc}); limit {MAX_PIXELS:,} pixels", path=path
+        raise LimitError(
+            f"image too large to decode safely ({exc}); over the limit pixels_per_image",
+            path=path,
+            param="limits",
         ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError("not an image Pillow can read", path=path) from exc
     except OSError as exc:
         raise ImageError(f"cannot read image: {exc}", path=path) from exc
+    width, height = im.size
+    try:
+        limits.check(
+            "pixels_per_image",
+            width * height,
+            what=f"image has {width}x{height} pixels (a decompression bomb, or a mosaic to "
+            "tile first)",
+            path=path,
+        )
+    except LimitError:
+        im.close()
+        raise
+    return im
 
 
 def exif_orientation(im: Image.Image) -> int:
@@ -192,14 +220,6 @@ def _is_truncation(exc: OSError) -> bool:
 def _load_pixels(path: Path, allow_truncated: bool) -> Image.Image:
     """Open and fully decode once; strict about truncation unless allowed."""
     im = _open(path)
-    width, height = im.size
-    if width * height > MAX_PIXELS:
-        im.close()
-        raise ImageError(
-            f"image has {width}x{height} = {width * height:,} pixels, more than the limit of "
-            f"{MAX_PIXELS:,} (decompression bomb or mosaic: tile it first)",
-            path=path,
-        )
     try:
         im.load()
         return im

@@ -40,8 +40,12 @@ def cover(src: Source) -> pd.DataFrame:
     return cover_table(frame, src.labelset())
 
 
-def export_annotations(src: Source, path: str | Path) -> int:
-    """All annotated points with their metadata and latest machine suggestions."""
+def export_annotations(src: Source, path: str | Path, *, escape_formulas: bool = False) -> int:
+    """All annotated points with their metadata and latest machine suggestions.
+
+    ``escape_formulas`` prefixes ``'`` to text cells a spreadsheet would run as a formula
+    (off by default: CoralNet's bytes; a warning says when it would be needed).
+    """
     table = src.annotations()
     table = table[table["label"].notna()]
     metadata = pd.json_normalize(table["metadata"].tolist()).set_index(table.index)
@@ -54,19 +58,19 @@ def export_annotations(src: Source, path: str | Path) -> int:
         if f"suggestion_{k}" in table:
             out[f"machine_suggestion_{k}"] = table[f"suggestion_{k}"]
             out[f"machine_confidence_{k}"] = table[f"confidence_{k}"]
-    write_annotations_csv(out, path)
+    write_annotations_csv(out, path, escape_formulas=escape_formulas)
     return len(out)
 
 
-def export_cover(src: Source, path: str | Path) -> int:
+def export_cover(src: Source, path: str | Path, *, escape_formulas: bool = False) -> int:
     """CoralNet's percent-cover CSV; returns the number of images."""
     table = cover(src)
-    write_percent_cover_csv(table, path)
+    write_percent_cover_csv(table, path, escape_formulas=escape_formulas)
     return len(table)
 
 
-def export_labelset(src: Source, path: str | Path) -> int:
+def export_labelset(src: Source, path: str | Path, *, escape_formulas: bool = False) -> int:
     """The labelset as a CoralNet labelset CSV; returns the number of labels."""
     labelset = src.labelset()
-    write_labelset_csv(labelset, path)
+    write_labelset_csv(labelset, path, escape_formulas=escape_formulas)
     return len(labelset)

@@ -27,6 +27,7 @@ from quadrat.errors import (
 )
 from quadrat.io.coralnet import read_annotations_csv, read_labelset_csv, resolve_labels
 from quadrat.io.images import check_complete, list_images, read_image_info
+from quadrat.io.paths import resolve_all_under, resolve_under
 from quadrat.store import queries, writes
 from quadrat.workflow._common import Progress, no_progress
 
@@ -98,6 +99,11 @@ def import_annotations(
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir, param="image_dir")
     table = _drop_excluded(read_annotations_csv(csv_path), exclude)
+    resolve_all_under(  # every name stays inside image_dir; lists all offending rows
+        image_dir,
+        zip(table["image"].astype(str), table["line"].astype(int), strict=True),
+        path=csv_path,
+    )
     meta_columns = list(table.attrs.get("metadata_columns", []))
     summary = ImportSummary()
     with src.project.store.session() as session:
@@ -179,7 +185,7 @@ def _check_image(
             line=first_line,
             value=name,
         )
-    path = image_dir / name
+    path = resolve_under(image_dir, name, path=csv_path, line=first_line)
     if not path.is_file():
         raise ImageError(
             f"image {name!r} listed here is not in {image_dir}", path=csv_path, line=first_line

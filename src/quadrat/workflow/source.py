@@ -236,23 +236,32 @@ class Source:
 
     # ------------------------------------------------------------------------- outputs
 
-    def export_annotations(self, path: str | Path) -> int:
-        """Write annotated points as a CoralNet annotation CSV; returns the rows written."""
+    def export_annotations(self, path: str | Path, *, escape_formulas: bool = False) -> int:
+        """Write annotated points as a CoralNet annotation CSV; returns the rows written.
+
+        ``escape_formulas``: prefix ``'`` to text cells a spreadsheet would read as a formula.
+        """
         from quadrat.workflow import exports
 
-        return exports.export_annotations(self, path)
+        return exports.export_annotations(self, path, escape_formulas=escape_formulas)
 
-    def export_cover(self, path: str | Path) -> int:
-        """Write CoralNet's percent-cover CSV; returns the rows (images) written."""
+    def export_cover(self, path: str | Path, *, escape_formulas: bool = False) -> int:
+        """Write CoralNet's percent-cover CSV; returns the rows (images) written.
+
+        ``escape_formulas``: prefix ``'`` to text cells a spreadsheet would read as a formula.
+        """
         from quadrat.workflow import exports
 
-        return exports.export_cover(self, path)
+        return exports.export_cover(self, path, escape_formulas=escape_formulas)
 
-    def export_labelset(self, path: str | Path) -> int:
-        """Write the labelset as a CoralNet labelset CSV; returns the rows written."""
+    def export_labelset(self, path: str | Path, *, escape_formulas: bool = False) -> int:
+        """Write the labelset as a CoralNet labelset CSV; returns the rows written.
+
+        ``escape_formulas``: prefix ``'`` to text cells a spreadsheet would read as a formula.
+        """
         from quadrat.workflow import exports
 
-        return exports.export_labelset(self, path)
+        return exports.export_labelset(self, path, escape_formulas=escape_formulas)
 
     def report(
         self, out_dir: str | Path | None = None, target_accuracy: float = 0.95

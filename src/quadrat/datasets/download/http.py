@@ -2,7 +2,9 @@
 
 Retried: timeouts, dropped connections, truncated bodies, 408, 425, 429 (honouring
 ``Retry-After``) and 5xx. Not retried: other 4xx (a 404 will not heal), an unknown host,
-a checksum mismatch, a body that is not an image. The standard library's
+a checksum mismatch, a body that is not an image, a ``Content-Type`` that is not an image
+(an HTML error page served with 200), a file over the size cap. A slow server is cut off
+at the total deadline of an attempt, not only per read. The standard library's
 :mod:`urllib.request` is enough for plain GETs with a timeout, so no HTTP client
 dependency is added.
 """
@@ -17,6 +19,7 @@ import random
 import socket
 import ssl
 import threading
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -25,8 +28,49 @@ from datetime import UTC, datetime
 from quadrat.datasets.download.convert import Fetched, convert
 from quadrat.datasets.download.options import DownloadOptions
 from quadrat.errors import FetchError
+from quadrat.limits import ENV_VARS, current
 
 _RETRY_STATUS = frozenset({408, 425, 429})
+#: Content types accepted as image bytes (besides ``image/*``); none given is accepted too.
+_BINARY_TYPES = frozenset({"application/octet-stream", "binary/octet-stream"})
+_CHUNK = 1 << 16
+
+
+def _read_capped(response: http.client.HTTPResponse, url: str, options: DownloadOptions) -> bytes:
+    """The body, refused when its type is not an image, it exceeds the size cap, or the
+    attempt runs past its total deadline."""
+    limits = current()
+    cap = options.max_bytes if options.max_bytes is not None else limits.download_bytes
+    deadline = options.deadline if options.deadline is not None else limits.download_seconds
+    ctype = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if ctype and not ctype.startswith("image/") and ctype not in _BINARY_TYPES:
+        raise FetchError(f"content type {ctype!r} is not an image", retryable=False, value=url)
+    length = response.headers.get("Content-Length")
+    how = f"(raise it with DownloadOptions(max_bytes=...) or {ENV_VARS['download_bytes']})"
+    if length is not None and length.isdigit() and int(length) > cap:
+        raise FetchError(
+            f"file of {int(length):,} bytes is over the limit download_bytes = {cap:,} {how}",
+            retryable=False,
+            value=url,
+        )
+    stop_at = time.monotonic() + deadline
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read(_CHUNK):
+        size += len(chunk)
+        if size > cap:
+            raise FetchError(
+                f"file is over the limit download_bytes = {cap:,} {how}", retryable=False, value=url
+            )
+        chunks.append(chunk)
+        if time.monotonic() > stop_at:
+            raise FetchError(
+                f"not complete after the total deadline of {deadline:g} s (raise it with "
+                f"DownloadOptions(deadline=...) or {ENV_VARS['download_seconds']})",
+                retryable=True,
+                value=url,
+            )
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -66,7 +110,7 @@ def fetch_once(url: str, options: DownloadOptions) -> bytes:
     request = urllib.request.Request(url, headers={"User-Agent": options.user_agent})
     try:
         with _opener().open(request, timeout=options.timeout) as response:
-            data: bytes = response.read()
+            data = _read_capped(response, url, options)
             expected = response.headers.get("Content-Length")
     except urllib.error.HTTPError as exc:
         status = exc.code

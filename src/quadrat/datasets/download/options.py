@@ -24,7 +24,12 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass(frozen=True)
 class DownloadOptions:
-    """How to fetch: ``retries`` counts attempts after the first one."""
+    """How to fetch: ``retries`` counts attempts after the first one.
+
+    ``timeout`` bounds each network read; ``deadline`` (seconds) one whole attempt at a
+    file and ``max_bytes`` its size (None: ``Limits.download_seconds`` and
+    ``Limits.download_bytes``, see :mod:`quadrat.limits`).
+    """
 
     workers: int = 8
     timeout: float = 30.0
@@ -35,6 +40,8 @@ class DownloadOptions:
     jpeg_quality: int = 90
     verify: Verify = "decode"
     user_agent: str = f"quadrat/{__version__} (benthic dataset download)"
+    deadline: float | None = None
+    max_bytes: int | None = None
 
     def __post_init__(self) -> None:
         if self.workers < 1:

@@ -55,6 +55,7 @@ from quadrat.datasets.shards import (
 )
 from quadrat.errors import ConflictError, FetchError, InputError
 from quadrat.io.atomic import remove_stale_temporaries, write_bytes
+from quadrat.io.paths import resolve_all_under
 
 try:  # POSIX; elsewhere runs are not locked against each other
     import fcntl
@@ -386,6 +387,16 @@ def download_images(
         )
     frame = prepare_table(table, source=source, columns=columns, dataset=dataset, site=site)
     out = Path(out)
+    if layout == "tree":  # dataset/site/image from the table become paths: keep them in out
+        resolve_all_under(
+            out,
+            (
+                (f"{d}/{s}/{i}", None)
+                for d, s, i in zip(frame["dataset"], frame["site"], frame["image"], strict=True)
+            ),
+            path=source,
+            param="table",
+        )
     out.mkdir(parents=True, exist_ok=True)
     with output_lock(out):
         run = _Run(frame, out, layout, shard_size, prefix)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +13,17 @@ import pyarrow.compute as pc
 from quadrat.errors import CsvFormatError
 from quadrat.io.atomic import atomic_file
 from quadrat.io.csv import read_csv
+from quadrat.limits import Limits
 
 INT_RE = r"\d{1,18}"
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S+00:00"
 
 
-def read_raw(path: Path) -> tuple[pd.DataFrame, list[str], np.ndarray]:
+def read_raw(
+    path: Path, *, limits: Limits | None = None
+) -> tuple[pd.DataFrame, list[str], np.ndarray]:
     """(string cells, header cells, 1-based line of each row) through :mod:`quadrat.io.csv`."""
-    table = read_csv(path)
+    table = read_csv(path, limits=limits)
     return table.frame, table.header, table.lines
 
 
@@ -90,8 +94,68 @@ def parse_dates(series: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return values, bad
 
 
-def write_csv(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write to a temporary file beside ``path`` then rename: readers never see half a file."""
+#: A cell a spreadsheet may read as a formula (OWASP "CSV injection"): one that starts
+#: with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return...
+FORMULA_START = r"^[=+\-@\t\r]"
+#: ...unless it is just a number (``-0.5``, ``+3``, ``-1e-3``): that is data, not a formula.
+_NUMBER = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
+def formula_cells(series: pd.Series) -> np.ndarray:
+    """Mask of the text cells a spreadsheet would read as a formula (numbers excluded)."""
+    arr = pa.array(series.astype("string"), type=pa.large_string(), from_pandas=True)
+    starts = mask(pc.match_substring_regex(arr, FORMULA_START))
+    if not starts.any():
+        return starts
+    return starts & ~mask(pc.match_substring_regex(arr, _NUMBER))
+
+
+def _escape(text: str) -> str:
+    return "'" + text
+
+
+def guard_formulas(frame: pd.DataFrame, path: str | Path, *, escape: bool) -> pd.DataFrame:
+    """Prefix ``'`` to formula-like cells and headers when ``escape``; else warn about them.
+
+    Off by default in every writer: CoralNet's exports are reproduced byte for byte, and a
+    cell such as ``-`` or ``=`` is data to CoralNet. The warning names the first cell and
+    the parameter (``escape_formulas``) that makes the file safe to open in a spreadsheet.
+    """
+    headers = [str(c) for c in frame.columns]
+    bad_headers = [h for h, b in zip(headers, formula_cells(pd.Series(headers)), strict=True) if b]
+    masks = {c: formula_cells(frame[c]) for c in frame.columns}
+    total = len(bad_headers) + sum(int(m.sum()) for m in masks.values())
+    if total == 0:
+        return frame
+    if escape:
+        out = frame.copy()
+        for c, m in masks.items():
+            if m.any():
+                column = out[c].astype("string").astype(object)
+                column[m] = column[m].map(_escape)
+                out[c] = column.astype("string")
+        return out.rename(columns={h: _escape(h) for h in bad_headers})
+    if bad_headers:
+        first = f"header {bad_headers[0]!r}"
+    else:
+        column = next(c for c, m in masks.items() if m.any())
+        row = int(np.flatnonzero(masks[column])[0])
+        first = f"line {row + 2}, column {column!r}: {frame[column].iloc[row]!r}"
+    warnings.warn(
+        f"{path}: {total} cell(s) would be read as a formula by a spreadsheet (first: "
+        f"{first}); pass escape_formulas=True to prefix them with ' before sharing the file",
+        UserWarning,
+        stacklevel=4,
+    )
+    return frame
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path, *, escape_formulas: bool = False) -> Path:
+    """Write to a temporary file beside ``path`` then rename: readers never see half a file.
+
+    ``escape_formulas``: see :func:`guard_formulas` (a warning when off and needed).
+    """
+    frame = guard_formulas(frame, path, escape=escape_formulas)
     with atomic_file(path, "w", encoding="utf-8", newline="") as fh:
         frame.to_csv(fh, index=False, lineterminator="\n")
     return Path(path)

@@ -21,6 +21,7 @@ from quadrat.io.coralnet._cells import (
     write_csv,
 )
 from quadrat.io.csv import header_key
+from quadrat.limits import Limits, current
 
 #: CoralNet's image-metadata export columns, in its export order (aux columns may carry
 #: a source's own names, e.g. "Site" for Aux1; any unknown column is kept as metadata).
@@ -54,7 +55,7 @@ _SUGGESTION_RE = re.compile(r"^machine (suggestion|confidence) (\d+)$")
 _CORE = {"image", "row", "column", "label", "label_id", "annotator", "date_annotated", "line"}
 
 
-def read_annotations_csv(path: str | Path) -> pd.DataFrame:
+def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
     """Read a CoralNet annotation export or upload CSV into a normalised frame.
 
     Columns: ``image`` (string), ``row``/``column`` (int64), ``label`` (string, <NA> when
@@ -65,9 +66,13 @@ def read_annotations_csv(path: str | Path) -> pd.DataFrame:
     fraction) when present, and ``line`` (1-based line in the file; header = 1).
     ``df.attrs``: ``path``, ``label_column`` (the header the labels came from, or None),
     ``metadata_columns``.
+
+    The file is refused (LimitError) over ``limits.csv_bytes``/``csv_rows``, or when an
+    image has more than ``limits.points_per_image`` points.
     """
     path = Path(path)
-    body, header, lines = read_raw(path)
+    limits = current(limits)
+    body, header, lines = read_raw(path, limits=limits)
     keys = [header_key(h) for h in header]
 
     seen: dict[str, str] = {}
@@ -91,6 +96,18 @@ def read_annotations_csv(path: str | Path) -> pd.DataFrame:
     image = text_cells(body[seen["name"]])
     fail_first(image.isna().to_numpy(), image, lines, path, "Name is empty")
     out["image"] = image
+    counts = image.value_counts()
+    if len(counts) and int(counts.iloc[0]) > limits.points_per_image:
+        name = counts.index[0]
+        over = int((counts > limits.points_per_image).sum())
+        limits.check(
+            "points_per_image",
+            int(counts.iloc[0]),
+            what=f"image {name!r} has too many points"
+            + (f" ({over - 1} more images over the limit)" if over > 1 else ""),
+            path=path,
+            line=int(lines[int(np.flatnonzero((image == name).to_numpy(bool))[0])]),
+        )
     out["row"] = nonneg_int(body[seen["row"]], "Row", lines, path)
     out["column"] = nonneg_int(body[seen["column"]], "Column", lines, path)
 
@@ -171,7 +188,11 @@ def _suggestion_numbers(df: pd.DataFrame) -> list[int]:
 
 
 def write_annotations_csv(
-    df: pd.DataFrame, path: str | Path, *, label_header: str | None = None
+    df: pd.DataFrame,
+    path: str | Path,
+    *,
+    label_header: str | None = None,
+    escape_formulas: bool = False,
 ) -> Path:
     """Write annotations in CoralNet's export form (atomically).
 
@@ -231,4 +252,4 @@ def write_annotations_csv(
             )
         percent = np.floor(conf * 100 + 0.5)
         out[f"Machine confidence {k}"] = blank(percent.astype("Int64"))
-    return write_csv(pd.DataFrame(out), path)
+    return write_csv(pd.DataFrame(out), path, escape_formulas=escape_formulas)

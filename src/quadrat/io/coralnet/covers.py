@@ -118,7 +118,9 @@ def _pct(values: pd.Series) -> pd.Series:
     return text.where(text != "-0.000", "0.000")
 
 
-def write_percent_cover_csv(cover: pd.DataFrame, path: str | Path) -> Path:
+def write_percent_cover_csv(
+    cover: pd.DataFrame, path: str | Path, *, escape_formulas: bool = False
+) -> Path:
     """Write CoralNet's image-covers export (atomically).
 
     ``cover`` is a ``cover_table`` result: ``Image ID, Image name, Annotation status,
@@ -147,7 +149,7 @@ def write_percent_cover_csv(cover: pd.DataFrame, path: str | Path) -> Path:
             mean = 100.0 * (cover[label].astype("float64") / 100.0).sum() / len(cover)
             summary[str(label)] = _pct(pd.Series([mean])).iloc[0]
         out = pd.concat([out, pd.DataFrame([summary])], ignore_index=True)
-    return write_csv(out, path)
+    return write_csv(out, path, escape_formulas=escape_formulas)
 
 
 def read_percent_cover_csv(path: str | Path) -> pd.DataFrame:

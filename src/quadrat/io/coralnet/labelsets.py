@@ -150,7 +150,9 @@ def resolve_labels(
     return result
 
 
-def write_labelset_csv(labelset: pd.DataFrame, path: str | Path) -> Path:
+def write_labelset_csv(
+    labelset: pd.DataFrame, path: str | Path, *, escape_formulas: bool = False
+) -> Path:
     """Write a labelset in CoralNet's export form ``Label ID,Short Code`` (sorted by code),
     followed by ``Name`` and ``Functional Group`` when the labelset has them."""
     if "short_code" not in labelset.columns:
@@ -165,4 +167,4 @@ def write_labelset_csv(labelset: pd.DataFrame, path: str | Path) -> Path:
     for column, header in (("name", "Name"), ("functional_group", "Functional Group")):
         if column in ordered and ordered[column].notna().any():
             out[header] = blank(ordered[column])
-    return write_csv(pd.DataFrame(out), path)
+    return write_csv(pd.DataFrame(out), path, escape_formulas=escape_formulas)
