@@ -385,3 +385,129 @@ def test_an_export_killed_half_way_leaves_nothing_after_the_rerun(
     result = runner.invoke(app, ["export", "annotations", "-o", str(out / "a.csv"), "-p", str(db)])
     assert result.exit_code == 0, result.output
     assert [p.name for p in out.iterdir()] == ["a.csv"]
+
+
+# ------------------------------------------------------------ bad option values, files
+
+
+def _imported(tmp_path: Path, survey: DemoSurvey) -> str:
+    db = tmp_path / "p.db"
+    _project_with_a_source(db, survey)
+    return str(db)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--dtype", "float64"], "float64"),
+        (["--workers", "0"], "workers must be at least 1"),
+    ],
+)
+def test_a_bad_extract_option_is_one_line(
+    tmp_path: Path, survey: DemoSurvey, args: list[str], words: str
+) -> None:
+    db = _imported(tmp_path, survey)
+    text = fail("extract", *args, "-p", db)
+    assert words in text and args[0] in text  # the flag to change
+    with quadrat.Project.open(db) as project:  # refused before anything was stored
+        assert project.source().counts()["images"] > 0
+        with pytest.raises(quadrat.errors.StateError, match="no stored features"):
+            project.source().extractor_key()
+
+
+@pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00binary" * 20])
+def test_translate_of_an_empty_or_binary_names_file(tmp_path: Path, content: bytes) -> None:
+    names = tmp_path / "names.txt"
+    names.write_bytes(content)
+    text = fail("dataset", "translate", str(names), "-f", "names", "-o", str(tmp_path / "o.csv"))
+    assert str(names) in text
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_an_export_over_a_folder_names_it(tmp_path: Path, survey: DemoSurvey) -> None:
+    db = _imported(tmp_path, survey)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    text = fail("export", "cover", "-o", str(folder), "-p", db)
+    assert "a folder has this name" in text and str(folder) in text
+    assert list(folder.iterdir()) == []
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "not a folder" in fail("export", "cover", "-o", str(blocker / "c.csv"), "-p", db)
+
+
+def test_a_report_folder_that_is_a_file_is_one_line(tmp_path: Path, survey: DemoSurvey) -> None:
+    db = _imported(tmp_path, survey)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert "file" in fail("report", "-o", str(blocker), "-p", db)
+    assert blocker.read_text() == "x"
+
+
+def test_init_with_a_bad_labelset_leaves_no_project(tmp_path: Path) -> None:
+    bad = tmp_path / "labels.csv"
+    bad.write_bytes(b"\x00\x01\x02" * 50)
+    db = tmp_path / "p.db"
+    assert "labels.csv" in fail("init", "-p", str(db), "--labelset", str(bad))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.csv"]
+    assert runner.invoke(app, ["init", "-p", str(db)]).exit_code == 0  # and init works after
+
+
+def test_init_adding_a_bad_source_keeps_the_existing_project(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    assert runner.invoke(app, ["init", "-p", str(db)]).exit_code == 0
+    fail("init", "-p", str(db), "-s", "other", "--points", "m_x")
+    with quadrat.Project.open(db) as project:
+        assert [s.name for s in project.sources] == ["default"]
+
+
+# ----------------------------------------------------------------------- skip missing
+
+
+def _remove_images(survey: DemoSurvey, count: int) -> list[str]:
+    gone = sorted(p.name for p in survey.annotated_dir.iterdir())[:count]
+    for name in gone:
+        (survey.annotated_dir / name).unlink()
+    return gone
+
+
+def test_skip_missing_imports_the_rest_and_lists_the_missing(
+    tmp_path: Path, survey: DemoSurvey
+) -> None:
+    total = len(list(survey.annotated_dir.iterdir()))
+    gone = _remove_images(survey, 2)
+    with quadrat.Project.create(tmp_path / "p.db") as project:
+        src = project.create_source("reef", labelset=survey.labelset_csv)
+        with pytest.raises(quadrat.errors.ImageError, match="not in"):
+            src.import_annotations(survey.annotations_csv, survey.annotated_dir)
+        assert src.counts()["images"] == 0  # all or nothing by default
+        summary = src.import_annotations(
+            survey.annotations_csv, survey.annotated_dir, skip_missing=True
+        )
+        assert sorted(name for name, _ in summary.skipped) == gone
+        assert all(line >= 2 for _, line in summary.skipped)
+        assert summary.images == total - 2 == src.counts()["images"]
+
+
+def test_skip_missing_through_the_cli_writes_the_list(tmp_path: Path, survey: DemoSurvey) -> None:
+    gone = _remove_images(survey, 3)
+    db = tmp_path / "p.db"
+    assert runner.invoke(app, ["init", "-p", str(db), "--labelset", str(survey.labelset_csv)])
+    args = ["import", str(survey.annotations_csv), "-i", str(survey.annotated_dir), "-p", str(db)]
+    assert "not in" in fail(*args)
+    result = runner.invoke(app, [*args, "--skip-missing"])
+    assert result.exit_code == 0, result.output
+    listed = tmp_path / "p-skipped-images.csv"
+    assert "skipped 3 missing images" in " ".join(result.output.split())
+    lines = listed.read_text().splitlines()
+    assert lines[0] == "Name,Line"
+    assert sorted(line.split(",")[0] for line in lines[1:]) == gone
+    chosen = tmp_path / "lists" / "gone.csv"
+    db2 = tmp_path / "q.db"
+    assert runner.invoke(app, ["init", "-p", str(db2), "--labelset", str(survey.labelset_csv)])
+    result = runner.invoke(
+        app,
+        [*args[:-1], str(db2), "--skip-missing", "--skipped-list", str(chosen)],
+    )
+    assert result.exit_code == 0, result.output
+    assert chosen.read_text() == listed.read_text()

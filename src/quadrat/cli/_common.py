@@ -158,6 +158,10 @@ def user_errors(
             except (PermissionError, IsADirectoryError) as exc:
                 _error(str(exc))
                 raise typer.Exit(EXIT_ERROR) from None
+            except OSError as exc:  # a folder where a file goes, a full disk: no traceback
+                where = f"{exc.filename}: " if exc.filename else ""
+                _error(f"{where}{exc.strerror or exc}")
+                raise typer.Exit(EXIT_ERROR) from None
             except KeyboardInterrupt:
                 _error("interrupted")
                 raise typer.Exit(EXIT_INTERRUPTED) from None

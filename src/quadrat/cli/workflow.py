@@ -97,10 +97,21 @@ def init(
     except NotFoundError:
         handle = Project.create(location)
         created = True
-    with handle:
-        handle.create_source(
-            source, labelset=labelset, point_spec=points, confidence_threshold=threshold
-        )
+    try:
+        with handle:
+            handle.create_source(
+                source, labelset=labelset, point_spec=points, confidence_threshold=threshold
+            )
+    except BaseException:
+        if created and handle.url.startswith("sqlite:///"):  # all or nothing: no empty project
+            made = Path(handle.url.removeprefix("sqlite:///"))
+            for path in (
+                made,
+                made.with_name(f"{made.name}-wal"),
+                made.with_name(f"{made.name}-shm"),
+            ):
+                path.unlink(missing_ok=True)
+        raise
     verb = "created" if created else "updated"
     console.print(f"{verb} project [bold]{location}[/] with source [bold]{source}[/]")
 
@@ -120,6 +131,22 @@ def import_(
         list[str] | None,
         typer.Option(help="Leave out images whose name matches this glob (repeatable)."),
     ] = None,
+    skip_missing: Annotated[
+        bool,
+        typer.Option(
+            "--skip-missing",
+            help="Import the images that are there; list the CSV's missing ones in a file "
+            "(see --skipped-list) instead of stopping at the first.",
+        ),
+    ] = False,
+    skipped_list: Annotated[
+        Path | None,
+        typer.Option(
+            help="CSV of the images --skip-missing left out [default: PROJECT-skipped-images.csv "
+            "beside the project].",
+            show_default=False,
+        ),
+    ] = None,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
@@ -138,16 +165,52 @@ def import_(
             if csv is not None:
                 assert images is not None
                 summary = src.import_annotations(
-                    csv, images[0], exclude=exclude or (), progress=progress
+                    csv,
+                    images[0],
+                    exclude=exclude or (),
+                    progress=progress,
+                    skip_missing=skip_missing,
                 )
             else:
                 summary = src.import_images(images or [], progress=progress)
     for warning in summary.warnings:
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if summary.skipped:
+        listed = write_skipped(summary.skipped, skipped_list or default_skipped_list(project))
+        names = ", ".join(name for name, _ in summary.skipped[:5])
+        more = f" and {len(summary.skipped) - 5} more" if len(summary.skipped) > 5 else ""
+        err_console.print(
+            f"[yellow]skipped {len(summary.skipped)} missing images[/] ({names}{more}); "
+            f"the list is in {listed}",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
         f"imported {summary.images} images, {summary.points} points, "
         f"{summary.annotations} annotations into source [bold]{src.name}[/]"
     )
+
+
+def default_skipped_list(project: str) -> Path:
+    """Where ``import --skip-missing`` lists skipped images: beside a project file."""
+    if "://" in project:
+        return Path("skipped-images.csv")
+    where = Path(project).expanduser()
+    return where.with_name(f"{where.stem}-skipped-images.csv")
+
+
+def write_skipped(skipped: list[tuple[str, int]], path: Path) -> Path:
+    """Write the skipped images (``Name``, the CSV ``Line`` of their first row) atomically."""
+    import csv as csv_module
+    import io
+
+    from quadrat.io.atomic import write_text
+
+    buffer = io.StringIO()
+    writer = csv_module.writer(buffer, lineterminator="\n")
+    writer.writerow(["Name", "Line"])
+    writer.writerows(skipped)
+    return write_text(path, buffer.getvalue())
 
 
 @app.command()

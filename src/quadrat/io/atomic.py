@@ -49,6 +49,10 @@ _WRITE_FAULTS = {
     errno.EACCES: "permission denied (the folder or file is not writable)",
     errno.EPERM: "permission denied (the folder or file is not writable)",
     errno.EROFS: "the folder is on a read-only file system",
+    errno.EISDIR: "a folder has this name",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EEXIST: "a part of the path is a file, not a folder",
+    errno.ENOENT: "its folder cannot be created or written here",
 }
 
 

@@ -96,11 +96,20 @@ def read_source_labels(path: str | Path, kind: str) -> list[SourceLabel]:
     if kind == "names":
         if path.is_dir():
             return [SourceLabel(p.name) for p in sorted(path.iterdir()) if p.is_dir()]
+        try:
+            text = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"not a text file of label names (not UTF-8 at byte {exc.start})", path=path
+            ) from None
         if path.suffix.lower() == ".csv":  # first column under a header; stray commas ok
-            rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))[1:]
-            return [SourceLabel(row[0].strip()) for row in rows if row and row[0].strip()]
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-        return [SourceLabel(line.strip()) for line in lines if line.strip()]
+            rows = list(csv.reader(io.StringIO(text)))[1:]
+            names = [SourceLabel(row[0].strip()) for row in rows if row and row[0].strip()]
+        else:
+            names = [SourceLabel(line.strip()) for line in text.splitlines() if line.strip()]
+        if not names:
+            raise InputError("no label names in this file", path=path)
+        return names
     frame = read_csv(path).frame
     cols = _columns(frame)
     if kind == "coralnet-labelset":

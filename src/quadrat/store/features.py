@@ -81,6 +81,16 @@ def write_block(
     write_blocks(session, extractor_key, [(image_id, point_ids, features)], dtype=dtype)
 
 
+def check_feature_dtype(dtype: str) -> None:
+    """An InputError unless ``dtype`` is a stored feature type (:data:`FEATURE_DTYPES`)."""
+    if dtype not in FEATURE_DTYPES:
+        raise InputError(
+            f"stored features are {' or '.join(FEATURE_DTYPES)}, not {dtype!r}",
+            value=dtype,
+            param="dtype",
+        )
+
+
 def write_blocks(
     session: Session,
     extractor_key: str,
@@ -92,12 +102,7 @@ def write_blocks(
     Every block is checked before anything is written; then one DELETE and one
     multi-row INSERT (Core, not the ORM's per-object flush, which cost ~10 ms a block).
     """
-    if dtype not in FEATURE_DTYPES:
-        raise InputError(
-            f"feature dtype must be one of {FEATURE_DTYPES}, not {dtype!r}",
-            value=dtype,
-            param="dtype",
-        )
+    check_feature_dtype(dtype)
     rows = []
     for image_id, point_ids, features in blocks:
         ids = np.ascontiguousarray(point_ids, dtype="<i8")

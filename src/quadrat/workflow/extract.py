@@ -21,7 +21,7 @@ import numpy as np
 from quadrat.errors import InputError, StateError
 from quadrat.store import queries
 from quadrat.store.block_writer import BlockWriter
-from quadrat.store.features import record_extractor
+from quadrat.store.features import check_feature_dtype, record_extractor
 from quadrat.workflow._common import Progress, no_progress
 
 if TYPE_CHECKING:
@@ -61,6 +61,11 @@ def extract(
     """
     from quadrat.extraction import ImageJob, default_runner
 
+    check_feature_dtype(dtype)  # before anything runs, not on the writer thread at the end
+    if not isinstance(workers, int) or workers < 1:
+        raise InputError(
+            f"workers must be at least 1, not {workers!r}", value=workers, param="workers"
+        )
     if isinstance(extractor, str):
         from quadrat.extractors import create_extractor
 

@@ -44,6 +44,9 @@ class ImportSummary:
     points: int = 0
     annotations: int = 0
     warnings: list[str] = field(default_factory=list)
+    #: ``(image name, CSV line)`` of images left out because they were missing
+    #: (``skip_missing=True``), in CSV order.
+    skipped: list[tuple[str, int]] = field(default_factory=list)
 
 
 def read_labelset(path: str | Path) -> pd.DataFrame:
@@ -87,12 +90,15 @@ def import_annotations(
     image_dir: str | Path,
     exclude: Sequence[str] = (),
     progress: Progress | None = None,
+    *,
+    skip_missing: bool = False,
 ) -> ImportSummary:
     """Import a CoralNet annotation export and its images, all or nothing.
 
     Every image named in the CSV must exist in ``image_dir``, be complete, be new to the
     source, and contain its points; every label must be in the source's labelset.
-    Images whose name matches a glob in ``exclude`` are left out.
+    Images whose name matches a glob in ``exclude`` are left out; with ``skip_missing``,
+    so are images absent from ``image_dir`` (listed in ``ImportSummary.skipped``).
     """
     progress = progress or no_progress
     csv_path, image_dir = Path(csv_path), Path(image_dir)
@@ -130,6 +136,10 @@ def import_annotations(
         groups = list(table.groupby("image", sort=False))
         planned: list[tuple[str, ImageInfo, pd.DataFrame]] = []
         for done, (name, rows) in enumerate(groups, start=1):
+            if skip_missing and _missing(image_dir, str(name)):
+                summary.skipped.append((str(name), int(rows["line"].iloc[0])))
+                progress("checking images", done, len(groups))
+                continue
             info = _check_image(src, csv_path, image_dir, str(name), rows, existing, summary)
             planned.append((str(name), info, rows))
             progress("checking images", done, len(groups))
@@ -165,6 +175,11 @@ def import_annotations(
             summary.points += len(point_ids)
             summary.annotations += writes.add_imported_annotations(session, annotations)
     return summary
+
+
+def _missing(image_dir: Path, name: str) -> bool:
+    """Whether the CSV's image ``name`` is absent (containment is checked before)."""
+    return not (image_dir / name).is_file()
 
 
 def _check_image(

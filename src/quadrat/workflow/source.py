@@ -94,14 +94,20 @@ class Source:
         image_dir: str | Path,
         exclude: Sequence[str] = (),
         progress: Progress | None = None,
+        *,
+        skip_missing: bool = False,
     ) -> ImportSummary:
         """Import a CoralNet annotation CSV and its images from ``image_dir``, all or nothing.
 
-        Images whose name matches a glob in ``exclude`` are left out.
+        Images whose name matches a glob in ``exclude`` are left out. ``skip_missing``:
+        images absent from ``image_dir`` are left out too and listed in the summary's
+        ``skipped`` (by default one missing image stops the import).
         """
         from quadrat.workflow import importing
 
-        return importing.import_annotations(self, csv_path, image_dir, exclude, progress)
+        return importing.import_annotations(
+            self, csv_path, image_dir, exclude, progress, skip_missing=skip_missing
+        )
 
     def import_images(
         self, paths: Sequence[str | Path], progress: Progress | None = None
