@@ -210,3 +210,28 @@ def test_download_tree_refuses_a_dataset_folder_linked_out(tmp_path: Path) -> No
         assert sum(server.hits.values()) == 0
     assert "2 file name(s)" in str(err.value) and "symlink" in str(err.value)
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_manifest_row_pointing_out_is_not_kept(tmp_path: Path) -> None:
+    """A hand-edited manifest naming a file outside ``out`` does not count as downloaded."""
+    from quadrat.datasets.download import read_manifest
+    from quadrat.datasets.download.manifest import MANIFEST_NAME
+    from quadrat.io.tables import write_table
+
+    out = tmp_path / "out"
+    (tmp_path / "secret.jpg").write_bytes(jpeg_bytes(9))
+    with FixtureServer() as server:
+        table = pd.DataFrame(
+            {
+                "dataset": ["ds"],
+                "site": ["s1"],
+                "image": ["a.jpg"],
+                "url": [server.route("/a.jpg", [Reply.ok(jpeg_bytes(1))] * 2)],
+            }
+        )
+        download_images(table, out, layout="tree", options=DownloadOptions(retries=0))
+        manifest = read_manifest(out)
+        evil = manifest.iloc[[0]].assign(key="evil", shard="../secret.jpg")
+        write_table(pd.concat([manifest, evil], ignore_index=True), out / MANIFEST_NAME)
+        download_images(table, out, layout="tree", options=DownloadOptions(retries=0))
+    assert read_manifest(out)["key"].tolist() == [manifest["key"].iloc[0]]

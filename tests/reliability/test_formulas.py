@@ -161,4 +161,5 @@ def test_cli_export_escape_formulas(tmp_path: Path, survey: DemoSurvey) -> None:
     plain = tmp_path / "plain.csv"
     result = CliRunner().invoke(app, ["export", "labelset", "-o", str(plain), "-p", db])
     assert result.exit_code == 0, result.output
-    assert "formula" in result.output and "=Sand" in plain.read_text()
+    assert "formula" in result.output and "use --escape-formulas" in result.output
+    assert "=Sand" in plain.read_text() and "'=Sand" not in plain.read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -65,7 +66,12 @@ def export(
             ExportKind.cover: src.export_cover,
             ExportKind.labelset: src.export_labelset,
         }[kind]
-        rows = writer(path, escape_formulas=escape_formulas)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            rows = writer(path, escape_formulas=escape_formulas)
+    for warning in caught:  # the library names its parameter; here it is a flag
+        text = str(warning.message).replace("pass escape_formulas=True", "use --escape-formulas")
+        warnings.warn(text, warning.category, stacklevel=1)
     console.print(f"wrote {rows} rows to {path}")
 
 

@@ -55,7 +55,7 @@ from quadrat.datasets.shards import (
 )
 from quadrat.errors import ConflictError, FetchError, InputError
 from quadrat.io.atomic import remove_stale_temporaries, write_bytes
-from quadrat.io.paths import resolve_all_under
+from quadrat.io.paths import resolve_all_under, resolve_under
 
 try:  # POSIX; elsewhere runs are not locked against each other
     import fcntl
@@ -226,7 +226,12 @@ class _Run:
 
     def _exists(self, row: dict[str, Any]) -> bool:
         shard = row.get("shard")
-        return isinstance(shard, str) and (self.out / shard).is_file()
+        if not isinstance(shard, str):
+            return False
+        try:  # a manifest is a file too: its paths stay inside out
+            return resolve_under(self.out, shard).is_file()
+        except InputError:
+            return False
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.out).as_posix()
