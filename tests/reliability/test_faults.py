@@ -424,6 +424,12 @@ def test_translate_of_an_empty_or_binary_names_file(tmp_path: Path, content: byt
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_a_binary_catami_scheme_is_one_line(tmp_path: Path) -> None:
+    scheme = tmp_path / "scheme.csv"
+    scheme.write_bytes(b"\xff\xfe\x00binary" * 20)
+    assert str(scheme) in fail("dataset", "catami", "tree", "--scheme", str(scheme))
+
+
 def test_an_export_over_a_folder_names_it(tmp_path: Path, survey: DemoSurvey) -> None:
     db = _imported(tmp_path, survey)
     folder = tmp_path / "out"

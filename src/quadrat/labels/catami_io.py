@@ -246,9 +246,12 @@ def load_paths(source: str | Path | Iterable[str], *, column: str | None = None)
 def load_tree(path: str | Path) -> CatamiTree:
     """Any published form, told apart by extension and header."""
     path = Path(path)
-    if path.suffix.lower() == ".json":
-        return load_tree_json(path)
-    header = path.read_text(encoding="utf-8-sig").split("\n", 1)[0]
+    try:
+        if path.suffix.lower() == ".json":
+            return load_tree_json(path)
+        header = path.read_text(encoding="utf-8-sig").split("\n", 1)[0]
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a text file (not UTF-8 at byte {exc.start})", path=path) from None
     if "SPECIES_CODE" in header:
         return load_caab_csv(path)
     if "caab_code" in header and "parent_caab_code" in header:
