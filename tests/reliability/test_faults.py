@@ -249,6 +249,26 @@ def test_init_that_fails_half_way_leaves_no_stub(
         assert [s.name for s in project.sources] == ["reef"]
 
 
+def test_init_killed_half_way_leaves_no_project_and_the_rerun_tidies_up(tmp_path: Path) -> None:
+    db = tmp_path / "p.db"
+    script = (
+        "import os, sys\n"
+        "from quadrat.store import project\n"
+        "def build(path):\n"
+        "    path.write_bytes(b'SQLite format 3\\x00half')\n"
+        "    os.kill(os.getpid(), 9)\n"
+        "project._build_empty = build\n"
+        "project.Store.create(sys.argv[1])\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(db)], check=False)
+    assert killed.returncode == -9
+    (left,) = tmp_path.iterdir()  # the temporary file, not a project stub
+    assert left.name.startswith(".p.db.") and left.name.endswith(".init")
+    assert "no project here" in fail("points", "-p", str(db), code=4)
+    assert runner.invoke(app, ["init", "-p", str(db)]).exit_code == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["p.db"]
+
+
 def test_an_unfinished_project_from_an_old_release_is_named(tmp_path: Path) -> None:
     db = tmp_path / "p.db"
     with sqlite3.connect(db) as connection:

@@ -73,7 +73,7 @@ def write_error(exc: OSError, target: Path, *, own: bool = True) -> StateError |
     return StateError(f"cannot write this file: {reason}; nothing was written", path=target)
 
 
-def _lock(fd: int) -> bool:
+def lock_writer(fd: int) -> bool:
     """Take the writer's lock on ``fd``; False when another live process holds it."""
     if fcntl is None:
         return True
@@ -84,7 +84,7 @@ def _lock(fd: int) -> bool:
     return True
 
 
-def _remove_stale(candidates: list[Path]) -> list[Path]:
+def remove_unlocked(candidates: list[Path]) -> list[Path]:
     """Delete the temporaries in ``candidates`` that no live writer holds."""
     removed = []
     for path in candidates:
@@ -93,7 +93,7 @@ def _remove_stale(candidates: list[Path]) -> list[Path]:
         except OSError:
             continue
         try:
-            if _lock(fd):
+            if lock_writer(fd):
                 path.unlink(missing_ok=True)
                 removed.append(path)
         except OSError:
@@ -114,7 +114,7 @@ def remove_stale_temporaries_of(path: str | Path) -> list[Path]:
         ]
     except OSError:
         return []
-    return _remove_stale(names)
+    return remove_unlocked(names)
 
 
 def _glob_escape(name: str) -> str:
@@ -158,7 +158,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise write_error(exc, target) from exc
     tmp = Path(name)
     try:
-        _lock(fd)  # held until the rename: a stale temporary is one nobody holds
+        lock_writer(fd)  # held until the rename: a stale temporary is one nobody holds
         os.fchmod(fd, file_mode())  # mkstemp makes 0600; give what open() would
         try:
             yield tmp
@@ -215,7 +215,7 @@ def remove_stale_temporaries(directory: str | Path) -> list[Path]:
     if not folder.is_dir():
         return []
     stale = [p for p in folder.iterdir() if p.is_file() and TEMPORARY_NAME.match(p.name)]
-    return _remove_stale(stale)
+    return remove_unlocked(stale)
 
 
 __all__ = [
@@ -224,8 +224,10 @@ __all__ = [
     "atomic_path",
     "current_umask",
     "file_mode",
+    "lock_writer",
     "remove_stale_temporaries",
     "remove_stale_temporaries_of",
+    "remove_unlocked",
     "write_bytes",
     "write_error",
     "write_text",

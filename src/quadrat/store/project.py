@@ -23,6 +23,7 @@ Faults, and what users see instead of a traceback (the mapping is
 
 from __future__ import annotations
 
+import glob
 import os
 import sqlite3
 import tempfile
@@ -40,6 +41,7 @@ from sqlalchemy.pool import QueuePool
 
 from quadrat import __version__
 from quadrat.errors import ConflictError, InputError, NotFoundError, ProjectError, StateError
+from quadrat.io.atomic import lock_writer, remove_unlocked
 from quadrat.store.schema import SCHEMA_VERSION, Base, Meta
 from quadrat.store.writes import database_errors
 
@@ -227,17 +229,20 @@ class Store:
             )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # A killed init's file (unlocked: its process is gone) goes first.
+            remove_unlocked(list(path.parent.glob(f".{glob.escape(path.name)}.*.init")))
             fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".init", dir=path.parent)
-            os.close(fd)
         except OSError as exc:
             raise StateError(
                 f"cannot create the project here: {exc.strerror}", path=path, param="project"
             ) from None
         tmp = Path(name)
         try:
+            lock_writer(fd)  # held while the file is built
             _build_empty(tmp)
             _link_into_place(tmp, path)
         finally:
+            os.close(fd)
             tmp.unlink(missing_ok=True)
         return cls.open(path, busy_timeout=busy_timeout)
 
