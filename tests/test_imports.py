@@ -36,7 +36,7 @@ WHY_LONG = "Why this module is long:"
 
 # What the extras (pyproject.toml: cnn, ssl, cluster) install, by top-level module name.
 EXTRA_PACKAGES = (
-    "torch", "torchvision", "timm", "safetensors", "openvino", "triton",
+    "torch", "torchvision", "timm", "openvino", "triton",
     "lightning", "pytorch_lightning", "torchmetrics", "lightly", "kornia", "yaml", "ray",
 )  # fmt: skip
 # Modules that may import an extra at module level (the rest of quadrat imports on a core

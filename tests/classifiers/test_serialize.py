@@ -168,26 +168,27 @@ def _with_meta(data: bytes, **changes: Any) -> bytes:
 
 def test_truncated_and_tampered_bytes_refused(fitted) -> None:
     data = serialize.dumps_estimator(fitted)
-    with pytest.raises(ClassifierFormatError, match="truncated"):
+    # The safetensors package parses the arrays; its refusals arrive as "malformed".
+    with pytest.raises(ClassifierFormatError, match="malformed"):
         serialize.loads_estimator(data[:-10])
     with pytest.raises(ClassifierFormatError, match="truncated"):
         serialize.loads_estimator(data[:20])
-    with pytest.raises(ClassifierFormatError, match="after its last array"):
+    with pytest.raises(ClassifierFormatError, match="malformed"):
         serialize.loads_estimator(data + b"\0" * 8)
     with pytest.raises(ClassifierFormatError, match="claims"):
         serialize.loads_estimator(struct.pack("<Q", 2**62) + data[8:])
 
     header, body = _parts(data)
     header["calibration.a"]["dtype"] = "object"
-    with pytest.raises(ClassifierFormatError, match="dtype"):
+    with pytest.raises(ClassifierFormatError, match="malformed"):
         serialize.loads_estimator(_join(header, body))
     header, body = _parts(data)
     header["calibration.a"]["shape"] = [2]
-    with pytest.raises(ClassifierFormatError, match="do not hold"):
+    with pytest.raises(ClassifierFormatError, match="malformed"):
         serialize.loads_estimator(_join(header, body))
     header, body = _parts(data)
     header["calibration.a"]["data_offsets"] = header["calibration.b"]["data_offsets"]
-    with pytest.raises(ClassifierFormatError, match="overlaps"):
+    with pytest.raises(ClassifierFormatError, match="malformed"):
         serialize.loads_estimator(_join(header, body))
 
     with pytest.raises(ClassifierFormatError, match="do not chain"):

@@ -17,7 +17,7 @@ from pathlib import Path
 BLOCKER = """
 import importlib.abc, sys
 
-BLOCKED = {"torch", "torchvision", "timm", "openvino", "safetensors", "lightning", "lightly"}
+BLOCKED = {"torch", "torchvision", "timm", "openvino", "lightning", "lightly"}
 
 
 class Blocker(importlib.abc.MetaPathFinder):
