@@ -71,6 +71,31 @@ def test_a_second_writer_waits_then_gets_a_conflict_error(tmp_path: Path) -> Non
         project.create_source("reef")
 
 
+def test_two_imports_racing_on_one_project(tmp_path: Path, survey: DemoSurvey) -> None:
+    """Two real processes import the same CSV at once: one wins, the other exits 5 in one
+    line (busy, or already imported), and the project holds the images once."""
+    db = tmp_path / "p.db"
+    assert runner.invoke(app, ["init", "-p", str(db), "--labelset", str(survey.labelset_csv)])
+    cli = Path(sys.executable).with_name("quadrat")
+    if not cli.exists():
+        pytest.skip("the quadrat script is not installed beside this Python")
+    args = [str(cli), "import", str(survey.annotations_csv), "-i", str(survey.annotated_dir)]
+    env = {**os.environ, "QUADRAT_NO_PROGRESS": "1"}
+    racers = [
+        subprocess.Popen(
+            [*args, "-p", str(db)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+        )
+        for _ in range(2)
+    ]
+    outputs = [(r.wait(timeout=120), r.stdout.read().decode() if r.stdout else "") for r in racers]
+    assert sorted(code for code, _ in outputs) == [0, 5], outputs
+    for _code, text in outputs:
+        assert "Traceback" not in text and "IntegrityError" not in text, text
+    with quadrat.Project.open(db) as project:
+        total = len(list(survey.annotated_dir.iterdir()))
+        assert project.source().counts()["images"] == total
+
+
 def test_the_second_writer_succeeds_when_the_first_finishes_within_the_timeout(
     tmp_path: Path,
 ) -> None:
@@ -460,6 +485,8 @@ def test_an_export_over_a_folder_names_it(tmp_path: Path, survey: DemoSurvey) ->
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert "not a folder" in fail("export", "cover", "-o", str(blocker / "c.csv"), "-p", db)
+    assert "a folder has this name" in fail("export", "cover", "-o", "", "-p", db)
+    assert not [p for p in Path.cwd().iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_report_folder_that_is_a_file_is_one_line(tmp_path: Path, survey: DemoSurvey) -> None:

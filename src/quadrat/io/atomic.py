@@ -53,6 +53,7 @@ _WRITE_FAULTS = {
     errno.ENOTDIR: "a part of the path is a file, not a folder",
     errno.EEXIST: "a part of the path is a file, not a folder",
     errno.ENOENT: "its folder cannot be created or written here",
+    errno.EBUSY: "the path is in use (a mount point?)",
 }
 
 
@@ -150,6 +151,11 @@ def file_mode() -> int:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """A temporary path beside ``path`` for writers that take a file name; renamed on success."""
     target = Path(path)
+    if target.is_dir():  # checked first: '' and '.' are folders too
+        raise StateError(
+            f"cannot write this file: {_WRITE_FAULTS[errno.EISDIR]}; nothing was written",
+            path=target,
+        )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries_of(target)
