@@ -380,6 +380,29 @@ def test_disk_full_during_an_export_through_the_cli(
     assert list(out.iterdir()) == []
 
 
+def test_a_full_disk_under_the_project_is_a_clear_error(tmp_path: Path, survey: DemoSurvey) -> None:
+    """SQLite's ``max_page_count`` stands in for a full disk: it fails with SQLITE_FULL."""
+    from sqlalchemy import event
+
+    db = tmp_path / "p.db"
+    with quadrat.Project.create(db) as project:
+        project.create_source("reef", labelset=survey.labelset_csv)
+
+    def cap(connection: sqlite3.Connection, _record: object) -> None:
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count={pages + 1}")
+
+    with quadrat.Project.open(db) as project:
+        event.listen(project.store.engine, "connect", cap)
+        project.store.engine.dispose()
+        src = project.source()
+        with pytest.raises(StateError, match="disk holding the project is full") as caught:
+            src.import_annotations(survey.annotations_csv, survey.annotated_dir)
+        assert caught.value.path == db
+    with quadrat.Project.open(db) as project:
+        assert project.source().counts()["images"] == 0
+
+
 # ------------------------------------------------------------------ stale temporaries
 
 
