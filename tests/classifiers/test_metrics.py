@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import f1_score
 
 from quadrat.classifiers.metrics import alleviate_curve, choose_threshold, evaluate, top_k
 from quadrat.errors import InputError
@@ -34,7 +35,21 @@ def test_evaluate_hand_example():
 def test_evaluate_fixed_label_order_includes_absent_labels():
     m = evaluate([1, 1], [1, 1], labels=[2, 1, 3])
     assert m.confusion.tolist() == [[0, 0, 0], [0, 2, 0], [0, 0, 0]]
-    assert m.macro_f1 == pytest.approx(1 / 3)  # absent labels score 0
+    assert m.per_label.set_index("label").loc[[2, 3], "f1"].tolist() == [0.0, 0.0]
+    assert m.macro_f1 == pytest.approx(1.0)  # over labels present in y_true only
+
+
+def test_macro_f1_ignores_labels_absent_from_the_truth():
+    """A label only predicted (never true) is not averaged in; it still costs precision."""
+    y_true = ["a", "a", "b", "b"]
+    y_pred = ["a", "x", "b", "b"]
+    m = evaluate(y_true, y_pred, labels=["a", "b", "x", "y"])
+    assert m.labels.tolist() == ["a", "b", "x", "y"]  # per-label rows still list all
+    f1_a = 2 * 1.0 * 0.5 / 1.5
+    assert m.macro_f1 == pytest.approx((f1_a + 1.0) / 2)
+    assert m.macro_f1 == pytest.approx(
+        f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro")
+    )
 
 
 def test_evaluate_empty_and_mismatched():

@@ -69,10 +69,18 @@ class ClassificationMetrics(Mapping[str, Any]):
 def evaluate(
     y_true: npt.ArrayLike, y_pred: npt.ArrayLike, labels: npt.ArrayLike | None = None
 ) -> ClassificationMetrics:
-    """Accuracy, macro F1 (over ``labels``), per-label precision/recall/F1, confusion.
+    """Accuracy, macro F1, per-label precision/recall/F1, confusion.
 
-    ``labels`` fixes the label order (default: sorted union of true and predicted). Labels
-    that never occur score 0 and do not warn: a source's rare labels are expected.
+    ``labels`` fixes the label order of the per-label table and the confusion matrix
+    (default: sorted union of true and predicted); labels that never occur score 0 there
+    and do not warn: a source's rare labels are expected.
+
+    Macro F1 averages over the labels present in ``y_true`` only (as scikit-learn's
+    ``f1_score(..., labels=np.unique(y_true), average="macro")``): a label the validation
+    points never contain has no recall to measure, and counting it as 0 would pull the
+    score down for every label of the labelset the validation split happened to miss.
+    A label only predicted (a false positive) still costs precision in the labels it took
+    points from.
     """
     y_true = np.asarray(y_true)
     y_pred = np.asarray(y_pred)
@@ -98,7 +106,9 @@ def evaluate(
     )
     return ClassificationMetrics(
         accuracy=float(accuracy_score(y_true, y_pred)),
-        macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0.0)),
+        macro_f1=float(
+            f1_score(y_true, y_pred, labels=np.unique(y_true), average="macro", zero_division=0.0)
+        ),
         per_label=per_label,
         confusion=confusion_matrix(y_true, y_pred, labels=labels).astype(np.int64),
         labels=labels,
