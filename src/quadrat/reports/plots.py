@@ -130,6 +130,31 @@ def _cover_table(cover: pd.DataFrame | pd.Series) -> pd.DataFrame:
     return cover
 
 
+def cover_plot_table(
+    cover_frame: pd.DataFrame | pd.Series,
+    *,
+    max_labels: int = MAX_COVER_LABELS,
+    path: str | Path | None = None,
+) -> pd.DataFrame:
+    """What :func:`plot_cover` draws: fractions per row, labels by overall cover.
+
+    Labels with zero cover everywhere are left out (a legend entry for nothing misleads);
+    beyond the ``max_labels`` largest the rest are summed as "other".
+    """
+    table = _cover_table(cover_frame).fillna(0.0).astype(np.float64)
+    if table.empty or not np.isfinite(table.to_numpy()).all() or (table.to_numpy() < 0).any():
+        raise InputError("cover table is empty or holds negative/non-finite values", path=path)
+    totals = table.sum(axis=1).replace(0.0, np.nan)
+    table = table.div(totals, axis=0).fillna(0.0)
+    overall = table.sum(axis=0)
+    table = table[overall[overall > 0].sort_values(ascending=False, kind="stable").index]
+    if table.shape[1] > max_labels:
+        kept = table.iloc[:, : max_labels - 1].copy()
+        kept["other"] = table.iloc[:, max_labels - 1 :].sum(axis=1)
+        table = kept
+    return table
+
+
 def plot_cover(
     cover_frame: pd.DataFrame | pd.Series,
     path: str | Path,
@@ -139,20 +164,10 @@ def plot_cover(
 ) -> Path:
     """Stacked bar of cover per image, or a bar per label for one overall cover.
 
-    Rows are normalised to fractions; labels beyond the ``max_labels`` largest overall are
-    summed as "other" so the legend stays readable.
+    Rows are normalised to fractions; labels with no cover are left out and those beyond
+    the ``max_labels`` largest overall are summed as "other" (:func:`cover_plot_table`).
     """
-    table = _cover_table(cover_frame).fillna(0.0).astype(np.float64)
-    if table.empty or not np.isfinite(table.to_numpy()).all() or (table.to_numpy() < 0).any():
-        raise InputError("cover table is empty or holds negative/non-finite values", path=path)
-    totals = table.sum(axis=1).replace(0.0, np.nan)
-    table = table.div(totals, axis=0).fillna(0.0)
-    order = table.sum(axis=0).sort_values(ascending=False).index
-    table = table[order]
-    if table.shape[1] > max_labels:
-        kept = table.iloc[:, : max_labels - 1].copy()
-        kept["other"] = table.iloc[:, max_labels - 1 :].sum(axis=1)
-        table = kept
+    table = cover_plot_table(cover_frame, max_labels=max_labels, path=path)
     labels = [str(c) for c in table.columns]
     if table.shape[0] == 1:
         fig = Figure(figsize=(max(5.0, 0.5 * len(labels) + 2), 4.5))
@@ -175,7 +190,8 @@ def plot_cover(
         ax.set_xlabel("image")
         ax.set_ylabel("cover (fraction of points)")
         ax.set_ylim(0, 1.0)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+        if labels:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.set_title(title)
     return _save(fig, path)
 
