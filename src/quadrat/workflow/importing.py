@@ -25,7 +25,8 @@ from quadrat.errors import (
     PointOutsideImageError,
     StateError,
 )
-from quadrat.io.coralnet import read_annotations_csv, read_labelset_csv, resolve_labels
+from quadrat.io.coralnet import read_annotations_csv, resolve_labels
+from quadrat.io.coralnet import read_labelset as read_labelset_file
 from quadrat.io.images import check_complete, list_images, read_image_info
 from quadrat.io.paths import resolve_all_under, resolve_under
 from quadrat.store import queries, writes
@@ -50,8 +51,9 @@ class ImportSummary:
 
 
 def read_labelset(path: str | Path) -> pd.DataFrame:
-    """A CoralNet labelset CSV, checked (see :func:`quadrat.io.coralnet.read_labelset_csv`)."""
-    return read_labelset_csv(path)
+    """A labelset (CoralNet CSV or CoralNet-Toolbox Labels.json), checked
+    (see :func:`quadrat.io.coralnet.read_labelset`)."""
+    return read_labelset_file(path)
 
 
 def label_rows(table: pd.DataFrame) -> list[tuple[str, str, str | None, int | None]]:
@@ -68,7 +70,7 @@ def label_rows(table: pd.DataFrame) -> list[tuple[str, str, str | None, int | No
 
 
 def import_labelset(src: Source, path: str | Path) -> int:
-    """Add the labels of a CoralNet labelset CSV that the source does not have yet."""
+    """Add the labels of a labelset file (CSV or Toolbox JSON) the source does not have yet."""
     rows = label_rows(read_labelset(path))
     with src.project.store.session() as session:
         return writes.add_labels(session, src.id, rows)

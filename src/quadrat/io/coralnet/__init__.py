@@ -8,8 +8,8 @@ writing goes through :mod:`quadrat.io.atomic`. Column contracts are in
 ``docs/formats.md``.
 
 - :mod:`~quadrat.io.coralnet.annotations`: ``read_annotations_csv``, ``write_annotations_csv``
-- :mod:`~quadrat.io.coralnet.labelsets`: ``read_labelset_csv``, ``write_labelset_csv``,
-  ``resolve_labels``
+- :mod:`~quadrat.io.coralnet.labelsets`: ``read_labelset`` (CSV or Toolbox JSON),
+  ``read_labelset_csv``, ``read_labelset_json``, ``write_labelset_csv``, ``resolve_labels``
 - :mod:`~quadrat.io.coralnet.covers`: ``cover_table``, ``write_percent_cover_csv``,
   ``read_percent_cover_csv``
 """
@@ -29,7 +29,13 @@ from quadrat.io.coralnet.covers import (
     read_percent_cover_csv,
     write_percent_cover_csv,
 )
-from quadrat.io.coralnet.labelsets import read_labelset_csv, resolve_labels, write_labelset_csv
+from quadrat.io.coralnet.labelsets import (
+    read_labelset,
+    read_labelset_csv,
+    read_labelset_json,
+    resolve_labels,
+    write_labelset_csv,
+)
 
 __all__ = [
     "ALL_IMAGES",
@@ -38,7 +44,9 @@ __all__ = [
     "N_SUGGESTIONS",
     "cover_table",
     "read_annotations_csv",
+    "read_labelset",
     "read_labelset_csv",
+    "read_labelset_json",
     "read_percent_cover_csv",
     "resolve_labels",
     "write_annotations_csv",

@@ -1,14 +1,17 @@
-"""CoralNet labelsets (export, Moorea and global-list forms) and label resolution."""
+"""CoralNet labelsets (export, Moorea and global-list CSVs, CoralNet-Toolbox ``Labels.json``)
+and label resolution."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from quadrat.errors import CsvFormatError, InputError, UnknownLabelError
+from quadrat.errors import CsvFormatError, InputError, NotFoundError, UnknownLabelError
 from quadrat.io.coralnet._cells import (
     INT_RE,
     blank,
@@ -18,6 +21,112 @@ from quadrat.io.coralnet._cells import (
     write_csv,
 )
 from quadrat.io.csv import header_key
+from quadrat.limits import current
+
+#: JSON keys (lower case, spaces as ``_``) per labelset column, in preference order.
+_JSON_KEYS: dict[str, tuple[str, ...]] = {
+    "short_code": ("short_label_code", "short_code", "code"),
+    "name": ("long_label_code", "name", "long_label", "long_name"),
+    "functional_group": ("functional_group", "group"),
+    "label_id": ("label_id", "id"),
+}
+
+_JSON_EXPECTED = (
+    "a list of label objects, an object with a 'labels' list, or an object of label "
+    "objects, each with a short code ('short_label_code' or 'short_code') and optionally "
+    "a name ('long_label_code' or 'name'), as CoralNet-Toolbox's Labels.json"
+)
+
+
+def read_labelset(path: str | Path) -> pd.DataFrame:
+    """A labelset file in any form quadrat reads: JSON (by ``.json`` suffix or a leading
+    ``[``/``{``) via :func:`read_labelset_json`, else CSV via :func:`read_labelset_csv`."""
+    path = Path(path)
+    if path.suffix.lower() == ".json" or _starts_like_json(path):
+        return read_labelset_json(path)
+    return read_labelset_csv(path)
+
+
+def _starts_like_json(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False  # read_labelset_csv reports it
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"[", b"{")
+
+
+def read_labelset_json(path: str | Path) -> pd.DataFrame:
+    """Read a JSON labelset (CoralNet-Toolbox's ``Labels.json``) into the frame of
+    :func:`read_labelset_csv`.
+
+    Accepted: a list of label objects, ``{"labels": [...]}``, or an object whose values are
+    label objects. Per label: short code from ``short_label_code`` (Toolbox), ``short_code``
+    or ``code`` (required, unique case-insensitively); name from ``long_label_code``
+    (Toolbox), ``name``, ``long_label`` or ``long_name`` (else the short code);
+    ``functional_group``; a CoralNet
+    label id from ``label_id`` or ``id`` when it is a non-negative integer (Toolbox's own
+    string ids are ignored). Other keys (``color``...) are ignored.
+    """
+    path = Path(path)
+    limits = current(None)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise NotFoundError("labelset file not found", path=path, param="path") from None
+    limits.check("csv_bytes", size, what="labelset file size in bytes", path=path)
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc}); expected {_JSON_EXPECTED}", path=path) from None
+    items: Any = data
+    if isinstance(data, dict):
+        items = data["labels"] if "labels" in data else list(data.values())
+    if (
+        not isinstance(items, list)
+        or not items
+        or not all(isinstance(item, dict) for item in items)
+    ):
+        raise InputError(f"unrecognised JSON labelset; expected {_JSON_EXPECTED}", path=path)
+    rows: dict[str, list[Any]] = {column: [] for column in _JSON_KEYS}
+    for number, item in enumerate(items, start=1):
+        keys = {str(k).strip().lower().replace(" ", "_"): v for k, v in item.items()}
+        for column, names in _JSON_KEYS.items():
+            value = next((keys[n] for n in names if keys.get(n) not in (None, "")), None)
+            if column == "label_id":
+                text = str(value).strip() if isinstance(value, int | str) else ""
+                value = int(text) if text.isdigit() else None
+            elif value is not None:
+                value = str(value).strip() or None
+            rows[column].append(value)
+        if rows["short_code"][-1] is None:
+            raise InputError(
+                f"label {number} has no short code ('short_label_code' or 'short_code'); "
+                f"expected {_JSON_EXPECTED}",
+                path=path,
+                value=item,
+            )
+        if rows["name"][-1] is None:  # as the Toolbox: a label without a long name is its code
+            rows["name"][-1] = rows["short_code"][-1]
+    frame = pd.DataFrame(
+        {
+            "label_id": pd.array(rows["label_id"], dtype="Int64"),
+            "name": pd.array(rows["name"], dtype="string"),
+            "short_code": pd.array(rows["short_code"], dtype="string"),
+            "functional_group": pd.array(rows["functional_group"], dtype="string"),
+        }
+    )
+    dup = frame["short_code"].str.lower().duplicated()
+    if dup.any():
+        code = str(frame["short_code"][dup].iloc[0])
+        raise InputError(
+            f"duplicate short code {code!r} (codes are case-insensitive)", path=path, value=code
+        )
+    ids = frame["label_id"]
+    if (ids.notna() & ids.duplicated()).any():
+        frame["label_id"] = pd.array([None] * len(frame), dtype="Int64")  # not CoralNet ids
+    frame.attrs["path"] = str(path)
+    return frame
 
 
 def read_labelset_csv(path: str | Path) -> pd.DataFrame:
@@ -36,7 +145,8 @@ def read_labelset_csv(path: str | Path) -> pd.DataFrame:
     if "short_code" not in by_key:
         raise CsvFormatError(
             f"missing a Short Code column; found {', '.join(header) or 'none'} "
-            "(CoralNet's labelset form: Label ID,Short Code)",
+            "(CoralNet's labelset form: Label ID,Short Code; or a CoralNet-Toolbox "
+            "Labels.json)",
             path=path,
             line=1,
         )
