@@ -272,6 +272,7 @@ _ANNOTATION_COLUMNS = [
     "status",
     "annotator",
     "date_annotated",
+    "label_name",
 ]
 
 
@@ -279,7 +280,8 @@ def annotation_table(session: Session, source_id: int) -> pd.DataFrame:
     """Every point of the source with its annotation and its latest top-5 scores.
 
     Columns: image_id, image, metadata, point_id, number, row, column, label (short code),
-    status, annotator, date_annotated, then suggestion_k / confidence_k for k = 1..5 when
+    status, annotator, date_annotated, label_name (the label's full name, from the
+    labelset), then suggestion_k / confidence_k for k = 1..5 when
     any point was scored.
     """
     rows = session.execute(
@@ -295,6 +297,7 @@ def annotation_table(session: Session, source_id: int) -> pd.DataFrame:
             Annotation.status,
             Annotation.annotator,
             Annotation.annotated_at,
+            Label.name,
         )
         .join(Point, Point.image_id == Image.id)
         .outerjoin(Annotation, Annotation.point_id == Point.id)

@@ -25,7 +25,7 @@ from quadrat.errors import (
     PointOutsideImageError,
     StateError,
 )
-from quadrat.io.coralnet import read_annotations_csv, resolve_labels
+from quadrat.io.coralnet import LONG_LABEL, read_annotations_csv, resolve_labels
 from quadrat.io.coralnet import read_labelset as read_labelset_file
 from quadrat.io.images import check_complete, list_images, read_image_info
 from quadrat.io.paths import resolve_all_under, resolve_under
@@ -157,7 +157,7 @@ def import_annotations(
                 width=info.width,
                 height=info.height,
                 exif_orientation=info.exif_orientation,
-                metadata={c: jsonable(first[c]) for c in meta_columns if pd.notna(first[c])},
+                metadata=_image_metadata(first, meta_columns, "long_label" in table),
             )
             coords = list(zip(rows["row"].astype(int), rows["column"].astype(int), strict=True))
             point_ids = writes.add_points(session, image_id, coords, "imported")
@@ -177,6 +177,16 @@ def import_annotations(
             summary.points += len(point_ids)
             summary.annotations += writes.add_imported_annotations(session, annotations)
     return summary
+
+
+def _image_metadata(first: pd.Series, columns: list[str], long_label: bool) -> dict[str, Any]:
+    """An image's metadata: every metadata column of the CSV in its order, None when empty
+    (so an export keeps empty columns); a ``Long Label`` column is recorded as present
+    only (its values are per point and come from the labelset on export)."""
+    metadata = {c: jsonable(first[c]) if pd.notna(first[c]) else None for c in columns}
+    if long_label:
+        metadata[LONG_LABEL] = None
+    return metadata
 
 
 def _missing(image_dir: Path, name: str) -> bool:

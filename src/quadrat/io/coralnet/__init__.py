@@ -17,6 +17,7 @@ writing goes through :mod:`quadrat.io.atomic`. Column contracts are in
 from __future__ import annotations
 
 from quadrat.io.coralnet.annotations import (
+    LONG_LABEL,
     METADATA_COLUMNS,
     N_SUGGESTIONS,
     read_annotations_csv,
@@ -40,6 +41,7 @@ from quadrat.io.coralnet.labelsets import (
 __all__ = [
     "ALL_IMAGES",
     "COVER_COLUMNS",
+    "LONG_LABEL",
     "METADATA_COLUMNS",
     "N_SUGGESTIONS",
     "cover_table",

@@ -45,6 +45,10 @@ METADATA_COLUMNS: tuple[str, ...] = (
     "Comments",
 )
 
+#: A per-point column some exports carry (the label's full name): read as ``long_label``,
+#: never as image metadata; written from each point's label (``long_label``).
+LONG_LABEL = "Long Label"
+
 #: CoralNet exports the machine's top 5 suggestions per point.
 N_SUGGESTIONS = 5
 
@@ -52,7 +56,17 @@ _LABEL_HEADERS = ("label code", "label", "label id")  # preference order
 _SUGGESTION_RE = re.compile(r"^machine (suggestion|confidence) (\d+)$")
 
 #: Normalised annotation columns that are not metadata (everything else is).
-_CORE = {"image", "row", "column", "label", "label_id", "annotator", "date_annotated", "line"}
+_CORE = {
+    "image",
+    "row",
+    "column",
+    "label",
+    "label_id",
+    "long_label",
+    "annotator",
+    "date_annotated",
+    "line",
+}
 
 
 def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
@@ -60,7 +74,9 @@ def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> p
 
     Columns: ``image`` (string), ``row``/``column`` (int64), ``label`` (string, <NA> when
     blank or when the file has no label column), ``label_id`` (only when a ``Label ID``
-    column accompanies a ``Label code``/``Label`` column), ``annotator`` (string),
+    column accompanies a ``Label code``/``Label`` column), ``long_label`` (only when the
+    file has a ``Long Label`` column: the label's full name, per point), ``annotator``
+    (string),
     ``date_annotated`` (UTC datetime), the metadata columns under their CoralNet names
     (strings), ``machine_suggestion_K``/``machine_confidence_K`` (confidence as a 0-1
     fraction) when present, and ``line`` (1-based line in the file; header = 1).
@@ -140,6 +156,10 @@ def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> p
         out["date_annotated"] = pd.Series(pd.NaT, index=body.index, dtype="datetime64[ns, UTC]")
 
     used = {"name", "row", "column", "annotator", "date annotated"}
+    long_key = header_key(LONG_LABEL)
+    if long_key in seen:
+        out["long_label"] = text_cells(body[seen[long_key]])
+        used.add(long_key)
     if label_key:
         used.add(label_key)
         if "label_id" in out:
@@ -199,7 +219,8 @@ def write_annotations_csv(
     Column order as CoralNet exports: ``Name``, metadata columns (any column of ``df``
     that is not a normalised annotation column, in ``df`` order), ``Row``, ``Column``,
     the label column (``label_header``, else ``df.attrs['label_column']``, else
-    ``Label``), ``Label ID`` if ``df`` has ``label_id``, ``Annotator,Date annotated`` if
+    ``Label``), ``Label ID`` if ``df`` has ``label_id``, ``Long Label`` if ``df`` has
+    ``long_label``, ``Annotator,Date annotated`` if
     either has a value, and ``Machine suggestion K,Machine confidence K`` for K = 1..5 if
     any suggestion has a value. Confidences are 0-1 fractions in ``df``, written as integer
     percents (rounded half up). A frame read from a points-only file (no label column,
@@ -228,6 +249,8 @@ def write_annotations_csv(
         out[header] = blank(df["label"])
     if "label_id" in df.columns:
         out["Label ID"] = blank(df["label_id"])
+    if "long_label" in df.columns:
+        out[LONG_LABEL] = blank(df["long_label"])
     has_annotator = "annotator" in df.columns and df["annotator"].notna().any()
     has_date = "date_annotated" in df.columns and df["date_annotated"].notna().any()
     if has_annotator or has_date:
