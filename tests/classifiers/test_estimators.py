@@ -86,6 +86,9 @@ def test_make_classifier():
 
 @pytest.mark.parametrize("model", [CalibratedLogisticRegression(), CoralNetMLP(max_iter=20)])
 def test_probabilities_are_calibrated_distributions(model, easy):
+    # 600 points are below cv_max_points, so the default would cross-validate: this test
+    # is about the holdout's carve-out, so it asks for it.
+    model.set_params(calibration="holdout")
     model.fit(easy.X, easy.y)
     proba = model.predict_proba(easy.X)
     assert proba.shape == (easy.X.shape[0], model.classes_.size)
@@ -184,25 +187,21 @@ def _twenty_small_images():
 def test_auto_calibration_keeps_every_label_of_a_small_source():
     X, y, groups = _twenty_small_images()
     for seed in range(8):
-        holdout = CalibratedLogisticRegression(calibration="holdout", random_state=seed)
         auto = CalibratedLogisticRegression(random_state=seed)
-        holdout.fit(X, y, groups=groups)
         auto.fit(X, y, groups=groups)
         assert auto.classes_.tolist() == [0, 1, 2, 3, 4]
-        if holdout.dropped_classes_.size:
-            assert auto.calibration_ == "cv"
-            assert auto.n_train_ == auto.n_calibration_ == 240
-        else:
-            assert auto.calibration_ == "holdout"
-            np.testing.assert_array_equal(auto.calibration_index_, holdout.calibration_index_)
+        # 240 points are below cv_max_points: always cv now (before, only when the
+        # holdout would drop a label), so no label is ever dropped.
+        assert auto.calibration_ == "cv"
+        assert auto.n_train_ == auto.n_calibration_ == 240
     assert CalibratedLogisticRegression(calibration="cv").fit(X, y).calibration_ == "cv"
 
 
-def test_auto_calibration_holds_out_when_that_covers_every_label():
+def test_auto_calibration_holds_out_above_cv_max_points():
     X, _, groups = _twenty_small_images()
     y = np.tile(np.arange(4), 60)  # every image holds every label
     X = X + 2.0 * np.eye(4, 16)[y]
-    model = CalibratedLogisticRegression().fit(X, y, groups=groups)
+    model = CalibratedLogisticRegression(cv_max_points=239).fit(X, y, groups=groups)
     assert model.calibration_ == "holdout"
     assert model.n_calibration_ == 24  # 2 of 20 images
     assert model.n_train_ == 216

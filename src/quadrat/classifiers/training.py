@@ -40,7 +40,7 @@ class TrainResult:
     ``train_index``/``calibration_index``/``val_index`` are row positions in the ``X``
     given to ``train_classifier`` (store the validation images to audit or re-score).
     With cross-validated calibration (``hyperparameters["split"]["calibration"] == "cv"``,
-    used when held-out calibration would drop a label) the model is fitted on all training
+    by default up to ``cv_max_points`` training points) the model is fitted on all training
     points and calibrated on their out-of-fold scores: both indices are then the whole
     training part, and ``n_train == n_calibration``.
     """
