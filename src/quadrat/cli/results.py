@@ -107,7 +107,7 @@ def print_report(summary: SourceReport) -> None:
         + ", ".join(f"{n} {status}" for status, n in summary.status_counts.items())
     )
     if summary.classifier is None:
-        console.print("no classifier trained yet")
+        console.print("no accepted classifier" if summary.rejected else "no classifier trained yet")
     else:
         c = summary.classifier
         verdict = "accepted" if c["accepted"] else "not accepted"
@@ -136,6 +136,8 @@ def print_report(summary: SourceReport) -> None:
                 f"{fmt(t['accuracy_accepted'])} on the {t['fraction_accepted']:.0%} of points "
                 f"it accepts (target {fmt(summary.target_accuracy, 2)})"
             )
+    for rejected in summary.rejected:
+        console.print(f"classifier {rejected['id']} ({rejected['kind']}): {rejected['reason']}")
     if summary.cover is not None and len(summary.cover):
         table = Table(title="percent cover (all images with every point annotated)")
         table.add_column("label")

@@ -1,4 +1,5 @@
-"""A source at a glance: counts, the latest classifier's metrics, alleviation, cover.
+"""A source at a glance: counts, the active classifier's metrics, alleviation, cover, and
+the classifiers the policy rejected (with why).
 
 Built from a :class:`quadrat.Source` alone (no store access, no SQL here);
 ``Source.report(out_dir)`` is the public way in.
@@ -30,7 +31,12 @@ class SourceReport:
     n_points: int
     status_counts: dict[str, int]
     target_accuracy: float
+    #: The active classifier (the latest the policy accepted: what ``classify`` uses).
     classifier: dict[str, Any] | None = None
+    #: Classifiers the policy rejected, oldest first: id, kind, extractor_key, accuracy,
+    #: compared_with (the classifier active when it was trained, or None),
+    #: compared_accuracy, and ``reason`` in words.
+    rejected: list[dict[str, Any]] = field(default_factory=list)
     per_label: list[dict[str, Any]] = field(default_factory=list)
     curve: pd.DataFrame | None = None
     suggested_threshold: dict[str, float] | None = None
@@ -40,7 +46,11 @@ class SourceReport:
 
 
 def build_report(src: Source, *, target_accuracy: float = 0.95) -> SourceReport:
-    """Counts, the newest classifier (accepted or not) with its suggested threshold, cover."""
+    """Counts, the active classifier with its suggested threshold, the rejected ones, cover.
+
+    The active classifier is the latest accepted one (a newer one the policy rejected is
+    listed in ``rejected`` with its accuracy against the one active when it was trained).
+    """
     from quadrat.classifiers.metrics import choose_threshold
 
     counts = src.counts()
@@ -59,8 +69,9 @@ def build_report(src: Source, *, target_accuracy: float = 0.95) -> SourceReport:
         target_accuracy=target_accuracy,
     )
     history = src.classifiers()
-    if history:
-        record = history[-1]
+    report.rejected = _rejected(history)
+    record = next((c for c in reversed(history) if c.accepted), None)
+    if record is not None:
         codes = src.label_codes()
         metrics = dict(record.metrics)
         report.classifier = {
@@ -98,6 +109,45 @@ def build_report(src: Source, *, target_accuracy: float = 0.95) -> SourceReport:
             str(c): float(cover[c].mean()) for c in cover.columns[4:] if cover[c].mean() > 0
         }
     return report
+
+
+def _rejected(history: list[Any]) -> list[dict[str, Any]]:
+    """Rejected classifiers with the accuracy that beat them (history is oldest first)."""
+    out: list[dict[str, Any]] = []
+    active: Any = None
+    for record in history:
+        if record.accepted:
+            active = record
+            continue
+        compared = active.accuracy if active is not None else None
+        if active is None:
+            reason = "rejected by the policy (no accepted classifier to compare with)"
+        elif record.accuracy is None:
+            reason = (
+                "rejected: no validation accuracy (no validation point with a known label); "
+                f"classifier {active.id} stayed active"
+            )
+        else:
+            reason = (
+                f"rejected: validation accuracy {record.accuracy:.3f} did not beat "
+                f"classifier {active.id}'s {_fmt(compared)}, which stayed active"
+            )
+        out.append(
+            {
+                "id": record.id,
+                "kind": record.kind,
+                "extractor_key": record.extractor_key,
+                "accuracy": record.accuracy,
+                "compared_with": active.id if active is not None else None,
+                "compared_accuracy": compared,
+                "reason": reason,
+            }
+        )
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _as_int(value: Any) -> Any:
@@ -140,6 +190,7 @@ def write_report(report: SourceReport, out: Path) -> list[Path]:
                 )
             )
         summary = {k: v for k, v in report.classifier.items() if k not in ("label_codes",)}
+        summary["rejected"] = report.rejected
         write_text(out / "metrics.json", json.dumps(summary, indent=2, default=str))
         written.append(out / "metrics.json")
     if report.cover is not None and len(report.cover):
