@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -115,15 +116,24 @@ def match_gpx(
     track, or inside a gap in it) keep the position they had. ``datetime`` becomes the
     corrected time; the camera's own time is kept as ``camera_datetime``, and
     ``gpx_gap_s`` says how far (seconds) the nearest fix was.
+
+    When photos fall outside the track's time span (by more than ``max_gap``) a
+    ``UserWarning`` says how many, and the clock offset that would align the photos' time
+    range with the track's (whole hours when it is within 10 minutes of them: a camera on
+    local time). Matching still goes ahead: photos outside simply stay unmatched.
     """
     if track.empty:
         raise InputError("the GPX track has no fixes to match photos to")
     camera, corrected = photo_times(table, clock_offset, timezone, "GPX")
+    max_gap_s = parse_clock_offset(max_gap).total_seconds()
     interpolated, gap, matched = interpolate_in_time(
         seconds(corrected),
         track["datetime"],
         [track[c].to_numpy(dtype=float) for c in ("latitude", "longitude")],
-        parse_clock_offset(max_gap).total_seconds(),
+        max_gap_s,
+    )
+    _warn_outside_track(
+        seconds(corrected), seconds(track["datetime"]), parse_clock_offset(clock_offset), max_gap_s
     )
     out = table.copy()
     for column, values in zip(("latitude", "longitude"), interpolated, strict=True):
@@ -135,3 +145,54 @@ def match_gpx(
     out["gpx_gap_s"] = gap
     out["gpx_matched"] = matched
     return ordered(out)
+
+
+#: A suggested offset this close to whole hours is given in whole hours (a time zone).
+_ZONE_TOLERANCE_S = 600.0
+
+
+def _warn_outside_track(
+    photo_s: np.ndarray, track_s: np.ndarray, offset: pd.Timedelta, max_gap_s: float
+) -> None:
+    """Warn when photos fall outside the track's time span, with the offset that would fit.
+
+    The suggestion centres the photos' time range on the track's: with the default offset
+    of 0, a camera on local time lands whole hours away, the commonest cause.
+    """
+    photo_s = photo_s[~np.isnan(photo_s)]
+    track_s = track_s[~np.isnan(track_s)]
+    if photo_s.size == 0 or track_s.size == 0:
+        return
+    start, end = float(track_s.min()), float(track_s.max())
+    outside = int(np.count_nonzero((photo_s < start - max_gap_s) | (photo_s > end + max_gap_s)))
+    if outside == 0:
+        return
+    shift = (start + end) / 2 - (float(photo_s.min()) + float(photo_s.max())) / 2
+    suggested = offset.total_seconds() + shift
+    hours = round(suggested / 3600)
+    if hours != 0 and abs(suggested - hours * 3600) <= _ZONE_TOLERANCE_S:
+        fit = f"{hours:+d}h"
+    else:
+        fit = f"{suggested:+.0f} s"
+
+    def utc(value: float) -> str:
+        return pd.Timestamp(value, unit="s", tz="UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+
+    if abs(shift) <= max_gap_s:
+        advice = (
+            "the photos' time range is already centred on the track, so these were "
+            "probably taken before or after it was recorded"
+        )
+    else:
+        advice = (
+            f"a clock offset of {fit} would align the photos' time range with the track's "
+            "(if the camera clock was on local time without a zone, the timezone option "
+            "names that zone instead)"
+        )
+    warnings.warn(
+        f"{outside} of {photo_s.size} photos fall outside the GPX track's time span "
+        f"({utc(start)} to {utc(end)}, plus max_gap {max_gap_s:g} s) with clock offset "
+        f"{offset.total_seconds():+.0f} s and stay unmatched; {advice}",
+        UserWarning,
+        stacklevel=3,
+    )
