@@ -88,7 +88,7 @@ def report(
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
-    """Print the latest classifier's metrics and the source's cover; write plots with --out."""
+    """Print the active classifier's metrics, rejected ones, the cover; write plots with --out."""
     with open_project(project) as handle:
         summary = handle.source(source).report(out, target_accuracy=target_accuracy)
     print_report(summary)

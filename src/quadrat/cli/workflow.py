@@ -69,7 +69,10 @@ def init(
         str, typer.Option("--source", "-s", help="Name of the new source.")
     ] = "default",
     labelset: Annotated[
-        Path | None, typer.Option(help="CoralNet labelset CSV for the source.")
+        Path | None,
+        typer.Option(
+            help="Labelset for the source (CoralNet CSV or CoralNet-Toolbox Labels.json)."
+        ),
     ] = None,
     points: Annotated[
         str | None, typer.Option(help="Default point spec for new images: m_200, t_5_5_2, u_10_10.")
@@ -126,7 +129,10 @@ def import_(
         list[Path] | None,
         typer.Option("--images", "-i", help="Folder of the CSV's images, or images to add."),
     ] = None,
-    labelset: Annotated[Path | None, typer.Option(help="CoralNet labelset CSV to add.")] = None,
+    labelset: Annotated[
+        Path | None,
+        typer.Option(help="Labelset to add (CoralNet CSV or CoralNet-Toolbox Labels.json)."),
+    ] = None,
     exclude: Annotated[
         list[str] | None,
         typer.Option(help="Leave out images whose name matches this glob (repeatable)."),
