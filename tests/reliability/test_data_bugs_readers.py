@@ -5,11 +5,16 @@ depth logs. Fixtures are built here; the held-back source that found the bugs is
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
-from quadrat.datasets.readers import match_gpx
+from quadrat.cli import app
+from quadrat.datasets.readers import match_gpx, read_depth_log, read_depth_logs
+from quadrat.errors import CsvFormatError, InputError
+from tests.data.metadata.data import DEPTH_LOG, make_metadata_fixtures
 
 # --------------------------------------------------------------------------- GPX
 
@@ -77,3 +82,68 @@ def test_photos_within_the_track_do_not_warn() -> None:
         warnings.simplefilter("error")
         matched = match_gpx(_photos(inside), _track())
     assert matched["gpx_matched"].all()
+
+
+# --------------------------------------------------------------------------- depth logs
+
+# A raw Paralenz-style log as the camera writes it with its header switched off.
+RAW_LOG = [("2019:03:11 12:00:00", "8.0"), ("2019:03:11 12:00:30", "9.0")]
+
+
+def _headerless(path: Path, rows: list[tuple[str, ...]] = RAW_LOG) -> Path:
+    path.write_text("".join(",".join(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_headerless_depth_log_is_read_with_columns(tmp_path: Path) -> None:
+    raw = _headerless(tmp_path / "raw.csv")
+    with pytest.raises(CsvFormatError, match="the columns option") as err:
+        read_depth_log(raw)  # what happened before: no way to read it
+    assert err.value.param == "columns"
+    log = read_depth_log(raw, columns=("time", "depth"))
+    assert log["depth"].tolist() == [8.0, 9.0]  # the first line is a sample, not a header
+    assert log["datetime"].tolist() == [
+        pd.Timestamp("2019-03-11 12:00:00", tz="UTC"),
+        pd.Timestamp("2019-03-11 12:00:30", tz="UTC"),
+    ]
+    # Extra columns are named too; several logs share the names.
+    wide = _headerless(tmp_path / "wide.csv", [(t, "14.4", d) for t, d in RAW_LOG])
+    wide_log = read_depth_log(wide, columns=["Time", "Temperature", "Depth"])
+    assert wide_log["depth"].tolist() == [8.0, 9.0]  # the first "depth" column, not temperature
+    both = read_depth_logs([raw, raw], columns=("time", "depth"))
+    assert both["depth"].tolist() == [8.0, 8.0, 9.0, 9.0]
+
+
+def test_headerless_log_errors(tmp_path: Path) -> None:
+    raw = _headerless(tmp_path / "raw.csv")
+    with pytest.raises(CsvFormatError, match="names 3 columns") as err:
+        read_depth_log(raw, columns=("time", "temperature", "depth"))
+    assert err.value.param == "columns" and err.value.line == 1
+    headed = tmp_path / "headed.csv"
+    headed.write_text("Time,Depth\n" + raw.read_text())
+    with pytest.raises(CsvFormatError, match="has a header row") as err:
+        read_depth_log(headed, columns=("time", "depth"))
+    assert err.value.param == "columns"
+    with pytest.raises(InputError, match="once"):
+        read_depth_log(raw, columns=("time", "time"))
+    bad = _headerless(tmp_path / "bad.csv", [*RAW_LOG, ("2019:03:11 12:01:00", "deep")])
+    with pytest.raises(CsvFormatError, match="unreadable sample") as err:
+        read_depth_log(bad, columns=("time", "depth"))
+    assert err.value.line == 3  # line numbers count the first line as a sample
+
+
+def test_cli_depth_log_columns(tmp_path: Path) -> None:
+    fixtures = make_metadata_fixtures(tmp_path / "fixtures")
+    rows = [(f"2019:03:11 12:00:{s:02d}", f"{d:.1f}") for s, d in DEPTH_LOG]
+    raw = _headerless(tmp_path / "LOG01.CSV", rows)
+    out = tmp_path / "meta.parquet"
+    args = ["dataset", "validate", str(fixtures["images"] / "reef_a"), "--depth-log", str(raw)]
+    args += ["--timezone", "Etc/GMT+3", "--out", str(out)]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code != 0 and "Traceback" not in refused.output
+    assert "--depth-log-columns" in refused.output  # the flag, not -c/--column
+    result = CliRunner().invoke(app, [*args, "--depth-log-columns", "time,depth"])
+    assert result.exit_code == 0, result.output
+    assert "depth from log │ 2" in " ".join(result.output.split())
+    table = pd.read_parquet(out).set_index("image")
+    assert table.loc["a2.jpg", "depth"] == pytest.approx(8.5)

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from quadrat.cli._common import console, progress_bar, user_errors
 from quadrat.cli.dataset._columns import parse_column_map
-from quadrat.errors import InputError
+from quadrat.errors import InputError, QuadratError
 
 if TYPE_CHECKING:  # pandas and the readers are imported when the command runs
     import pandas as pd
@@ -124,6 +124,14 @@ def validate(
         list[Path] | None,
         typer.Option(help="Time-stamped depth log CSV(s) (Time, Depth) to set depth (repeatable)."),
     ] = None,
+    depth_log_columns: Annotated[
+        str | None,
+        typer.Option(
+            metavar="TIME,DEPTH",
+            help="Names of the depth log's columns when it has no header row, "
+            "in file order (e.g. time,depth).",
+        ),
+    ] = None,
     depth_log_offset: Annotated[
         str,
         typer.Option(help="Add to photo times to get the depth log's time (as --clock-offset)."),
@@ -180,7 +188,13 @@ def validate(
         )
     depth_matched: int | None = None
     if depth_log:  # before GPX: both offsets are against the camera's own clock
-        log = readers.read_depth_logs(depth_log, timezone=timezone)
+        names = None if depth_log_columns is None else tuple(depth_log_columns.split(","))
+        try:
+            log = readers.read_depth_logs(depth_log, timezone=timezone, columns=names)
+        except QuadratError as exc:
+            if exc.param == "columns":  # not -c/--column, which names the INPUT's columns
+                exc.param = "depth_log_columns"
+            raise
         table = readers.match_depth(table, log, clock_offset=depth_log_offset, timezone=timezone)
         depth_matched = int(table["depth_matched"].sum())
     matched: int | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,9 @@ from quadrat.io.csv import header_key
 _LOG_TIME_KEYS = ("datetime", "date time", "timestamp", "time")
 
 
-def read_depth_log(path: str | Path, *, timezone: str = "UTC") -> pd.DataFrame:
+def read_depth_log(
+    path: str | Path, *, timezone: str = "UTC", columns: Sequence[str] | None = None
+) -> pd.DataFrame:
     """A time-stamped depth log (a camera's or a dive computer's CSV export).
 
     Finds the time column (``Time``, ``timestamp``, ``datetime``) and the first column
@@ -32,18 +34,24 @@ def read_depth_log(path: str | Path, *, timezone: str = "UTC") -> pd.DataFrame:
     (the camera's local clock, like its EXIF times). Columns: ``datetime`` (UTC),
     ``depth`` (metres), sorted by time. A sample with an unparseable time or depth is an
     error naming its line: a log is machine-written, so one bad line means a bad file.
+
+    ``columns`` names the columns of a raw log without a header row, in file order (e.g.
+    ``("time", "depth")``); its first line is then a sample. A file that does have a header
+    row is refused with that reason rather than read as a bad first sample.
     """
     path = Path(path)
-    raw = read_csv_strings(path)
+    raw = _read_headerless(path, columns) if columns is not None else read_csv_strings(path)
     by_key = {header_key(c): c for c in raw.columns if c not in (SOURCE_FILE, SOURCE_LINE)}
     time_column = next((by_key[k] for k in _LOG_TIME_KEYS if k in by_key), None)
     depth_column = next((c for k, c in by_key.items() if k.startswith("depth")), None)
     if time_column is None or depth_column is None:
         raise CsvFormatError(
             "a depth log needs a time column (Time, timestamp, datetime) and a depth column; "
-            f"found {', '.join(by_key.values())}",
+            f"found {', '.join(by_key.values())} (for a log without a header row, the "
+            "columns option names its columns, e.g. time, depth)",
             path=path,
             line=1,
+            param="columns",
         )
     times, bad_time = parse_datetimes(raw[time_column], timezone=timezone)
     text = raw[depth_column].str.strip()
@@ -64,9 +72,51 @@ def read_depth_log(path: str | Path, *, timezone: str = "UTC") -> pd.DataFrame:
     return log.sort_values("datetime", kind="stable").reset_index(drop=True)
 
 
-def read_depth_logs(paths: Iterable[str | Path], *, timezone: str = "UTC") -> pd.DataFrame:
-    """Several depth logs (one per dive or card) as one log sorted by time."""
-    logs = [read_depth_log(path, timezone=timezone) for path in paths]
+def _read_headerless(path: Path, columns: Sequence[str]) -> pd.DataFrame:
+    """A CSV without a header row, its columns named by ``columns`` (in file order)."""
+    from quadrat.io.csv import read_csv
+
+    names = [str(c).strip() for c in ([columns] if isinstance(columns, str) else columns)]
+    if not names or "" in names or len({header_key(n) for n in names}) != len(names):
+        raise InputError(
+            "columns must name each column of the depth log once (e.g. time, depth)",
+            value=list(columns),
+            param="columns",
+        )
+    table = read_csv(path)  # its "header" is the first sample
+    first = table.header
+    if len(first) != len(names):
+        raise CsvFormatError(
+            f"columns names {len(names)} columns ({', '.join(names)}) but the first line "
+            f"has {len(first)} non-empty fields",
+            path=path,
+            line=1,
+            param="columns",
+        )
+    keys = {header_key(cell) for cell in first}
+    if keys & set(_LOG_TIME_KEYS) or any(k.startswith("depth") for k in keys):
+        raise CsvFormatError(
+            f"the depth log has a header row ({', '.join(first)}); leave columns out to use it",
+            path=path,
+            line=1,
+            param="columns",
+        )
+    body = table.frame.set_axis(names, axis=1)
+    head = pd.DataFrame([first], columns=names)
+    raw = pd.concat([head, body], ignore_index=True)
+    raw[SOURCE_FILE] = str(table.path)
+    raw[SOURCE_LINE] = np.concatenate([[1], table.lines]).astype(np.int64)
+    return raw
+
+
+def read_depth_logs(
+    paths: Iterable[str | Path], *, timezone: str = "UTC", columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Several depth logs (one per dive or card) as one log sorted by time.
+
+    ``columns``: names for logs without a header row (see :func:`read_depth_log`).
+    """
+    logs = [read_depth_log(path, timezone=timezone, columns=columns) for path in paths]
     if not logs:
         raise InputError("no depth log given")
     merged = pd.concat(logs, ignore_index=True)
