@@ -57,6 +57,9 @@ def test_photos_outside_the_track_warn_with_the_offset_that_fits() -> None:
         warnings.simplefilter("error")
         fixed = match_gpx(_photos(LOCAL), _track(), clock_offset="+5h")
     assert fixed["gpx_matched"].all()
+    # Too much offset: the fit is back to none, said as such.
+    with pytest.warns(UserWarning, match=r"clock offset of 0 \(none\)"):
+        match_gpx(_photos(["2019-03-11 15:05:00"]), _track(), clock_offset="-2h")
 
 
 def test_an_offset_that_is_not_a_time_zone_is_given_in_seconds() -> None:

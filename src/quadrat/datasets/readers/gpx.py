@@ -172,6 +172,8 @@ def _warn_outside_track(
     hours = round(suggested / 3600)
     if hours != 0 and abs(suggested - hours * 3600) <= _ZONE_TOLERANCE_S:
         fit = f"{hours:+d}h"
+    elif abs(suggested) < 0.5:
+        fit = "0 (none)"
     else:
         fit = f"{suggested:+.0f} s"
 
