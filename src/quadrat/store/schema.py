@@ -229,3 +229,121 @@ class Score(Base):
 Index("ix_points_image", Point.image_id)
 Index("ix_annotations_label", Annotation.label_id)
 Index("ix_scores_classifier", Score.classifier_id)
+
+
+# ------------------------------------------------------------------ service (quadrat serve)
+
+
+class Role(enum.StrEnum):
+    """A user's role on a source (or on every source, ``source_id`` NULL), weakest first."""
+
+    VIEWER = "viewer"  # sees images, annotations, classifiers; deploys classifiers
+    ANNOTATOR = "annotator"  # also labels points and confirms machine suggestions
+    ADMIN = "admin"  # also manages the source: labelset, training, users' roles
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+class User(Base):
+    """A person or script that signs in to ``quadrat serve``."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    #: An argon2 hash (argon2-cffi's PHC string); never the password.
+    password_hash: Mapped[str] = mapped_column(String(256))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Per-user overrides of the service limits (``max_active_jobs``, ``images_per_job``,
+    #: ``points_per_image``, ``requests_per_minute``, ``requests_per_hour``).
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SourceRole(Base):
+    """What a user may do on one source; ``source_id`` NULL means on every source."""
+
+    __tablename__ = "source_roles"
+    __table_args__ = (UniqueConstraint("user_id", "source_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sources.id", ondelete="CASCADE"), nullable=True
+    )
+    role: Mapped[Role] = mapped_column(
+        Enum(Role, native_enum=False, length=16, validate_strings=True)
+    )
+
+
+class ApiToken(Base):
+    """An API token (CoralNet's ``Authorization: Token <40 hex>``), stored as its SHA-256.
+
+    Tokens are 160 random bits, so a fast hash is enough (no dictionary to attack), and a
+    stolen database yields no usable token. They do not expire (CoralNet's behaviour).
+    """
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class JobStatus(enum.StrEnum):
+    """A deploy job's life: CoralNet's API reports ``Pending`` / ``In Progress``, then 303."""
+
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+
+
+class DeployJob(Base):
+    """One deploy request: up to 100 images to classify with one classifier."""
+
+    __tablename__ = "deploy_jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    classifier_id: Mapped[int | None] = mapped_column(
+        ForeignKey("classifiers.id", ondelete="SET NULL"), nullable=True
+    )
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16, validate_strings=True), index=True
+    )
+    #: Times a worker started the job (a restart after a crash starts it again).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DeployImageStatus(enum.StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class DeployImage(Base):
+    """One image of a deploy job, in request order, with its points and then its result."""
+
+    __tablename__ = "deploy_images"
+    __table_args__ = (UniqueConstraint("job_id", "position"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("deploy_jobs.id", ondelete="CASCADE"))
+    #: 0-based index in the request's ``data`` array.
+    position: Mapped[int] = mapped_column(Integer)
+    #: The ``url`` as the client sent it (returned verbatim as the result's id and url).
+    url: Mapped[str] = mapped_column(String(4096))
+    #: ``[[row, column], ...]`` as requested.
+    points: Mapped[list[Any]] = mapped_column(JSON)
+    status: Mapped[DeployImageStatus] = mapped_column(
+        Enum(DeployImageStatus, native_enum=False, length=16, validate_strings=True)
+    )
+    #: Per point, its classifications (``label_id``, ``label_name``, ``label_code``,
+    #: ``score``), top first; set when ``status`` is done.
+    result: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    #: One line saying why the image failed; set when ``status`` is failed.
+    error: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+
+
+Index("ix_deploy_images_job", DeployImage.job_id)
