@@ -89,6 +89,12 @@ def report(
     source: SourceOption = None,
 ) -> None:
     """Print the active classifier's metrics, rejected ones, the cover; write plots with --out."""
+    if not 0 < target_accuracy <= 1:  # checked here too: without a classifier none is chosen
+        raise InputError(
+            f"the target accuracy is a fraction in (0, 1], not {target_accuracy:g}",
+            value=target_accuracy,
+            param="target_accuracy",
+        )
     with open_project(project) as handle:
         summary = handle.source(source).report(out, target_accuracy=target_accuracy)
     print_report(summary)

@@ -153,6 +153,7 @@ def import_(
             show_default=False,
         ),
     ] = None,
+    allow_nothing: AllowNothingOption = False,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
@@ -191,6 +192,14 @@ def import_(
             highlight=False,
             soft_wrap=True,
         )
+    if csv is not None and summary.images == 0 and not summary.skipped:
+        # Decided from the count: a header-only CSV reads as a table of no rows.
+        why = (
+            "no rows left to import (the file has none, or --exclude matched them all)"
+            if exclude
+            else "the file has no rows (only a header)"
+        )
+        nothing_to_do(f"{csv}: {why}; nothing was imported", allow=allow_nothing)
     console.print(
         f"imported {summary.images} images, {summary.points} points, "
         f"{summary.annotations} annotations into source [bold]{src.name}[/]"

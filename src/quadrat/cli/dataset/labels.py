@@ -44,7 +44,14 @@ class SourceKind(StrEnum):
 def _tree(scheme: Path | None) -> CatamiTree:
     from quadrat.labels.catami_io import default_catami, load_tree
 
-    return default_catami() if scheme is None else load_tree(scheme)
+    if scheme is None:
+        return default_catami()
+    tree = load_tree(scheme)
+    if not len(tree):  # an empty file is a mistake, not an empty scheme to report on
+        raise InputError(
+            "the scheme file holds no CATAMI nodes (is it empty?)", path=scheme, param="scheme"
+        )
+    return tree
 
 
 @catami_app.callback()
