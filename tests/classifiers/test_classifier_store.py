@@ -47,12 +47,22 @@ def test_export_classifier_file_scores_as_stored(tmp_path: Path, survey: DemoSur
         assert 0.5 < header["metadata"]["metrics"]["accuracy"] <= 1.0
         [info] = src.classifiers()
         with project.store.session() as session:
-            assert queries.classifier_model(session, info.id) == data
+            stored = queries.classifier_model(session, info.id)
             features = load_features(session, key, source_id=src.id).features
+        # the file is the stored classifier plus the portable facts (labelset, extractor)
+        assert header["metadata"]["portable"]["extractor"]["key"] == key
+        assert serialize.read_header(stored) == {
+            **header,
+            "metadata": {k: v for k, v in header["metadata"].items() if k != "portable"},
+        }
         from_file = serialize.loads_estimator(data)
         scores = from_file.predict_proba(features)
         np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-9)
-        assert src.export_classifier(tmp_path / "by_id.safetensors", info.id).read_bytes() == data
+        np.testing.assert_array_equal(
+            scores, serialize.loads_estimator(stored).predict_proba(features)
+        )
+        by_id = src.export_classifier(tmp_path / "by_id.safetensors", info.id).read_bytes()
+        assert serialize.read_header(by_id)["metadata"]["portable"]["classifier"]["id"] == info.id
 
 
 def test_planted_pickle_in_the_project_is_refused(tmp_path: Path, survey: DemoSurvey) -> None:

@@ -96,7 +96,10 @@ class SigmoidCalibration:
                 scores = scores[:, 1]  # the positive label's probability, as scikit-learn
         scores = scores.reshape(-1, 1) if scores.ndim == 1 else scores
         proba = np.zeros((X.shape[0], n_classes))
-        columns = np.searchsorted(self.classes_, self.base.classes_)
+        # Position of each base label among ``classes_`` (not searchsorted: an imported
+        # classifier's labels are renumbered for the project and need not stay sorted).
+        where = {label: i for i, label in enumerate(self.classes_.tolist())}
+        columns = [where[label] for label in self.base.classes_.tolist()]
         # Two labels: one score column and one sigmoid, for the second label (zip stops there).
         for index, column, a, b in zip(columns, scores.T, self.a, self.b, strict=False):
             proba[:, index + 1 if n_classes == 2 else index] = expit(-(a * column + b))
@@ -401,6 +404,45 @@ def _load_base(facts: dict[str, Any], tensors: dict[str, np.ndarray], n_features
     return base
 
 
+# ----------------------------------------------------------------------------- rewriting
+
+
+def with_metadata(data: bytes, metadata: dict[str, Any]) -> bytes:
+    """``data`` with ``metadata`` merged into its JSON metadata; the arrays are unchanged."""
+    header, tensors = _split(data)
+    header["metadata"] = {**header.get("metadata", {}), **jsonable(metadata)}
+    return tensorfile.encode(tensors, {FORMAT: json.dumps(header, sort_keys=True)})
+
+
+def relabel(data: bytes, mapping: dict[int, int]) -> bytes:
+    """``data`` with its integer labels renamed through ``mapping`` (old -> new).
+
+    A classifier's labels are a project's label row ids; another project numbers the same
+    labels differently. Every predicted label must be in ``mapping``; dropped labels (too
+    rare to train on) without a new id are left out. The arrays are unchanged: the
+    calibration finds each label by position, so the new ids need not keep their order.
+    """
+    header, tensors = _split(data)
+
+    def renamed(entry: dict[str, Any], *, required: bool) -> dict[str, Any]:
+        values = _classes(entry)
+        if values.dtype.kind not in "iu":
+            raise ClassifierFormatError("only a classifier with integer labels can be renumbered")
+        old = [int(v) for v in values.tolist()]
+        missing = [v for v in old if v not in mapping]
+        if missing and required:
+            raise ClassifierFormatError(f"no new id for labels {missing}", value=missing)
+        new = [int(mapping[v]) for v in old if v in mapping]
+        if len(set(new)) != len(new):
+            raise ClassifierFormatError("two labels were given the same new id")
+        return {"dtype": np.dtype(np.int64).str, "values": new}
+
+    header["classes"] = renamed(header["classes"], required=True)
+    header["dropped_classes"] = renamed(header["dropped_classes"], required=False)
+    header["base"]["classes"] = renamed(header["base"]["classes"], required=True)
+    return tensorfile.encode(tensors, {FORMAT: json.dumps(header, sort_keys=True)})
+
+
 # -------------------------------------------------------------------------------- files
 
 
@@ -453,5 +495,7 @@ __all__ = [
     "loads_estimator",
     "read_classifier_file",
     "read_header",
+    "relabel",
+    "with_metadata",
     "write_classifier_file",
 ]

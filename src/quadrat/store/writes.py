@@ -25,6 +25,7 @@ from quadrat.store.schema import (
     Annotation,
     AnnotationStatus,
     ClassifierRecord,
+    ExtractorRecord,
     Image,
     Label,
     Point,
@@ -259,3 +260,8 @@ def replace_machine_labels(
             for i, pid in enumerate(ids)
         ],
     )
+
+
+def set_extractor_config(session: Session, key: str, config: dict[str, Any]) -> None:
+    """Replace a stored extractor's configuration (e.g. where its weights file is here)."""
+    session.execute(update(ExtractorRecord).where(ExtractorRecord.key == key).values(config=config))

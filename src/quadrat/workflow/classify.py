@@ -55,7 +55,7 @@ def classify(
     progress = progress or no_progress
     with src.project.store.session() as session:
         info = queries.source_by_id(session, src.id)
-        record = _chosen(session, src, classifier_id)
+        record = chosen_classifier(session, src, classifier_id)
         if threshold is None:
             threshold = info.confidence_threshold
         estimator = loads_estimator(queries.classifier_model(session, record.id))
@@ -88,17 +88,16 @@ def export_classifier(src: Source, path: str | Path, classifier_id: int | None =
     """Write a classifier (default: the active one) as a portable file, atomically.
 
     The file is the stored bytes (safetensors arrays plus JSON, see
-    :mod:`quadrat.classifiers.serialize`), checked to load before it is written.
+    :mod:`quadrat.classifiers.serialize`) with the labelset, extractor and training facts
+    another project needs (:mod:`quadrat.workflow.classifiers`), checked to load before
+    it is written.
     """
-    from quadrat.classifiers.serialize import write_classifier_file
+    from quadrat.workflow import classifiers
 
-    with src.project.store.session() as session:
-        record = _chosen(session, src, classifier_id)
-        data = queries.classifier_model(session, record.id)
-    return write_classifier_file(path, data)
+    return classifiers.export_classifier(src, path, classifier_id)
 
 
-def _chosen(session: Any, src: Source, classifier_id: int | None) -> ClassifierInfo:
+def chosen_classifier(session: Any, src: Source, classifier_id: int | None) -> ClassifierInfo:
     """Classifier ``classifier_id`` of the source, or its active one (latest accepted).
 
     ``session``: a store session (SQLAlchemy stays inside ``quadrat.store``).

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from quadrat.errors import InputError, StateError
 from quadrat.points import PointSpec
@@ -21,6 +22,9 @@ from quadrat.store import queries, writes
 from quadrat.store.project import Store
 from quadrat.workflow._common import check_threshold
 from quadrat.workflow.source import Source
+
+if TYPE_CHECKING:
+    from quadrat.store.queries import ClassifierInfo
 
 
 class Project:
@@ -140,3 +144,22 @@ class Project:
             )
             writes.add_labels(session, source_id, labels)
         return Source(self, source_id, name)
+
+    def import_classifier(
+        self,
+        path: str | Path,
+        source: str | None = None,
+        *,
+        weights: str | Path | None = None,
+    ) -> ClassifierInfo:
+        """Register a portable classifier file (``Source.export_classifier``) in this project.
+
+        It becomes the active classifier of ``source`` (default: the name in the file),
+        which is created with the file's labelset or must already have its labels. A CNN
+        extractor's weights must be on this machine: ``weights`` names the file (checked
+        by SHA-256) when the project does not know it yet. See
+        :mod:`quadrat.workflow.classifiers`.
+        """
+        from quadrat.workflow.classifiers import import_classifier
+
+        return import_classifier(self, path, source, weights=weights)
