@@ -105,11 +105,17 @@ def unknown_host(error: FetchError) -> bool:
     return isinstance(reason, socket.gaierror) and reason.errno == socket.EAI_NONAME
 
 
-def fetch_once(url: str, options: DownloadOptions) -> bytes:
-    """One GET; every failure becomes a :class:`FetchError` saying whether to retry."""
+def fetch_once(
+    url: str, options: DownloadOptions, *, opener: urllib.request.OpenerDirector | None = None
+) -> bytes:
+    """One GET; every failure becomes a :class:`FetchError` saying whether to retry.
+
+    ``opener``: another urllib opener (``quadrat serve`` passes one that refuses private
+    addresses and redirects to other schemes); default: the shared plain one.
+    """
     request = urllib.request.Request(url, headers={"User-Agent": options.user_agent})
     try:
-        with _opener().open(request, timeout=options.timeout) as response:
+        with (opener or _opener()).open(request, timeout=options.timeout) as response:
             data = _read_capped(response, url, options)
             expected = response.headers.get("Content-Length")
     except urllib.error.HTTPError as exc:
