@@ -17,7 +17,16 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from quadrat.errors import NotFoundError
-from quadrat.store.schema import DeployImage, DeployImageStatus, DeployJob, JobStatus
+from quadrat.store.schema import (
+    ClassifierRecord,
+    DeployImage,
+    DeployImageStatus,
+    DeployJob,
+    ExtractorRecord,
+    FeatureBlock,
+    JobStatus,
+    Label,
+)
 
 
 @dataclass(frozen=True)
@@ -230,4 +239,66 @@ def finish_job(session: Session, job_id: int) -> None:
         update(DeployJob)
         .where(DeployJob.id == job_id)
         .values(status=JobStatus.DONE, finished_at=datetime.now(UTC))
+    )
+
+
+# ----------------------------------------------------------------------- what a worker reads
+
+
+@dataclass(frozen=True)
+class DeployModel:
+    """Everything a worker needs to classify with one classifier, read in one transaction.
+
+    ``labels`` maps each of the source's ``Label.id`` (the estimator's classes) to
+    ``(label_id, label_name, label_code)`` as the deploy API reports them: ``label_id`` is
+    CoralNet's global id when the labelset came from CoralNet, else quadrat's own.
+    """
+
+    classifier_id: int
+    source_id: int
+    extractor_key: str
+    extractor_name: str
+    extractor_config: dict[str, Any]
+    #: The stored features' precision (``float16``/``float32``); None when none are stored.
+    feature_dtype: str | None
+    model: bytes
+    labels: dict[int, tuple[int, str, str]]
+
+
+def deploy_model(session: Session, classifier_id: int) -> DeployModel:
+    """The classifier's estimator bytes, extractor record and labels (NotFoundError if gone)."""
+    record = session.get(ClassifierRecord, classifier_id)
+    if record is None:
+        raise NotFoundError(
+            f"no classifier {classifier_id}", value=classifier_id, param="classifier_id"
+        )
+    extractor = session.get(ExtractorRecord, record.extractor_key)
+    if extractor is None:
+        raise NotFoundError(
+            f"classifier {classifier_id}: its extractor {record.extractor_key!r} is not recorded",
+            value=record.extractor_key,
+            param="classifier_id",
+        )
+    dtype = session.scalar(
+        select(FeatureBlock.dtype)
+        .where(FeatureBlock.extractor_key == record.extractor_key)
+        .limit(1)
+    )
+    labels = {
+        int(i): (int(coralnet_id if coralnet_id is not None else i), str(name), str(code))
+        for i, name, code, coralnet_id in session.execute(
+            select(Label.id, Label.name, Label.short_code, Label.coralnet_id).where(
+                Label.source_id == record.source_id
+            )
+        )
+    }
+    return DeployModel(
+        classifier_id=record.id,
+        source_id=record.source_id,
+        extractor_key=record.extractor_key,
+        extractor_name=extractor.name,
+        extractor_config=dict(extractor.config or {}),
+        feature_dtype=None if dtype is None else str(dtype),
+        model=bytes(record.model),
+        labels=labels,
     )
