@@ -1,0 +1,50 @@
+"""What the UI keeps per application: the store, the settings, the signing secret, caches."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from itsdangerous import URLSafeTimedSerializer
+
+from quadrat.service.settings import ServiceSettings
+
+
+class LruCache:
+    """A small thread-safe LRU map (decoded images, encoded JPEGs)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        with self._lock:
+            if key not in self._items:
+                return None
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+@dataclass
+class UiState:
+    store: Any  # quadrat.store.project.Store
+    settings: ServiceSettings
+    secret: str
+    #: (image id, sha256) -> (H, W, 3) uint8 stored pixels, for patches.
+    pixels: LruCache = field(default_factory=lambda: LruCache(4))
+    #: (image id, sha256) -> JPEG bytes for display.
+    jpegs: LruCache = field(default_factory=lambda: LruCache(32))
+
+    def undo_serializer(self) -> URLSafeTimedSerializer:
+        """Signs undo tokens, so a client can only undo what the server told it it did."""
+        return URLSafeTimedSerializer(self.secret, salt="quadrat-ui-undo")

@@ -1,0 +1,471 @@
+"""Reads and writes of the browser annotation tool (``quadrat.service.ui``).
+
+A person's label on a point is one :class:`~quadrat.store.schema.Annotation` row with
+status ``confirmed``, the annotator's name and the time; the machine's suggestions stay in
+``scores``. Undo restores the row a change replaced (:class:`AnnotationState`), and only
+while the row is still the one that change wrote, so an undo never erases someone else's
+later work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from quadrat.errors import ConflictError, InputError, NotFoundError
+from quadrat.store.queries import HUMAN_STATUSES
+from quadrat.store.schema import (
+    Annotation,
+    AnnotationStatus,
+    Image,
+    Label,
+    Meta,
+    Point,
+    Score,
+    Source,
+)
+
+#: Image statuses the browser filters by (``todo``: anything not fully confirmed).
+IMAGE_STATUSES = ("unannotated", "machine", "partial", "confirmed", "todo")
+#: Orders of an image page.
+IMAGE_SORTS = ("name", "uncertainty")
+_MACHINE = (AnnotationStatus.MACHINE.value, AnnotationStatus.ALLEVIATE.value)
+
+
+# ----------------------------------------------------------------------------- meta
+
+
+def meta_value(session: Session, key: str) -> str | None:
+    return session.scalar(select(Meta.value).where(Meta.key == key))
+
+
+def add_meta_value(session: Session, key: str, value: str) -> str:
+    """Store ``value`` under ``key`` unless one is there; returns the stored value."""
+    existing = meta_value(session, key)
+    if existing is not None:
+        return existing
+    try:
+        with session.begin_nested():
+            session.execute(insert(Meta).values(key=key, value=value))
+    except IntegrityError:  # another process stored one first
+        stored = meta_value(session, key)
+        if stored is None:
+            raise
+        return stored
+    return value
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    id: int
+    name: str
+    confidence_threshold: float | None
+    point_spec: str | None
+
+
+def list_sources(session: Session) -> list[SourceRow]:
+    rows = session.execute(
+        select(Source.id, Source.name, Source.confidence_threshold, Source.point_spec).order_by(
+            Source.name
+        )
+    ).all()
+    return [SourceRow(int(i), str(n), t, s) for i, n, t, s in rows]
+
+
+def image_status_counts(session: Session, source_id: int) -> dict[str, int]:
+    """Images by status (unannotated, machine, partial, confirmed)."""
+    summary = _image_summary(source_id).subquery()
+    rows = session.execute(select(summary.c.status, func.count()).group_by(summary.c.status)).all()
+    out = {s: 0 for s in IMAGE_STATUSES if s != "todo"}
+    out.update({str(s): int(n) for s, n in rows})
+    return out
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    id: int
+    code: str
+    name: str
+    group: str | None
+    coralnet_id: int | None
+
+
+def labels(session: Session, source_id: int) -> list[LabelRow]:
+    rows = session.execute(
+        select(Label.id, Label.short_code, Label.name, Label.functional_group, Label.coralnet_id)
+        .where(Label.source_id == source_id)
+        .order_by(Label.short_code)
+    ).all()
+    return [LabelRow(int(i), str(c), str(n), g, k) for i, c, n, g, k in rows]
+
+
+# ----------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """An image with its annotation progress (one row of the browser's pages)."""
+
+    id: int
+    source_id: int
+    name: str
+    width: int
+    height: int
+    points: int
+    confirmed: int
+    machine: int
+    status: str
+    #: 1 - mean top score of its machine-labelled points; None without any.
+    uncertainty: float | None
+
+
+def _image_summary(source_id: int) -> Any:
+    """One row per image of the source: counts, status and uncertainty (a SELECT)."""
+    top = select(Score.point_id, Score.classifier_id, Score.score).where(Score.rank == 0).subquery()
+    n_points = func.count(Point.id)
+    n_human = func.count(Annotation.id).filter(Annotation.status.in_(HUMAN_STATUSES))
+    n_machine = func.count(Annotation.id).filter(Annotation.status.in_(_MACHINE))
+    status = case(
+        (and_(n_points > 0, n_human == n_points), "confirmed"),
+        (n_human > 0, "partial"),
+        (n_machine > 0, "machine"),
+        else_="unannotated",
+    )
+    uncertainty = 1.0 - func.avg(cast(top.c.score, Float))
+    return (
+        select(
+            Image.id.label("id"),
+            Image.name.label("name"),
+            Image.width.label("width"),
+            Image.height.label("height"),
+            n_points.label("points"),
+            n_human.label("confirmed"),
+            n_machine.label("machine"),
+            status.label("status"),
+            uncertainty.label("uncertainty"),
+        )
+        .outerjoin(Point, Point.image_id == Image.id)
+        .outerjoin(Annotation, Annotation.point_id == Point.id)
+        .outerjoin(
+            top,
+            and_(
+                top.c.point_id == Point.id,
+                top.c.classifier_id == Annotation.classifier_id,
+                Annotation.status.in_(_MACHINE),
+            ),
+        )
+        .where(Image.source_id == source_id)
+        .group_by(Image.id, Image.name, Image.width, Image.height)
+    )
+
+
+def image_page(
+    session: Session,
+    source_id: int,
+    *,
+    status: str | None = None,
+    sort: str = "name",
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[int, list[ImageRow]]:
+    """``(matching images, this page of them)``; ``status`` one of :data:`IMAGE_STATUSES`."""
+    if status is not None and status not in IMAGE_STATUSES:
+        raise InputError(
+            f"status must be one of {', '.join(IMAGE_STATUSES)}, not {status!r}",
+            value=status,
+            param="status",
+        )
+    if sort not in IMAGE_SORTS:
+        raise InputError(
+            f"sort must be one of {', '.join(IMAGE_SORTS)}, not {sort!r}", value=sort, param="sort"
+        )
+    summary = _image_summary(source_id).subquery()
+    query = select(summary)
+    if status == "todo":
+        query = query.where(summary.c.status != "confirmed")
+    elif status is not None:
+        query = query.where(summary.c.status == status)
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    if sort == "uncertainty":
+        # Most uncertain first; images without machine labels last.
+        query = query.order_by(
+            summary.c.uncertainty.is_(None), summary.c.uncertainty.desc(), summary.c.name
+        )
+    else:
+        query = query.order_by(summary.c.name)
+    rows = session.execute(query.offset(offset).limit(limit)).all()
+    return total, [
+        ImageRow(
+            id=int(r.id),
+            source_id=source_id,
+            name=str(r.name),
+            width=int(r.width),
+            height=int(r.height),
+            points=int(r.points),
+            confirmed=int(r.confirmed),
+            machine=int(r.machine),
+            status=str(r.status),
+            uncertainty=None if r.uncertainty is None else float(r.uncertainty),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """Where an image's pixels are and how to show them."""
+
+    id: int
+    source_id: int
+    name: str
+    path: str
+    sha256: str
+    width: int
+    height: int
+    exif_orientation: int
+
+
+def image_file(session: Session, image_id: int) -> ImageFile:
+    row = session.get(Image, image_id)
+    if row is None:
+        raise NotFoundError(f"no image {image_id}", value=image_id, param="image_id")
+    return ImageFile(
+        row.id,
+        row.source_id,
+        row.name,
+        row.path,
+        row.sha256,
+        row.width,
+        row.height,
+        row.exif_orientation,
+    )
+
+
+def neighbour_images(session: Session, source_id: int, name: str) -> tuple[int | None, int | None]:
+    """Ids of the images just before and after ``name`` (by name) in the source."""
+    before = session.scalar(
+        select(Image.id)
+        .where(Image.source_id == source_id, Image.name < name)
+        .order_by(Image.name.desc())
+        .limit(1)
+    )
+    after = session.scalar(
+        select(Image.id)
+        .where(Image.source_id == source_id, Image.name > name)
+        .order_by(Image.name)
+        .limit(1)
+    )
+    return before, after
+
+
+def image_position(session: Session, source_id: int, name: str) -> tuple[int, int]:
+    """``(1-based position by name, images in the source)``."""
+    position = session.scalar(
+        select(func.count(Image.id)).where(Image.source_id == source_id, Image.name <= name)
+    )
+    total = session.scalar(select(func.count(Image.id)).where(Image.source_id == source_id))
+    return int(position or 0), int(total or 0)
+
+
+# ----------------------------------------------------------------------------- points
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    label_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class PointRow:
+    """A point with its annotation and its latest classifier's top-5."""
+
+    id: int
+    image_id: int
+    number: int
+    row: int
+    column: int
+    label_id: int | None
+    status: str | None
+    annotator: str | None
+    annotated_at: datetime | None
+    suggestions: list[Suggestion] = field(default_factory=list)
+
+
+def image_points(session: Session, image_id: int) -> list[PointRow]:
+    rows = session.execute(
+        select(
+            Point.id,
+            Point.number,
+            Point.row,
+            Point.column,
+            Annotation.label_id,
+            Annotation.status,
+            Annotation.annotator,
+            Annotation.annotated_at,
+        )
+        .outerjoin(Annotation, Annotation.point_id == Point.id)
+        .where(Point.image_id == image_id)
+        .order_by(Point.number)
+    ).all()
+    scores = session.execute(
+        select(Score.point_id, Score.classifier_id, Score.rank, Score.label_id, Score.score)
+        .join(Point, Point.id == Score.point_id)
+        .where(Point.image_id == image_id)
+    ).all()
+    latest: dict[int, int] = {}
+    for pid, cid, *_ in scores:
+        latest[pid] = max(latest.get(pid, cid), cid)
+    by_point: dict[int, list[tuple[int, Suggestion]]] = {}
+    for pid, cid, rank, label_id, score in scores:
+        if cid == latest[pid]:
+            by_point.setdefault(pid, []).append((rank, Suggestion(int(label_id), float(score))))
+    return [
+        PointRow(
+            id=int(pid),
+            image_id=image_id,
+            number=int(number),
+            row=int(r),
+            column=int(c),
+            label_id=None if label_id is None else int(label_id),
+            status=None if status is None else str(AnnotationStatus(status).value),
+            annotator=annotator,
+            annotated_at=_aware(when),
+            suggestions=[s for _rank, s in sorted(by_point.get(pid, []), key=lambda t: t[0])],
+        )
+        for pid, number, r, c, label_id, status, annotator, when in rows
+    ]
+
+
+def point_row(session: Session, point_id: int) -> PointRow:
+    image_id = session.scalar(select(Point.image_id).where(Point.id == point_id))
+    if image_id is None:
+        raise NotFoundError(f"no point {point_id}", value=point_id, param="point_id")
+    return next(p for p in image_points(session, int(image_id)) if p.id == point_id)
+
+
+def point_source(session: Session, point_id: int) -> tuple[int, int]:
+    """``(source id, image id)`` of a point, or a NotFoundError."""
+    row = session.execute(
+        select(Image.source_id, Image.id)
+        .join(Point, Point.image_id == Image.id)
+        .where(Point.id == point_id)
+    ).first()
+    if row is None:
+        raise NotFoundError(f"no point {point_id}", value=point_id, param="point_id")
+    return int(row[0]), int(row[1])
+
+
+# ----------------------------------------------------------------------------- annotations
+
+
+@dataclass(frozen=True)
+class AnnotationState:
+    """A point's annotation as stored (what an undo puts back); JSON-safe via as_dict."""
+
+    label_id: int
+    status: str
+    annotator: str | None
+    annotated_at: str | None  # ISO 8601, UTC
+    classifier_id: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label_id": self.label_id,
+            "status": self.status,
+            "annotator": self.annotator,
+            "annotated_at": self.annotated_at,
+            "classifier_id": self.classifier_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnnotationState:
+        return cls(
+            label_id=int(data["label_id"]),
+            status=str(AnnotationStatus(data["status"]).value),
+            annotator=data.get("annotator"),
+            annotated_at=data.get("annotated_at"),
+            classifier_id=data.get("classifier_id"),
+        )
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; they were stored as UTC."""
+    if when is not None and when.tzinfo is None:
+        return when.replace(tzinfo=UTC)
+    return when
+
+
+def _iso(when: datetime | None) -> str | None:
+    when = _aware(when)
+    return None if when is None else when.isoformat()
+
+
+def annotation_state(session: Session, point_id: int) -> AnnotationState | None:
+    row = session.scalar(select(Annotation).where(Annotation.point_id == point_id))
+    if row is None:
+        return None
+    return AnnotationState(
+        label_id=row.label_id,
+        status=str(AnnotationStatus(row.status).value),
+        annotator=row.annotator,
+        annotated_at=_iso(row.annotated_at),
+        classifier_id=row.classifier_id,
+    )
+
+
+def write_annotation(session: Session, point_id: int, state: AnnotationState | None) -> None:
+    """Make the point's annotation exactly ``state`` (None: no annotation)."""
+    source_id, _image_id = point_source(session, point_id)
+    if state is not None:
+        label_source = session.scalar(select(Label.source_id).where(Label.id == state.label_id))
+        if label_source != source_id:
+            raise InputError(
+                f"label {state.label_id} is not in this point's labelset",
+                value=state.label_id,
+                param="label_id",
+            )
+    session.execute(delete(Annotation).where(Annotation.point_id == point_id))
+    if state is None:
+        return
+    when = None
+    if state.annotated_at is not None:
+        when = datetime.fromisoformat(state.annotated_at)
+    session.execute(
+        insert(Annotation).values(
+            point_id=point_id,
+            label_id=state.label_id,
+            status=AnnotationStatus(state.status),
+            annotator=state.annotator,
+            annotated_at=when,
+            classifier_id=state.classifier_id,
+        )
+    )
+
+
+def replace_if_current(
+    session: Session,
+    point_id: int,
+    expected: AnnotationState | None,
+    state: AnnotationState | None,
+) -> None:
+    """Write ``state`` only if the point still holds ``expected`` (else a ConflictError)."""
+    current = annotation_state(session, point_id)
+    if current != expected:
+        raise ConflictError(
+            "this point was changed since (by another person or tab); nothing was undone",
+            value=point_id,
+            param="point_id",
+        )
+    write_annotation(session, point_id, state)

@@ -1,0 +1,252 @@
+"""The UI's JSON endpoints over a real server: sign-in, CSRF, roles, labels, undo.
+
+Driven with ``requests`` (a browser's cookies and headers, without the browser), so every
+status code and rule is checked directly; tests/ui/test_browser.py drives the pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.ui.conftest import PASSWORDS, UiServer
+
+requests = pytest.importorskip("requests")
+
+
+def signed_in(server: UiServer, name: str) -> tuple[Any, str]:
+    """A requests session signed in as ``name``, and its CSRF token."""
+    session = requests.Session()
+    csrf = session.get(server.url + "/ui/api/session").json()["csrf"]
+    reply = session.post(
+        server.url + "/ui/api/login",
+        json={"username": name, "password": PASSWORDS[name]},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert reply.status_code == 200, reply.text
+    return session, reply.json()["csrf"]
+
+
+def new_image(server: UiServer, session: Any) -> dict[str, Any]:
+    """The first image with machine suggestions and no person's label."""
+    page = session.get(server.url + "/ui/api/sources/1/images?status=machine").json()
+    assert page["images"], page
+    return dict(session.get(f"{server.url}/ui/api/images/{page['images'][0]['id']}").json())
+
+
+def test_nothing_is_served_without_a_session(ui_server: UiServer) -> None:
+    anonymous = requests.Session()
+    for path in (
+        "/ui/api/sources",
+        "/ui/api/sources/1/images",
+        "/ui/api/sources/1/labels",
+        "/ui/api/images/21",
+        "/ui/api/images/21/file",
+        "/ui/api/points/1/patch",
+    ):
+        reply = anonymous.get(ui_server.url + path)
+        assert reply.status_code == 401, path
+        assert reply.headers["content-type"].startswith("application/json"), path
+    reply = anonymous.put(ui_server.url + "/ui/api/points/1/annotation", json={"label_id": 1})
+    assert reply.status_code == 401
+    # Pages send the browser to sign in, and come back afterwards.
+    reply = anonymous.get(ui_server.url + "/ui/annotate?image=21", allow_redirects=False)
+    assert reply.status_code == 303
+    assert reply.headers["location"] == "/ui/login?next=/ui/annotate%3Fimage%3D21"
+    root = anonymous.get(ui_server.url + "/", allow_redirects=False)
+    assert root.status_code == 303 and root.headers["location"] == "/ui/"
+    # The sign-in page and its script are public: they hold no data.
+    assert anonymous.get(ui_server.url + "/ui/login").status_code == 200
+    assert anonymous.get(ui_server.url + "/ui/static/login.js").status_code == 200
+
+
+def test_a_forged_or_foreign_cookie_is_no_session(ui_server: UiServer) -> None:
+    session, _ = signed_in(ui_server, "anna")
+    cookie = session.cookies.get("quadrat_session")
+    forged = requests.Session()
+    forged.cookies.set("quadrat_session", cookie[:-3] + ("AAA" if cookie[-3:] != "AAA" else "BBB"))
+    assert forged.get(ui_server.url + "/ui/api/sources").status_code == 401
+
+
+def test_session_cookie_flags(ui_server: UiServer) -> None:
+    reply = requests.get(ui_server.url + "/ui/api/session")
+    cookie = reply.headers["set-cookie"].lower()
+    assert "quadrat_session=" in cookie
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
+    assert reply.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in reply.headers["content-security-policy"]
+
+
+def test_sign_in_needs_the_csrf_token_and_the_right_password(ui_server: UiServer) -> None:
+    session = requests.Session()
+    csrf = session.get(ui_server.url + "/ui/api/session").json()["csrf"]
+    body = {"username": "anna", "password": PASSWORDS["anna"]}
+    assert session.post(ui_server.url + "/ui/api/login", json=body).status_code == 403
+    wrong = {"username": "anna", "password": "not-it"}
+    reply = session.post(
+        ui_server.url + "/ui/api/login", json=wrong, headers={"X-CSRF-Token": csrf}
+    )
+    assert reply.status_code == 400
+    assert reply.json()["detail"] == "Wrong username or password."
+    unknown = {"username": "nobody", "password": "x"}
+    reply = session.post(
+        ui_server.url + "/ui/api/login", json=unknown, headers={"X-CSRF-Token": csrf}
+    )
+    assert reply.status_code == 400
+    reply = session.post(ui_server.url + "/ui/api/login", json=body, headers={"X-CSRF-Token": csrf})
+    assert reply.status_code == 200
+    # A new session (and token) at sign-in: the anonymous token no longer works.
+    new_csrf = reply.json()["csrf"]
+    assert new_csrf != csrf
+    assert session.get(ui_server.url + "/ui/api/session").json()["user"]["username"] == "anna"
+
+
+def test_changes_need_the_csrf_header_and_same_origin(ui_server: UiServer) -> None:
+    session, csrf = signed_in(ui_server, "anna")
+    point = new_image(ui_server, session)["points"][0]
+    url = f"{ui_server.url}/ui/api/points/{point['id']}/annotation"
+    body = {"label_id": point["suggestions"][0]["label_id"]}
+    assert session.put(url, json=body).status_code == 403
+    assert session.put(url, json=body, headers={"X-CSRF-Token": "x" * 43}).status_code == 403
+    cross = {"X-CSRF-Token": csrf, "Origin": "http://evil.example"}
+    assert session.put(url, json=body, headers=cross).status_code == 403
+    assert session.put(url, json=body, headers={"X-CSRF-Token": csrf}).status_code == 200
+    # Signing out ends the session.
+    session.post(ui_server.url + "/ui/api/logout", headers={"X-CSRF-Token": csrf})
+    assert session.get(ui_server.url + "/ui/api/sources").status_code == 401
+
+
+def test_sources_images_points_labels(ui_server: UiServer) -> None:
+    session, _ = signed_in(ui_server, "anna")
+    sources = session.get(ui_server.url + "/ui/api/sources").json()["sources"]
+    assert [s["name"] for s in sources] == ["reef"]
+    reef = sources[0]
+    assert reef["role"] == "annotator"
+    assert reef["images"]["confirmed"] == 20
+    assert reef["active_classifier"]["kind"] == "lr"
+    labels = session.get(ui_server.url + "/ui/api/sources/1/labels").json()["labels"]
+    assert [label["hotkey"] for label in labels] == list("qwert")
+    assert {label["code"] for label in labels} == {"CCA", "Macro", "Porit", "Sand", "Turf"}
+    page = session.get(ui_server.url + "/ui/api/sources/1/images").json()
+    assert (page["total"], page["pages"], page["page_size"]) == (23, 1, 100)
+    names = [image["name"] for image in page["images"]]
+    assert names == sorted(names)
+    by_doubt = session.get(
+        ui_server.url + "/ui/api/sources/1/images?status=todo&sort=uncertainty"
+    ).json()
+    doubts = [image["uncertainty"] for image in by_doubt["images"]]
+    assert by_doubt["total"] == 3 and doubts == sorted(doubts, reverse=True)
+    bad = session.get(ui_server.url + "/ui/api/sources/1/images?status=lost")
+    assert bad.status_code == 400
+    image = new_image(ui_server, session)
+    assert image["width"] == 480 and image["height"] == 360 and image["orientation"] == 1
+    assert len(image["points"]) == 12
+    point = image["points"][0]
+    assert point["status"] == "machine" and len(point["suggestions"]) == 5
+    scores = [s["score"] for s in point["suggestions"]]
+    assert scores == sorted(scores, reverse=True)
+    assert point["label_id"] == point["suggestions"][0]["label_id"]
+
+
+def test_image_and_patch_are_jpegs_without_exif(ui_server: UiServer) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    session, _ = signed_in(ui_server, "victor")
+    image = new_image(ui_server, session)
+    reply = session.get(f"{ui_server.url}/ui/api/images/{image['id']}/file")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "image/jpeg"
+    picture = Image.open(BytesIO(reply.content))
+    assert picture.size == (480, 360)
+    assert not picture.getexif()
+    patch = session.get(f"{ui_server.url}/ui/api/points/{image['points'][0]['id']}/patch")
+    assert Image.open(BytesIO(patch.content)).size == (224, 224)
+
+
+def test_label_undo_and_conflict(ui_server: UiServer) -> None:
+    session, csrf = signed_in(ui_server, "anna")
+    headers = {"X-CSRF-Token": csrf}
+    image = new_image(ui_server, session)
+    point = image["points"][1]
+    second = point["suggestions"][1]["label_id"]
+    url = f"{ui_server.url}/ui/api/points/{point['id']}/annotation"
+    reply = session.put(url, json={"label_id": second}, headers=headers)
+    assert reply.status_code == 200
+    saved = reply.json()["point"]
+    assert (saved["label_id"], saved["status"], saved["annotator"]) == (second, "confirmed", "anna")
+    assert saved["annotated_at"].endswith("+00:00")
+    # A reload sees it.
+    again = session.get(f"{ui_server.url}/ui/api/images/{image['id']}").json()["points"][1]
+    assert (again["label_id"], again["status"]) == (second, "confirmed")
+    # Undo puts back the machine's annotation exactly.
+    token = reply.json()["undo"]
+    restored = session.post(
+        ui_server.url + "/ui/api/undo", json={"undo": token}, headers=headers
+    ).json()["point"]
+    assert {k: restored[k] for k in ("label_id", "status", "annotator", "annotated_at")} == {
+        k: point[k] for k in ("label_id", "status", "annotator", "annotated_at")
+    }
+    # The same undo again: the point no longer holds that change.
+    reply = session.post(ui_server.url + "/ui/api/undo", json={"undo": token}, headers=headers)
+    assert reply.status_code == 409
+    # A tampered token is refused.
+    reply = session.post(
+        ui_server.url + "/ui/api/undo", json={"undo": token[:-2] + "xx"}, headers=headers
+    )
+    assert reply.status_code == 400
+    # A label of no labelset, and a point that does not exist.
+    assert session.put(url, json={"label_id": 999}, headers=headers).status_code == 400
+    missing = f"{ui_server.url}/ui/api/points/999999/annotation"
+    assert session.put(missing, json={"label_id": second}, headers=headers).status_code == 404
+
+
+def test_a_viewer_reads_but_changes_nothing(ui_server: UiServer) -> None:
+    session, csrf = signed_in(ui_server, "victor")
+    headers = {"X-CSRF-Token": csrf}
+    image = new_image(ui_server, session)
+    assert image["role"] == "viewer"
+    point = image["points"][2]
+    url = f"{ui_server.url}/ui/api/points/{point['id']}/annotation"
+    reply = session.put(
+        url, json={"label_id": point["suggestions"][1]["label_id"]}, headers=headers
+    )
+    assert reply.status_code == 403
+    assert "viewer" in reply.json()["detail"]
+    after = session.get(f"{ui_server.url}/ui/api/images/{image['id']}").json()["points"][2]
+    assert after == point
+    # Nor can a viewer replay an annotator's undo token.
+    anna, anna_csrf = signed_in(ui_server, "anna")
+    token = anna.put(
+        url, json={"label_id": point["label_id"]}, headers={"X-CSRF-Token": anna_csrf}
+    ).json()["undo"]
+    reply = session.post(ui_server.url + "/ui/api/undo", json={"undo": token}, headers=headers)
+    assert reply.status_code == 403
+
+
+def test_an_api_token_works_without_csrf(ui_server: UiServer) -> None:
+    from quadrat.service import accounts
+    from quadrat.store.project import Store
+
+    store = Store.open(ui_server.project)
+    try:
+        user_id = accounts.authenticate(store, "ada", PASSWORDS["ada"])
+        assert user_id is not None
+        token = accounts.issue_token(store, user_id)
+    finally:
+        store.close()
+    auth = {"Authorization": f"Token {token}"}
+    assert requests.get(ui_server.url + "/ui/api/sources", headers=auth).status_code == 200
+    bad = {"Authorization": "Token " + "0" * 40}
+    assert requests.get(ui_server.url + "/ui/api/sources", headers=bad).status_code == 401
+    image = requests.get(ui_server.url + "/ui/api/sources/1/images?status=todo", headers=auth)
+    first = image.json()["images"][0]["id"]
+    point = requests.get(f"{ui_server.url}/ui/api/images/{first}", headers=auth).json()["points"][3]
+    reply = requests.put(
+        f"{ui_server.url}/ui/api/points/{point['id']}/annotation",
+        json={"label_id": point["label_id"]},
+        headers=auth,
+    )
+    assert reply.status_code == 200 and reply.json()["point"]["annotator"] == "ada"
