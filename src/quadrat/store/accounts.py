@@ -169,3 +169,22 @@ def revoke_tokens(session: Session, username: str) -> int:
     user = _user(session, username)
     result = session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def classifier_source(session: Session, classifier_id: int) -> int | None:
+    """The id of the source a classifier belongs to (whose roles decide who may deploy it)."""
+    from quadrat.store.schema import ClassifierRecord
+
+    found = session.scalar(
+        select(ClassifierRecord.source_id).where(ClassifierRecord.id == classifier_id)
+    )
+    return None if found is None else int(found)
+
+
+def remove_user(session: Session, username: str) -> None:
+    """Delete a user; their roles, tokens and deploy jobs go with them (ON DELETE CASCADE)."""
+    user = _user(session, username)
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    session.execute(delete(SourceRole).where(SourceRole.user_id == user.id))
+    session.delete(user)
+    session.flush()
