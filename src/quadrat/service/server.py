@@ -1,0 +1,183 @@
+"""``serve``: one process for HTTP (uvicorn) and ``settings.workers`` processes for jobs.
+
+Start-up: open the project (creating or upgrading its tables), queue again every
+unfinished job (:meth:`JobQueue.recover`: a server killed with ``kill -9`` left some in
+progress), start the workers, then serve HTTP until SIGINT/SIGTERM. Workers are separate
+processes (``spawn``: nothing of the server's threads, engines or sockets is inherited)
+so a CPU-bound classification never stalls the API, and one that dies (out of memory)
+takes no request with it: the supervisor thread starts a new one and queues its job again.
+On Linux a worker dies with the server (``PR_SET_PDEATHSIG``), elsewhere it notices
+within a second; either way no orphan keeps running jobs a restarted server also runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from multiprocessing.context import SpawnProcess
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from quadrat.service.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+#: Seconds the server waits for its workers to finish their current image on shutdown.
+STOP_GRACE = 10.0
+#: Seconds between the supervisor's checks on its workers.
+SUPERVISE_SECONDS = 0.5
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no orphaned workers)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def worker_main(settings: ServiceSettings, parent: int, current: Any, stop: Any) -> None:
+    """A worker process: run jobs until the server says stop (or dies)."""
+    from quadrat.service.queue import JobQueue
+
+    _die_with_parent(parent)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
+    local_stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        local_stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    def watch() -> None:  # the server's stop event, or the server gone
+        while not local_stop.is_set():
+            if stop.wait(1.0) or os.getppid() != parent:
+                local_stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    queue = JobQueue(settings)
+    queue.current_job = current
+    try:
+        queue.run_worker(local_stop)
+    finally:
+        queue.close()
+
+
+class WorkerPool:
+    """``settings.workers`` worker processes, restarted when one dies."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self._slots: list[tuple[SpawnProcess, Any]] = []
+        self._closing = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    def _start_one(self, current: Any | None = None) -> tuple[SpawnProcess, Any]:
+        current = current if current is not None else self._ctx.Value("q", 0)
+        process = self._ctx.Process(
+            target=worker_main,
+            args=(self.settings, os.getpid(), current, self._stop),
+            name="quadrat-worker",
+            daemon=False,
+        )
+        process.start()
+        return process, current
+
+    def start(self) -> None:
+        self._slots = [self._start_one() for _ in range(self.settings.workers)]
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="quadrat-supervisor", daemon=True
+        )
+        self._supervisor.start()
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p, _ in self._slots if p.pid is not None]
+
+    def _supervise(self) -> None:
+        from quadrat.service.queue import JobQueue
+
+        queue: JobQueue | None = None
+        while not self._closing.wait(SUPERVISE_SECONDS):
+            for i, (process, current) in enumerate(self._slots):
+                if process.is_alive() or self._closing.is_set():
+                    continue
+                job_id = int(current.value)
+                log.warning(
+                    "worker %s exited (%s) running job %s; starting another",
+                    process.pid,
+                    process.exitcode,
+                    job_id or "none",
+                )
+                if job_id:
+                    try:
+                        queue = queue or JobQueue(self.settings)
+                        queue.enqueue(job_id)
+                    except Exception:
+                        log.exception("could not queue job %s again", job_id)
+                    current.value = 0
+                self._slots[i] = self._start_one(current)
+        if queue is not None:
+            queue.close()
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """Ask every worker to stop after its current image, then make sure they did."""
+        self._closing.set()
+        self._stop.set()
+        deadline = time.monotonic() + grace
+        for process, _ in self._slots:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process, _ in self._slots:
+            if process.is_alive():
+                log.warning("worker %s did not stop in %g s; killing it", process.pid, grace)
+                process.kill()
+                process.join(5)
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+
+
+def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the service until SIGINT/SIGTERM: recover jobs, start workers, serve HTTP."""
+    try:
+        import uvicorn
+    except ImportError as exc:
+        from quadrat.errors import missing_dependency
+
+        raise missing_dependency("uvicorn", "serve", purpose="quadrat serve") from exc
+    from quadrat.service.app import create_app
+    from quadrat.service.queue import JobQueue
+    from quadrat.store.project import Store
+
+    store = Store.open(settings.database)
+    queue = JobQueue(settings, store=store)
+    pool = WorkerPool(settings)
+    try:
+        again = queue.recover()
+        log.info("%d unfinished job(s) queued again", len(again))
+        app = create_app(settings, queue=queue)
+        pool.start()
+        log.info("workers started: %s", pool.pids)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        pool.stop()
+        with contextlib.suppress(Exception):
+            queue.close()
+        store.close()
+
+
+__all__ = ["STOP_GRACE", "WorkerPool", "serve", "worker_main"]

@@ -1,0 +1,145 @@
+"""A server killed with ``kill -9`` while jobs are queued and running finishes every job
+after a restart: none lost, none stuck "In Progress" (bounded waits, no speed asserted)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from quadrat.store import jobs
+from quadrat.store.project import Store
+from tests.service._jobs_helpers import descendants
+from tests.service.conftest import (
+    MEDIA_TYPE,
+    ImageServer,
+    LiveServer,
+    TrainedProject,
+    Users,
+    start_server,
+    stop_server,
+)
+
+requests = pytest.importorskip("requests")
+
+#: Jobs submitted (CoralNet's default of 5 active jobs a user) and their size: enough
+#: work that the kill lands while jobs are still queued and running.
+JOBS = 5
+IMAGES_PER_JOB = 12
+POINTS_PER_IMAGE = 60
+#: Bounds on the waits (the machine may be loaded; nothing here measures speed).
+STARTED_WAIT = 300.0
+FINISH_WAIT = 900.0
+
+
+def kill_hard(server: LiveServer) -> None:
+    """SIGKILL the server and every process under it (its workers), as a crash would."""
+    below = descendants(server.process.pid)
+    os.kill(server.process.pid, signal.SIGKILL)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    server.process.wait(timeout=30)
+
+
+def submit(server: LiveServer, headers: dict[str, str], classifier_id: int, data: list) -> int:
+    response = requests.post(
+        f"{server.base}/api/classifier/{classifier_id}/deploy/",
+        data=json.dumps({"data": data}),
+        headers={**headers, "Content-Type": MEDIA_TYPE},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text
+    location = response.headers["Location"]
+    return int(location.rstrip("/").split("/")[-2])
+
+
+def job_states(db: Path) -> dict[int, tuple[str, int, int, int]]:
+    store = Store.open(db)
+    try:
+        with store.session() as session:
+            ids = [int(i) for i in range(1, 1000) if jobs.find_job(session, i) is not None]
+            out = {}
+            for job_id in ids:
+                info = jobs.get_job(session, job_id)
+                out[job_id] = (str(info.status), info.successes, info.failures, info.total)
+            return out
+    finally:
+        store.close()
+
+
+def test_jobs_survive_kill_9(
+    trained_project: TrainedProject, users: Users, image_server: ImageServer, tmp_path: Path
+) -> None:
+    # Polling is not what this test is about: lift the per-user request rates.
+    token = users.add("ann", limits={"requests_per_minute": 10**6, "requests_per_hour": 10**6})
+    headers = {"Authorization": f"Token {token}"}
+    names = [p.name for p in trained_project.images[:4]]
+    points = [{"row": 5 + 3 * i, "column": 7 + 4 * i} for i in range(POINTS_PER_IMAGE)]
+    log = tmp_path / "server.log"
+    server = start_server(trained_project.db, log, "--workers", "2")
+    try:
+        job_ids = []
+        for j in range(JOBS):
+            data = [
+                {
+                    "type": "image",
+                    "attributes": {"url": image_server.url(names[(i + j) % 4]), "points": points},
+                }
+                for i in range(IMAGES_PER_JOB)
+            ]
+            job_ids.append(submit(server, headers, trained_project.classifier_id, data))
+        # Wait until a worker has finished at least one image, then crash everything.
+        deadline = time.monotonic() + STARTED_WAIT
+        while time.monotonic() < deadline:
+            states = job_states(trained_project.db)
+            if any(s[1] + s[2] > 0 for s in states.values()):
+                break
+            time.sleep(0.2)
+        kill_hard(server)
+    finally:
+        stop_server(server.process)
+    at_kill = job_states(trained_project.db)
+    assert any(done + failed > 0 for _, done, failed, _ in at_kill.values()), log.read_text()
+    unfinished = [j for j, s in at_kill.items() if s[0] != "done"]
+    assert unfinished, "every job ended before the kill; nothing was tested"
+
+    server = start_server(trained_project.db, log, "--workers", "2")
+    try:
+        deadline = time.monotonic() + FINISH_WAIT
+        results: dict[int, dict] = {}
+        while time.monotonic() < deadline and len(results) < len(job_ids):
+            for job_id in job_ids:
+                if job_id in results:
+                    continue
+                response = requests.get(
+                    f"{server.base}/api/deploy_job/{job_id}/status/", headers=headers, timeout=60
+                )
+                assert response.status_code == 200, response.text
+                body = response.json()
+                if "status" not in body["data"][0].get("attributes", {}):
+                    results[job_id] = body  # requests followed the 303 to the result
+            time.sleep(1.0)
+        assert len(results) == len(job_ids), (job_states(trained_project.db), log.read_text())
+    finally:
+        stop_server(server.process)
+
+    for body in results.values():
+        images = body["data"]
+        assert len(images) == IMAGES_PER_JOB
+        for image in images:
+            attributes = image["attributes"]
+            assert "points" in attributes or "errors" in attributes
+            if "points" in attributes:
+                assert len(attributes["points"]) == POINTS_PER_IMAGE
+    final = job_states(trained_project.db)
+    assert all(state == "done" for state, *_ in final.values())
+    # Good images, so every image was classified: none lost or failed by the crash.
+    assert all((done, failed) == (IMAGES_PER_JOB, 0) for _, done, failed, _ in final.values()), (
+        final
+    )
