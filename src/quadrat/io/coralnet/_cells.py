@@ -58,13 +58,62 @@ def mask(result: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def nonneg_int(series: pd.Series, header: str, lines: np.ndarray, path: Path) -> pd.Series:
+    checks = RowChecks(path)
+    values = checked_nonneg_int(series, header, lines, checks)
+    checks.raise_first()
+    return values
+
+
+def checked_nonneg_int(
+    series: pd.Series, header: str, lines: np.ndarray, checks: RowChecks
+) -> pd.Series:
+    """Non-negative integers (0 where a cell is bad); empty and bad cells go to ``checks``."""
     s = text_cells(series)
     arr = pa.array(s)
-    fail_first(mask(pc.is_null(arr)), s, lines, path, f"{header} is empty (every point needs one)")
+    empty = mask(pc.is_null(arr))
+    checks.note(f"{header} is empty (every point needs one)", empty, s, lines)
     ok = mask(pc.match_substring_regex(arr, r"^\d{1,18}$"))
-    fail_first(~ok, s, lines, path, f"{header} must be a non-negative integer, got {{value}}")
+    checks.note(f"{header} must be a non-negative integer, got {{value}}", ~ok & ~empty, s, lines)
+    if not ok.all():
+        arr = pc.if_else(pa.array(ok), arr, pa.scalar("0", type=arr.type))
     values = pc.cast(arr, pa.int64()).to_numpy(zero_copy_only=False)
     return pd.Series(values.astype(np.int64), index=series.index)
+
+
+class RowChecks:
+    """Bad rows found chunk by chunk, raised as :func:`fail_first` would on the whole file.
+
+    Each check (its message) keeps its first bad row and a count over all chunks; the
+    error raised is the first check, in the order checks were first noted, with any bad
+    row: the same message, line and "N more such rows" as one pass over the whole file.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._found: dict[str, tuple[int, object, int]] = {}  # message -> (line, value, n)
+
+    def note(self, message: str, bad: np.ndarray, values: pd.Series, lines: np.ndarray) -> None:
+        """Record the rows flagged in ``bad`` (``message`` may use ``{value}``)."""
+        line, value, count = self._found.get(message, (0, None, 0))
+        n = int(bad.sum())
+        if n and not count:
+            i = int(np.flatnonzero(bad)[0])
+            line, value = int(lines[i]), values.iloc[i]
+        self._found[message] = (line, value, count + n)
+
+    def raise_first(self, messages: list[str] | None = None) -> None:
+        """Raise CsvFormatError for the first check (of ``messages``, else all) with a bad row."""
+        for message in self._found if messages is None else messages:
+            line, value, count = self._found.get(message, (0, None, 0))
+            if count:
+                more = count - 1
+                suffix = f" ({more} more such rows)" if more else ""
+                raise CsvFormatError(
+                    message.format(value=repr(value)) + suffix,
+                    path=self.path,
+                    line=line,
+                    value=value,
+                )
 
 
 def floats(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:

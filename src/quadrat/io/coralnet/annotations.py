@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,17 +11,16 @@ import pandas as pd
 
 from quadrat.errors import CsvFormatError, InputError
 from quadrat.io.coralnet._cells import (
+    RowChecks,
     blank,
-    fail_first,
+    checked_nonneg_int,
     floats,
     format_dates,
-    nonneg_int,
     parse_dates,
-    read_raw,
     text_cells,
     write_csv,
 )
-from quadrat.io.csv import header_key
+from quadrat.io.csv import CSV_CHUNK_BYTES, header_key, iter_csv
 from quadrat.limits import Limits, current
 
 #: CoralNet's image-metadata export columns, in its export order (aux columns may carry
@@ -69,7 +69,9 @@ _CORE = {
 }
 
 
-def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
+def read_annotations_csv(
+    path: str | Path, *, limits: Limits | None = None, chunk_bytes: int | None = CSV_CHUNK_BYTES
+) -> pd.DataFrame:
     """Read a CoralNet annotation export or upload CSV into a normalised frame.
 
     Columns: ``image`` (string), ``row``/``column`` (int64), ``label`` (string, <NA> when
@@ -85,12 +87,63 @@ def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> p
 
     The file is refused (LimitError) over ``limits.csv_bytes``/``csv_rows``, or when an
     image has more than ``limits.points_per_image`` points.
+
+    The text is parsed and normalised ``chunk_bytes`` at a time
+    (:func:`quadrat.io.csv.iter_csv`; None: the whole file at once), so only the
+    normalised frame is ever whole in memory; the result and every error (message, line,
+    "N more such rows") are the same for any chunk size.
     """
     path = Path(path)
     limits = current(limits)
-    body, header, lines = read_raw(path, limits=limits)
-    keys = [header_key(h) for h in header]
+    checks = RowChecks(path)
+    parts: list[pd.DataFrame] = []
+    layout: _Layout | None = None
+    for table in iter_csv(path, limits=limits, chunk_bytes=chunk_bytes):
+        if layout is None:
+            layout = _layout(path, table.header)
+        parts.append(_normalise(table.frame, table.lines, layout, checks))
+    assert layout is not None  # iter_csv yields at least the header's chunk
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    del parts
 
+    checks.raise_first([_NAME_EMPTY])
+    image = frame["image"]
+    counts = image.value_counts()
+    if len(counts) and int(counts.iloc[0]) > limits.points_per_image:
+        name = counts.index[0]
+        over = int((counts > limits.points_per_image).sum())
+        limits.check(
+            "points_per_image",
+            int(counts.iloc[0]),
+            what=f"image {name!r} has too many points"
+            + (f" ({over - 1} more images over the limit)" if over > 1 else ""),
+            path=path,
+            line=int(frame["line"].iloc[int(np.flatnonzero((image == name).to_numpy(bool))[0])]),
+        )
+    checks.raise_first()
+    frame.attrs.update(
+        path=str(path), label_column=layout.label_column, metadata_columns=list(layout.metadata)
+    )
+    return frame
+
+
+_NAME_EMPTY = "Name is empty"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Which header holds what, decided once from the header row."""
+
+    seen: dict[str, str]  # header key -> header as written
+    label_key: str | None
+    label_column: str | None
+    long_label: bool
+    metadata: list[str]
+    suggestions: dict[int, dict[str, str]]  # K -> {"suggestion"|"confidence": header}
+
+
+def _layout(path: Path, header: list[str]) -> _Layout:
+    keys = [header_key(h) for h in header]
     seen: dict[str, str] = {}
     for h, k in zip(header, keys, strict=True):
         if k in seen:
@@ -107,28 +160,44 @@ def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> p
             line=1,
             value=missing,
         )
+    label_key = next((k for k in _LABEL_HEADERS if k in seen), None)
+    used = {"name", "row", "column", "annotator", "date annotated"}
+    long_key = header_key(LONG_LABEL)
+    if long_key in seen:
+        used.add(long_key)
+    if label_key:
+        used.add(label_key)
+        if label_key != "label id" and "label id" in seen:
+            used.add("label id")
+    suggestions: dict[int, dict[str, str]] = {}
+    for h, k in zip(header, keys, strict=True):
+        match = _SUGGESTION_RE.match(k)
+        if match:
+            suggestions.setdefault(int(match.group(2)), {})[match.group(1)] = h
+            used.add(k)
+    return _Layout(
+        seen=seen,
+        label_key=label_key,
+        label_column=seen[label_key] if label_key else None,
+        long_label=long_key in seen,
+        metadata=[h for h, k in zip(header, keys, strict=True) if k not in used],
+        suggestions=suggestions,
+    )
 
+
+def _normalise(
+    body: pd.DataFrame, lines: np.ndarray, layout: _Layout, checks: RowChecks
+) -> pd.DataFrame:
+    """One chunk's rows in the normalised form; bad cells are noted in ``checks``."""
+    seen = layout.seen
     out: dict[str, pd.Series] = {}
     image = text_cells(body[seen["name"]])
-    fail_first(image.isna().to_numpy(), image, lines, path, "Name is empty")
+    checks.note(_NAME_EMPTY, image.isna().to_numpy(), image, lines)
     out["image"] = image
-    counts = image.value_counts()
-    if len(counts) and int(counts.iloc[0]) > limits.points_per_image:
-        name = counts.index[0]
-        over = int((counts > limits.points_per_image).sum())
-        limits.check(
-            "points_per_image",
-            int(counts.iloc[0]),
-            what=f"image {name!r} has too many points"
-            + (f" ({over - 1} more images over the limit)" if over > 1 else ""),
-            path=path,
-            line=int(lines[int(np.flatnonzero((image == name).to_numpy(bool))[0])]),
-        )
-    out["row"] = nonneg_int(body[seen["row"]], "Row", lines, path)
-    out["column"] = nonneg_int(body[seen["column"]], "Column", lines, path)
+    out["row"] = checked_nonneg_int(body[seen["row"]], "Row", lines, checks)
+    out["column"] = checked_nonneg_int(body[seen["column"]], "Column", lines, checks)
 
-    label_key = next((k for k in _LABEL_HEADERS if k in seen), None)
-    label_column = seen[label_key] if label_key else None
+    label_key = layout.label_key
     if label_key is None:
         out["label"] = pd.Series(pd.NA, index=body.index, dtype="string")
     else:
@@ -144,40 +213,18 @@ def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> p
     if "date annotated" in seen:
         raw_dates = text_cells(body[seen["date annotated"]])
         dates, bad_dates = parse_dates(raw_dates)
-        fail_first(
-            bad_dates,
-            raw_dates,
-            lines,
-            path,
-            "Date annotated is not a date-time, got {value}",
-        )
+        checks.note("Date annotated is not a date-time, got {value}", bad_dates, raw_dates, lines)
         out["date_annotated"] = dates
     else:
         out["date_annotated"] = pd.Series(pd.NaT, index=body.index, dtype="datetime64[ns, UTC]")
 
-    used = {"name", "row", "column", "annotator", "date annotated"}
-    long_key = header_key(LONG_LABEL)
-    if long_key in seen:
-        out["long_label"] = text_cells(body[seen[long_key]])
-        used.add(long_key)
-    if label_key:
-        used.add(label_key)
-        if "label_id" in out:
-            used.add("label id")
-
-    suggestions: dict[int, dict[str, str]] = {}
-    for h, k in zip(header, keys, strict=True):
-        match = _SUGGESTION_RE.match(k)
-        if match:
-            suggestions.setdefault(int(match.group(2)), {})[match.group(1)] = h
-            used.add(k)
-
-    metadata = [h for h, k in zip(header, keys, strict=True) if k not in used]
-    for h in metadata:
+    if layout.long_label:
+        out["long_label"] = text_cells(body[seen[header_key(LONG_LABEL)]])
+    for h in layout.metadata:
         out[h] = text_cells(body[h])
 
-    for n in sorted(suggestions):
-        cols = suggestions[n]
+    for n in sorted(layout.suggestions):
+        cols = layout.suggestions[n]
         if "suggestion" in cols:
             out[f"machine_suggestion_{n}"] = text_cells(body[cols["suggestion"]])
         if "confidence" in cols:
@@ -185,15 +232,11 @@ def read_annotations_csv(path: str | Path, *, limits: Limits | None = None) -> p
             conf, bad = floats(raw_conf)
             with np.errstate(invalid="ignore"):
                 bad |= (conf < 0) | (conf > 100)
-            fail_first(
-                bad, raw_conf, lines, path, f"{cols['confidence']} must be 0-100, got {{value}}"
-            )
+            checks.note(f"{cols['confidence']} must be 0-100, got {{value}}", bad, raw_conf, lines)
             out[f"machine_confidence_{n}"] = pd.Series(conf / 100.0, index=body.index)
 
     out["line"] = pd.Series(lines, index=body.index, dtype="int64")
-    frame = pd.DataFrame(out)
-    frame.attrs.update(path=str(path), label_column=label_column, metadata_columns=list(metadata))
-    return frame
+    return pd.DataFrame(out)
 
 
 def _suggestion_numbers(df: pd.DataFrame) -> list[int]:
