@@ -17,6 +17,7 @@ from PIL import Image
 
 from quadrat.classifiers.metrics import top_k
 from quadrat.classifiers.serialize import loads_estimator
+from quadrat.demo import DemoSurvey
 from quadrat.errors import WeightsError
 from quadrat.limits import Limits
 from quadrat.service import accounts
@@ -335,3 +336,56 @@ def test_recover_queues_every_unfinished_job_once_and_workers_finish_them(
         for job_id in ids:
             info = jobs.get_job(session, job_id)
             assert (info.successes, info.failures) == (2, 0)
+
+
+def test_on_postgresql_the_queue_lives_in_the_project_database(
+    postgres_url: str, survey_template: DemoSurvey, image_server: ImageServer, tmp_path: Path
+) -> None:
+    """The same jobs on PostgreSQL: huey's PostgresStorage tables, JSON only, recovery."""
+    import psycopg
+
+    from quadrat import Project
+
+    with Project.create(postgres_url) as project:
+        src = project.create_source("reef", labelset=survey_template.labelset_csv)
+        src.import_annotations(survey_template.annotations_csv, survey_template.annotated_dir)
+        src.extract("texture")
+        outcome = src.train(kind="lr", force=True)
+        assert outcome.trained and outcome.classifier_id is not None
+        classifier_id = int(outcome.classifier_id)
+    settings = ServiceSettings(database=postgres_url, allow_private_urls=True)
+    assert queue_path(settings) is None
+    store = Store.open(postgres_url)
+    queue = JobQueue(settings)
+    try:
+        user = accounts.add_user(store, "ann", "a long enough password", role="viewer")
+        name = sorted(survey_template.annotated_dir.glob("*.jpg"))[0].name
+        url = (
+            image_server.url(name) if name in image_server.files else image_server.url("noise.jpg")
+        )
+        ids = [new_job(store, user, classifier_id, [(url, [(3, 4)])] * 2) for _ in range(2)]
+        queue.enqueue(ids[0])
+        marker = tmp_path / "unpickled"
+        dsn = "postgresql://" + postgres_url.split("://", 1)[1]
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(
+                "insert into quadrat_queue_task (queue, data, priority) values (%s, %s, 0)",
+                (QUEUE_NAME, pickle.dumps(_Planted(marker))),
+            )
+            row = connection.execute(
+                "select data from quadrat_queue_task order by id limit 1"
+            ).fetchone()
+        assert row is not None
+        (raw,) = row
+        assert json.loads(bytes(raw))["huey_message"]["args"] == [ids[0]]
+        assert queue.recover() == [ids[1]]
+        ran = [queue.run_once() for _ in range(4)]
+        assert ran[:3] == [True, True, True] and not marker.exists()
+        with store.session() as session:
+            assert jobs.unfinished_job_ids(session) == []
+            for job_id in ids:
+                info = jobs.get_job(session, job_id)
+                assert (info.successes, info.failures) == (2, 0)
+    finally:
+        queue.close()
+        store.close()

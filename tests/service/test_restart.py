@@ -143,3 +143,52 @@ def test_jobs_survive_kill_9(
     assert all((done, failed) == (IMAGES_PER_JOB, 0) for _, done, failed, _ in final.values()), (
         final
     )
+
+
+def _workers(pid: int) -> list[int]:
+    """The server's job workers (spawned processes, not multiprocessing's resource tracker)."""
+    found = []
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"multiprocessing" in cmdline and b"resource_tracker" not in cmdline:
+            found.append(child)
+    return found
+
+
+def test_a_killed_worker_is_replaced_and_its_job_finished(
+    trained_project: TrainedProject, users: Users, image_server: ImageServer, tmp_path: Path
+) -> None:
+    token = users.add("bob", limits={"requests_per_minute": 10**6, "requests_per_hour": 10**6})
+    headers = {"Authorization": f"Token {token}"}
+    name = trained_project.images[0].name
+    points = [{"row": 5 + 3 * i, "column": 7 + 4 * i} for i in range(POINTS_PER_IMAGE)]
+    data = [
+        {"type": "image", "attributes": {"url": image_server.url(name), "points": points}}
+        for _ in range(IMAGES_PER_JOB)
+    ]
+    log = tmp_path / "server.log"
+    server = start_server(trained_project.db, log, "--workers", "1")
+    try:
+        job_id = submit(server, headers, trained_project.classifier_id, data)
+        deadline = time.monotonic() + STARTED_WAIT
+        while time.monotonic() < deadline and job_states(trained_project.db)[job_id][1] == 0:
+            time.sleep(0.2)
+        (worker,) = _workers(server.process.pid)
+        os.kill(worker, signal.SIGKILL)
+        assert job_states(trained_project.db)[job_id][0] != "done"
+        deadline = time.monotonic() + FINISH_WAIT
+        while time.monotonic() < deadline and job_states(trained_project.db)[job_id][0] != "done":
+            assert server.process.poll() is None, log.read_text()
+            time.sleep(0.5)
+        state, done, failed, total = job_states(trained_project.db)[job_id]
+        assert (state, done, failed, total) == ("done", IMAGES_PER_JOB, 0, IMAGES_PER_JOB), (
+            log.read_text()
+        )
+        replacement = _workers(server.process.pid)
+        assert len(replacement) == 1 and replacement != [worker]
+    finally:
+        stop_server(server.process)
+    assert server.process.returncode == 0, log.read_text()

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 10.0
 #: Seconds between the supervisor's checks on its workers.
 SUPERVISE_SECONDS = 0.5
+#: Seconds between a worker's checks on the server (its stop flag, whether it is alive).
+WATCH_SECONDS = 0.5
 
 
 def _die_with_parent(parent: int) -> None:
@@ -49,7 +51,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 def worker_main(settings: ServiceSettings, parent: int, current: Any, stop: Any) -> None:
-    """A worker process: run jobs until the server says stop (or dies)."""
+    """A worker process: run jobs until the server sets ``stop`` (or dies).
+
+    ``current`` and ``stop`` are lock-free shared integers: the job being run, and 1 when
+    the server asks its workers to stop.
+    """
     from quadrat.service.queue import JobQueue
 
     _die_with_parent(parent)
@@ -62,9 +68,9 @@ def worker_main(settings: ServiceSettings, parent: int, current: Any, stop: Any)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    def watch() -> None:  # the server's stop event, or the server gone
-        while not local_stop.is_set():
-            if stop.wait(1.0) or os.getppid() != parent:
+    def watch() -> None:  # the server's stop flag, or the server gone
+        while not local_stop.wait(WATCH_SECONDS):
+            if stop.value or os.getppid() != parent:
                 local_stop.set()
 
     threading.Thread(target=watch, daemon=True).start()
@@ -82,13 +88,15 @@ class WorkerPool:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self._ctx = multiprocessing.get_context("spawn")
-        self._stop = self._ctx.Event()
+        # Shared flags without locks: a worker killed while holding a lock would leave it
+        # held, and the server would hang on it at shutdown.
+        self._stop = self._ctx.Value("b", 0, lock=False)
         self._slots: list[tuple[SpawnProcess, Any]] = []
         self._closing = threading.Event()
         self._supervisor: threading.Thread | None = None
 
     def _start_one(self, current: Any | None = None) -> tuple[SpawnProcess, Any]:
-        current = current if current is not None else self._ctx.Value("q", 0)
+        current = current if current is not None else self._ctx.Value("q", 0, lock=False)
         process = self._ctx.Process(
             target=worker_main,
             args=(self.settings, os.getpid(), current, self._stop),
@@ -138,7 +146,7 @@ class WorkerPool:
     def stop(self, grace: float = STOP_GRACE) -> None:
         """Ask every worker to stop after its current image, then make sure they did."""
         self._closing.set()
-        self._stop.set()
+        self._stop.value = 1
         deadline = time.monotonic() + grace
         for process, _ in self._slots:
             process.join(max(0.0, deadline - time.monotonic()))
@@ -149,6 +157,10 @@ class WorkerPool:
                 process.join(5)
         if self._supervisor is not None:
             self._supervisor.join(5)
+
+
+def _noted(signum: int, _frame: object) -> None:
+    log.info("%s: stopping the workers", signal.Signals(signum).name)
 
 
 def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
@@ -169,10 +181,17 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) 
     try:
         again = queue.recover()
         log.info("%d unfinished job(s) queued again", len(again))
-        app = create_app(settings, queue=queue)
+        app = create_app(settings, queue=queue, store=store)
         pool.start()
         log.info("workers started: %s", pool.pids)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again under the
+        # handlers it found: these, so that the workers are stopped below, not orphaned.
+        previous = {sig: signal.signal(sig, _noted) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            uvicorn.run(app, host=host, port=port, log_level="info")
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     finally:
         pool.stop()
         with contextlib.suppress(Exception):
