@@ -11,6 +11,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(_var, "1")
 
+import importlib.util
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,75 @@ def survey(survey_template: DemoSurvey, tmp_path: Path) -> DemoSurvey:
         new_dir=root / survey_template.new_dir.name,
         truth=survey_template.truth,
     )
+
+
+# ------------------------------------------------------------------------ PostgreSQL
+# QUADRAT_TEST_POSTGRES_URL: a server (superuser or CREATEDB role) the tests may create
+# databases on; .ci/run starts a throwaway cluster and sets it. Without it, a cluster is
+# started here (one per pytest-xdist worker) when initdb/pg_ctl exist; else the
+# PostgreSQL tests skip, or fail when QUADRAT_REQUIRE_POSTGRES=1 (CI).
+POSTGRES_URL_ENV = "QUADRAT_TEST_POSTGRES_URL"
+REQUIRE_POSTGRES_ENV = "QUADRAT_REQUIRE_POSTGRES"
+
+
+def _no_postgres(why: str) -> None:
+    if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+        pytest.fail(f"PostgreSQL is required ({REQUIRE_POSTGRES_ENV}=1) but {why}")
+    pytest.skip(f"no PostgreSQL: {why}")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The URL of a PostgreSQL server's ``postgres`` database, as a superuser."""
+    if importlib.util.find_spec("psycopg") is None:
+        _no_postgres("psycopg is not installed (pip install 'quadrat[postgres]')")
+    from tests.postgres import Cluster, find_bin
+
+    given = os.environ.get(POSTGRES_URL_ENV)
+    if given:
+        yield given
+        return
+    bindir = find_bin()
+    if bindir is None:
+        _no_postgres(f"initdb and pg_ctl are not installed, and {POSTGRES_URL_ENV} is not set")
+    assert bindir is not None
+    cluster = Cluster(bindir)
+    try:
+        url = cluster.start()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        cluster.stop()
+        _no_postgres(f"a throwaway cluster did not start: {exc}")
+        raise
+    try:
+        yield url
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database for this test (dropped afterwards), as a SQLAlchemy URL."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    name = f"quadrat_test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(postgres_server, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:  # WITH (FORCE): connections a test left open
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a new project goes, once on each backend: a SQLite file, a PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'project.db'}"
+    return str(request.getfixturevalue("postgres_url"))

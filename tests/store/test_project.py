@@ -1,4 +1,6 @@
-"""The project store: create, reopen, schema versions, sources, transactions."""
+"""The project store: create, reopen, schema versions, sources, transactions.
+
+Upgrades of older projects: tests/store/test_migrations.py."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import pytest
 from sqlalchemy import update
 
 from quadrat.errors import ConflictError, NotFoundError, ProjectError
-from quadrat.store import queries
-from quadrat.store.project import MIGRATIONS, Store, database_url
+from quadrat.store import migrations, queries
+from quadrat.store.project import Store, database_url
 from quadrat.store.schema import SCHEMA_VERSION, Meta, Source
 
 
@@ -65,18 +67,10 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Store.open(path)
 
 
-def test_older_schema_is_migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "p.db"
-    project = Store.create(path)
-    with project.session() as session:
-        session.execute(
-            update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION - 1))
-        )
-    project.close()
-    calls: list[int] = []
-    monkeypatch.setitem(MIGRATIONS, SCHEMA_VERSION - 1, lambda conn: calls.append(1))
-    assert Store.open(path).schema_version == SCHEMA_VERSION
-    assert calls == [1]
+def test_a_new_project_is_at_the_newest_revision(tmp_path: Path) -> None:
+    project = Store.create(tmp_path / "p.db")
+    assert project.revision == migrations.HEAD
+    assert project.schema_version == SCHEMA_VERSION
 
 
 def test_rollback_on_error(tmp_path: Path) -> None:

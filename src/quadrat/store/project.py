@@ -2,9 +2,15 @@
 
 :class:`Store` is the low-level handle: an engine and transactions. Users and the CLI hold
 a :class:`quadrat.Project`, which wraps one. A project is any SQLAlchemy database; a
-plain path means a SQLite file (the embedded default: no server). The file records its
-schema version so that a later release can upgrade it (:data:`MIGRATIONS`) and an older
-release refuses a newer file instead of corrupting it.
+plain path means a SQLite file (the embedded default: no server), and
+``postgresql+psycopg://...`` a PostgreSQL database shared by a server and its workers.
+
+Schema versions are Alembic revisions (:mod:`quadrat.store.migrations`), recorded in the
+``alembic_version`` table. ``create`` builds the tables of :mod:`quadrat.store.schema` and
+stamps the newest revision; ``open`` upgrades an older database to it in one transaction
+(after a backup copy of a SQLite file, ``<name>.bak-<revision>``), refuses one written by
+a newer quadrat, and adopts a file of the hand-versioned format 1 (``meta.schema_version``
+1, no ``alembic_version``) as the baseline revision before upgrading it.
 
 Faults, and what users see instead of a traceback (the mapping is
 :func:`quadrat.store.writes.database_errors`):
@@ -19,6 +25,10 @@ Faults, and what users see instead of a traceback (the mapping is
   work; a write is a :class:`~quadrat.errors.StateError` that says why.
 - ``create`` builds the new file beside its target and links it into place when
   complete: a failure half-way leaves no stub.
+- An upgrade that fails half-way rolls back (SQLite and PostgreSQL both run DDL inside the
+  transaction), and two processes opening an old project at once upgrade it once: the
+  upgrade holds the write lock (SQLite ``BEGIN IMMEDIATE``, a PostgreSQL advisory lock) and
+  looks at the revision again under it.
 """
 
 from __future__ import annotations
@@ -27,13 +37,13 @@ import glob
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, insert, inspect, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,7 +52,9 @@ from sqlalchemy.pool import QueuePool
 from quadrat import __version__
 from quadrat.errors import ConflictError, InputError, NotFoundError, ProjectError, StateError
 from quadrat.io.atomic import lock_writer, remove_unlocked
+from quadrat.store import migrations, upgrades
 from quadrat.store.schema import SCHEMA_VERSION, Base, Meta
+from quadrat.store.upgrades import SchemaState, format_version, read_state, upgrade_from
 from quadrat.store.writes import database_errors
 
 #: Seconds a writer waits for another process's write to finish before a ConflictError.
@@ -51,9 +63,6 @@ DEFAULT_BUSY_TIMEOUT = 30.0
 BUSY_TIMEOUT_ENV = "QUADRAT_BUSY_TIMEOUT"
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
-
-#: ``MIGRATIONS[v]`` upgrades a version-``v`` file to ``v + 1`` inside one transaction.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 
 def database_url(location: str | Path) -> str:
@@ -106,12 +115,13 @@ def _read_only_uri(path: Path, *, immutable: bool) -> str:
     return f"file:{quote(str(path))}?{flag}"
 
 
-def inspect_sqlite(path: Path) -> tuple[int, str]:
-    """Read a SQLite file's quadrat schema version without changing the file.
+def inspect_sqlite(path: Path) -> tuple[SchemaState, str]:
+    """Read a SQLite file's quadrat schema state without changing the file.
 
-    Returns the version and the read-only URI that could read it (``mode=ro``, else
-    ``immutable=1``). A file that is not SQLite, or SQLite without quadrat's ``meta``
-    table, is a :class:`ProjectError`; the file is left exactly as it was.
+    Returns the state (format version, Alembic revision) and the read-only URI that could
+    read it (``mode=ro``, else ``immutable=1``). A file that is not SQLite, or SQLite
+    without quadrat's ``meta`` table, is a :class:`ProjectError`; the file is left exactly
+    as it was.
     """
     try:
         with path.open("rb") as handle:
@@ -149,6 +159,10 @@ def inspect_sqlite(path: Path) -> tuple[int, str]:
                 row = connection.execute(
                     "SELECT value FROM meta WHERE key = 'schema_version'"
                 ).fetchone()
+                revision = None
+                if "alembic_version" in tables:
+                    found = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+                    revision = None if found is None else str(found[0])
         except sqlite3.Error as exc:
             failure = exc
             continue
@@ -159,12 +173,7 @@ def inspect_sqlite(path: Path) -> tuple[int, str]:
                 path=path,
                 param="project",
             )
-        try:
-            return int(row[0]), uri
-        except (TypeError, ValueError):
-            raise ProjectError(
-                f"not a quadrat project (schema version {row[0]!r})", path=path, param="project"
-            ) from None
+        return SchemaState(format_version(row[0], path), revision), uri
     text = str(failure).lower()
     if "locked" in text or "busy" in text:
         raise ConflictError(
@@ -219,10 +228,20 @@ class Store:
         path = sqlite_path(url)
         if path is None:
             engine = _make_engine(url, busy_timeout_seconds(busy_timeout))
-            with database_errors(url, busy_timeout=busy_timeout), engine.begin() as connection:
-                Base.metadata.create_all(connection)
-                connection.execute(insert(Meta), _meta_rows())
-            return cls(engine, url, busy_timeout=busy_timeout)
+            project = cls(engine, url, busy_timeout=busy_timeout)
+            try:
+                with database_errors(project._where), engine.begin() as connection:
+                    if inspect(connection).has_table(Meta.__tablename__):
+                        raise ConflictError(
+                            "a project already exists in this database; open it instead",
+                            path=project._where,
+                            param="project",
+                        )
+                    _build(connection)
+            except BaseException:
+                engine.dispose()
+                raise
+            return project
         if path.exists() and (path.is_dir() or path.stat().st_size > 0):
             raise ConflictError(
                 "a file already exists here; open it instead", path=path, param="project"
@@ -266,13 +285,17 @@ class Store:
         path = sqlite_path(url)
         if path is None:
             project = cls(_make_engine(url, timeout), url, busy_timeout=timeout)
-            project._check_and_migrate()
+            try:
+                project._check_and_upgrade(None)
+            except BaseException:
+                project.close()
+                raise
             return project
         if not path.exists() or (path.is_file() and path.stat().st_size == 0):
             if create:
                 return cls.create(location, busy_timeout=busy_timeout)
             raise NotFoundError("no project here; create one first", path=path, param="project")
-        version, uri = inspect_sqlite(path)  # before anything may write to the file
+        state, uri = inspect_sqlite(path)  # before anything may write to the file
         if read_only is None:
             read_only = not _writable(path)
         if read_only:
@@ -280,7 +303,14 @@ class Store:
         else:
             engine = _make_engine(url, timeout)
         project = cls(engine, url, read_only=read_only, busy_timeout=timeout)
-        project._check_and_migrate(version)
+        try:
+            project._check_and_upgrade(state)
+            if not read_only:  # WAL mode now, while nobody else may hold the file
+                with database_errors(path, busy_timeout=timeout), engine.connect():
+                    pass
+        except BaseException:
+            project.close()
+            raise
         return project
 
     @contextmanager
@@ -298,46 +328,45 @@ class Store:
 
     @property
     def schema_version(self) -> int:
+        """The format in ``meta.schema_version`` (:data:`~quadrat.store.schema.SCHEMA_VERSION`)."""
         with self.session() as session:
             value = session.scalar(select(Meta.value).where(Meta.key == "schema_version"))
         return int(value) if value is not None else 0
 
-    def _check_and_migrate(self, version: int | None = None) -> None:
-        if version is None:
+    @property
+    def revision(self) -> str | None:
+        """The Alembic revision of the schema (:data:`quadrat.store.migrations.HEAD`)."""
+        with self.session() as session:
+            return read_state(session.connection(), self._where).revision
+
+    def _check_and_upgrade(self, state: SchemaState | None) -> None:
+        """Refuse a newer schema; upgrade an older one (not when read-only)."""
+        if state is None:
             try:
-                version = self.schema_version
+                with (
+                    database_errors(self._where, busy_timeout=self.busy_timeout),
+                    self.engine.connect() as connection,
+                ):
+                    state = read_state(connection, self._where)
             except DatabaseError as exc:
-                raise ProjectError(f"{self.url}: not a quadrat project ({exc.orig})") from exc
-        if version > SCHEMA_VERSION:
-            raise ProjectError(
-                f"project schema v{version} is newer than this quadrat "
-                f"(v{SCHEMA_VERSION}); upgrade quadrat to open it",
-                path=self._where,
-            )
-        if version < SCHEMA_VERSION and self.read_only:
-            raise StateError(
-                f"the project (schema v{version}) needs an upgrade to v{SCHEMA_VERSION}, "
-                "and it is read-only; open a writable copy",
-                path=self._where,
-            )
-        while version < SCHEMA_VERSION:
-            step = MIGRATIONS.get(version)
-            if step is None:
-                raise ProjectError(f"no upgrade from schema v{version}", path=self._where)
-            with (
-                database_errors(self._where, busy_timeout=self.busy_timeout),
-                self.engine.begin() as connection,
-            ):
-                step(connection)
-                connection.execute(
-                    update(Meta).where(Meta.key == "schema_version").values(value=str(version + 1))
-                )
-            version += 1
-        if self.read_only:
+                raise ProjectError(
+                    f"not a quadrat project, or the database cannot be read ({exc.orig})",
+                    path=self._where,
+                    param="project",
+                ) from exc
+        start = upgrade_from(state, self._where)
+        if start is None:
             return
-        # Tables added in this release without a migration of their own.
-        with database_errors(self._where, busy_timeout=self.busy_timeout):
-            Base.metadata.create_all(self.engine)
+        if self.read_only:
+            raise StateError(
+                f"the project (schema revision {state.revision or f'format v{state.version}'}) "
+                f"needs an upgrade to revision {migrations.HEAD}, and it is read-only; open a "
+                "writable copy",
+                path=self._where,
+            )
+        upgrades.upgrade(
+            self.engine, self.url, self._where, busy_timeout_seconds(self.busy_timeout)
+        )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -350,13 +379,19 @@ def _meta_rows() -> list[dict[str, str]]:
     ]
 
 
+def _build(connection: Connection) -> None:
+    """The tables, the metadata and the newest revision, on ``connection``'s transaction."""
+    Base.metadata.create_all(connection)
+    connection.execute(insert(Meta), _meta_rows())
+    migrations.stamp(connection, migrations.HEAD)
+
+
 def _build_empty(path: Path) -> None:
     """A complete, empty project in ``path`` (rollback journal: one file, no ``-wal``)."""
     engine = create_engine(f"sqlite:///{path}")
     try:
         with database_errors(path), engine.begin() as connection:
-            Base.metadata.create_all(connection)
-            connection.execute(insert(Meta), _meta_rows())
+            _build(connection)
     finally:
         engine.dispose()
 

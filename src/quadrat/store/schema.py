@@ -26,9 +26,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-#: Bumped whenever the tables change; :data:`quadrat.store.project.MIGRATIONS` upgrades
-#: older files.
-SCHEMA_VERSION = 1
+#: The project format in ``meta.schema_version``: 2, schema versions are Alembic revisions
+#: (:mod:`quadrat.store.migrations`; a change of the tables below needs a new revision).
+#: Releases before Alembic wrote 1 and refuse anything higher, rather than write to tables
+#: they do not know; ``Store.open`` adopts a format-1 file as the baseline revision.
+SCHEMA_VERSION = 2
+#: The hand-versioned format of releases before Alembic.
+LEGACY_SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
