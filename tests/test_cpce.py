@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quadrat.errors import InputError, LimitError
+from quadrat.errors import InputError, LimitError, NotFoundError
 from quadrat.io.cpce import CPCE_UNITS_PER_PIXEL, CpcFile, read_cpc
 from quadrat.limits import Limits
 from tests.data.coralnet.data import GRID, HEIGHT, POINT_LABELS, WIDTH
@@ -93,7 +93,7 @@ def test_point_limits_come_from_limits(cpce: dict[str, Path]) -> None:
 def test_empty_missing_and_folder(cpce: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(InputError, match="empty file"):
         read_cpc(cpce["empty"])
-    with pytest.raises(InputError, match="file not found"):
+    with pytest.raises(NotFoundError, match="file not found"):
         read_cpc(tmp_path / "nope.cpc")
     with pytest.raises(InputError, match="is a folder"):
         read_cpc(tmp_path)

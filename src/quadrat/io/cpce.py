@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
-from quadrat.errors import InputError
+from quadrat.errors import InputError, NotFoundError
 from quadrat.limits import Limits, current
 
 #: CPCe units per pixel when CPCe ran at 96 DPI (every CPCe 4.x file).
@@ -112,7 +112,7 @@ def read_cpc(
     try:
         size = path.stat().st_size
     except FileNotFoundError as exc:
-        raise InputError("file not found", path=path) from exc
+        raise NotFoundError("file not found", path=path) from exc
     except OSError as exc:
         raise InputError(f"cannot read file: {exc}", path=path) from exc
     if path.is_dir():
@@ -120,14 +120,13 @@ def read_cpc(
     limits.check("csv_bytes", size, what="CPCe file is too large (bytes)", path=path)
     if size == 0:
         raise InputError("empty file (expected a CPCe .cpc file)", path=path)
-    for encoding in ENCODINGS:
+    try:
         try:
-            return _parse(path, encoding, scale, limits)
-        except UnicodeDecodeError:
-            continue
-    raise InputError(  # pragma: no cover - cp1252 decodes all but five bytes
-        "not a text file in UTF-8 or Windows-1252", path=path
-    )
+            return _parse(path, ENCODINGS[0], scale, limits)
+        except UnicodeDecodeError:  # not UTF-8: CPCe's ANSI code page (every byte decodes)
+            return _parse(path, ENCODINGS[1], scale, limits)
+    except OSError as exc:
+        raise InputError(f"cannot read file: {exc.strerror or exc}", path=path) from exc
 
 
 class _Lines:
@@ -198,7 +197,8 @@ class _Reader:
 
 
 def _parse(path: Path, encoding: str, scale: int, limits: Limits) -> CpcFile:
-    with path.open(encoding=encoding, newline="") as fh:
+    errors = "strict" if encoding == ENCODINGS[0] else "replace"  # cp1252's 5 unused bytes
+    with path.open(encoding=encoding, errors=errors, newline="") as fh:
         reader = _Reader(path, _Lines(path, fh))
         code_path, image_path, width_u, height_u, _display_w, _display_h = reader.expect(
             6, "line 1 (code file, image, width, height, display width and height)"
