@@ -135,18 +135,23 @@ def import_annotations(
             table["label_id"] = pd.Series(pd.NA, index=table.index, dtype="Int64")
 
         existing = queries.image_names(session, src.id)
-        groups = list(table.groupby("image", sort=False))
-        planned: list[tuple[str, ImageInfo, pd.DataFrame]] = []
-        for done, (name, rows) in enumerate(groups, start=1):
+        # Row positions per image, in CSV order; each image's rows are sliced when used
+        # (a list of every group's frame would copy the whole table once more).
+        positions = table.groupby("image", sort=False).indices
+        groups = [(name, positions[name]) for name in pd.unique(table["image"])]
+        planned: list[tuple[str, ImageInfo, np.ndarray]] = []
+        for done, (name, where) in enumerate(groups, start=1):
+            rows = table.iloc[where]
             if skip_missing and _missing(image_dir, str(name)):
                 summary.skipped.append((str(name), int(rows["line"].iloc[0])))
                 progress("checking images", done, len(groups))
                 continue
             info = _check_image(src, csv_path, image_dir, str(name), rows, existing, summary)
-            planned.append((str(name), info, rows))
+            planned.append((str(name), info, where))
             progress("checking images", done, len(groups))
 
-        for name, info, rows in planned:
+        for name, info, where in planned:
+            rows = table.iloc[where]
             first = rows.iloc[0]
             image_id = writes.add_image(
                 session,
