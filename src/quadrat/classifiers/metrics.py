@@ -204,3 +204,31 @@ def choose_threshold(curve: pd.DataFrame, target_accuracy: float) -> float | Non
     if not ok.any():
         return None
     return float(curve.loc[ok, "threshold"].min())
+
+
+def mean_scores(
+    proba: npt.ArrayLike, y_true: npt.ArrayLike, classes: npt.ArrayLike
+) -> dict[str, Any]:
+    """Mean score vector per true label over validation points (for probabilistic
+    adjusted cover, :mod:`quadrat.reports.quantify`): ``{"labels", "support",
+    "mean_scores"}`` in ``classes`` order; points of labels outside ``classes`` are left
+    out (as in the stored confusion matrix); rows without points are zeros."""
+    proba = np.asarray(proba, dtype=np.float64)
+    y_true = np.asarray(y_true)
+    classes = np.asarray(classes)
+    if proba.ndim != 2 or proba.shape != (y_true.size, classes.size):
+        raise InputError(
+            f"proba {proba.shape} must be (len(y_true)={y_true.size}, len(classes)={classes.size})"
+        )
+    index = {jsonable(c): i for i, c in enumerate(classes)}
+    rows = np.array([index.get(jsonable(v), -1) for v in y_true], dtype=np.intp)
+    known = rows >= 0
+    sums = np.zeros((classes.size, classes.size))
+    np.add.at(sums, rows[known], proba[known])
+    support = np.bincount(rows[known], minlength=classes.size)
+    means = sums / np.maximum(support, 1)[:, None]
+    return {
+        "labels": [jsonable(c) for c in classes],
+        "support": support.tolist(),
+        "mean_scores": means.tolist(),
+    }

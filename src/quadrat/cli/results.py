@@ -52,13 +52,65 @@ def export(
             "no longer CoralNet's exact bytes).",
         ),
     ] = False,
+    intervals: Annotated[
+        bool,
+        typer.Option(
+            "--intervals",
+            help="cover: add '<label> estimate/lower/upper' columns (two-stage bootstrap: "
+            "images within a site, then points within images). docs/cover.md.",
+        ),
+    ] = False,
+    level: Annotated[
+        str,
+        typer.Option(
+            "--level",
+            metavar="image|source|site:COLUMN",
+            help="cover: one row per image, per site (an image metadata column, e.g. "
+            "site:Aux1) or for the whole source.",
+        ),
+    ] = "image",
+    corrected: Annotated[
+        str,
+        typer.Option(
+            "--corrected",
+            metavar="none|acc|pacc",
+            help="cover: correct machine labels for the classifier's validation confusions "
+            "(acc: adjusted classify and count; pacc: on the calibrated scores).",
+        ),
+    ] = "none",
+    confidence: Annotated[
+        float, typer.Option("--confidence", help="cover: level of the intervals.")
+    ] = 0.95,
+    replicates: Annotated[
+        int, typer.Option("--replicates", help="cover: bootstrap replicates.")
+    ] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="cover: bootstrap seed.")] = 0,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
-    """Export CoralNet CSVs: annotations (with machine suggestions), percent cover, labelset."""
+    """Export CoralNet CSVs: annotations (with machine suggestions), percent cover, labelset.
+
+    Cover with --intervals (or --level/--corrected) adds estimate and bound columns after
+    CoralNet's; without them the file is CoralNet's own.
+    """
     path = pick_option(out, old_path, new_flag="--out/-o", old_spelling="the positional PATH")
     if path is None:
         raise InputError("give the CSV file to write with --out FILE")
+    extended = intervals or level != "image" or corrected != "none"
+    if extended and kind != ExportKind.cover:
+        raise InputError("--intervals, --level and --corrected apply to 'export cover' only")
+    options = (
+        dict(
+            intervals=intervals,
+            level=level,
+            corrected=corrected,
+            confidence=confidence,
+            replicates=replicates,
+            seed=seed,
+        )
+        if extended
+        else {}
+    )
     with open_project(project) as handle:
         src = handle.source(source)
         writer = {
@@ -68,7 +120,7 @@ def export(
         }[kind]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
-            rows = writer(path, escape_formulas=escape_formulas)
+            rows = writer(path, escape_formulas=escape_formulas, **options)
     for warning in caught:  # the library names its parameter; here it is a flag
         text = str(warning.message).replace("pass escape_formulas=True", "use --escape-formulas")
         warnings.warn(text, warning.category, stacklevel=1)

@@ -507,3 +507,16 @@ def stored_feature_dtype(session: Session, source_id: int, extractor_key: str) -
         .limit(1)
     )
     return None if dtype is None else str(dtype)
+
+
+def machine_label_classifiers(session: Session, source_id: int) -> list[int | None]:
+    """Distinct classifiers that set the source's machine labels (statuses other than a
+    person's), sorted; None stands for a classifier since deleted."""
+    ids = session.scalars(
+        select(Annotation.classifier_id)
+        .distinct()
+        .join(Point, Point.id == Annotation.point_id)
+        .join(Image, Image.id == Point.image_id)
+        .where(Image.source_id == source_id, Annotation.status.not_in(HUMAN_STATUSES))
+    ).all()
+    return sorted(ids, key=lambda i: (i is None, i or 0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -29,8 +29,17 @@ COVER_STATUS = {
 }
 
 
-def cover(src: Source) -> pd.DataFrame:
-    """Per-image percent cover of a source (CoralNet's image-covers table)."""
+def cover(src: Source, intervals: bool = False, **options: Any) -> pd.DataFrame:
+    """Per-image percent cover of a source (CoralNet's image-covers table).
+
+    With ``intervals`` or any ``options`` (``level``, ``corrected``, ``confidence``,
+    ``replicates``, ``seed``): the table of :func:`quadrat.workflow.cover.cover`, with
+    estimate (and bound) columns after CoralNet's.
+    """
+    if intervals or options:
+        from quadrat.workflow import cover as uncertainty
+
+        return uncertainty.cover(src, intervals, **options)
     table = src.annotations()
     frame = pd.DataFrame(
         {
@@ -82,8 +91,29 @@ def metadata_order(columns: Iterable[str]) -> list[str]:
     return [next(known) if c in rank else c for c in names]
 
 
-def export_cover(src: Source, path: str | Path, *, escape_formulas: bool = False) -> int:
-    """CoralNet's percent-cover CSV; returns the number of images."""
+def export_cover(
+    src: Source,
+    path: str | Path,
+    *,
+    escape_formulas: bool = False,
+    intervals: bool = False,
+    **options: Any,
+) -> int:
+    """CoralNet's percent-cover CSV; returns the number of rows (images, sites or 1).
+
+    With ``intervals`` or ``options`` (see :func:`cover`): CoralNet's columns, then the
+    estimate and bound columns; a per-image table's ``ALL IMAGES`` row then holds the
+    source's estimate and interval.
+    """
+    if intervals or options:
+        from quadrat.workflow import cover as uncertainty
+
+        table = uncertainty.cover(src, intervals, **options)
+        summary = None
+        if table.attrs["level"].kind == "image" and len(table) > 1:
+            summary = uncertainty.cover(src, intervals, **{**options, "level": "source"})
+        uncertainty.write_cover(table, path, summary=summary, escape_formulas=escape_formulas)
+        return len(table)
     table = cover(src)
     write_percent_cover_csv(table, path, escape_formulas=escape_formulas)
     return len(table)

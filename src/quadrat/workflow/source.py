@@ -229,11 +229,37 @@ class Source:
         with self.project.store.session() as session:
             return queries.annotation_table(session, self.id)
 
-    def cover(self) -> pd.DataFrame:
-        """Per-image percent cover (CoralNet's image-covers table)."""
+    def cover(
+        self,
+        intervals: bool = False,
+        *,
+        level: str = "image",
+        corrected: str = "none",
+        confidence: float = 0.95,
+        replicates: int = 1000,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """Per-image percent cover (CoralNet's image-covers table).
+
+        With ``intervals`` (or another ``level``, or ``corrected``): cover per ``level``
+        (``"image"``, ``"source"``, ``"site:COLUMN"`` for an image metadata column) with
+        ``<label> estimate`` / ``lower`` / ``upper`` columns: a two-stage bootstrap
+        (``replicates``, ``seed``) at ``confidence``, machine labels ``corrected`` for the
+        classifier's confusions (``"acc"``, ``"pacc"``) or not (``"none"``). docs/cover.md.
+        """
         from quadrat.workflow import exports
 
-        return exports.cover(self)
+        if not intervals and level == "image" and corrected == "none":
+            return exports.cover(self)
+        return exports.cover(
+            self,
+            intervals,
+            level=level,
+            corrected=corrected,
+            confidence=confidence,
+            replicates=replicates,
+            seed=seed,
+        )
 
     def counts(self) -> dict[str, int]:
         """images, confirmed_images, points, annotations, and points by status."""
@@ -251,14 +277,39 @@ class Source:
 
         return exports.export_annotations(self, path, escape_formulas=escape_formulas)
 
-    def export_cover(self, path: str | Path, *, escape_formulas: bool = False) -> int:
+    def export_cover(
+        self,
+        path: str | Path,
+        *,
+        escape_formulas: bool = False,
+        intervals: bool = False,
+        level: str = "image",
+        corrected: str = "none",
+        confidence: float = 0.95,
+        replicates: int = 1000,
+        seed: int = 0,
+    ) -> int:
         """Write CoralNet's percent-cover CSV; returns the rows (images) written.
 
         ``escape_formulas``: prefix ``'`` to text cells a spreadsheet would read as a formula.
+        ``intervals``, ``level``, ``corrected``...: as :meth:`cover` (columns added after
+        CoralNet's; without them the file is CoralNet's own).
         """
         from quadrat.workflow import exports
 
-        return exports.export_cover(self, path, escape_formulas=escape_formulas)
+        if not intervals and level == "image" and corrected == "none":
+            return exports.export_cover(self, path, escape_formulas=escape_formulas)
+        return exports.export_cover(
+            self,
+            path,
+            escape_formulas=escape_formulas,
+            intervals=intervals,
+            level=level,
+            corrected=corrected,
+            confidence=confidence,
+            replicates=replicates,
+            seed=seed,
+        )
 
     def export_labelset(self, path: str | Path, *, escape_formulas: bool = False) -> int:
         """Write the labelset as a CoralNet labelset CSV; returns the rows written.

@@ -62,7 +62,7 @@ def train(
     :meth:`Source.extractor_key`). ``device`` ("auto", "cpu", "cuda") trains with
     PyTorch there; None with scikit-learn.
     """
-    from quadrat.classifiers.metrics import alleviate_curve
+    from quadrat.classifiers.metrics import alleviate_curve, mean_scores
     from quadrat.classifiers.policy import TrainingPolicy
     from quadrat.classifiers.serialize import dumps_estimator, is_unsafe_format
     from quadrat.classifiers.training import train_classifier
@@ -107,6 +107,10 @@ def train(
     metrics = dict(result.metrics)
     curve = alleviate_curve(result.val_proba, result.val_true, result.estimator.classes_)
     metrics["alleviate_curve"] = curve.to_dict(orient="list")
+    # For probabilistic adjusted cover (quadrat.reports.quantify): E[scores | true label].
+    metrics["validation_scores"] = mean_scores(
+        result.val_proba, result.val_true, result.estimator.classes_
+    )
     accuracy = _finite_or_none(result.metrics["accuracy"])
     with src.project.store.session() as session:
         record_id = writes.add_classifier(
