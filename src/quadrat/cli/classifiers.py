@@ -41,6 +41,7 @@ def list_classifiers(
 ) -> None:
     """Every classifier: id, source, date, kind, accuracy, accepted, active (the one deployed)."""
     from rich import box
+    from rich.console import Console
     from rich.table import Table
 
     with open_project(project) as handle:
@@ -53,13 +54,14 @@ def list_classifiers(
     if not rows:
         console.print("no classifier yet: train one (quadrat train) or import one")
         return
-    table = Table(box=box.SIMPLE_HEAD)
-    for column in ("id", "source", "date", "kind", "extractor", "accuracy", "accepted", "active"):
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = ("id", "source", "date", "kind", "accuracy", "accepted", "active", "extractor")
+    for column in columns:
         table.add_column(
             column,
             justify="right" if column in ("id", "accuracy") else "left",
             no_wrap=column != "extractor",
-            overflow="fold",
+            min_width=len(column) if column != "extractor" else None,
         )
     for name, info, is_active in rows:
         when = info.created_at.strftime("%Y-%m-%d %H:%M") if info.created_at else "-"
@@ -70,12 +72,13 @@ def list_classifiers(
             name,
             when,
             kind,
-            info.extractor_key,
             fmt(info.accuracy),
             "yes" if info.accepted else "no",
             "yes" if is_active else "",
+            info.extractor_key,
         )
-    console.print(table)
+    # Piped into a file or another program: whole rows, not squeezed to 80 columns.
+    (console if console.is_terminal else Console(width=200)).print(table)
 
 
 @app.command("export")

@@ -83,6 +83,7 @@ def add(
 def list_users(project: ProjectOption = DEFAULT_PROJECT) -> None:
     """Every user with their roles, and whether they may sign in."""
     from rich import box
+    from rich.console import Console
     from rich.table import Table
 
     from quadrat.store import accounts
@@ -103,7 +104,8 @@ def list_users(project: ProjectOption = DEFAULT_PROJECT) -> None:
         rows = [(str(role), source or "every source") for source, role in granted]
         for role, on in rows or [("-", "-")]:  # one row per role, so a script can grep it
             table.add_row(user.username, role, on, active, limits, created)
-    console.print(table)
+    # Piped into a file or another program: whole rows, not squeezed to 80 columns.
+    (console if console.is_terminal else Console(width=200)).print(table)
 
 
 @app.command("role")
