@@ -313,3 +313,32 @@ def test_a_labelset_not_listing_the_predicted_labels_is_refused(
     with pytest.raises(ClassifierFormatError, match="does not list"):
         read_portable(bad)
     assert np.all([label["id"] < 1000 for label in labels])
+
+
+def test_deploying_an_imported_classifier_scores_as_classify_did(
+    tmp_path: Path, survey: DemoSurvey, exported: tuple[Source, Path, pd.DataFrame]
+) -> None:
+    """The service's path (workflow.deploy) in a project holding no features at all."""
+    from PIL import Image
+
+    from quadrat.workflow.deploy import classify_points, forget_classifiers
+
+    _, path, before = exported
+    forget_classifiers()
+    with Project.create(tmp_path / "server.db") as project:
+        info = project.import_classifier(path)
+        for name, points in before.groupby("image"):
+            pixels = np.asarray(Image.open(survey.new_dir / name).convert("RGB"))
+            rows = list(zip(points["row"].astype(int), points["column"].astype(int), strict=True))
+            scored_here = classify_points(project, info.id, pixels, rows)
+            for (_, row), ranked in zip(points.iterrows(), scored_here, strict=True):
+                assert [c["label_code"] for c in ranked] == [
+                    row[f"suggestion_{k}"] for k in range(1, len(ranked) + 1)
+                ]
+                # float32 arithmetic in another order; without the stored feature precision
+                # (float16) the scores would differ by about 3e-4
+                assert [c["score"] for c in ranked] == pytest.approx(
+                    [row[f"confidence_{k}"] for k in range(1, len(ranked) + 1)], rel=1e-6, abs=1e-7
+                )
+                assert ranked[0]["label_id"] >= 9001  # CoralNet's ids from the labelset
+    forget_classifiers()

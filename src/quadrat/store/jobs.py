@@ -279,7 +279,9 @@ def deploy_model(session: Session, classifier_id: int) -> DeployModel:
             value=record.extractor_key,
             param="classifier_id",
         )
-    dtype = session.scalar(
+    # An imported classifier says what its training features were stored as (its project
+    # may hold none); otherwise the precision of the features stored here.
+    dtype = (record.hyperparameters or {}).get("feature_dtype") or session.scalar(
         select(FeatureBlock.dtype)
         .where(FeatureBlock.extractor_key == record.extractor_key)
         .limit(1)
