@@ -46,6 +46,9 @@ _UMASK_LOCK = threading.Lock()
 _WRITE_FAULTS = {
     errno.ENOSPC: "the disk is full",
     errno.EDQUOT: "the disk quota is exceeded",
+    # A file size limit (``ulimit -f``, RLIMIT_FSIZE) or the file system's largest file:
+    # as good as a full disk to the user.
+    errno.EFBIG: "the file is over the file size limit (ulimit -f) or the file system's",
     errno.EACCES: "permission denied (the folder or file is not writable)",
     errno.EPERM: "permission denied (the folder or file is not writable)",
     errno.EROFS: "the folder is on a read-only file system",
@@ -58,7 +61,7 @@ _WRITE_FAULTS = {
 
 
 #: Faults only a write raises (a permission error in a writer's body may be its input's).
-_WRITE_ONLY_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+_WRITE_ONLY_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
 def write_error(exc: OSError, target: Path, *, own: bool = True) -> StateError | OSError:

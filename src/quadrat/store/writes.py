@@ -75,9 +75,20 @@ def _operational(
         )
     if "full" in text:
         return StateError("the disk holding the project is full; nothing was written", path=where)
+    if getattr(exc.orig, "sqlite_errorname", None) in _WRITE_FAILURES:
+        return StateError(
+            "the project cannot be written: its disk is full or a file size limit "
+            "(ulimit -f) was reached; nothing was written",
+            path=where,
+        )
     if "disk i/o" in text or "unable to open" in text:
         return StateError(f"the project cannot be written: {exc.orig}", path=where)
     return exc
+
+
+#: SQLite's names for a write that the file system refused (ENOSPC is SQLITE_FULL; EFBIG,
+#: a file over RLIMIT_FSIZE, and EDQUOT arrive as these "disk I/O errors").
+_WRITE_FAILURES = frozenset({"SQLITE_IOERR_WRITE", "SQLITE_IOERR_SHMSIZE", "SQLITE_IOERR_TRUNCATE"})
 
 
 def add_source(
