@@ -256,3 +256,70 @@ def test_an_api_token_works_without_csrf(ui_server: UiServer) -> None:
         headers=auth,
     )
     assert reply.status_code == 200 and reply.json()["point"]["annotator"] == "ada"
+
+
+def test_review_grid_relabel_and_undo_many(ui_server: UiServer) -> None:
+    session, csrf = signed_in(ui_server, "anna")
+    headers = {"X-CSRF-Token": csrf}
+    labels = session.get(ui_server.url + "/ui/api/sources/1/labels").json()["labels"]
+    pages = {
+        label["id"]: session.get(
+            f"{ui_server.url}/ui/api/sources/1/review?label_id={label['id']}&status=machine"
+        ).json()
+        for label in labels
+    }
+    label_id, page = max(pages.items(), key=lambda item: item[1]["total"])
+    assert page["total"] >= 3
+    scores = [p["score"] for p in page["points"]]
+    assert scores == sorted(scores)  # least confident first
+    assert {p["status"] for p in page["points"]} <= {"machine", "alleviate"}
+    chosen = [p["id"] for p in page["points"][:3]]
+    other = next(label["id"] for label in labels if label["id"] != label_id)
+    url = ui_server.url + "/ui/api/sources/1/relabel"
+    reply = session.post(url, json={"point_ids": chosen, "label_id": other}, headers=headers)
+    assert reply.status_code == 200 and reply.json()["changed"] == 3
+    moved = session.get(
+        f"{ui_server.url}/ui/api/sources/1/review?label_id={other}&status=human&sort=image"
+    ).json()
+    assert set(chosen) <= {p["id"] for p in moved["points"]}
+    # One undo puts all three back.
+    reply = session.post(
+        ui_server.url + "/ui/api/undo", json={"undo": reply.json()["undo"]}, headers=headers
+    )
+    assert reply.status_code == 200
+    assert [p["status"] for p in reply.json()["points"]] == ["machine"] * 3
+    # A point of no source is refused, and nothing of the request is written.
+    bad = {"point_ids": [chosen[0], 999999], "label_id": other}
+    assert session.post(url, json=bad, headers=headers).status_code == 404
+    first = session.get(
+        f"{ui_server.url}/ui/api/sources/1/review?label_id={label_id}&status=machine"
+    ).json()
+    assert chosen[0] in {p["id"] for p in first["points"]}
+    # A viewer may look but not relabel.
+    viewer, viewer_csrf = signed_in(ui_server, "victor")
+    reply = viewer.post(
+        url, json={"point_ids": chosen, "label_id": other}, headers={"X-CSRF-Token": viewer_csrf}
+    )
+    assert reply.status_code == 403
+
+
+def test_alleviate_curve_and_apply_by_an_admin_only(ui_server: UiServer) -> None:
+    anna, anna_csrf = signed_in(ui_server, "anna")
+    data = anna.get(ui_server.url + "/ui/api/sources/1/alleviate").json()
+    assert data["threshold"] is None and data["can_apply"] is False
+    curve = data["curve"]
+    assert len(curve["threshold"]) == len(curve["fraction_accepted"]) > 10
+    assert curve["fraction_accepted"][0] == 1.0
+    url = ui_server.url + "/ui/api/sources/1/alleviate"
+    reply = anna.post(url, json={"threshold": 0.5}, headers={"X-CSRF-Token": anna_csrf})
+    assert reply.status_code == 403
+    ada, ada_csrf = signed_in(ui_server, "ada")
+    bad = ada.post(url, json={"threshold": 1.5}, headers={"X-CSRF-Token": ada_csrf})
+    assert bad.status_code in (400, 422)
+    reply = ada.post(url, json={"threshold": 0.5}, headers={"X-CSRF-Token": ada_csrf})
+    assert reply.status_code == 200, reply.text
+    done = reply.json()
+    assert done["alleviated"] > 0 and done["counts"]["alleviate"] == done["alleviated"]
+    assert ada.get(url).json()["threshold"] == 0.5
+    # A person's labels stay as they were.
+    assert done["counts"]["imported"] == 200

@@ -237,3 +237,59 @@ def test_anonymous_requests_for_images_are_refused(browser: Any, ui_server: UiSe
         assert "/ui/login?next=" in tab.url
     finally:
         context.close()
+
+
+def test_review_grid_and_alleviate_slider(page: Any, ui_server: UiServer) -> None:
+    from playwright.sync_api import expect
+
+    _sign_in(page, ui_server, "ada", "/ui/")
+    labels = page.request.get(f"{ui_server.url}/ui/api/sources/1/labels").json()["labels"]
+    totals = {
+        label["id"]: page.request.get(
+            f"{ui_server.url}/ui/api/sources/1/review?label_id={label['id']}&status=machine"
+        ).json()["total"]
+        for label in labels
+    }
+    label_id = max(totals, key=lambda i: totals[i])
+    other = next(label for label in labels if label["id"] != label_id)
+
+    # Relabel three patches in the review grid.
+    page.goto(f"{ui_server.url}/ui/review?source=1&label={label_id}")
+    _ready(page)
+    page.get_by_label("Showing").select_option("machine")
+    tiles = page.locator("#grid .tile")
+    expect(tiles).to_have_count(totals[label_id])
+    chosen = [int(tiles.nth(i).get_attribute("data-point")) for i in range(3)]
+    tiles.nth(0).click()
+    tiles.nth(1).focus()
+    page.keyboard.press("Space")
+    tiles.nth(2).click()
+    expect(page.locator("#selected-count")).to_have_text("3 selected")
+    page.get_by_label("Relabel the selected as").select_option(str(other["id"]))
+    _shot(page, "review")
+    page.get_by_role("button", name="Relabel", exact=True).click()
+    expect(page.locator("#review-count")).to_contain_text("Relabelled 3 points")
+    expect(tiles).to_have_count(totals[label_id] - 3)
+    for point_id in chosen:
+        assert page.locator(f'#grid [data-point="{point_id}"]').count() == 0
+    moved = page.request.get(
+        f"{ui_server.url}/ui/api/sources/1/review?label_id={other['id']}&status=human"
+    ).json()
+    by_id = {p["id"]: p for p in moved["points"]}
+    assert all(by_id[i]["status"] == "confirmed" and by_id[i]["annotator"] == "ada" for i in chosen)
+
+    # Move the alleviate slider to 60% and apply it.
+    page.goto(ui_server.url + "/ui/")
+    slider = page.get_by_label("Auto-accept points the classifier scores at or above")
+    slider.focus()
+    page.keyboard.press("End")
+    for _ in range(40):
+        page.keyboard.press("ArrowLeft")
+    expect(page.locator("#alleviate-1-effect")).to_contain_text("At 60%:")
+    page.get_by_role("button", name="Apply threshold").click()
+    expect(page.locator(".alleviate [role=status]")).to_contain_text("Applied:")
+    _shot(page, "sources-alleviate", full_page=True)
+    data = page.request.get(f"{ui_server.url}/ui/api/sources/1/alleviate").json()
+    assert data["threshold"] == 0.6
+    counts = page.request.get(f"{ui_server.url}/ui/api/sources").json()["sources"][0]["points"]
+    assert counts["alleviate"] > 0

@@ -469,3 +469,110 @@ def replace_if_current(
             param="point_id",
         )
     write_annotation(session, point_id, state)
+
+
+# ----------------------------------------------------------------------------- review grid
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """A point holding one label, with the latest classifier's score for that label."""
+
+    point_id: int
+    image_id: int
+    image_name: str
+    number: int
+    status: str
+    annotator: str | None
+    #: The score the point's latest classifier gave this label (0 when not in its top-5;
+    #: None when no classifier scored the point).
+    score: float | None
+
+
+#: Which annotations the review grid shows.
+REVIEW_STATUSES = ("all", "human", "machine")
+#: Orders of the review grid (least confident first finds mistakes first).
+REVIEW_SORTS = ("confidence", "-confidence", "image")
+
+
+def review_points(
+    session: Session,
+    source_id: int,
+    label_id: int,
+    *,
+    status: str = "all",
+    sort: str = "confidence",
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[int, list[ReviewRow]]:
+    """``(points labelled label_id, this page of them)`` for the review grid."""
+    if status not in REVIEW_STATUSES:
+        raise InputError(
+            f"status must be one of {', '.join(REVIEW_STATUSES)}, not {status!r}",
+            value=status,
+            param="status",
+        )
+    if sort not in REVIEW_SORTS:
+        raise InputError(
+            f"sort must be one of {', '.join(REVIEW_SORTS)}, not {sort!r}", value=sort, param="sort"
+        )
+    latest = (
+        select(func.max(Score.classifier_id))
+        .where(Score.point_id == Point.id)
+        .correlate(Point)
+        .scalar_subquery()
+    )
+    scored = (
+        select(func.count(Score.point_id))
+        .where(Score.point_id == Point.id)
+        .correlate(Point)
+        .scalar_subquery()
+    )
+    score = (
+        select(Score.score)
+        .where(
+            Score.point_id == Point.id,
+            Score.label_id == Annotation.label_id,
+            Score.classifier_id == latest,
+        )
+        .correlate(Point, Annotation)
+        .scalar_subquery()
+    )
+    confidence = case((scored > 0, func.coalesce(score, 0.0)), else_=None).label("score")
+    query = (
+        select(
+            Point.id,
+            Image.id,
+            Image.name,
+            Point.number,
+            Annotation.status,
+            Annotation.annotator,
+            confidence,
+        )
+        .join(Annotation, Annotation.point_id == Point.id)
+        .join(Image, Image.id == Point.image_id)
+        .where(Image.source_id == source_id, Annotation.label_id == label_id)
+    )
+    if status == "human":
+        query = query.where(Annotation.status.in_(HUMAN_STATUSES))
+    elif status == "machine":
+        query = query.where(Annotation.status.in_(_MACHINE))
+    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    if sort == "image":
+        query = query.order_by(Image.name, Point.number)
+    else:
+        column = confidence.desc() if sort == "-confidence" else confidence.asc()
+        query = query.order_by(column.nulls_last(), Image.name, Point.number)
+    rows = session.execute(query.offset(offset).limit(limit)).all()
+    return total, [
+        ReviewRow(
+            point_id=int(pid),
+            image_id=int(iid),
+            image_name=str(name),
+            number=int(number),
+            status=str(AnnotationStatus(st).value),
+            annotator=annotator,
+            score=None if sc is None else float(sc),
+        )
+        for pid, iid, name, number, st, annotator, sc in rows
+    ]

@@ -37,6 +37,7 @@ def install_ui(app: FastAPI, settings: ServiceSettings, store: Any | None = None
     from fastapi.staticfiles import StaticFiles
     from starlette.middleware.sessions import SessionMiddleware
 
+    from quadrat.service.ui.review import router as review_router
     from quadrat.service.ui.routes import STATIC, router
     from quadrat.service.ui.session import SESSION_COOKIE, SESSION_SECONDS, session_secret
     from quadrat.service.ui.state import UiState
@@ -70,6 +71,7 @@ def install_ui(app: FastAPI, settings: ServiceSettings, store: Any | None = None
         https_only=False,  # loopback http by default; a TLS proxy in front adds Secure
     )
     app.include_router(router)
+    app.include_router(review_router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
 
     if not any(getattr(route, "path", None) == "/" for route in app.routes):

@@ -9,7 +9,7 @@ points. A source the user has no role on answers 404, as if it did not exist.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +66,7 @@ def http_errors() -> Iterator[None]:
         raise HTTPException(500, detail=str(exc)) from exc
 
 
-def _role(state: UiState, user: UiUser, source_id: int) -> Role:
+def role_of(state: UiState, user: UiUser, source_id: int) -> Role:
     """The user's role on the source; 404 when none (the source is not theirs to see)."""
     role = accounts.role_on_source(state.store, user.id, source_id)
     if role is None:
@@ -74,8 +74,8 @@ def _role(state: UiState, user: UiUser, source_id: int) -> Role:
     return role
 
 
-def _require(state: UiState, user: UiUser, source_id: int, needed: Role) -> Role:
-    role = _role(state, user, source_id)
+def require_role(state: UiState, user: UiUser, source_id: int, needed: Role) -> Role:
+    role = role_of(state, user, source_id)
     if role.rank < needed.rank:
         raise HTTPException(
             403, detail=f"Your role on this source is {role.value}; this needs {needed.value}."
@@ -90,7 +90,7 @@ def _signed_in(request: Request) -> bool:
     return isinstance(request.session.get("uid"), int)
 
 
-def _page(request: Request, name: str) -> Response:
+def page_or_sign_in(request: Request, name: str) -> Response:
     if not _signed_in(request):
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return RedirectResponse(f"/ui/login?next={_quote(target)}", status_code=303)
@@ -105,12 +105,12 @@ def _quote(text: str) -> str:
 
 @router.get("/", include_in_schema=False)
 def sources_page(request: Request) -> Response:
-    return _page(request, "index.html")
+    return page_or_sign_in(request, "index.html")
 
 
 @router.get("/annotate", include_in_schema=False)
 def annotate_page(request: Request) -> Response:
-    return _page(request, "annotate.html")
+    return page_or_sign_in(request, "annotate.html")
 
 
 @router.get("/login", include_in_schema=False)
@@ -210,7 +210,7 @@ def sources(user: User, state: State) -> dict[str, Any]:
 @router.get("/api/sources/{source_id}/labels")
 def labelset(source_id: int, user: User, state: State) -> dict[str, Any]:
     """The labelset, each label with its hotkey (letters; 1-5 are the suggestions)."""
-    _role(state, user, source_id)
+    role_of(state, user, source_id)
     with http_errors(), state.store.session() as session:
         rows = annotate.labels(session, source_id)
     return {
@@ -237,7 +237,7 @@ def image_list(
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> dict[str, Any]:
     """One page (100) of the source's images, filtered by status, by name or uncertainty."""
-    _role(state, user, source_id)
+    role_of(state, user, source_id)
     with http_errors(), state.store.session() as session:
         total, rows = annotate.image_page(
             session,
@@ -295,7 +295,7 @@ def _image(state: UiState, image_id: int) -> annotate.ImageFile:
 def image_detail(image_id: int, user: User, state: State) -> dict[str, Any]:
     """An image with its points, their annotations and top-5 suggestions, and neighbours."""
     image = _image(state, image_id)
-    role = _role(state, user, image.source_id)
+    role = role_of(state, user, image.source_id)
     with http_errors(), state.store.session() as session:
         points = annotate.image_points(session, image_id)
         before, after = annotate.neighbour_images(session, image.source_id, image.name)
@@ -324,7 +324,7 @@ _IMAGE_HEADERS = {"Cache-Control": "private, max-age=3600"}
 def image_file(image_id: int, user: User, state: State) -> Response:
     """The image's stored pixels as a JPEG without EXIF (see :mod:`.images`)."""
     image = _image(state, image_id)
-    _role(state, user, image.source_id)
+    role_of(state, user, image.source_id)
     with http_errors():
         data = pictures.display_jpeg(state, image)
     return Response(data, media_type="image/jpeg", headers=_IMAGE_HEADERS)
@@ -336,7 +336,7 @@ def point_patch(point_id: int, user: User, state: State) -> Response:
     with http_errors(), state.store.session() as session:
         source_id, image_id = annotate.point_source(session, point_id)
         point = annotate.point_row(session, point_id)
-    _role(state, user, source_id)
+    role_of(state, user, source_id)
     image = _image(state, image_id)
     with http_errors():
         data = pictures.patch_jpeg(state, image, point.row, point.column)
@@ -351,22 +351,37 @@ class UndoRequest(BaseModel):
     undo: str = Field(max_length=4096)
 
 
-def _undo_token(
+def undo_token(
     state: UiState,
     user: UiUser,
-    point_id: int,
-    before: annotate.AnnotationState | None,
-    after: annotate.AnnotationState | None,
+    changes: Sequence[tuple[int, annotate.AnnotationState | None, annotate.AnnotationState | None]],
 ) -> str:
+    """A signed token that lets ``user`` undo these ``(point, before, after)`` changes."""
     return str(
         state.undo_serializer().dumps(
             {
                 "user": user.id,
-                "point": point_id,
-                "before": None if before is None else before.as_dict(),
-                "after": None if after is None else after.as_dict(),
+                "changes": [
+                    {
+                        "point": point_id,
+                        "before": None if before is None else before.as_dict(),
+                        "after": None if after is None else after.as_dict(),
+                    }
+                    for point_id, before, after in changes
+                ],
             }
         )
+    )
+
+
+def confirmed_by(user: UiUser, label_id: int) -> annotate.AnnotationState:
+    """A person's label: confirmed, by this user, now (UTC)."""
+    return annotate.AnnotationState(
+        label_id=label_id,
+        status="confirmed",
+        annotator=user.username,
+        annotated_at=datetime.now(UTC).isoformat(),
+        classifier_id=None,
     )
 
 
@@ -375,40 +390,45 @@ def set_label(point_id: int, body: LabelChoice, user: User, state: State) -> dic
     """Confirm ``label_id`` for the point, by this user, now; returns a token to undo it."""
     with http_errors(), state.store.session() as session:
         source_id, _image_id = annotate.point_source(session, point_id)
-    _require(state, user, source_id, Role.ANNOTATOR)
-    after = annotate.AnnotationState(
-        label_id=body.label_id,
-        status="confirmed",
-        annotator=user.username,
-        annotated_at=datetime.now(UTC).isoformat(),
-        classifier_id=None,
-    )
+    require_role(state, user, source_id, Role.ANNOTATOR)
+    after = confirmed_by(user, body.label_id)
     with http_errors(), state.store.session() as session:
         before = annotate.annotation_state(session, point_id)
         annotate.write_annotation(session, point_id, after)
         point = annotate.point_row(session, point_id)
     return {
         "point": _point_json(point),
-        "undo": _undo_token(state, user, point_id, before, after),
+        "undo": undo_token(state, user, [(point_id, before, after)]),
     }
 
 
 @router.post("/api/undo")
 def undo(body: UndoRequest, user: User, state: State) -> dict[str, Any]:
-    """Put back the annotation a change replaced, if the point still holds that change."""
+    """Put back what a change replaced, if every point still holds that change (else 409)."""
     try:
         data = state.undo_serializer().loads(body.undo, max_age=UNDO_SECONDS)
     except BadSignature as exc:
         raise HTTPException(400, detail="Not an undo token of this server (or expired).") from exc
     if data.get("user") != user.id:
         raise HTTPException(403, detail="That change was made by someone else.")
-    point_id = int(data["point"])
+    changes = [
+        (
+            int(change["point"]),
+            None
+            if change["before"] is None
+            else annotate.AnnotationState.from_dict(change["before"]),
+            None
+            if change["after"] is None
+            else annotate.AnnotationState.from_dict(change["after"]),
+        )
+        for change in data["changes"]
+    ]
     with http_errors(), state.store.session() as session:
-        source_id, _image_id = annotate.point_source(session, point_id)
-    _require(state, user, source_id, Role.ANNOTATOR)
-    before = None if data["before"] is None else annotate.AnnotationState.from_dict(data["before"])
-    after = None if data["after"] is None else annotate.AnnotationState.from_dict(data["after"])
-    with http_errors(), state.store.session() as session:
-        annotate.replace_if_current(session, point_id, after, before)
-        point = annotate.point_row(session, point_id)
-    return {"point": _point_json(point)}
+        sources = {annotate.point_source(session, point_id)[0] for point_id, _b, _a in changes}
+    for source_id in sources:
+        require_role(state, user, source_id, Role.ANNOTATOR)
+    with http_errors(), state.store.session() as session:  # all or nothing
+        for point_id, before, after in changes:
+            annotate.replace_if_current(session, point_id, after, before)
+        points = [annotate.point_row(session, point_id) for point_id, _b, _a in changes]
+    return {"point": _point_json(points[0]), "points": [_point_json(p) for p in points]}

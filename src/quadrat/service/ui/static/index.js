@@ -46,6 +46,99 @@
     );
   }
 
+  const SVG = "http://www.w3.org/2000/svg";
+
+  function svg(tag, attributes, ...children) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+    node.append(...children);
+    return node;
+  }
+
+  // Accuracy per training round: one bar each, green accepted, grey rejected.
+  function historyPlot(source) {
+    const rounds = source.classifiers;
+    const w = 24, h = 60;
+    const bars = rounds.map((c, i) => {
+      const a = c.accuracy || 0;
+      return svg("rect", {
+        x: String(i * w + 4), y: String(h - a * h), width: String(w - 6), height: String(a * h),
+        fill: c.accepted ? "#2e8b57" : "#9e9e9e",
+      }, svg("title", {}, `classifier ${c.id}: ${Q.percent(c.accuracy)}`));
+    });
+    return svg("svg", {
+      class: "plot", width: String(rounds.length * w + 8), height: String(h + 2), role: "img",
+      "aria-label": "Accuracy per training round: " + rounds.map((c) => Q.percent(c.accuracy)).join(", "),
+    }, svg("line", { x1: "0", x2: String(rounds.length * w + 8), y1: String(h), y2: String(h), stroke: "#333" }), ...bars);
+  }
+
+  function curvePlot(curve) {
+    const w = 300, h = 80;
+    const line = (values, colour) => svg("polyline", {
+      fill: "none", stroke: colour, "stroke-width": "2",
+      points: values.map((v, i) => (v === null ? null : `${(curve.threshold[i] * w).toFixed(1)},${(h - v * h).toFixed(1)}`)).filter(Boolean).join(" "),
+    });
+    const marker = svg("line", { x1: "0", x2: "0", y1: "0", y2: String(h), stroke: "#0b5cad", "stroke-width": "2" });
+    const plot = svg("svg", {
+      class: "plot", width: String(w), height: String(h), role: "img",
+      "aria-label": "Share of points auto-accepted (orange) and their accuracy (green) by threshold",
+    }, svg("rect", { x: "0", y: "0", width: String(w), height: String(h), fill: "#f3f5f8" }),
+    line(curve.fraction_accepted, "#d97900"), line(curve.accuracy_accepted, "#2e8b57"), marker);
+    plot.moveMarker = (t) => { marker.setAttribute("x1", String(t * w)); marker.setAttribute("x2", String(t * w)); };
+    return plot;
+  }
+
+  function alleviate(source) {
+    const box = el("section", { class: "alleviate", "aria-labelledby": "alleviate-title-" + source.id },
+      el("h3", { id: "alleviate-title-" + source.id, text: "Alleviate" }));
+    Q.api("GET", `/ui/api/sources/${source.id}/alleviate`).then((data) => {
+      const curve = data.curve;
+      if (!curve.threshold.length) {
+        box.append(el("p", { text: "No validation curve yet: train a classifier first." }));
+        return;
+      }
+      const id = "alleviate-" + source.id;
+      const start = data.threshold === null ? 1 : data.threshold;
+      const input = el("input", { type: "range", id, min: "0", max: "100", step: "1", value: String(Math.round(start * 100)) });
+      const effect = el("p", { id: id + "-effect", "aria-live": "polite" });
+      const plot = curvePlot(curve);
+      const show = () => {
+        const t = Number(input.value) / 100;
+        let i = curve.threshold.findIndex((x) => x >= t - 1e-9);
+        if (i < 0) i = curve.threshold.length - 1;
+        effect.textContent = `At ${input.value}%: ${Q.percent(curve.fraction_accepted[i])} of points auto-accepted, ` +
+          `expected accuracy ${Q.percent(curve.accuracy_accepted[i])} on them (validation of classifier ${data.classifier_id}).`;
+        input.setAttribute("aria-valuetext", `${input.value}%: ${Q.percent(curve.fraction_accepted[i])} accepted`);
+        plot.moveMarker(t);
+      };
+      input.addEventListener("input", show);
+      const status = el("p", { role: "status" });
+      box.append(
+        el("p", {}, "Now: ", data.threshold === null ? "off" : `${Math.round(data.threshold * 100)}%`),
+        el("label", { for: id, text: "Auto-accept points the classifier scores at or above" }), " ", input,
+        effect, plot);
+      if (data.can_apply) {
+        box.append(el("button", {
+          type: "button", id: id + "-apply", text: "Apply threshold",
+          onclick: async () => {
+            status.textContent = "Applying…";
+            try {
+              const done = await Q.api("POST", `/ui/api/sources/${source.id}/alleviate`, { threshold: Number(input.value) / 100 });
+              status.textContent = `Applied: ${done.alleviated} of ${done.points} machine-labelled points auto-accepted.`;
+            } catch (failure) {
+              status.textContent = failure.message;
+            }
+          },
+        }));
+      } else {
+        box.append(el("p", { class: "hint", text: "Applying a threshold needs the admin role." }));
+      }
+      box.append(status);
+      show();
+    }).catch((failure) => box.append(el("p", { class: "error", text: failure.message })));
+    return box;
+  }
+
   function card(source) {
     const active = source.active_classifier;
     return el(
@@ -56,10 +149,14 @@
         active ? `Active classifier ${active.id} on ${active.extractor}, accuracy ${Q.percent(active.accuracy)}.` : ""),
       countsTable(source),
       history(source),
+      source.classifiers.length ? historyPlot(source) : null,
       el("p", { class: "actions" },
         el("a", { class: "button", href: "/ui/annotate?source=" + source.id, text: "Annotate next image" }),
         " ",
-        el("button", { type: "button", onclick: () => showImages(source) , text: "Browse images" }))
+        el("button", { type: "button", onclick: () => showImages(source) , text: "Browse images" }),
+        " ",
+        el("a", { class: "button", href: "/ui/review?source=" + source.id, text: "Review labels" })),
+      alleviate(source)
     );
   }
 

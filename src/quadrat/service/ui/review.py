@@ -1,0 +1,150 @@
+"""The review grid (all patches of one label, least confident first; relabel many at once)
+and alleviation (the accuracy-vs-threshold curve of the active classifier, and applying a
+threshold), as JSON endpoints and the review page.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from quadrat.service.ui.routes import (
+    PAGE_SIZE,
+    State,
+    User,
+    confirmed_by,
+    http_errors,
+    page_or_sign_in,
+    require_role,
+    role_of,
+    undo_token,
+)
+from quadrat.store import annotate
+from quadrat.store import queries as store_queries
+from quadrat.store.schema import Role
+
+router = APIRouter(prefix="/ui")
+#: Points one relabel request may change.
+MAX_RELABEL = 500
+
+
+@router.get("/review", include_in_schema=False)
+def review_page(request: Request) -> Response:
+    return page_or_sign_in(request, "review.html")
+
+
+@router.get("/api/sources/{source_id}/review")
+def review(
+    source_id: int,
+    user: User,
+    state: State,
+    label_id: Annotated[int, Query()],
+    status: Annotated[str, Query()] = "all",
+    sort: Annotated[str, Query()] = "confidence",
+    page: Annotated[int, Query(ge=1)] = 1,
+) -> dict[str, Any]:
+    """A page of the points labelled ``label_id``: least confident first by default."""
+    role_of(state, user, source_id)
+    with http_errors(), state.store.session() as session:
+        total, rows = annotate.review_points(
+            session,
+            source_id,
+            label_id,
+            status=status,
+            sort=sort,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
+    return {
+        "total": total,
+        "page": page,
+        "pages": max(1, -(-total // PAGE_SIZE)),
+        "points": [
+            {
+                "id": r.point_id,
+                "image_id": r.image_id,
+                "image_name": r.image_name,
+                "number": r.number,
+                "status": r.status,
+                "annotator": r.annotator,
+                "score": r.score,
+            }
+            for r in rows
+        ],
+    }
+
+
+class Relabel(BaseModel):
+    point_ids: list[int] = Field(min_length=1, max_length=MAX_RELABEL)
+    label_id: int
+
+
+@router.post("/api/sources/{source_id}/relabel")
+def relabel(source_id: int, body: Relabel, user: User, state: State) -> dict[str, Any]:
+    """Confirm one label on many points of the source at once (one transaction; undoable)."""
+    require_role(state, user, source_id, Role.ANNOTATOR)
+    after = confirmed_by(user, body.label_id)
+    changes = []
+    with http_errors(), state.store.session() as session:
+        for point_id in dict.fromkeys(body.point_ids):
+            if annotate.point_source(session, point_id)[0] != source_id:
+                raise HTTPException(404, detail=f"No point {point_id} in this source.")
+            before = annotate.annotation_state(session, point_id)
+            annotate.write_annotation(session, point_id, after)
+            changes.append((point_id, before, after))
+    return {"changed": len(changes), "undo": undo_token(state, user, changes)}
+
+
+def _finite(values: list[Any]) -> list[float | None]:
+    return [float(v) if v is not None and math.isfinite(float(v)) else None for v in values]
+
+
+@router.get("/api/sources/{source_id}/alleviate")
+def alleviate_curve(source_id: int, user: User, state: State) -> dict[str, Any]:
+    """The active classifier's validation curve: share auto-accepted and accuracy per
+    threshold, and the source's threshold now."""
+    role = role_of(state, user, source_id)
+    with http_errors(), state.store.session() as session:
+        source = store_queries.source_by_id(session, source_id)
+        active = store_queries.latest_classifier(session, source_id)
+    curve = (active.metrics.get("alleviate_curve") if active is not None else None) or {}
+    return {
+        "threshold": source.confidence_threshold,
+        "classifier_id": None if active is None else active.id,
+        "can_apply": role.rank >= Role.ADMIN.rank,
+        "curve": {
+            key: _finite(list(curve.get(key, [])))
+            for key in ("threshold", "fraction_accepted", "accuracy_accepted", "overall_accuracy")
+        },
+    }
+
+
+class Threshold(BaseModel):
+    threshold: float | None = Field(ge=0.0, le=1.0)
+
+
+@router.post("/api/sources/{source_id}/alleviate")
+def apply_alleviate(source_id: int, body: Threshold, user: User, state: State) -> dict[str, Any]:
+    """Store the source's threshold and classify again: points scored at or above it are
+    accepted (``alleviate``); a person's labels are never touched. Admins only."""
+    from quadrat.workflow.project import Project
+
+    require_role(state, user, source_id, Role.ADMIN)
+    with http_errors():
+        with state.store.session() as session:
+            name = store_queries.source_by_id(session, source_id).name
+        source = Project(state.store).source(name)
+        source.set_confidence_threshold(body.threshold)
+        summary = source.classify(threshold=body.threshold)
+        with state.store.session() as session:
+            counts = store_queries.counts(session, source_id)
+    return {
+        "threshold": body.threshold,
+        "points": summary.points,
+        "alleviated": summary.alleviated,
+        "counts": counts,
+    }

@@ -1,0 +1,117 @@
+// The review grid: every patch of one label, least confident first; select many, relabel.
+"use strict";
+
+(() => {
+  const el = Q.el;
+  const $ = (id) => document.getElementById(id);
+  const params = new URLSearchParams(location.search);
+  const sourceId = params.get("source");
+  const state = { page: 1, pages: 1, selected: new Set(), labels: [], undo: [] };
+
+  function fail(error) {
+    $("error").textContent = error.message || String(error);
+  }
+
+  function updateSelection() {
+    $("selected-count").textContent = `${state.selected.size} selected`;
+    $("relabel").disabled = state.selected.size === 0;
+  }
+
+  function toggle(item, id) {
+    if (state.selected.has(id)) state.selected.delete(id);
+    else state.selected.add(id);
+    item.setAttribute("aria-checked", state.selected.has(id) ? "true" : "false");
+    updateSelection();
+  }
+
+  async function load() {
+    $("error").textContent = "";
+    const query = new URLSearchParams({
+      label_id: $("review-label").value,
+      status: $("review-status").value,
+      sort: $("review-sort").value,
+      page: String(state.page),
+    });
+    const data = await Q.api("GET", `/ui/api/sources/${sourceId}/review?${query}`);
+    state.pages = data.pages;
+    state.selected.clear();
+    updateSelection();
+    const label = state.labels.find((l) => String(l.id) === $("review-label").value);
+    $("review-count").textContent = `${data.total} points labelled ${label ? label.code : ""}`;
+    $("grid").replaceChildren(
+      ...data.points.map((p) => {
+        const item = el("li", {
+          class: "tile status-" + p.status,
+          role: "checkbox",
+          tabindex: "0",
+          "aria-checked": "false",
+          "data-point": p.id,
+          "aria-label": `${p.image_name} point ${p.number}, ${p.status}, ${Q.percent(p.score)}`,
+        },
+        el("img", { src: `/ui/api/points/${p.id}/patch`, alt: "", loading: "lazy", width: "112", height: "112" }),
+        el("span", { class: "tile-text" }, `${p.status} · ${Q.percent(p.score)}`),
+        el("a", { href: `/ui/annotate?image=${p.image_id}&point=${p.number}`, tabindex: "-1", text: `${p.image_name} #${p.number}` }));
+        item.addEventListener("click", (event) => {
+          if (event.target.tagName !== "A") toggle(item, p.id);
+        });
+        item.addEventListener("keydown", (event) => {
+          if (event.key === " " || event.key === "Enter") {
+            event.preventDefault();
+            toggle(item, p.id);
+          }
+        });
+        return item;
+      })
+    );
+    $("page-info").textContent = `Page ${data.page} of ${data.pages}`;
+    $("page-prev").disabled = data.page <= 1;
+    $("page-next").disabled = data.page >= data.pages;
+  }
+
+  async function relabel() {
+    const ids = [...state.selected];
+    if (!ids.length) return;
+    const labelId = Number($("relabel-to").value);
+    const data = await Q.api("POST", `/ui/api/sources/${sourceId}/relabel`, { point_ids: ids, label_id: labelId });
+    state.undo.push(data.undo);
+    $("undo-relabel").disabled = false;
+    await load();
+    const label = state.labels.find((l) => l.id === labelId);
+    $("review-count").textContent = `Relabelled ${data.changed} points as ${label.code}. ` + $("review-count").textContent;
+  }
+
+  async function undo() {
+    const token = state.undo.pop();
+    if (!token) return;
+    const data = await Q.api("POST", "/ui/api/undo", { undo: token });
+    $("undo-relabel").disabled = state.undo.length === 0;
+    await load();
+    $("review-count").textContent = `Undone: ${data.points.length} points. ` + $("review-count").textContent;
+  }
+
+  for (const id of ["review-label", "review-status", "review-sort"]) {
+    $(id).addEventListener("change", () => { state.page = 1; load().catch(fail); });
+  }
+  $("page-prev").addEventListener("click", () => { state.page -= 1; load().catch(fail); });
+  $("page-next").addEventListener("click", () => { state.page += 1; load().catch(fail); });
+  $("relabel").addEventListener("click", () => relabel().catch(fail));
+  $("undo-relabel").addEventListener("click", () => undo().catch(fail));
+
+  (async () => {
+    try {
+      await Q.header();
+      const data = await Q.api("GET", `/ui/api/sources/${sourceId}/labels`);
+      state.labels = data.labels;
+      const options = () => data.labels.map((l) => el("option", { value: l.id, text: `${l.code} — ${l.name}` }));
+      $("review-label").replaceChildren(...options());
+      $("relabel-to").replaceChildren(...options());
+      const wanted = params.get("label");
+      if (wanted) $("review-label").value = wanted;
+      $("title").textContent = "Review labels";
+      await load();
+      document.body.dataset.ready = "true";
+    } catch (error) {
+      fail(error);
+    }
+  })();
+})();
