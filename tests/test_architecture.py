@@ -32,6 +32,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "probes": ("store", "workflow", "cli", "reports"),
     "reports": ("store", "workflow", "cli"),
     "workflow": ("cli",),
+    "service": ("cli",),
 }
 
 

@@ -169,6 +169,18 @@ class ClassifierFormatError(InputError):
     """Stored classifier bytes are not a quadrat classifier, are corrupt, or too new."""
 
 
+class PayloadError(InputError):
+    """A request document breaks an API rule; ``value`` is the JSON pointer to the element.
+
+    The message is CoralNet's (``Ensure this element is a hash.``); the pointer is RFC 6901
+    as CoralNet writes it (``/data/0/attributes/points/1``, ``/`` for the whole document).
+    """
+
+    @property
+    def pointer(self) -> str:
+        return str(self.value)
+
+
 # --------------------------------------------------------------------------- conflict / state
 
 

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
+from quadrat.errors import InputError, PayloadError
 from quadrat.service.validation import (
     MAX_URL_LENGTH,
     DeployImageRequest,
-    PayloadError,
+    error_item,
+    pointer,
     validate_deploy,
 )
 
@@ -190,16 +192,17 @@ CASES: list[tuple[str, Any, str, str]] = [
 
 
 @pytest.mark.parametrize(
-    ("payload", "message", "pointer"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+    ("payload", "message", "where"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_each_error_has_coralnets_message_and_pointer(
-    payload: Any, message: str, pointer: str
+    payload: Any, message: str, where: str
 ) -> None:
     with pytest.raises(PayloadError) as caught:
         validate_deploy(copy.deepcopy(payload))
-    assert caught.value.detail == message
-    assert caught.value.pointer == pointer
-    assert caught.value.error() == {"detail": message, "source": {"pointer": pointer}}
+    assert caught.value.message == message
+    assert caught.value.pointer == where
+    assert error_item(caught.value) == {"detail": message, "source": {"pointer": where}}
+    assert isinstance(caught.value, InputError) and caught.value.param == "data"
 
 
 def test_a_valid_request_gives_images_in_order_and_ignores_extra_keys() -> None:
@@ -225,13 +228,13 @@ def test_a_valid_request_gives_images_in_order_and_ignores_extra_keys() -> None:
 
 def test_limits_are_the_callers() -> None:
     two = doc(image(), image())
-    with pytest.raises(PayloadError, match="max length of 1[.]") as caught:
+    with pytest.raises(PayloadError, match=r"max length of 1\.") as caught:
         validate_deploy(two, images_per_job=1)
     assert caught.value.pointer == "/data"
     assert len(validate_deploy(two, images_per_job=2)) == 2
     many = doc(image(points=[POINT] * 201))
     assert len(validate_deploy(many, points_per_image=201)[0].points) == 201
-    with pytest.raises(PayloadError, match="max length of 3[.]") as caught:
+    with pytest.raises(PayloadError, match=r"max length of 3\.") as caught:
         validate_deploy(doc(image(points=[POINT] * 4)), points_per_image=3)
     assert caught.value.pointer == "/data/0/attributes/points"
 
@@ -243,5 +246,5 @@ def test_exactly_the_limits_pass() -> None:
 
 
 def test_pointer_escapes_as_rfc6901() -> None:
-    assert PayloadError("x", ("a/b", "c~d", 0)).pointer == "/a~1b/c~0d/0"
-    assert PayloadError("x", ()).pointer == "/"
+    assert pointer(("a/b", "c~d", 0)) == "/a~1b/c~0d/0"
+    assert pointer(()) == "/"

@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from quadrat.errors import PayloadError
+
 #: Longest image url accepted (``deploy_images.url`` holds 4096 characters).
 MAX_URL_LENGTH = 4096
 
@@ -29,60 +31,56 @@ class DeployImageRequest:
     points: list[tuple[int, int]]
 
 
-class PayloadError(Exception):
-    """The first problem in a payload: CoralNet's message and a JSON pointer to it."""
-
-    def __init__(self, detail: str, path: tuple[str | int, ...]) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.path = path
-
-    @property
-    def pointer(self) -> str:
-        """RFC 6901 pointer, as CoralNet writes it (``/`` for the whole document)."""
-        parts = [str(p).replace("~", "~0").replace("/", "~1") for p in self.path]
-        return "/" + "/".join(parts)
-
-    def error(self) -> dict[str, Any]:
-        """The JSON:API error object (one item of ``errors``)."""
-        return {"detail": self.detail, "source": {"pointer": self.pointer}}
-
-
 _Where = tuple[str | int, ...]
+
+
+def pointer(path: _Where) -> str:
+    """RFC 6901 pointer, as CoralNet writes it (``/`` for the whole document)."""
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def payload_error(detail: str, path: _Where) -> PayloadError:
+    """The error to raise for the element at ``path`` (its pointer in ``value``)."""
+    return PayloadError(detail, value=pointer(path), param="data")
+
+
+def error_item(exc: PayloadError) -> dict[str, Any]:
+    """The JSON:API error object of a payload error (one item of ``errors``)."""
+    return {"detail": exc.message, "source": {"pointer": exc.pointer}}
 
 
 def _hash(element: Any, path: _Where, keys: tuple[str, ...] = ()) -> Mapping[str, Any]:
     if not isinstance(element, Mapping):
-        raise PayloadError("Ensure this element is a hash.", path)
+        raise payload_error("Ensure this element is a hash.", path)
     for key in keys:
         if key not in element:
-            raise PayloadError(f"Ensure this hash has a '{key}' key.", path)
+            raise payload_error(f"Ensure this hash has a '{key}' key.", path)
     return element
 
 
 def _array(element: Any, path: _Where, *, max_length: int) -> list[Any]:
     if not isinstance(element, list):
-        raise PayloadError("Ensure this element is an array.", path)
+        raise payload_error("Ensure this element is an array.", path)
     if not element:
-        raise PayloadError("Ensure this array is non-empty.", path)
+        raise payload_error("Ensure this array is non-empty.", path)
     if len(element) > max_length:
-        raise PayloadError(f"This array exceeds the max length of {max_length}.", path)
+        raise payload_error(f"This array exceeds the max length of {max_length}.", path)
     return element
 
 
 def _string(element: Any, path: _Where, *, equal_to: str | None = None) -> str:
     if not isinstance(element, str):
-        raise PayloadError("Ensure this element is a string.", path)
+        raise payload_error("Ensure this element is a string.", path)
     if equal_to is not None and element != equal_to:
-        raise PayloadError(f"This element should be equal to '{equal_to}'.", path)
+        raise payload_error(f"This element should be equal to '{equal_to}'.", path)
     return element
 
 
 def _integer(element: Any, path: _Where, *, min_value: int) -> int:
     if isinstance(element, bool) or not isinstance(element, int):
-        raise PayloadError("Ensure this element is an integer.", path)
+        raise payload_error("Ensure this element is an integer.", path)
     if element < min_value:
-        raise PayloadError(f"This element's value is below the minimum of {min_value}.", path)
+        raise payload_error(f"This element's value is below the minimum of {min_value}.", path)
     return element
 
 
@@ -104,7 +102,7 @@ def validate_deploy(
         attributes = _hash(spec["attributes"], (*at, "attributes"), ("url", "points"))
         url = _string(attributes["url"], (*at, "attributes", "url"))
         if len(url) > MAX_URL_LENGTH:
-            raise PayloadError(
+            raise payload_error(
                 f"Ensure this element has no more than {MAX_URL_LENGTH} characters.",
                 (*at, "attributes", "url"),
             )
