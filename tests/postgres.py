@@ -94,6 +94,7 @@ class Cluster:
             "postgres",
             "--auth=trust",
             "--no-sync",
+            "--locale=C",
             "-E",
             "UTF8",
         )
