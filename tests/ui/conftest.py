@@ -7,6 +7,7 @@ its own server, so modules never see each other's labels.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import threading
@@ -82,8 +83,14 @@ def ui_server(
     project = folder / "survey.db"
     shutil.copy2(ui_project_template, project)
     settings = ServiceSettings(database=str(project))
-    app = FastAPI()
-    install_ui(app, settings)
+    if os.environ.get("QUADRAT_UI_TEST_APP") == "service":
+        from quadrat.service.app import create_app
+
+        app = create_app(settings)
+        install_ui(app, settings, app.state.store)
+    else:
+        app = FastAPI()
+        install_ui(app, settings)
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

@@ -53,7 +53,7 @@ def test_nothing_is_served_without_a_session(ui_server: UiServer) -> None:
     ):
         reply = anonymous.get(ui_server.url + path)
         assert reply.status_code == 401, path
-        assert reply.headers["content-type"].startswith("application/json"), path
+        assert "json" in reply.headers["content-type"], path
     reply = anonymous.put(ui_server.url + "/ui/api/points/1/annotation", json={"label_id": 1})
     assert reply.status_code == 401
     # Pages send the browser to sign in, and come back afterwards.
