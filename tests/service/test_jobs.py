@@ -4,8 +4,12 @@ errors, order, idempotent reruns, the attempt cap, and the queue (JSON only, rec
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -389,3 +393,37 @@ def test_on_postgresql_the_queue_lives_in_the_project_database(
     finally:
         queue.close()
         store.close()
+
+
+def test_recover_leaves_jobs_with_a_live_heartbeat_alone(
+    trained_project: TrainedProject, store: Store, user_id: int
+) -> None:
+    settings = settings_for(trained_project)
+    ids = [
+        new_job(store, user_id, trained_project.classifier_id, [("x.jpg", [(1, 1)])])
+        for _ in range(5)
+    ]
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    here, now = socket.gethostname(), time.time()
+    beats = {
+        ids[0]: {"t": now, "host": here, "pid": os.getpid()},  # running here
+        ids[1]: {"t": now, "host": here, "pid": int(dead.stdout)},  # its process is gone
+        ids[2]: {"t": now, "host": "elsewhere", "pid": 1},  # running on another machine
+        ids[3]: {"t": now - 3600, "host": "elsewhere", "pid": 1},  # that machine went silent
+    }
+    queue = JobQueue(settings)
+    try:
+        for job_id, beat in beats.items():
+            queue.huey.storage.put_data(
+                f"heartbeat:{job_id}", queue.huey.serializer.serialize(beat)
+            )
+        assert queue.recover(min_age=3600) == []  # every job is younger than that
+        assert queue.recover() == [ids[1], ids[3], ids[4]]
+        assert queue.last_beat(ids[0]) == beats[ids[0]]
+    finally:
+        queue.close()

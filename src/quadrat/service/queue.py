@@ -13,8 +13,9 @@ PostgreSQL in the project's database, in tables prefixed ``quadrat_queue_``.
 
 The queue is not the record: a job's state lives in the project (:mod:`quadrat.store.jobs`),
 so a lost queue entry (huey deletes an entry when a worker takes it; that worker may then
-be killed) loses nothing: :meth:`JobQueue.recover` queues every unfinished job again, and
-a run is idempotent (:mod:`quadrat.service.worker`).
+be killed) loses nothing: :meth:`JobQueue.recover` queues again every unfinished job that
+is neither waiting nor running (a running job's worker writes a heartbeat every
+:data:`HEARTBEAT_SECONDS`), and a run is idempotent (:mod:`quadrat.service.worker`).
 
 Nothing from the queue is ever unpickled: huey's pickle serializer is replaced by
 :class:`JSONSerializer`, which reads JSON or refuses the entry.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from datetime import datetime
@@ -49,6 +51,22 @@ POSTGRES_PREFIX = "quadrat_queue"
 POLL_SECONDS = 0.2
 #: Seconds a worker waits after a job failed outside its images (the database away).
 FAILURE_PAUSE = 1.0
+#: Seconds between a running job's heartbeats (written to the queue's key-value table).
+HEARTBEAT_SECONDS = 10.0
+#: A job not queued whose last heartbeat is older than this is queued again (its worker,
+#: here or on another machine, is gone).
+STALE_SECONDS = 60.0
+_HOST = socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class JSONSerializer:
@@ -194,29 +212,88 @@ class JobQueue:
                 ids.append(int(args[0]))
         return ids
 
-    def recover(self) -> list[int]:
-        """Queue again every unfinished job that is not waiting in the queue; their ids.
+    def recover(self, *, min_age: float = 0.0, stale: float = STALE_SECONDS) -> list[int]:
+        """Queue again every unfinished job that nobody is running or waiting for; their ids.
 
-        Called when a server starts: jobs a killed server had queued are still in a
-        persistent queue; jobs it was running were taken out of it and are queued again.
+        A job counts as running while its worker's heartbeat (every
+        :data:`HEARTBEAT_SECONDS`) is younger than ``stale`` and, when that worker was on
+        this machine, its process is alive: so a restarted server queues at once the jobs
+        its killed workers held, and leaves alone those that workers on other machines run.
+        ``min_age``: skip jobs created less than that many seconds ago (a request that
+        has stored its job and is about to queue it).
         """
         from quadrat.store import jobs
 
         with self.store.session() as session:
             unfinished = jobs.unfinished_job_ids(session)
+            if min_age > 0:
+                now = time.time()
+                unfinished = [
+                    job_id
+                    for job_id in unfinished
+                    if now - jobs.get_job(session, job_id).created_at.timestamp() >= min_age
+                ]
         waiting = set(self.queued_job_ids())
-        again = [job_id for job_id in unfinished if job_id not in waiting]
+        again = [
+            job_id
+            for job_id in unfinished
+            if job_id not in waiting and not self._running(job_id, stale)
+        ]
         for job_id in again:
             self.enqueue(job_id)
         if again:
             log.info("queued %d unfinished deploy job(s) again: %s", len(again), again)
         return again
 
+    # ------------------------------------------------------------------ heartbeats
+
+    @staticmethod
+    def _beat_key(job_id: int) -> str:
+        return f"heartbeat:{int(job_id)}"
+
+    def beat(self, job_id: int) -> None:
+        """Record that this process is running ``job_id`` now."""
+        value = {"t": time.time(), "host": _HOST, "pid": os.getpid()}
+        self.huey.storage.put_data(self._beat_key(job_id), self.huey.serializer.serialize(value))
+
+    def last_beat(self, job_id: int) -> dict[str, Any] | None:
+        """The job's latest heartbeat (``t``, ``host``, ``pid``), None when it has none."""
+        from huey.constants import EmptyData
+
+        data = self.huey.storage.peek_data(self._beat_key(job_id))
+        if data is EmptyData:
+            return None
+        try:
+            value = self.huey.serializer.deserialize(data)
+        except InputError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    def _running(self, job_id: int, stale: float) -> bool:
+        beat = self.last_beat(job_id)
+        if beat is None or not isinstance(beat.get("t"), int | float):
+            return False
+        if beat.get("host") == _HOST and not _pid_alive(int(beat.get("pid") or 0)):
+            return False
+        return time.time() - float(beat["t"]) < stale
+
     def _run(self, job_id: int) -> None:
         from quadrat.service.worker import run_job
 
         if self.current_job is not None:
             self.current_job.value = int(job_id)
+        finished = threading.Event()
+
+        def pulse() -> None:
+            while not finished.wait(HEARTBEAT_SECONDS):
+                try:
+                    self.beat(job_id)
+                except Exception as exc:  # the queue's database away for a moment
+                    log.warning("deploy job %s: heartbeat not written: %s", job_id, exc)
+
+        self.beat(job_id)
+        heart = threading.Thread(target=pulse, name=f"heartbeat-{job_id}", daemon=True)
+        heart.start()
         try:
             done = run_job(self.store, self.settings, int(job_id), stop=self._stop)
         except Exception:
@@ -224,8 +301,12 @@ class JobQueue:
             log.exception("deploy job %s failed outside its images; queued again", job_id)
             time.sleep(FAILURE_PAUSE)
             done = False
+        finally:
+            finished.set()
+            heart.join()
         if not done:
             self.enqueue(job_id)
+        self.huey.storage.delete_data(self._beat_key(job_id))
         if self.current_job is not None:
             self.current_job.value = 0
 
@@ -279,8 +360,10 @@ def queue_path(settings: ServiceSettings) -> Path | None:
 
 
 __all__ = [
+    "HEARTBEAT_SECONDS",
     "POSTGRES_PREFIX",
     "QUEUE_NAME",
+    "STALE_SECONDS",
     "JSONSerializer",
     "JobQueue",
     "queue_location",

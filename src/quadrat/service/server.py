@@ -6,6 +6,9 @@ progress), start the workers, then serve HTTP until SIGINT/SIGTERM. Workers are 
 processes (``spawn``: nothing of the server's threads, engines or sockets is inherited)
 so a CPU-bound classification never stalls the API, and one that dies (out of memory)
 takes no request with it: the supervisor thread starts a new one and queues its job again.
+Every :data:`RECOVER_SECONDS` it also queues unfinished jobs that nobody waits for or runs
+(no fresh heartbeat: a worker on another machine died, or a request stored its job and
+could not queue it).
 On Linux a worker dies with the server (``PR_SET_PDEATHSIG``), elsewhere it notices
 within a second; either way no orphan keeps running jobs a restarted server also runs.
 """
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 STOP_GRACE = 10.0
 #: Seconds between the supervisor's checks on its workers.
 SUPERVISE_SECONDS = 0.5
+#: Seconds between the server's looks for unfinished jobs nobody runs or waits for.
+RECOVER_SECONDS = 30.0
 #: Seconds between a worker's checks on the server (its stop flag, whether it is alive).
 WATCH_SECONDS = 0.5
 
@@ -121,7 +126,15 @@ class WorkerPool:
         from quadrat.service.queue import JobQueue
 
         queue: JobQueue | None = None
+        next_recovery = time.monotonic() + RECOVER_SECONDS
         while not self._closing.wait(SUPERVISE_SECONDS):
+            if time.monotonic() >= next_recovery:
+                next_recovery = time.monotonic() + RECOVER_SECONDS
+                try:  # jobs whose worker vanished (another machine's, or a lost enqueue)
+                    queue = queue or JobQueue(self.settings)
+                    queue.recover(min_age=RECOVER_SECONDS)
+                except Exception:
+                    log.exception("periodic recovery of unfinished jobs failed")
             for i, (process, current) in enumerate(self._slots):
                 if process.is_alive() or self._closing.is_set():
                     continue
