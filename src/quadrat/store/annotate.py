@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, delete, func, insert, select
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -130,8 +130,9 @@ class ImageRow:
     uncertainty: float | None
 
 
-def _image_summary(source_id: int) -> Any:
-    """One row per image of the source: counts, status and uncertainty (a SELECT)."""
+def _image_summary(source_id: int, image_ids: list[int] | None = None) -> Any:
+    """One row per image of the source (or of ``image_ids``): counts, status and
+    uncertainty (a SELECT)."""
     top = select(Score.point_id, Score.classifier_id, Score.score).where(Score.rank == 0).subquery()
     n_points = func.count(Point.id)
     n_human = func.count(Annotation.id).filter(Annotation.status.in_(HUMAN_STATUSES))
@@ -166,6 +167,7 @@ def _image_summary(source_id: int) -> Any:
             ),
         )
         .where(Image.source_id == source_id)
+        .where(Image.id.in_(image_ids) if image_ids is not None else true())
         .group_by(Image.id, Image.name, Image.width, Image.height)
     )
 
@@ -190,21 +192,42 @@ def image_page(
         raise InputError(
             f"sort must be one of {', '.join(IMAGE_SORTS)}, not {sort!r}", value=sort, param="sort"
         )
-    summary = _image_summary(source_id).subquery()
-    query = select(summary)
-    if status == "todo":
-        query = query.where(summary.c.status != "confirmed")
-    elif status is not None:
-        query = query.where(summary.c.status == status)
-    total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-    if sort == "uncertainty":
-        # Most uncertain first; images without machine labels last.
-        query = query.order_by(
-            summary.c.uncertainty.is_(None), summary.c.uncertainty.desc(), summary.c.name
+    if status is None and sort == "name":
+        # The common case pages the images first and sums up only that page's points.
+        total = int(
+            session.scalar(select(func.count(Image.id)).where(Image.source_id == source_id)) or 0
         )
+        page_ids = list(
+            session.scalars(
+                select(Image.id)
+                .where(Image.source_id == source_id)
+                .order_by(Image.name)
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        summary = _image_summary(source_id, page_ids).subquery()
+        rows = session.execute(select(summary).order_by(summary.c.name)).all()
     else:
-        query = query.order_by(summary.c.name)
-    rows = session.execute(query.offset(offset).limit(limit)).all()
+        # One pass over the source's points; the window count gives the total.
+        summary = _image_summary(source_id).subquery()
+        query = select(summary, func.count().over().label("total"))
+        if status == "todo":
+            query = query.where(summary.c.status != "confirmed")
+        elif status is not None:
+            query = query.where(summary.c.status == status)
+        if sort == "uncertainty":
+            # Most uncertain first; images without machine labels last.
+            query = query.order_by(
+                summary.c.uncertainty.is_(None), summary.c.uncertainty.desc(), summary.c.name
+            )
+        else:
+            query = query.order_by(summary.c.name)
+        rows = session.execute(query.offset(offset).limit(limit)).all()
+        if rows:
+            total = int(rows[0].total)
+        else:
+            total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
     return total, [
         ImageRow(
             id=int(r.id),
