@@ -121,6 +121,21 @@ def test_the_drift_check_can_fail(database_url: str) -> None:
     assert added == SERVICE_TABLES
 
 
+def test_the_job_queue_tables_are_not_drift(database_url: str) -> None:
+    """huey keeps its queue in the project database on PostgreSQL (quadrat_queue_*):
+    not quadrat's tables, and not a difference to drop."""
+    Store.create(database_url).close()
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE quadrat_queue_task (id integer)")
+            connection.exec_driver_sql("CREATE TABLE stray (id integer)")
+            found = migrations.differences(connection)
+    finally:
+        engine.dispose()
+    assert [(diff[0], diff[1].name) for diff in found] == [("remove_table", "stray")]
+
+
 def test_a_format_1_project_is_adopted_and_upgraded(
     database_url: str, recwarn: pytest.WarningsRecorder
 ) -> None:

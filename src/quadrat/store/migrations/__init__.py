@@ -31,6 +31,15 @@ REVISIONS = ("0001", "0002")
 BASELINE = REVISIONS[0]
 #: The revision this quadrat writes.
 HEAD = REVISIONS[-1]
+#: Tables that other code keeps in the project database, outside the models and the
+#: migrations: huey's job queue on PostgreSQL (quadrat.service.queue). Autogenerate and
+#: the drift check leave them alone instead of proposing to drop them.
+UNMANAGED_PREFIXES = ("quadrat_queue_",)
+
+
+def include_name(name: str | None, type_: str, _parents: Any) -> bool:
+    """Alembic's ``include_name`` hook: everything but :data:`UNMANAGED_PREFIXES` tables."""
+    return not (type_ == "table" and name is not None and name.startswith(UNMANAGED_PREFIXES))
 
 
 def config(connection: Connection) -> Config:
@@ -71,7 +80,9 @@ def differences(connection: Connection) -> list[Any]:
 
     from quadrat.store.schema import Base
 
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": include_name}
+    )
     return list(compare_metadata(context, Base.metadata))
 
 

@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
+from quadrat.store.migrations import include_name
 from quadrat.store.schema import Base
 
 
@@ -23,6 +24,7 @@ def _run(connection: Connection) -> None:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()
