@@ -836,3 +836,42 @@ def test_importing_the_app_loads_no_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_second_open_in_one_process_keeps_its_writes(tmp_path: Path) -> None:
+    """A server opens its project more than once (app, queue, recovery); another process
+    (a worker) opening and closing it must not take itself for the last user and delete
+    the -wal under the server: a header read with open()/close() dropped the locks."""
+    import subprocess
+    import sys
+
+    from quadrat.store import accounts as rows
+
+    db = tmp_path / "p.db"
+    Store.create(db).close()
+    first = Store.open(db)
+    second = Store.open(db)
+    try:
+        with second.session() as session:
+            rows.add_user(session, "u1", "hash")
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"from quadrat.store.project import Store; Store.open({str(db)!r}).close()",
+            ],
+            check=True,
+        )
+        with second.session() as session:
+            rows.add_user(session, "u2", "hash")
+        code = (
+            f"import sqlite3; c = sqlite3.connect({str(db)!r}); "
+            "print(sorted(r[0] for r in c.execute('select username from users')))"
+        )
+        seen = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+        assert seen.stdout.strip() == "['u1', 'u2']"
+    finally:
+        second.close()
+        first.close()

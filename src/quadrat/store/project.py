@@ -123,21 +123,12 @@ def inspect_sqlite(path: Path) -> tuple[SchemaState, str]:
     without quadrat's ``meta`` table, is a :class:`ProjectError`; the file is left exactly
     as it was.
     """
-    try:
-        with path.open("rb") as handle:
-            header = handle.read(len(_SQLITE_HEADER))
-    except IsADirectoryError:
-        raise ProjectError("a folder, not a project file", path=path, param="project") from None
-    except OSError as exc:
-        raise ProjectError(
-            f"cannot read the project: {exc.strerror}", path=path, param="project"
-        ) from None
-    if header != _SQLITE_HEADER:
-        raise ProjectError(
-            "not a quadrat project (not a SQLite database); the file was not changed",
-            path=path,
-            param="project",
-        )
+    if path.is_dir():
+        raise ProjectError("a folder, not a project file", path=path, param="project")
+    # The header is checked by SQLite, never read with open(): closing any descriptor of
+    # the file drops every POSIX lock this process holds on it (its open connections'
+    # too), and another process closing its last connection would then delete the -wal
+    # under them, losing their writes (a server opens its project more than once).
     failure: sqlite3.Error | None = None
     for immutable in (False, True):
         uri = _read_only_uri(path, immutable=immutable)
@@ -175,6 +166,14 @@ def inspect_sqlite(path: Path) -> tuple[SchemaState, str]:
             )
         return SchemaState(format_version(row[0], path), revision), uri
     text = str(failure).lower()
+    if "not a database" in text:
+        raise ProjectError(
+            "not a quadrat project (not a SQLite database); the file was not changed",
+            path=path,
+            param="project",
+        )
+    if "unable to open" in text:
+        raise ProjectError(f"cannot read the project: {failure}", path=path, param="project")
     if "locked" in text or "busy" in text:
         raise ConflictError(
             "the project is busy: another process holds it locked", path=path, param="project"
