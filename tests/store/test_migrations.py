@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import warnings
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,27 @@ def test_a_format_1_project_is_adopted_and_upgraded(
     assert tables(database_url) >= SERVICE_TABLES
     again = Store.open(database_url)  # current now: no second upgrade, no warning
     again.close()
+
+
+def test_two_processes_opening_an_old_project_upgrade_it_once(database_url: str) -> None:
+    """The upgrade holds the write lock and reads the revision again under it: the second
+    opener waits, then finds the project current (threads stand in for processes; each
+    has its own connections)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    build_format_1(database_url)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        with ThreadPoolExecutor(2) as pool:
+            stores = list(pool.map(lambda _: Store.open(database_url, busy_timeout=60), [0, 1]))
+    try:
+        assert [store.revision for store in stores] == [migrations.HEAD] * 2
+        with stores[0].session() as session:
+            assert queries.source_names(session) == ["reef"]
+            assert migrations.differences(session.connection()) == []
+    finally:
+        for store in stores:
+            store.close()
 
 
 def test_a_sqlite_upgrade_keeps_a_backup_first(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, create_engine
 from sqlalchemy.pool import NullPool
 
+from quadrat.errors import ProjectError
 from quadrat.store.migrations import include_name
 from quadrat.store.schema import Base
 
@@ -38,7 +39,7 @@ def run_online(config: Config) -> None:
         return
     url = config.get_main_option("sqlalchemy.url")
     if not url:
-        raise RuntimeError("set sqlalchemy.url, or pass a connection in config.attributes")
+        raise ProjectError("set sqlalchemy.url, or pass a connection in config.attributes")
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as own:
