@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.data.survey.data import make_survey
+from quadrat.demo import DemoSurvey
 
 MEDIA_TYPE = "application/vnd.api+json"
 PASSWORD = "correct horse battery staple"
@@ -38,7 +38,8 @@ PASSWORD = "correct horse battery staple"
 class TrainedProject:
     """A project file with one source and one accepted classifier."""
 
-    db: Path
+    #: A SQLite file, or a database URL (PostgreSQL).
+    db: Path | str
     source: str
     classifier_id: int
     #: Labels of the source: (label id as the API reports it, name, short code).
@@ -47,22 +48,19 @@ class TrainedProject:
     images: list[Path]
 
 
-@pytest.fixture(scope="session")
-def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
+def build_trained(location: Path | str, survey: DemoSurvey) -> TrainedProject:
+    """A project at ``location`` (a file or a database URL): source ``reef``, an lr classifier."""
+    from sqlalchemy import select
+
     import quadrat
     from quadrat.store.schema import Label
 
-    root = tmp_path_factory.mktemp("serve-project")
-    survey = make_survey(root / "survey", n_annotated=20, n_new=2)
-    db = root / "project.db"
-    with quadrat.Project.create(db) as project:
+    with quadrat.Project.create(location) as project:
         src = project.create_source("reef", labelset=survey.labelset_csv)
         src.import_annotations(survey.annotations_csv, survey.annotated_dir)
         src.extract("texture")
         outcome = src.train(kind="lr")
         assert outcome.trained and outcome.classifier_id is not None, outcome.message
-        from sqlalchemy import select
-
         with project.store.session() as session:
             labels = [
                 (int(cid if cid is not None else i), str(name), str(code))
@@ -72,14 +70,21 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject
             ]
     images = sorted(survey.new_dir.glob("*.jpg")) + sorted(survey.annotated_dir.glob("*.jpg"))
     assert images
-    return TrainedProject(db, "reef", int(outcome.classifier_id), labels, images)
+    return TrainedProject(location, "reef", int(outcome.classifier_id), labels, images)
+
+
+@pytest.fixture(scope="session")
+def trained_template(
+    survey_template: DemoSurvey, tmp_path_factory: pytest.TempPathFactory
+) -> TrainedProject:
+    return build_trained(tmp_path_factory.mktemp("serve-project") / "project.db", survey_template)
 
 
 @pytest.fixture
 def trained_project(trained_template: TrainedProject, tmp_path: Path) -> TrainedProject:
     """A private copy of the project file, so each test starts with no users or jobs."""
     db = tmp_path / "project.db"
-    shutil.copyfile(trained_template.db, db)
+    shutil.copyfile(Path(trained_template.db), db)
     return TrainedProject(
         db,
         trained_template.source,
@@ -93,7 +98,7 @@ def trained_project(trained_template: TrainedProject, tmp_path: Path) -> Trained
 class Users:
     """Makes users on a project and remembers their tokens."""
 
-    db: Path
+    db: Path | str
     tokens: dict[str, str] = field(default_factory=dict)
     ids: dict[str, int] = field(default_factory=dict)
 

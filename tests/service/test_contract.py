@@ -875,3 +875,74 @@ def test_a_second_open_in_one_process_keeps_its_writes(tmp_path: Path) -> None:
     finally:
         second.close()
         first.close()
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def test_the_contract_on_postgresql(postgres_url: str, survey_template: Any) -> None:
+    """The same answers with the project in PostgreSQL (the in-process app, a fake queue)."""
+    from fastapi.testclient import TestClient
+
+    from quadrat.service.app import create_app
+    from quadrat.service.settings import ServiceSettings
+    from tests.service.conftest import FakeQueue, build_trained
+
+    project = build_trained(postgres_url, survey_template)
+    users = Users(postgres_url)
+    users.add("alice", limits={"max_active_jobs": 2})
+    users.add("bob")
+    queue = FakeQueue()
+    settings = ServiceSettings(database=postgres_url)
+    with TestClient(create_app(settings, queue=queue)) as client:
+        api = Api(client, queue, settings, project)
+        token = client.post(
+            "/api/token_auth/",
+            content=json.dumps({"username": "alice", "password": PASSWORD}),
+            headers=JSONAPI,
+        )
+        assert token.status_code == 200 and list(token.json()) == ["token"]
+        headers = {"Authorization": f"Token {token.json()['token']}"}
+        first = job_id_of(post_deploy(api, headers, body(image(), image("https://e.org/2.jpg"))))
+        second = job_id_of(post_deploy(api, headers))
+        refused = post_deploy(api, headers)
+        assert refused.status_code == 429
+        assert detail(refused).startswith(
+            f"You already have 2 jobs active (IDs: {first}, {second})."
+        )
+        assert queue.ids == [first, second]
+        status = client.get(f"/api/deploy_job/{first}/status/", headers=headers)
+        assert status.json()["data"][0]["attributes"] == {
+            "status": "Pending",
+            "successes": 0,
+            "failures": 0,
+            "total": 2,
+        }
+        assert client.get(f"/api/deploy_job/{first}/result/", headers=headers).status_code == 409
+        set_state(project, first, "done")
+        done = client.get(
+            f"/api/deploy_job/{first}/status/", headers=headers, follow_redirects=False
+        )
+        assert done.status_code == 303
+        result = client.get(f"/api/deploy_job/{first}/result/", headers=headers).json()["data"]
+        assert [r["id"] for r in result] == ["https://example.org/a.jpg", "https://e.org/2.jpg"]
+        assert "errors" in result[0]["attributes"] and "points" in result[1]["attributes"]
+        other = client.get(f"/api/deploy_job/{first}/status/", headers=users.headers("bob"))
+        assert other.status_code == 404
+        me = client.get("/api/user/alice/", headers=headers).json()
+        assert me == {
+            "data": {
+                "active_jobs": [{"type": "jobs", "id": str(second)}],
+                "recently_completed_jobs": [{"type": "jobs", "id": str(first)}],
+            },
+            "meta": {"max_active_jobs": 2},
+        }
+        invalid = post_deploy(
+            api, users.headers("bob"), body(image(points=[{"row": -1, "column": 0}]))
+        )
+        assert errors(invalid) == [
+            {
+                "detail": "This element's value is below the minimum of 0.",
+                "source": {"pointer": "/data/0/attributes/points/0/row"},
+            }
+        ]
