@@ -19,15 +19,18 @@ from quadrat.store.project import Store, sqlite_path
 from quadrat.store.schema import LEGACY_SCHEMA_VERSION, SCHEMA_VERSION, Base, Meta, Source
 
 SERVICE_TABLES = {"users", "source_roles", "api_tokens", "deploy_jobs", "deploy_images"}
+assert migrations.ADDED_TABLES["0002"] == SERVICE_TABLES  # what adopt() looks for
 
 
-def build_format_1(url: str, sources: tuple[str, ...] = ("reef",)) -> None:
-    """A project as a release before Alembic left it: the baseline's tables, meta version 1,
-    no ``alembic_version``, and some rows."""
+def build_format_1(
+    url: str, sources: tuple[str, ...] = ("reef",), revision: str = migrations.BASELINE
+) -> None:
+    """A project as a release before Alembic left it: the baseline's tables (or those of
+    ``revision``), meta version 1, no ``alembic_version``, and some rows."""
     engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
-            migrations.upgrade(connection, migrations.BASELINE)
+            migrations.upgrade(connection, revision)
             connection.exec_driver_sql("DROP TABLE alembic_version")
             connection.execute(
                 insert(Meta),
@@ -176,6 +179,23 @@ def test_two_processes_opening_an_old_project_upgrade_it_once(database_url: str)
     finally:
         for store in stores:
             store.close()
+
+
+def test_a_format_1_file_with_the_service_tables_is_adopted(database_url: str) -> None:
+    """Development builds before Alembic made the service tables in format-1 files; such a
+    file is stamped with the revision that has them instead of creating them again."""
+    build_format_1(database_url, revision="0002")
+    assert migrations.adopt(tables(database_url)) == "0002"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        store = Store.open(database_url)
+    try:
+        assert store.revision == migrations.HEAD
+        with store.session() as session:
+            assert migrations.differences(session.connection()) == []
+    finally:
+        store.close()
+    assert migrations.adopt({"meta", "users"}) == migrations.BASELINE
 
 
 def test_a_sqlite_upgrade_keeps_a_backup_first(tmp_path: Path) -> None:

@@ -131,8 +131,10 @@ def upgrade(engine: Engine, url: str, where: str | Path, busy_timeout: float) ->
                 note = f"a copy of the file as it was is at {backup_sqlite(path, start)}"
             else:
                 note = "in one transaction (had it failed, nothing would have changed)"
-            if state.revision is None:  # format 1: adopt it as the baseline revision
-                migrations.stamp(connection, migrations.BASELINE)
+            if state.revision is None:  # format 1: adopt it (as the baseline, mostly)
+                migrations.stamp(
+                    connection, migrations.adopt(set(inspect(connection).get_table_names()))
+                )
             migrations.upgrade(connection)
             connection.execute(
                 update(Meta).where(Meta.key == "schema_version").values(value=str(SCHEMA_VERSION))

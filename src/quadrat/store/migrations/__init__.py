@@ -31,6 +31,25 @@ REVISIONS = ("0001", "0002")
 BASELINE = REVISIONS[0]
 #: The revision this quadrat writes.
 HEAD = REVISIONS[-1]
+#: Tables each revision adds, for adopting a format-1 file: development builds between the
+#: service tables (commit 47388dc) and Alembic made them with ``create_all`` in format 1.
+ADDED_TABLES = {
+    "0002": frozenset({"users", "source_roles", "api_tokens", "deploy_jobs", "deploy_images"}),
+}
+
+
+def adopt(tables: set[str]) -> str:
+    """The revision a format-1 file (no ``alembic_version``) is stamped with: the baseline,
+    or the newest revision whose tables it already has (each revision in turn)."""
+    revision = BASELINE
+    for candidate in REVISIONS[1:]:
+        added = ADDED_TABLES.get(candidate)
+        if not added or not added <= tables:
+            break
+        revision = candidate
+    return revision
+
+
 #: Tables that other code keeps in the project database, outside the models and the
 #: migrations: huey's job queue on PostgreSQL (quadrat.service.queue). Autogenerate and
 #: the drift check leave them alone instead of proposing to drop them.
