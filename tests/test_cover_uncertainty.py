@@ -204,6 +204,12 @@ def test_labels_without_validation_points_pass_unchanged() -> None:
     points = pd.DataFrame({"image": "x", "label": ["C"] * 10, "known": False})
     frame = cover_intervals(points, LABELS, method="acc", validation=validation, intervals=False)
     assert frame["estimate"].tolist() == pytest.approx([0.0, 0.0, 100.0])
+    # One validation point of C, mistaken for A: too few to say anything (min_support).
+    confusion[2] = [1.0, 0.0, 0.0]
+    few = Validation(tuple(LABELS), confusion)
+    np.testing.assert_allclose(few.rates()[2], [0.0, 0.0, 1.0])
+    trusting = Validation(tuple(LABELS), confusion, min_support=1)
+    np.testing.assert_allclose(trusting.rates()[2], [1.0, 0.0, 0.0])
 
 
 def test_wide_table_orders_naive_then_estimate_and_bounds() -> None:
@@ -321,3 +327,17 @@ def test_cli_export_cover_columns(classified: Path, tmp_path: Path) -> None:
         ],
     )
     assert bad.exit_code == 1 and "--confidence" in bad.output
+
+
+def test_report_draws_error_bars(classified: Path, tmp_path: Path) -> None:
+    import quadrat
+
+    with quadrat.Project.open(classified) as project:
+        report = project.source().report(tmp_path / "report")
+    bounds = report.cover_intervals
+    assert bounds is not None
+    assert (bounds["lower"] <= bounds["estimate"] + 1e-9).all()
+    assert (bounds["estimate"] <= bounds["upper"] + 1e-9).all()
+    assert bounds["estimate"].sum() == pytest.approx(100.0)
+    assert tmp_path / "report" / "cover_intervals.png" in report.files
+    assert (tmp_path / "report" / "cover_intervals.png").stat().st_size > 1000

@@ -200,6 +200,14 @@ def print_report(summary: SourceReport) -> None:
         table = Table(title="percent cover (all images with every point annotated)")
         table.add_column("label")
         table.add_column("cover %", justify="right")
+        bounds = None
+        if summary.cover_intervals is not None:
+            table.add_column("95% interval", justify="right")
+            bounds = summary.cover_intervals.set_index("label")
         for label, value in summary.overall_cover.items():
-            table.add_row(str(label), f"{value:.1f}")
+            cells = [str(label), f"{value:.1f}"]
+            if bounds is not None and str(label) in bounds.index:
+                row = bounds.loc[str(label)]
+                cells.append(f"{row['lower']:.1f}-{row['upper']:.1f}")
+            table.add_row(*cells)
         console.print(table)

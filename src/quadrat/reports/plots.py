@@ -161,18 +161,36 @@ def plot_cover(
     *,
     title: str = "Cover",
     max_labels: int = MAX_COVER_LABELS,
+    intervals: pd.DataFrame | None = None,
 ) -> Path:
     """Stacked bar of cover per image, or a bar per label for one overall cover.
 
     Rows are normalised to fractions; labels with no cover are left out and those beyond
     the ``max_labels`` largest overall are summed as "other" (:func:`cover_plot_table`).
+    ``intervals`` (one overall cover only): ``lower`` and ``upper`` fractions indexed by
+    label, drawn as error bars (labels without one, such as "other", get none).
     """
     table = cover_plot_table(cover_frame, max_labels=max_labels, path=path)
     labels = [str(c) for c in table.columns]
     if table.shape[0] == 1:
         fig = Figure(figsize=(max(5.0, 0.5 * len(labels) + 2), 4.5))
         ax = fig.add_subplot()
-        ax.bar(labels, table.iloc[0].to_numpy(), color="tab:blue")
+        values = table.iloc[0].to_numpy()
+        ax.bar(labels, values, color="tab:blue")
+        if intervals is not None:
+            bounds = intervals.reindex([str(c) for c in table.columns])
+            lower = np.clip(values - bounds["lower"].to_numpy(dtype=np.float64), 0.0, None)
+            upper = np.clip(bounds["upper"].to_numpy(dtype=np.float64) - values, 0.0, None)
+            ok = np.isfinite(lower) & np.isfinite(upper)
+            ax.errorbar(
+                np.arange(len(labels))[ok],
+                values[ok],
+                yerr=np.vstack([lower[ok], upper[ok]]),
+                fmt="none",
+                ecolor="black",
+                capsize=3,
+                lw=1,
+            )
         ax.set_ylabel("cover (fraction of points)")
         ax.tick_params(axis="x", rotation=90)
     else:

@@ -42,6 +42,9 @@ class SourceReport:
     suggested_threshold: dict[str, float] | None = None
     cover: pd.DataFrame | None = None
     overall_cover: dict[str, float] = field(default_factory=dict)
+    #: The source's cover with its 95 % two-stage bootstrap interval (percent; columns
+    #: label, estimate, lower, upper), machine labels as they are: docs/cover.md.
+    cover_intervals: pd.DataFrame | None = None
     files: list[Path] = field(default_factory=list)
 
 
@@ -108,6 +111,17 @@ def build_report(src: Source, *, target_accuracy: float = 0.95) -> SourceReport:
         report.overall_cover = {
             str(c): float(cover[c].mean()) for c in cover.columns[4:] if cover[c].mean() > 0
         }
+        whole = src.cover(True, level="source")
+        labels = [str(c) for c in cover.columns[4:]]
+        report.cover_intervals = pd.DataFrame(
+            {
+                "label": labels,
+                **{
+                    part: [float(whole[f"{label} {part}"].iloc[0]) for label in labels]
+                    for part in ("estimate", "lower", "upper")
+                },
+            }
+        )
     return report
 
 
@@ -197,4 +211,14 @@ def write_report(report: SourceReport, out: Path) -> list[Path]:
         written.append(write_percent_cover_csv(report.cover, out / "cover.csv"))
         wide = report.cover.set_index("Image name").iloc[:, 3:]
         written.append(plot_cover(wide, out / "cover.png", title=f"Cover: {report.source}"))
+        if report.cover_intervals is not None:
+            bounds = report.cover_intervals.set_index("label") / 100.0
+            written.append(
+                plot_cover(
+                    bounds["estimate"],
+                    out / "cover_intervals.png",
+                    title=f"Cover of {report.source} (95 % two-stage bootstrap interval)",
+                    intervals=bounds,
+                )
+            )
     return written
