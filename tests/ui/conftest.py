@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,7 +30,15 @@ ROLES = {"anna": "annotator", "victor": "viewer", "ada": "admin"}
 class UiServer:
     url: str
     project: Path
-    images: Path
+    #: The server's open store (one per process: never open the file a second time here).
+    store: Any
+
+
+class _NoQueue:
+    """The UI needs no job queue; deploys are tested in tests/service."""
+
+    def enqueue(self, job_id: int) -> None:
+        raise AssertionError("the UI tests deploy nothing")
 
 
 @pytest.fixture(scope="session")
@@ -76,21 +85,21 @@ def ui_server(
     import uvicorn
     from fastapi import FastAPI
 
+    from quadrat.service.app import create_app
     from quadrat.service.settings import ServiceSettings
     from quadrat.service.ui import install_ui
+    from quadrat.store.project import Store
 
     folder = tmp_path_factory.mktemp("ui-server")
     project = folder / "survey.db"
     shutil.copy2(ui_project_template, project)
     settings = ServiceSettings(database=str(project))
-    if os.environ.get("QUADRAT_UI_TEST_APP") == "service":
-        from quadrat.service.app import create_app
-
-        app = create_app(settings)
-        install_ui(app, settings, app.state.store)
+    store = Store.open(project)  # the process's one handle on the file (see create_app)
+    if os.environ.get("QUADRAT_UI_BARE_APP"):
+        app = FastAPI()  # the UI alone, without the deploy API
+        install_ui(app, settings, store)
     else:
-        app = FastAPI()
-        install_ui(app, settings)
+        app = create_app(settings, queue=_NoQueue(), store=store)  # install_ui is in there
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -103,8 +112,8 @@ def ui_server(
             raise RuntimeError("the UI test server did not start")
         time.sleep(0.05)
     try:
-        yield UiServer(f"http://127.0.0.1:{port}", project, ui_project_template.parent)
+        yield UiServer(f"http://127.0.0.1:{port}", project, store)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-        app.state.quadrat_ui.store.close()
+        store.close()

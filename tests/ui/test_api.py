@@ -234,15 +234,10 @@ def test_a_viewer_reads_but_changes_nothing(ui_server: UiServer) -> None:
 
 def test_an_api_token_works_without_csrf(ui_server: UiServer) -> None:
     from quadrat.service import accounts
-    from quadrat.store.project import Store
 
-    store = Store.open(ui_server.project)
-    try:
-        user_id = accounts.authenticate(store, "ada", PASSWORDS["ada"])
-        assert user_id is not None
-        token = accounts.issue_token(store, user_id)
-    finally:
-        store.close()
+    user_id = accounts.authenticate(ui_server.store, "ada", PASSWORDS["ada"])
+    assert user_id is not None
+    token = accounts.issue_token(ui_server.store, user_id)
     auth = {"Authorization": f"Token {token}"}
     assert requests.get(ui_server.url + "/ui/api/sources", headers=auth).status_code == 200
     bad = {"Authorization": "Token " + "0" * 40}

@@ -144,6 +144,10 @@ def create_app(
     api.route(app, "/api/deploy_job/{job_id:int}/status/", ["GET", "HEAD"], api.status)
     api.route(app, "/api/deploy_job/{job_id:int}/result/", ["GET", "HEAD"], api.result)
     api.route(app, "/api/user/{username}/", ["GET", "HEAD"], api.user)
+    # The browser UI (issue 14): session cookie, /ui pages and JSON, / redirects there.
+    from quadrat.service.ui import install_ui
+
+    install_ui(app, settings, project)
     return app
 
 
