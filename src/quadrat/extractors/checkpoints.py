@@ -103,7 +103,7 @@ def load_checkpoint(path: Path) -> object:
     try:
         return _load_safetensors(path)
     except WeightsError:
-        first_line = str(torch_error).strip().splitlines()[0][:200]
+        first_line = (str(torch_error).strip().splitlines() or ["no message"])[0][:200]
         raise WeightsError(
             "cannot be read as a torch or safetensors weights file "
             f"({type(torch_error).__name__}: {first_line})",

@@ -49,6 +49,7 @@ _BOM = b"\xef\xbb\xbf"
 _UNNAMED_RE = re.compile(r"^Unnamed: \d+$")
 _KEY_RE = re.compile(r"[\s_.\-]+")
 _RAGGED_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_UNCLOSED_RE = re.compile(r"EOF inside string starting at row (\d+)")
 
 
 def header_key(header: object) -> str:
@@ -463,6 +464,16 @@ def _parse_pandas(text: str, path: Path) -> pd.DataFrame:
                 path=path,
                 line=line,
                 value=saw,
+            ) from exc
+        unclosed = _UNCLOSED_RE.search(str(exc))
+        if unclosed:  # pandas counts records from 0 (the header): name the record's line
+            record = int(unclosed.group(1))
+            lines = record_lines(text)
+            line = int(lines[record]) if lines is not None and record < len(lines) else record + 1
+            raise CsvFormatError(
+                'a quoted cell is never closed (a " is missing before the end of the file)',
+                path=path,
+                line=line,
             ) from exc
         raise CsvFormatError(f"not a valid CSV: {exc}", path=path) from exc
     return raw.fillna("")

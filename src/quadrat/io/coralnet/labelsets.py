@@ -79,6 +79,10 @@ def read_labelset_json(path: str | Path) -> pd.DataFrame:
         data = json.loads(path.read_bytes().decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"not valid JSON ({exc}); expected {_JSON_EXPECTED}", path=path) from None
+    except RecursionError:  # [[[[...]]]] nested deeper than Python's stack
+        raise InputError(
+            f"JSON nested too deeply to be a labelset; expected {_JSON_EXPECTED}", path=path
+        ) from None
     items: Any = data
     if isinstance(data, dict):
         items = data["labels"] if "labels" in data else list(data.values())
