@@ -264,7 +264,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(db: Path, log: Path, *extra: str, ready_seconds: float = 90.0) -> LiveServer:
+def start_server(db: Path | str, log: Path, *extra: str, ready_seconds: float = 90.0) -> LiveServer:
     """``python -m quadrat.service`` on a free loopback port, once it answers HTTP."""
     import requests
 

@@ -120,7 +120,7 @@ def test_token_auth_gives_a_40_hex_token_and_nothing_else(api: Api, users: Users
     # The token works, and is stored only as its digest.
     me = api.client.get("/api/user/alice/", headers={"Authorization": f"Token {data['token']}"})
     assert me.status_code == 200
-    assert data["token"].encode() not in api.project.db.read_bytes()
+    assert data["token"].encode() not in Path(api.project.db).read_bytes()
 
 
 @pytest.mark.parametrize(
