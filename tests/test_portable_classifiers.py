@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,17 @@ def scored(src: Source, classifier_id: int | None = None) -> pd.DataFrame:
     return table[keep].sort_values(["image", "row", "column"]).reset_index(drop=True)
 
 
-@pytest.fixture
-def exported(tmp_path: Path, survey: DemoSurvey) -> tuple[Source, Path, pd.DataFrame]:
-    src = trained(tmp_path / "a.db", survey)
+@pytest.fixture(scope="module")
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, survey_template: DemoSurvey
+) -> Iterator[tuple[Source, Path, pd.DataFrame]]:
+    """A trained source, its scores and its exported file (made once; tests only read them)."""
+    root = tmp_path_factory.mktemp("exported")
+    src = trained(root / "a.db", survey_template)
     before = scored(src)
-    path = src.export_classifier(tmp_path / "reef.quadrat")
-    return src, path, before
+    path = src.export_classifier(root / "reef.quadrat")
+    yield src, path, before
+    src.project.close()
 
 
 def test_the_file_carries_labelset_extractor_and_training_facts(
@@ -284,6 +290,13 @@ def test_another_texture_version_is_refused(
     [
         ({"labelset": []}, "list of 1 to"),
         ({"labelset": [{"id": 1, "name": "x"}]}, "malformed"),
+        ({"labelset": [{"id": 1, "name": "x" * 300, "short_code": "x"}]}, "malformed"),
+        ({"labelset": [{"id": 1, "name": "a\x00b", "short_code": "x"}]}, "malformed"),
+        (
+            {"labelset": [{"id": 1, "name": "x", "short_code": "x", "coralnet_id": 2**40}]},
+            "malformed",
+        ),
+        ({"source": "   "}, "no source name"),
         ({"version": 99}, "version 99"),
         ({"extractor": {"key": "k"}}, "no extractor record"),
         ({"extractor.feature_dim": 3}, "gives 3 features"),

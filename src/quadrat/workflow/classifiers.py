@@ -160,8 +160,8 @@ def read_portable(path: str | Path) -> PortableClassifier:
             f"{quadrat.__version__} (reads {PORTABLE_VERSION})"
         )
     source = portable.get("source")
-    if not isinstance(source, str) or not source.strip():
-        raise bad("no source name")
+    if not _is_text(source, 256):
+        raise bad("no source name (1 to 256 characters)")
     labels = _checked_labels(portable.get("labelset"), bad)
     classes = loads_estimator(data).classes_.tolist()
     known = {label["id"] for label in labels}
@@ -198,12 +198,10 @@ def _checked_labels(value: Any, bad: Any) -> list[dict[str, Any]]:
         if not (
             isinstance(entry, dict)
             and _is_int(entry.get("id"))
-            and _is_text(entry.get("name"))
-            and _is_text(entry.get("short_code"))
-            and (
-                entry.get("functional_group") is None or isinstance(entry["functional_group"], str)
-            )
-            and (entry.get("coralnet_id") is None or _is_int(entry["coralnet_id"]))
+            and _is_text(entry.get("name"), 256)
+            and _is_text(entry.get("short_code"), 64)
+            and (entry.get("functional_group") is None or _is_text(entry["functional_group"], 128))
+            and (entry.get("coralnet_id") is None or _is_int(entry["coralnet_id"], 2**31))
         ):
             raise bad(f"a labelset entry is malformed: {str(entry)[:200]}")
         labels.append(
@@ -221,9 +219,9 @@ def _checked_labels(value: Any, bad: Any) -> list[dict[str, Any]]:
 def _checked_extractor(value: Any, bad: Any) -> dict[str, Any]:
     if not (
         isinstance(value, dict)
-        and _is_text(value.get("key"))
-        and _is_text(value.get("name"))
-        and _is_int(value.get("feature_dim"))
+        and _is_text(value.get("key"), 256)
+        and _is_text(value.get("name"), 256)
+        and _is_int(value.get("feature_dim"), 2**31)
         and isinstance(value.get("config"), dict)
     ):
         raise bad("no extractor record (key, name, feature_dim, config)")
@@ -235,12 +233,21 @@ def _checked_extractor(value: Any, bad: Any) -> dict[str, Any]:
     return dict(value)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _is_int(value: Any, bound: int | None = None) -> bool:
+    """An integer (not a bool), within +-``bound`` when given (a database INTEGER)."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return ok and (bound is None or -bound <= value < bound)
 
 
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and bool(value.strip()) and len(value) <= 1024
+def _is_text(value: Any, longest: int = 1024) -> bool:
+    """Non-blank text that fits its column (the store's lengths) and holds no NUL, which
+    PostgreSQL refuses."""
+    return (
+        isinstance(value, str)
+        and bool(value.strip())
+        and len(value) <= longest
+        and "\x00" not in value
+    )
 
 
 # ------------------------------------------------------------------------------ import
