@@ -181,7 +181,7 @@ def read_portable(path: str | Path) -> PortableClassifier:
         path=file,
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
-        source=source,
+        source=str(source),
         labels=labels,
         classes=[int(c) for c in classes],
         extractor=extractor,
