@@ -398,3 +398,81 @@ def test_huge_specs_are_refused_before_allocating(text: str) -> None:
     spec = PointSpec("simple", n=10**9)
     with pytest.raises(LimitError):
         spec.generate(100, 100, seed=0)
+
+
+# ------------------------------------------------------- chunked import, limits, memory
+
+
+def test_a_streamable_file_really_comes_in_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text(
+        "Name,Row,Column\n" + "".join(f'"im {i % 7}.jpg",{i},{i}\n' for i in range(500))
+    )
+    parts = list(iter_csv(path, chunk_bytes=256))
+    assert len(parts) > 20
+    assert all(len(p) <= 256 // 10 for p in parts)  # no chunk much over 256 bytes of rows
+    assert sum(len(p) for p in parts) == 500
+    assert np.concatenate([p.lines for p in parts]).tolist() == list(range(2, 502))
+
+
+@pytest.mark.parametrize("chunk", [None, 7, 64, 1 << 20])
+def test_the_csv_limits_are_the_same_in_chunks(tmp_path: Path, chunk: int | None) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("Name,Row,Column\n" + "a.jpg,1,1\n" * 11)
+    with pytest.raises(LimitError, match="too many rows: 11 is over the limit csv_rows = 10"):
+        read_annotations_csv(path, limits=Limits(csv_rows=10), chunk_bytes=chunk)
+    with pytest.raises(LimitError, match="csv_bytes") as caught:
+        read_annotations_csv(path, limits=Limits(csv_bytes=50), chunk_bytes=chunk)
+    assert caught.value.path == path
+    with pytest.raises(LimitError, match="points_per_image") as caught:
+        read_annotations_csv(path, limits=Limits(points_per_image=10), chunk_bytes=chunk)
+    assert caught.value.line == 2
+
+
+def test_errors_late_in_a_chunked_file_are_the_whole_files(tmp_path: Path) -> None:
+    """The first bad row by check order, and the count of such rows over every chunk."""
+    path = tmp_path / "a.csv"
+    rows = [f"a{i % 3}.jpg,{i},{i}" for i in range(300)]
+    rows[40] = "a0.jpg,x,1"  # a bad Row early ...
+    rows[250] = ",1,1"  # ... and an empty Name late: Name is checked first
+    rows[280] = "a1.jpg,y,1"
+    path.write_text("Name,Row,Column\n" + "\n".join(rows) + "\n")
+    for chunk in (None, 16, 300):
+        with pytest.raises(InputError, match="Name is empty") as caught:
+            read_annotations_csv(path, chunk_bytes=chunk)
+        assert caught.value.line == 252
+    rows[250] = "a2.jpg,1,1"
+    path.write_text("Name,Row,Column\n" + "\n".join(rows) + "\n")
+    for chunk in (None, 16, 300):
+        with pytest.raises(InputError, match=r"Row must be .* got 'x' \(1 more such rows\)") as c:
+            read_annotations_csv(path, chunk_bytes=chunk)
+        assert c.value.line == 42
+
+
+def test_a_chunked_import_stores_nothing_when_a_late_row_is_bad(
+    tmp_path: Path, survey: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import functools
+
+    import quadrat
+    from quadrat.workflow import importing
+
+    monkeypatch.setattr(
+        importing,
+        "read_annotations_csv",
+        functools.partial(read_annotations_csv, chunk_bytes=64),
+    )
+    text = survey.annotations_csv.read_text(encoding="utf-8")
+    header, *rows = text.splitlines()
+    bad = survey.annotations_csv.with_name("bad.csv")
+    cells = rows[-1].split(",")
+    cells[header.split(",").index("Row")] = "x"  # the last row's Row is not a number
+    bad.write_text("\n".join([header, *rows, ",".join(cells)]) + "\n")
+    with quadrat.Project.create(tmp_path / "p.db") as project:
+        src = project.create_source("reef", labelset=survey.labelset_csv)
+        with pytest.raises(InputError) as caught:
+            src.import_annotations(bad, survey.annotated_dir)
+        assert caught.value.path == bad and caught.value.line == len(rows) + 2
+        assert src.counts()["images"] == 0 and src.counts()["points"] == 0
+        summary = src.import_annotations(survey.annotations_csv, survey.annotated_dir)
+        assert summary.points == len(rows) == src.counts()["points"]
