@@ -307,6 +307,21 @@ def test_create_refuses_an_existing_postgresql_project(postgres_url: str) -> Non
         Store.create(postgres_url)
 
 
+def test_create_refuses_another_applications_migrated_database(postgres_url: str) -> None:
+    from quadrat.errors import ConflictError
+
+    engine = create_engine(postgres_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE alembic_version (version_num text)")
+            connection.exec_driver_sql("INSERT INTO alembic_version VALUES ('abc123')")
+    finally:
+        engine.dispose()
+    with pytest.raises(ConflictError, match="another application"):
+        Store.create(postgres_url)
+    assert tables(postgres_url) == {"alembic_version"}
+
+
 def test_a_half_built_project_has_no_tables(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

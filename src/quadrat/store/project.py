@@ -230,9 +230,17 @@ class Store:
             project = cls(engine, url, busy_timeout=busy_timeout)
             try:
                 with database_errors(project._where), engine.begin() as connection:
-                    if inspect(connection).has_table(Meta.__tablename__):
+                    found = set(inspect(connection).get_table_names())
+                    if Meta.__tablename__ in found:
                         raise ConflictError(
                             "a project already exists in this database; open it instead",
+                            path=project._where,
+                            param="project",
+                        )
+                    if "alembic_version" in found:  # another application's migrations
+                        raise ConflictError(
+                            "this database holds another application's tables (it has an "
+                            "alembic_version table); give quadrat a database of its own",
                             path=project._where,
                             param="project",
                         )
