@@ -946,3 +946,34 @@ def test_the_contract_on_postgresql(postgres_url: str, survey_template: Any) -> 
                 "source": {"pointer": "/data/0/attributes/points/0/row"},
             }
         ]
+
+
+def test_ids_beyond_the_databases_integers_are_not_found(api: Api, users: Users) -> None:
+    users.add("alice")
+    headers = users.headers("alice")
+    huge = 2**70
+    response = post_deploy(api, headers, classifier_id=huge)
+    assert response.status_code == 404 and detail(response).startswith("This classifier")
+    for path in ("status", "result"):
+        response = api.client.get(f"/api/deploy_job/{huge}/{path}/", headers=headers)
+        assert response.status_code == 404 and detail(response).startswith("This deploy job")
+
+
+def test_a_body_of_another_media_type_is_refused_unread(make_api: Any, users: Users) -> None:
+    """415 comes from the headers, before the body is parsed (or, here, could be: not a form)."""
+    api = make_api()
+    users.add("alice")
+    response = api.client.post(
+        "/api/token_auth/",
+        content=b"x" * 1_000_000,
+        headers={"Content-Type": "multipart/form-data"},
+    )
+    assert response.status_code == 415
+    assert detail(response) == (
+        "Content type should be application/vnd.api+json, not multipart/form-data"
+    )
+    # An empty body of any type is an empty document (DRF's rule).
+    empty = api.client.post("/api/token_auth/", headers={"Content-Type": "text/plain"})
+    assert errors(empty) == [
+        {"username": ["This field is required."], "password": ["This field is required."]}
+    ]

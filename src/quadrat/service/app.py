@@ -78,6 +78,8 @@ log = logging.getLogger(__name__)
 _EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 #: Classifications per point in a result (CoralNet's NBR_SCORES_PER_ANNOTATION).
 TOP_CLASSIFICATIONS = 5
+#: Largest id a database row may have (SQLite's and PostgreSQL's 64-bit integers).
+MAX_ID = 2**63 - 1
 #: Prefix of a url naming a file uploaded with the request (multipart deploys).
 UPLOAD_PREFIX = "upload:"
 
@@ -286,7 +288,11 @@ class _Api:
             else:
                 document = await _json_body(request)
 
-            source_id = await self._db(account_rows.classifier_source, classifier_id)
+            source_id = (
+                None  # no such row, and more than the database's integers hold
+                if classifier_id > MAX_ID
+                else await self._db(account_rows.classifier_source, classifier_id)
+            )
             if source_id is None or not await run_in_threadpool(
                 accounts.may, self.store, user.id, source_id, "viewer"
             ):
@@ -414,7 +420,8 @@ class _Api:
 
     async def _own_job(self, request: Request, user: UserInfo | None) -> job_rows.JobInfo:
         assert user is not None
-        job = await self._db(job_rows.find_job, int(request.path_params["job_id"]))
+        job_id = int(request.path_params["job_id"])
+        job = None if job_id > MAX_ID else await self._db(job_rows.find_job, job_id)
         if job is None or job.user_id != user.id:
             raise api_error(404, _NOT_FOUND_JOB)
         return job
@@ -496,14 +503,24 @@ def _image_result(image: job_rows.JobImage) -> dict[str, Any]:
 
 
 async def _json_body(request: Request) -> Any:
-    """The parsed JSON:API body; ``{}`` when there is none (DRF's rule), 415 or 400 else."""
-    body = await request.body()
-    if not body:
-        return {}
+    """The parsed JSON:API body; ``{}`` when there is none (DRF's rule), 415 or 400 else.
+
+    A body of another media type is refused before it is read.
+    """
     content_type = request.headers.get("content-type", "")
     if media_type_of(content_type) != MEDIA_TYPE:
-        raise content_type_error(content_type)
-    return _parse_json(body)
+        if _has_body(request):
+            raise content_type_error(content_type)
+        return {}
+    body = await request.body()
+    return _parse_json(body) if body else {}
+
+
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() != "0"
+    return "transfer-encoding" in request.headers
 
 
 def _parse_json(body: bytes) -> Any:
