@@ -230,14 +230,14 @@ class PointSpec:
         """
         if height < 1 or width < 1:
             raise InputError(f"image size must be positive, got {width}x{height}")
-        area = area or AnnotationArea.full(width=width, height=height)
-        area.check(width=width, height=height)
-        rng = np.random.default_rng(seed)
         if self.method == "imported":
             raise InputError(
                 f"{self}: imported points are read from a file, not generated", value=str(self)
             )
-        self.check_limits(limits)
+        self.check_limits(limits)  # first: nothing (not even the generator) made before it
+        area = area or AnnotationArea.full(width=width, height=height)
+        area.check(width=width, height=height)
+        rng = np.random.default_rng(seed)
         if self.method == "simple":
             return self._simple(area, rng)
         if self.rows > area.height or self.cols > area.width:  # type: ignore[operator]
