@@ -69,6 +69,8 @@ def test_export_then_import_into_another_project(tmp_path: Path, trained: Path) 
     assert code == 0 and "lr (imported)" in out and "reef" in out
     code, out = invoke("classifier", "import", file, "-p", other, "--source", "lagoon")
     assert code == 0 and "source lagoon" in out, out
+    code, out = invoke("classifier", "list", "-p", other, "-s", "lagoon")
+    assert code == 0 and "lagoon" in out and "reef" not in out, out
     code, out = invoke("classifier", "import", file, "-p", other)
     assert code == EXIT_CONFLICT and "already imported as classifier 1" in out
 

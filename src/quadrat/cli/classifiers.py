@@ -15,7 +15,6 @@ import typer
 from quadrat.cli._common import (
     DEFAULT_PROJECT,
     ProjectOption,
-    SourceOption,
     console,
     fmt,
     open_project,
@@ -37,7 +36,9 @@ app = typer.Typer(
 @user_errors
 def list_classifiers(
     project: ProjectOption = DEFAULT_PROJECT,
-    source: SourceOption = None,
+    source: Annotated[
+        str | None, typer.Option("--source", "-s", help="Only this source (default: every one).")
+    ] = None,
 ) -> None:
     """Every classifier: id, source, date, kind, accuracy, accepted, active (the one deployed)."""
     from rich import box
