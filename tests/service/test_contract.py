@@ -977,3 +977,32 @@ def test_a_body_of_another_media_type_is_refused_unread(make_api: Any, users: Us
     assert errors(empty) == [
         {"username": ["This field is required."], "password": ["This field is required."]}
     ]
+
+
+def test_end_to_end_on_postgresql(
+    postgres_url: str, survey_template: Any, image_server: Any, tmp_path: Path
+) -> None:
+    """The real server and its worker on a PostgreSQL project, through requests."""
+    from tests.service.conftest import build_trained, start_server, stop_server
+
+    pytest.importorskip("quadrat.service.server")
+    project = build_trained(postgres_url, survey_template)
+    Users(postgres_url).add("alice")
+    server = start_server(postgres_url, tmp_path / "server.log")
+    try:
+        session = _requests_session(server.base, "alice")
+        good = next(n for n in image_server.files if n not in ("noise.jpg", "not-an-image.jpg"))
+        payload = body(
+            image(image_server.url(good), [{"row": 10, "column": 10}, {"row": 20, "column": 30}]),
+            image(image_server.url("missing.jpg")),
+        )
+        response = session.post(
+            server.base + trained_project_deploy(project), data=payload, timeout=30
+        )
+        assert response.status_code == 202, response.text
+        data = _wait_for_result(session, server.base, response.headers["Location"])
+        assert [len(d["attributes"].get("points", [])) for d in data] == [2, 0]
+        assert all(p["classifications"] for p in data[0]["attributes"]["points"])
+        assert len(data[1]["attributes"]["errors"]) == 1
+    finally:
+        stop_server(server.process)
