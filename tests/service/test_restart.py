@@ -8,10 +8,12 @@ import json
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from quadrat.demo import DemoSurvey
 from quadrat.store import jobs
 from quadrat.store.project import Store
 from tests.service._jobs_helpers import descendants
@@ -30,11 +32,16 @@ requests = pytest.importorskip("requests")
 #: Jobs submitted (CoralNet's default of 5 active jobs a user) and their size: enough
 #: work that the kill lands while jobs are still queued and running.
 JOBS = 5
-IMAGES_PER_JOB = 12
-POINTS_PER_IMAGE = 60
+IMAGES_PER_JOB = 8
+POINTS_PER_IMAGE = 40
 #: Bounds on the waits (the machine may be loaded; nothing here measures speed).
 STARTED_WAIT = 300.0
 FINISH_WAIT = 900.0
+
+
+def _start(database: str, log: Path, *extra: str) -> LiveServer:
+    """conftest's ``start_server`` with a database URL as well as a file."""
+    return start_server(database, log, *extra)  # type: ignore[arg-type]
 
 
 def kill_hard(server: LiveServer) -> None:
@@ -59,7 +66,7 @@ def submit(server: LiveServer, headers: dict[str, str], classifier_id: int, data
     return int(location.rstrip("/").split("/")[-2])
 
 
-def job_states(db: Path) -> dict[int, tuple[str, int, int, int]]:
+def job_states(db: Path | str) -> dict[int, tuple[str, int, int, int]]:
     store = Store.open(db)
     try:
         with store.session() as session:
@@ -73,16 +80,59 @@ def job_states(db: Path) -> dict[int, tuple[str, int, int, int]]:
         store.close()
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A project with a trained classifier on one backend, and a user's token."""
+
+    database: str
+    classifier_id: int
+    token: str
+
+
+UNTHROTTLED = {"requests_per_minute": 10**6, "requests_per_hour": 10**6}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(
+    request: pytest.FixtureRequest,
+    trained_project: TrainedProject,
+    users: Users,
+    survey_template: DemoSurvey,
+) -> Backend:
+    """The SQLite copy of the trained project, or the same survey trained on PostgreSQL.
+
+    Polling is not what these tests are about: the user's request rates are lifted.
+    """
+    if request.param == "sqlite":
+        token = users.add("ann", limits=UNTHROTTLED)
+        return Backend(str(trained_project.db), trained_project.classifier_id, token)
+    from quadrat import Project
+    from quadrat.service import accounts
+    from quadrat.store import accounts as account_rows
+
+    url = str(request.getfixturevalue("postgres_url"))
+    with Project.create(url) as project:
+        src = project.create_source("reef", labelset=survey_template.labelset_csv)
+        src.import_annotations(survey_template.annotations_csv, survey_template.annotated_dir)
+        src.extract("texture")
+        outcome = src.train(kind="lr", force=True)
+        assert outcome.trained and outcome.classifier_id is not None
+        user_id = accounts.add_user(project.store, "ann", "a long enough password", role="viewer")
+        with project.store.session() as session:
+            account_rows.set_user_limits(session, "ann", UNTHROTTLED)
+        token = accounts.issue_token(project.store, user_id)
+    return Backend(url, int(outcome.classifier_id), token)
+
+
 def test_jobs_survive_kill_9(
-    trained_project: TrainedProject, users: Users, image_server: ImageServer, tmp_path: Path
+    backend: Backend, trained_project: TrainedProject, image_server: ImageServer, tmp_path: Path
 ) -> None:
-    # Polling is not what this test is about: lift the per-user request rates.
-    token = users.add("ann", limits={"requests_per_minute": 10**6, "requests_per_hour": 10**6})
-    headers = {"Authorization": f"Token {token}"}
+    headers = {"Authorization": f"Token {backend.token}"}
+    database = backend.database
     names = [p.name for p in trained_project.images[:4]]
     points = [{"row": 5 + 3 * i, "column": 7 + 4 * i} for i in range(POINTS_PER_IMAGE)]
     log = tmp_path / "server.log"
-    server = start_server(trained_project.db, log, "--workers", "2")
+    server = _start(database, log, "--workers", "2")
     try:
         job_ids = []
         for j in range(JOBS):
@@ -93,23 +143,23 @@ def test_jobs_survive_kill_9(
                 }
                 for i in range(IMAGES_PER_JOB)
             ]
-            job_ids.append(submit(server, headers, trained_project.classifier_id, data))
+            job_ids.append(submit(server, headers, backend.classifier_id, data))
         # Wait until a worker has finished at least one image, then crash everything.
         deadline = time.monotonic() + STARTED_WAIT
         while time.monotonic() < deadline:
-            states = job_states(trained_project.db)
+            states = job_states(database)
             if any(s[1] + s[2] > 0 for s in states.values()):
                 break
             time.sleep(0.2)
         kill_hard(server)
     finally:
         stop_server(server.process)
-    at_kill = job_states(trained_project.db)
+    at_kill = job_states(database)
     assert any(done + failed > 0 for _, done, failed, _ in at_kill.values()), log.read_text()
     unfinished = [j for j, s in at_kill.items() if s[0] != "done"]
     assert unfinished, "every job ended before the kill; nothing was tested"
 
-    server = start_server(trained_project.db, log, "--workers", "2")
+    server = _start(database, log, "--workers", "2")
     try:
         deadline = time.monotonic() + FINISH_WAIT
         results: dict[int, dict] = {}
@@ -125,7 +175,7 @@ def test_jobs_survive_kill_9(
                 if "status" not in body["data"][0].get("attributes", {}):
                     results[job_id] = body  # requests followed the 303 to the result
             time.sleep(1.0)
-        assert len(results) == len(job_ids), (job_states(trained_project.db), log.read_text())
+        assert len(results) == len(job_ids), (job_states(database), log.read_text())
     finally:
         stop_server(server.process)
 
@@ -137,7 +187,7 @@ def test_jobs_survive_kill_9(
             assert "points" in attributes or "errors" in attributes
             if "points" in attributes:
                 assert len(attributes["points"]) == POINTS_PER_IMAGE
-    final = job_states(trained_project.db)
+    final = job_states(database)
     assert all(state == "done" for state, *_ in final.values())
     # Good images, so every image was classified: none lost or failed by the crash.
     assert all((done, failed) == (IMAGES_PER_JOB, 0) for _, done, failed, _ in final.values()), (
