@@ -427,3 +427,23 @@ def test_recover_leaves_jobs_with_a_live_heartbeat_alone(
         assert queue.last_beat(ids[0]) == beats[ids[0]]
     finally:
         queue.close()
+
+
+def test_an_imported_classifier_deploys_like_the_original(
+    trained_project: TrainedProject, store: Store, tmp_path: Path
+) -> None:
+    """A portable classifier file imported into another project gives the same scores."""
+    from quadrat import Project
+
+    with Project.open(trained_project.db) as project:
+        exported = project.source("reef").export_classifier(tmp_path / "reef.classifier")
+    with Project.create(tmp_path / "elsewhere.db") as other:
+        imported = other.import_classifier(exported)
+        pixels = _rgb(trained_project.images[0])
+        points = [(10, 10), (120, 200), (239, 0)]
+        here = deploy.classify_points(store, trained_project.classifier_id, pixels, points)
+        there = deploy.classify_points(other, imported.id, pixels, points)
+    for a, b in zip(here, there, strict=True):
+        assert [c["label_id"] for c in a] == [c["label_id"] for c in b]
+        assert [c["label_code"] for c in a] == [c["label_code"] for c in b]
+        np.testing.assert_allclose([c["score"] for c in a], [c["score"] for c in b], atol=1e-6)
