@@ -55,6 +55,18 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def _share_cores(workers: int) -> None:
+    """Give each of ``workers`` processes its share of the cores (an explicit setting wins).
+
+    Set before numpy or torch is imported in this fresh (spawned) process: N workers each
+    running a thread per core would oversubscribe the machine N times.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    share = str(max(1, (cores or 1) // max(1, workers)))
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, share)
+
+
 def worker_main(settings: ServiceSettings, parent: int, current: Any, stop: Any) -> None:
     """A worker process: run jobs until the server sets ``stop`` (or dies).
 
@@ -64,6 +76,7 @@ def worker_main(settings: ServiceSettings, parent: int, current: Any, stop: Any)
     from quadrat.service.queue import JobQueue
 
     _die_with_parent(parent)
+    _share_cores(settings.workers)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(process)d %(message)s")
     local_stop = threading.Event()
 
