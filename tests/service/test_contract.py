@@ -774,6 +774,12 @@ def test_end_to_end_against_the_real_server(
     )
     result = session.get(base + location.replace("status", "result"), timeout=30)
     assert result.status_code == 200 and result.json()["data"] == data
+    # A body over the limit is answered 413 from its Content-Length, and the client sees it.
+    big = session.post(
+        f"{base}{trained_project_deploy(trained_project)}", data=b" " * (5 << 20), timeout=60
+    )
+    assert big.status_code == 413
+    assert big.json()["errors"][0]["meta"] == {"limit": "request_bytes", "max_bytes": 4 << 20}
 
 
 def trained_project_deploy(project: TrainedProject) -> str:
