@@ -789,8 +789,12 @@ def trained_project_deploy(project: TrainedProject) -> str:
 def test_coralnet_toolbox_style_client_loop(
     live_server: LiveServer, users: Users, image_server: Any, trained_project: TrainedProject
 ) -> None:
-    """Batches within the limits, at most 5 jobs active, poll each, read every result."""
-    users.add("alice")
+    """Batches within the limits, at most N jobs active, poll each, read every result.
+
+    The user's own limit of 2 active jobs makes the client meet the 429 and wait, as
+    CoralNet-Toolbox does at 5.
+    """
+    users.add("alice", limits={"max_active_jobs": 2})
     base = live_server.base
     session = _requests_session(base, "alice")
     good = [n for n in image_server.files if n not in ("noise.jpg", "not-an-image.jpg")]
@@ -818,7 +822,7 @@ def test_coralnet_toolbox_style_client_loop(
             assert "jobs active" in response.json()["errors"][0]["detail"]
             results.append(_wait_for_result(session, base, active.pop(0)))
         me = session.get(f"{base}/api/user/alice/", timeout=30).json()
-        assert len(me["data"]["active_jobs"]) <= me["meta"]["max_active_jobs"] == 5
+        assert len(me["data"]["active_jobs"]) <= me["meta"]["max_active_jobs"] == 2
     while active:
         results.append(_wait_for_result(session, base, active.pop(0)))
     assert len(results) == len(batches)
@@ -828,8 +832,8 @@ def test_coralnet_toolbox_style_client_loop(
             points = item["attributes"]["points"]
             assert len(points) == 20 and all(p["classifications"] for p in points)
     me = session.get(f"{base}/api/user/alice/", timeout=30).json()
-    assert me["data"]["active_jobs"] == [] and me["meta"] == {"max_active_jobs": 5}
-    assert len(me["data"]["recently_completed_jobs"]) == 7
+    assert me["data"]["active_jobs"] == [] and me["meta"] == {"max_active_jobs": 2}
+    assert len(me["data"]["recently_completed_jobs"]) == 4  # 2 x max_active_jobs
 
 
 def test_importing_the_app_loads_no_torch() -> None:
