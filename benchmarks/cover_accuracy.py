@@ -7,12 +7,15 @@ images, train quadrat's classifier on the rest exactly as ``quadrat train`` does
 every held-out point, and estimate the held-out images' cover from those machine labels
 alone: naive (classify and count), ACC and PACC (corrected with the validation
 confusions the classifier record stores), each with its 95 % two-stage bootstrap
-interval. The truth is each held-out image's cover from its known labels, per image, per
-site (the reef pole, from the file name) and for the held-out set.
+interval; and, as a yardstick, ACC and PACC with the held-out points' own confusions
+(``*_oracle``: what the correction gives when its error rates are the right ones). The
+truth is each held-out image's cover from its known labels, per image, per site (the reef
+pole, from the file name) and for the held-out set.
 
-Prints JSON: per level and method, the mean absolute cover error (percentage points, over
-every group and label), the coverage of the intervals (share of (group, label) intervals
-that contain the true cover) and their mean width. Texture features (no torch, no
+Prints JSON: per level and method, the mean absolute cover error (percentage points), the
+coverage of the intervals (share of (group, label) intervals that contain the true
+cover) and their mean width, over every label, over the labels present (in the truth or
+the estimate), and over the common ones (true cover at least 1 %). Texture features (no torch, no
 weights). Skips with a message when the data folder is absent.
 
     .venv/bin/python benchmarks/cover_accuracy.py --splits 10 --test-images 8
@@ -36,6 +39,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 RESIZED = "mcr_lter1_fringingreef_pole4-5_qu2_20080415.jpg"
 METHODS = ("naive", "acc", "pacc")
+ORACLES = ("acc_oracle", "pacc_oracle")
 
 
 def features(data: Path) -> tuple[pd.DataFrame, np.ndarray]:
@@ -65,7 +69,7 @@ def one_split(
     points: pd.DataFrame, X: np.ndarray, labels: list[str], test: set[str], args: Any, seed: int
 ) -> dict[str, Any]:
     """Train on the other images, predict ``test``, score every level and method."""
-    from quadrat.classifiers.metrics import mean_scores
+    from quadrat.classifiers.metrics import evaluate, mean_scores
     from quadrat.classifiers.training import train_classifier
     from quadrat.reports.cover_uncertainty import cover_intervals
     from quadrat.reports.quantify import Validation
@@ -88,6 +92,17 @@ def one_split(
         min_support=args.min_support,
     )
     proba = np.asarray(result.estimator.predict_proba(X[held]))
+    # The oracle: the held-out points' own confusions (what the correction would use if
+    # the validation points behaved exactly like the images being corrected).
+    y_held = points["label"].to_numpy()[held]
+    known = np.isin(y_held, classes)
+    predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
+    oracle = Validation(
+        tuple(classes),
+        evaluate(y_held[known], predicted[known], labels=classes).confusion.astype(np.float64),
+        np.asarray(mean_scores(proba[known], y_held[known], classes)["mean_scores"]),
+        min_support=args.min_support,
+    )
     machine = points[held].assign(
         label=np.asarray(classes, dtype=object)[proba.argmax(axis=1)], known=False
     )
@@ -103,25 +118,28 @@ def one_split(
         truth = cover_intervals(truth_points, labels, group=level, intervals=False)
         true = truth["estimate"].to_numpy()
         entry = {}
-        for method in METHODS:
+        for name in METHODS + ORACLES:
+            method = name.removesuffix("_oracle")
             frame = cover_intervals(
                 machine,
                 labels,
                 group=level,
                 method=method,
-                validation=validation,
+                validation=oracle if name.endswith("_oracle") else validation,
                 scores=proba,
                 replicates=args.replicates,
                 seed=seed,
             )
             assert (frame["group"].to_numpy() == truth["group"].to_numpy()).all()
-            entry[method] = {
+            entry[name] = {
                 "abs_error": np.abs(frame["estimate"].to_numpy() - true),
                 "covered": (frame["lower"].to_numpy() <= true + 1e-9)
                 & (true <= frame["upper"].to_numpy() + 1e-9),
                 "width": (frame["upper"] - frame["lower"]).to_numpy(),
                 # Labels present in the truth or the estimate: where cover is not a trivial 0.
                 "present": (true > 0) | (frame["estimate"].to_numpy() > 0),
+                # Labels with at least 1 % true cover (not the 1-point rarities).
+                "common": true >= 1.0,
             }
         out["levels"][level] = entry
     return out
@@ -163,16 +181,19 @@ def main() -> None:
     results: dict[str, Any] = {}
     for level in ("image", "site", "source"):
         results[level] = {}
-        for method in METHODS:
+        for method in METHODS + ORACLES:
             parts = [run["levels"][level][method] for run in runs]
             cat = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-            present = cat["present"]
+            present, common = cat["present"], cat["common"]
             results[level][method] = {
                 "mean_abs_error_pp": round(float(cat["abs_error"].mean()), 3),
                 "mean_abs_error_pp_present": round(float(cat["abs_error"][present].mean()), 3),
                 "coverage_95": round(float(cat["covered"].mean()), 3),
                 "coverage_95_present": round(float(cat["covered"][present].mean()), 3),
                 "mean_width_pp_present": round(float(cat["width"][present].mean()), 3),
+                "mean_abs_error_pp_common": round(float(cat["abs_error"][common].mean()), 3),
+                "coverage_95_common": round(float(cat["covered"][common].mean()), 3),
+                "intervals_common": int(common.sum()),
                 "intervals": int(cat["covered"].size),
                 "intervals_present": int(present.sum()),
             }

@@ -220,23 +220,26 @@ class _Data:
         as_label = pd.Index(labels).get_indexer(codes)
         as_class = pd.Index(classes).get_indexer(codes)
         category = np.where(known, as_label, n_l + as_class).astype(np.intp)
-        group_values = points[group].astype("string").fillna("")
-        order = pd.DataFrame({"image": points["image"], "group": group_values})
-        per_image = order.groupby("image", sort=False)["group"].agg(["first", "nunique"])
-        if (per_image["nunique"] > 1).any():
+        image_pos, _ = pd.factorize(points["image"])
+        point_group, group_names = pd.factorize(
+            points[group].astype("string").fillna(""), sort=True
+        )
+        n_i = int(image_pos.max()) + 1
+        group_codes = np.empty(n_i, dtype=np.intp)
+        group_codes[image_pos[::-1]] = point_group[::-1]  # each image's first point's group
+        if (group_codes[image_pos] != point_group).any():
             raise InputError(f"column {group!r} must be the same for every point of an image")
-        images = pd.Index(per_image.index)
-        image_pos = images.get_indexer(points["image"])
-        group_codes, group_names = pd.factorize(per_image["first"], sort=True)
         # Images sorted by group (stable), so every group is a contiguous run.
         rank = np.argsort(group_codes, kind="stable")
         new_pos = np.empty_like(rank)
         new_pos[rank] = np.arange(rank.size)
         image_pos = new_pos[image_pos]
-        group_of = np.asarray(group_codes)[rank].astype(np.intp)
-        n_i = len(images)
-        counts = np.zeros((n_i, n_l + n_k))
-        np.add.at(counts, (image_pos, category), 1.0)
+        group_of = group_codes[rank]
+        counts = (
+            np.bincount(image_pos * (n_l + n_k) + category, minlength=n_i * (n_l + n_k))
+            .reshape(n_i, n_l + n_k)
+            .astype(np.float64)
+        )
         strata = None
         if method == "pacc" and machine.any():
             assert validation is not None
@@ -251,9 +254,11 @@ class _Data:
             s = np.asarray(scores, dtype=np.float64)
             if s.shape != (len(points), n_k):
                 raise InputError(f"scores must be ({len(points)}, {n_k}), got {s.shape}")
-            sums = np.zeros((n_i, n_k, n_k))
-            mpos, mcat = image_pos[machine], category[machine] - n_l
-            np.add.at(sums, (mpos, mcat), s[machine])
+            cell = image_pos[machine] * n_k + category[machine] - n_l  # (image, machine label)
+            sums = np.stack(
+                [np.bincount(cell, weights=column, minlength=n_i * n_k) for column in s[machine].T],
+                axis=1,
+            ).reshape(n_i, n_k, n_k)
             strata = sums / np.maximum(counts[:, n_l:], 1.0)[:, :, None]
         group_images = np.bincount(group_of, minlength=len(group_names)).astype(np.int64)
         group_points = np.bincount(
