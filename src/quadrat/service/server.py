@@ -198,9 +198,10 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) 
 
         raise missing_dependency("uvicorn", "serve", purpose="quadrat serve") from exc
     from quadrat.service.app import create_app
-    from quadrat.service.queue import JobQueue
+    from quadrat.service.queue import JobQueue, queue_location
     from quadrat.store.project import Store
 
+    queue_location(str(settings.database))  # SQLite or PostgreSQL, before anything opens
     store = Store.open(settings.database)
     queue = JobQueue(settings, store=store)
     pool = WorkerPool(settings)
