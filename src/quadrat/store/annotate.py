@@ -327,9 +327,22 @@ class PointRow:
 
 
 def image_points(session: Session, image_id: int) -> list[PointRow]:
+    return _points(session, Point.image_id == image_id)
+
+
+def point_row(session: Session, point_id: int) -> PointRow:
+    rows = _points(session, Point.id == point_id)
+    if not rows:
+        raise NotFoundError(f"no point {point_id}", value=point_id, param="point_id")
+    return rows[0]
+
+
+def _points(session: Session, where: Any) -> list[PointRow]:
+    """Points matching ``where`` with their annotation and latest top-5, by number."""
     rows = session.execute(
         select(
             Point.id,
+            Point.image_id,
             Point.number,
             Point.row,
             Point.column,
@@ -339,13 +352,13 @@ def image_points(session: Session, image_id: int) -> list[PointRow]:
             Annotation.annotated_at,
         )
         .outerjoin(Annotation, Annotation.point_id == Point.id)
-        .where(Point.image_id == image_id)
+        .where(where)
         .order_by(Point.number)
     ).all()
     scores = session.execute(
         select(Score.point_id, Score.classifier_id, Score.rank, Score.label_id, Score.score)
         .join(Point, Point.id == Score.point_id)
-        .where(Point.image_id == image_id)
+        .where(where)
     ).all()
     latest: dict[int, int] = {}
     for pid, cid, *_ in scores:
@@ -357,7 +370,7 @@ def image_points(session: Session, image_id: int) -> list[PointRow]:
     return [
         PointRow(
             id=int(pid),
-            image_id=image_id,
+            image_id=int(image_id),
             number=int(number),
             row=int(r),
             column=int(c),
@@ -367,15 +380,8 @@ def image_points(session: Session, image_id: int) -> list[PointRow]:
             annotated_at=_aware(when),
             suggestions=[s for _rank, s in sorted(by_point.get(pid, []), key=lambda t: t[0])],
         )
-        for pid, number, r, c, label_id, status, annotator, when in rows
+        for pid, image_id, number, r, c, label_id, status, annotator, when in rows
     ]
-
-
-def point_row(session: Session, point_id: int) -> PointRow:
-    image_id = session.scalar(select(Point.image_id).where(Point.id == point_id))
-    if image_id is None:
-        raise NotFoundError(f"no point {point_id}", value=point_id, param="point_id")
-    return next(p for p in image_points(session, int(image_id)) if p.id == point_id)
 
 
 def point_source(session: Session, point_id: int) -> tuple[int, int]:

@@ -32,6 +32,7 @@ from quadrat.service.ui.session import (
     ui_state,
 )
 from quadrat.service.ui.state import UiState
+from quadrat.store import accounts as stored_accounts
 from quadrat.store import annotate
 from quadrat.store import queries as store_queries
 from quadrat.store.schema import Role
@@ -75,7 +76,13 @@ def role_of(state: UiState, user: UiUser, source_id: int) -> Role:
 
 
 def require_role(state: UiState, user: UiUser, source_id: int, needed: Role) -> Role:
-    role = role_of(state, user, source_id)
+    return _check_role(accounts.role_on_source(state.store, user.id, source_id), needed)
+
+
+def _check_role(role: Role | None, needed: Role) -> Role:
+    """404 without a role on the source, 403 with one too weak."""
+    if role is None:
+        raise HTTPException(404, detail="No such source, or not yours to see.")
     if role.rank < needed.rank:
         raise HTTPException(
             403, detail=f"Your role on this source is {role.value}; this needs {needed.value}."
@@ -388,11 +395,10 @@ def confirmed_by(user: UiUser, label_id: int) -> annotate.AnnotationState:
 @router.put("/api/points/{point_id}/annotation")
 def set_label(point_id: int, body: LabelChoice, user: User, state: State) -> dict[str, Any]:
     """Confirm ``label_id`` for the point, by this user, now; returns a token to undo it."""
-    with http_errors(), state.store.session() as session:
-        source_id, _image_id = annotate.point_source(session, point_id)
-    require_role(state, user, source_id, Role.ANNOTATOR)
     after = confirmed_by(user, body.label_id)
-    with http_errors(), state.store.session() as session:
+    with http_errors(), state.store.session() as session:  # one transaction: a keypress
+        source_id, _image_id = annotate.point_source(session, point_id)
+        _check_role(stored_accounts.role_on_source(session, user.id, source_id), Role.ANNOTATOR)
         before = annotate.annotation_state(session, point_id)
         annotate.write_annotation(session, point_id, after)
         point = annotate.point_row(session, point_id)

@@ -18,6 +18,7 @@
     results: [],
     highlighted: 0,
     busy: Promise.resolve(),
+    pending: 0,
   };
   const viewer = new Viewer($("canvas"), (i) => select(i, true));
 
@@ -62,6 +63,11 @@
   }
 
   async function loadImage(imageId, pointNumber) {
+    const picture = new Image();
+    picture.decoding = "async";
+    picture.src = `/ui/api/images/${imageId}/file`;  // downloads while the JSON comes
+    const decoded = picture.decode();
+    decoded.catch(() => {});
     const data = await Q.api("GET", `/ui/api/images/${imageId}`);
     await loadLabels(data.source.id);
     state.image = data;
@@ -74,10 +80,7 @@
     $("previous-image").disabled = data.previous_id === null;
     $("next-image").disabled = data.next_id === null;
     document.title = `${data.name} · ${data.source.name} · quadrat`;
-    const picture = new Image();
-    picture.decoding = "async";
-    picture.src = `/ui/api/images/${data.id}/file`;
-    await picture.decode();
+    await decoded;
     viewer.show(picture, data.width, data.height, data.orientation, state.points);
     const wanted = state.points.findIndex((p) => p.number === pointNumber);
     let start = wanted >= 0 ? wanted : state.points.findIndex((p) => !isHuman(p));
@@ -105,6 +108,25 @@
             onclick: () => select(i, true),
           }, `${p.number} · ${labelText(p.label_id)} · ${p.status || "unannotated"}`)))
     );
+  }
+
+  function pointButton(number) {
+    return $("points").querySelector(`button[data-number="${number}"]`);
+  }
+
+  // After a save: that point's marker and list entry (not the whole list).
+  function showPoint(point) {
+    const button = pointButton(point.number);
+    if (button) {
+      const status = point.status || "unannotated";
+      button.className = "point status-" + status;
+      button.dataset.status = status;
+      button.textContent = `${point.number} · ${labelText(point.label_id)} · ${status}`;
+    }
+    viewer.setPoints(state.points, state.current);
+    if (state.points[state.current] && state.points[state.current].id === point.id) {
+      select(state.current, false);
+    }
   }
 
   // Scroll only the list (scrollIntoView would scroll the whole panel too).
@@ -152,11 +174,13 @@
     if (!p.suggestions.length) {
       $("suggestions").append(el("li", { class: "none", text: "No machine suggestions for this point." }));
     }
-    for (const button of $("points").querySelectorAll("button")) {
-      if (Number(button.dataset.number) === p.number) {
-        button.setAttribute("aria-current", "true");
-        keepVisible($("points"), button.parentElement);
-      } else button.removeAttribute("aria-current");
+    for (const button of $("points").querySelectorAll('button[aria-current="true"]')) {
+      button.removeAttribute("aria-current");
+    }
+    const button = pointButton(p.number);
+    if (button) {
+      button.setAttribute("aria-current", "true");
+      keepVisible($("points"), button.parentElement);
     }
     history.replaceState(null, "", `/ui/annotate?image=${state.image.id}&point=${p.number}`);
     if (focusViewer) $("viewer").focus();
@@ -164,9 +188,14 @@
 
   // ------------------------------------------------------------------ changes
 
-  // Changes run one after another, so a fast typist's keys are saved in order.
+  // Changes are sent one after another, so a fast typist's keys are saved in order; when
+  // none is waiting the request leaves at once, before the page redraws anything.
   function queue(task) {
-    state.busy = state.busy.then(task).catch(fail);
+    const run = state.pending === 0 ? task() : null;
+    state.pending += 1;
+    state.busy = (run ? run : state.busy.then(task))
+      .catch(fail)
+      .finally(() => { state.pending -= 1; });
     return state.busy;
   }
 
@@ -184,16 +213,15 @@
     const index = state.current;
     const point = state.points[index];
     if (!point) return;
-    // Move on at once; the save follows in order.
-    if (index < state.points.length - 1) select(index + 1, true);
     queue(async () => {
       const data = await Q.api("PUT", `/ui/api/points/${point.id}/annotation`, { label_id: labelId });
       replacePoint(data.point);
       state.undo.push({ token: data.undo, number: data.point.number });
-      renderPoints();
-      select(state.current, false);
+      showPoint(data.point);
       say(`Saved: point ${data.point.number} is ${labelText(labelId)}`);
     });
+    // Move on at once; the request is already on its way.
+    if (index < state.points.length - 1) select(index + 1, true);
   }
 
   function accept(k) {
@@ -213,7 +241,7 @@
       }
       const data = await Q.api("POST", "/ui/api/undo", { undo: last.token });
       const i = replacePoint(data.point);
-      renderPoints();
+      showPoint(data.point);
       select(i >= 0 ? i : state.current, false);
       say(`Undone: point ${data.point.number} is ${labelText(data.point.label_id)} again`);
     });

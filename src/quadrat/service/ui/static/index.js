@@ -113,10 +113,12 @@
       };
       input.addEventListener("input", show);
       const status = el("p", { role: "status" });
+      const now = el("span", { text: data.threshold === null ? "off" : `${Math.round(data.threshold * 100)}%` });
       box.append(
-        el("p", {}, "Now: ", data.threshold === null ? "off" : `${Math.round(data.threshold * 100)}%`),
+        el("p", {}, "Threshold now: ", now),
         el("label", { for: id, text: "Auto-accept points the classifier scores at or above" }), " ", input,
-        effect, plot);
+        effect, plot,
+        el("p", { class: "hint", text: "Orange: share of points auto-accepted; green: their accuracy; both on the last validation." }));
       if (data.can_apply) {
         box.append(el("button", {
           type: "button", id: id + "-apply", text: "Apply threshold",
@@ -124,6 +126,7 @@
             status.textContent = "Applying…";
             try {
               const done = await Q.api("POST", `/ui/api/sources/${source.id}/alleviate`, { threshold: Number(input.value) / 100 });
+              now.textContent = `${Math.round(done.threshold * 100)}%`;
               status.textContent = `Applied: ${done.alleviated} of ${done.points} machine-labelled points auto-accepted.`;
             } catch (failure) {
               status.textContent = failure.message;

@@ -26,6 +26,11 @@ class Viewer {
     this.tx = 0;
     this.ty = 0;
     this.drag = null;
+    // The image is drawn on its own canvas only when the view changes; markers are drawn
+    // over a copy of it, at most once a frame, so a keypress costs a blit, not a resample.
+    this.base = document.createElement("canvas");
+    this.baseValid = false;
+    this.frame = 0;
     new ResizeObserver(() => this.resize()).observe(canvas.parentElement);
     canvas.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
     canvas.addEventListener("pointerdown", (e) => this.down(e));
@@ -67,7 +72,21 @@ class Viewer {
   setPoints(points, current) {
     this.points = points;
     this.current = current;
-    this.draw();
+    this.request(false);
+  }
+
+  // Redraw on the next frame (the image too when the view changed).
+  request(view) {
+    if (view) this.baseValid = false;
+    if (this.frame) return;
+    this.frame = requestAnimationFrame(() => {
+      this.frame = 0;
+      this.render();
+    });
+  }
+
+  draw() {
+    this.request(true);
   }
 
   resize() {
@@ -110,6 +129,7 @@ class Viewer {
     if (sx < m || sy < m || sx > this.canvas.width - m || sy > this.canvas.height - m) {
       this.tx += this.canvas.width / 2 - sx;
       this.ty += this.canvas.height / 2 - sy;
+      this.request(true);
     }
   }
 
@@ -149,18 +169,32 @@ class Viewer {
     if (best >= 0) this.onPick(best);
   }
 
-  draw() {
-    const g = this.context;
+  renderBase() {
+    const base = this.base;
+    if (base.width !== this.canvas.width || base.height !== this.canvas.height) {
+      base.width = this.canvas.width;
+      base.height = this.canvas.height;
+    }
+    const g = base.getContext("2d");
     g.setTransform(1, 0, 0, 1, 0, 0);
     g.fillStyle = "#1b1f24";
-    g.fillRect(0, 0, this.canvas.width, this.canvas.height);
-    if (!this.image) return;
-    const [a, b, c, d, e, f] = this.orient();
-    g.setTransform(this.scale, 0, 0, this.scale, this.tx, this.ty);
-    g.transform(a, b, c, d, e, f);
-    g.imageSmoothingEnabled = this.scale < 2;
-    g.drawImage(this.image, 0, 0, this.width, this.height);
+    g.fillRect(0, 0, base.width, base.height);
+    if (this.image) {
+      const [a, b, c, d, e, f] = this.orient();
+      g.setTransform(this.scale, 0, 0, this.scale, this.tx, this.ty);
+      g.transform(a, b, c, d, e, f);
+      g.imageSmoothingEnabled = this.scale < 2;
+      g.drawImage(this.image, 0, 0, this.width, this.height);
+    }
+    this.baseValid = true;
+  }
+
+  render() {
+    if (!this.baseValid) this.renderBase();
+    const g = this.context;
     g.setTransform(1, 0, 0, 1, 0, 0);
+    g.drawImage(this.base, 0, 0);
+    if (!this.image) return;
     const r = this.ratio || 1;
     const radius = 7 * r;
     g.font = `bold ${11 * r}px system-ui, sans-serif`;
