@@ -148,3 +148,34 @@ def apply_alleviate(source_id: int, body: Threshold, user: User, state: State) -
         "alleviated": summary.alleviated,
         "counts": counts,
     }
+
+
+#: What a source exports, as the CLI writes it (CoralNet's CSV formats).
+EXPORTS = ("annotations", "cover", "labelset")
+
+
+@router.get("/api/sources/{source_id}/export/{kind}.csv")
+def export(source_id: int, kind: str, user: User, state: State) -> Response:
+    """The source's annotations, cover or labelset as the CLI exports them (a download)."""
+    import tempfile
+    from pathlib import Path
+
+    from quadrat.workflow.project import Project
+
+    if kind not in EXPORTS:
+        raise HTTPException(404, detail=f"Exports are {', '.join(EXPORTS)}.")
+    role_of(state, user, source_id)
+    with http_errors():
+        with state.store.session() as session:
+            name = store_queries.source_by_id(session, source_id).name
+        source = Project(state.store).source(name)
+        with tempfile.TemporaryDirectory(prefix="quadrat-export-") as folder:
+            path = Path(folder) / f"{kind}.csv"
+            getattr(source, f"export_{kind}")(path, escape_formulas=True)
+            data = path.read_bytes()
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return Response(
+        data,
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{safe}_{kind}.csv"'},
+    )

@@ -153,8 +153,15 @@ def login(request: Request, body: Credentials, state: State) -> dict[str, Any]:
     given = request.headers.get("X-CSRF-Token", "")
     if not isinstance(expected, str) or not secrets.compare_digest(expected, given):
         raise HTTPException(403, detail="CSRF token missing or wrong; reload the page.")
+    address = request.client.host if request.client else "unknown"
+    keys = (f"addr:{address}", f"name:{body.username}")
+    wait = max(state.failures.wait(key) for key in keys)
+    if wait:
+        raise HTTPException(429, detail=f"Too many failed sign-ins; try again in {wait} seconds.")
     user_id = accounts.authenticate(state.store, body.username, body.password)
     if user_id is None:
+        for key in keys:
+            state.failures.fail(key)
         raise HTTPException(400, detail="Wrong username or password.")
     token = sign_in(request, user_id)
     return {"user": {"id": user_id, "username": body.username}, "csrf": token}

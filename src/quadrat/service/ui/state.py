@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,32 @@ class LruCache:
                 self._items.popitem(last=False)
 
 
+class FailureLog:
+    """Recent failures per key; a key with ``limit`` of them in ``seconds`` must wait."""
+
+    def __init__(self, limit: int = 10, seconds: float = 60.0) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self._times: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def wait(self, key: str) -> int:
+        """Whole seconds until ``key`` may try again (0: now)."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._times.get(key, []) if t > now - self.seconds]
+            self._times[key] = recent
+            if len(recent) < self.limit:
+                return 0
+            return max(1, math.ceil(recent[-self.limit] + self.seconds - now))
+
+    def fail(self, key: str) -> None:
+        with self._lock:
+            if len(self._times) > 100_000:  # forget idle keys rather than grow without bound
+                self._times.clear()
+            self._times.setdefault(key, []).append(time.monotonic())
+
+
 @dataclass
 class UiState:
     store: Any  # quadrat.store.project.Store
@@ -44,6 +72,8 @@ class UiState:
     pixels: LruCache = field(default_factory=lambda: LruCache(4))
     #: (image id, sha256) -> JPEG bytes for display.
     jpegs: LruCache = field(default_factory=lambda: LruCache(32))
+    #: Failed sign-ins per address and per username (password guessing).
+    failures: FailureLog = field(default_factory=lambda: FailureLog())
 
     def undo_serializer(self) -> URLSafeTimedSerializer:
         """Signs undo tokens, so a client can only undo what the server told it it did."""

@@ -159,6 +159,11 @@
         el("button", { type: "button", onclick: () => showImages(source) , text: "Browse images" }),
         " ",
         el("a", { class: "button", href: "/ui/review?source=" + source.id, text: "Review labels" })),
+      el("p", { class: "actions" }, "Export (CoralNet CSV): ",
+        ...["annotations", "cover", "labelset"].flatMap((kind, i) => [
+          i ? " · " : "",
+          el("a", { href: `/ui/api/sources/${source.id}/export/${kind}.csv`, download: "", text: kind }),
+        ])),
       alleviate(source)
     );
   }
