@@ -8,7 +8,7 @@ fresh process each (so each peak RSS, VmHWM, is its own):
 - ``import``: ``Source.import_annotations`` into a new SQLite project (the images are hard
   links to one small JPEG, so only the CSV is large),
 
-once with the default chunk size (:data:`quadrat.io.csv.CSV_CHUNK_BYTES`) and once with
+once with the default chunk size (:data:`quadrat.io.csv_chunks.CSV_CHUNK_BYTES`) and once with
 ``chunk_bytes=None`` (the whole text at once, as before chunking). Prints one JSON object:
 rows, CSV MB, and per stage and mode the peak RSS MB, the RSS before the step (imports
 loaded) and seconds.
@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument("--stages", default="read,import")
     parser.add_argument("--modes", default="chunked,whole")
     args = parser.parse_args()
-    from quadrat.io.csv import CSV_CHUNK_BYTES
+    from quadrat.io.csv_chunks import CSV_CHUNK_BYTES
 
     result: dict[str, Any] = {"rows": args.rows, "chunk_bytes": CSV_CHUNK_BYTES}
     context = multiprocessing.get_context("spawn")

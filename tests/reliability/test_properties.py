@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 from quadrat.errors import InputError, LimitError, QuadratError
 from quadrat.io.coralnet import read_annotations_csv, read_labelset_csv, write_annotations_csv
 from quadrat.io.cpce import read_cpc
-from quadrat.io.csv import iter_csv, read_csv
+from quadrat.io.csv import read_csv
+from quadrat.io.csv_chunks import iter_csv
 from quadrat.limits import Limits
 from quadrat.points import PointSpec
 from tests.data.cpce import data as cpce_data

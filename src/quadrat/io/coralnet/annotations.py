@@ -20,7 +20,8 @@ from quadrat.io.coralnet._cells import (
     text_cells,
     write_csv,
 )
-from quadrat.io.csv import CSV_CHUNK_BYTES, header_key, iter_csv
+from quadrat.io.csv import header_key
+from quadrat.io.csv_chunks import CSV_CHUNK_BYTES, iter_csv
 from quadrat.limits import Limits, current
 
 #: CoralNet's image-metadata export columns, in its export order (aux columns may carry
@@ -89,7 +90,7 @@ def read_annotations_csv(
     image has more than ``limits.points_per_image`` points.
 
     The text is parsed and normalised ``chunk_bytes`` at a time
-    (:func:`quadrat.io.csv.iter_csv`; None: the whole file at once), so only the
+    (:func:`quadrat.io.csv_chunks.iter_csv`; None: the whole file at once), so only the
     normalised frame is ever whole in memory; the result and every error (message, line,
     "N more such rows") are the same for any chunk size.
     """
