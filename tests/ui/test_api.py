@@ -336,6 +336,33 @@ def test_exports_are_the_cli_csvs(ui_server: UiServer) -> None:
     assert requests.get(ui_server.url + "/ui/api/sources/1/export/cover.csv").status_code == 401
 
 
+def test_points_added_and_removed_by_hand(ui_server: UiServer) -> None:
+    from quadrat.store.queries import stored_block_sizes
+
+    session, csrf = signed_in(ui_server, "anna")
+    headers = {"X-CSRF-Token": csrf}
+    image = new_image(ui_server, session)
+    url = f"{ui_server.url}/ui/api/images/{image['id']}/points"
+    reply = session.post(url, json={"row": 5, "column": 7}, headers=headers)
+    assert reply.status_code == 200, reply.text
+    added = reply.json()["point"]
+    assert (added["number"], added["row"], added["column"]) == (13, 5, 7)
+    assert added["status"] is None and added["suggestions"] == []
+    outside = session.post(url, json={"row": 360, "column": 0}, headers=headers)
+    assert outside.status_code == 400
+    # The image's features are dropped: the next extraction computes them again.
+    with ui_server.store.session() as db:
+        assert image["id"] not in stored_block_sizes(db, 1, "texture@v1")
+    gone = image["points"][0]
+    reply = session.delete(f"{ui_server.url}/ui/api/points/{gone['id']}", headers=headers)
+    assert reply.status_code == 200
+    after = session.get(f"{ui_server.url}/ui/api/images/{image['id']}").json()["points"]
+    assert [p["number"] for p in after] == list(range(2, 14))
+    viewer, viewer_csrf = signed_in(ui_server, "victor")
+    reply = viewer.post(url, json={"row": 1, "column": 1}, headers={"X-CSRF-Token": viewer_csrf})
+    assert reply.status_code == 403
+
+
 def test_password_guessing_is_slowed_down(ui_server: UiServer) -> None:
     session = requests.Session()
     csrf = session.get(ui_server.url + "/ui/api/session").json()["csrf"]

@@ -293,3 +293,27 @@ def test_review_grid_and_alleviate_slider(page: Any, ui_server: UiServer) -> Non
     assert data["threshold"] == 0.6
     counts = page.request.get(f"{ui_server.url}/ui/api/sources").json()["sources"][0]["points"]
     assert counts["alleviate"] > 0
+
+
+def test_points_by_hand(page: Any, ui_server: UiServer) -> None:
+    from playwright.sync_api import expect
+
+    _sign_in(page, ui_server, "anna", "/ui/")
+    image = _first_image(page, ui_server, status="todo")
+    page.goto(f"{ui_server.url}/ui/annotate?image={image['id']}")
+    _ready(page)
+    n = len(image["points"])
+    box = page.locator("#canvas").bounding_box()
+    page.keyboard.down("Shift")
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.keyboard.up("Shift")
+    expect(page.locator("#points button")).to_have_count(n + 1)
+    expect(page.locator("#point-title")).to_have_text(f"Point {n + 1} of {n + 1}")
+    added = page.request.get(f"{ui_server.url}/ui/api/images/{image['id']}").json()["points"][-1]
+    # The centre of the view is the centre of the image (fitted, upright).
+    assert abs(added["row"] - 180) <= 2 and abs(added["column"] - 240) <= 2
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.keyboard.press("Delete")
+    expect(page.locator("#points button")).to_have_count(n)
+    after = page.request.get(f"{ui_server.url}/ui/api/images/{image['id']}").json()["points"]
+    assert [p["id"] for p in after] == [p["id"] for p in image["points"]]

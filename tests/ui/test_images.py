@@ -13,7 +13,7 @@ from quadrat.errors import LimitError
 from quadrat.service.settings import ServiceSettings
 from quadrat.service.ui import images as pictures
 from quadrat.service.ui.state import UiState
-from quadrat.store.annotate import ImageFile
+from quadrat.store.browse import ImageFile
 
 
 def _rotated_jpeg(path: Path, width: int = 64, height: int = 48) -> np.ndarray:

@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 from quadrat.io.images import load_rgb
 from quadrat.patches import PATCH_SIZE, crop_patches
 from quadrat.service.ui.state import UiState
-from quadrat.store.annotate import ImageFile
+from quadrat.store.browse import ImageFile
 
 #: Longest side of the JPEG the page draws (a 100-megapixel mosaic is not sent whole).
 DISPLAY_SIDE = 4096

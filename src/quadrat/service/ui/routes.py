@@ -33,7 +33,7 @@ from quadrat.service.ui.session import (
 )
 from quadrat.service.ui.state import UiState
 from quadrat.store import accounts as stored_accounts
-from quadrat.store import annotate
+from quadrat.store import annotate, browse
 from quadrat.store import queries as store_queries
 from quadrat.store.schema import Role
 
@@ -195,7 +195,7 @@ def sources(user: User, state: State) -> dict[str, Any]:
     """The sources the user may see, with counts of images and points by status."""
     out = []
     with http_errors(), state.store.session() as session:
-        rows = annotate.list_sources(session)
+        rows = browse.list_sources(session)
     for row in rows:
         role = accounts.role_on_source(state.store, user.id, row.id)
         if role is None:
@@ -208,7 +208,7 @@ def sources(user: User, state: State) -> dict[str, Any]:
                     "role": role.value,
                     "confidence_threshold": row.confidence_threshold,
                     "point_spec": row.point_spec,
-                    "images": annotate.image_status_counts(session, row.id),
+                    "images": browse.image_status_counts(session, row.id),
                     "points": store_queries.counts(session, row.id),
                     "active_classifier": _classifier(
                         store_queries.latest_classifier(session, row.id)
@@ -226,7 +226,7 @@ def labelset(source_id: int, user: User, state: State) -> dict[str, Any]:
     """The labelset, each label with its hotkey (letters; 1-5 are the suggestions)."""
     role_of(state, user, source_id)
     with http_errors(), state.store.session() as session:
-        rows = annotate.labels(session, source_id)
+        rows = browse.labels(session, source_id)
     return {
         "labels": [
             {
@@ -253,7 +253,7 @@ def image_list(
     """One page (100) of the source's images, filtered by status, by name or uncertainty."""
     role_of(state, user, source_id)
     with http_errors(), state.store.session() as session:
-        total, rows = annotate.image_page(
+        total, rows = browse.image_page(
             session,
             source_id,
             status=status or None,
@@ -300,9 +300,9 @@ def _point_json(point: annotate.PointRow) -> dict[str, Any]:
     }
 
 
-def _image(state: UiState, image_id: int) -> annotate.ImageFile:
+def _image(state: UiState, image_id: int) -> browse.ImageFile:
     with http_errors(), state.store.session() as session:
-        return annotate.image_file(session, image_id)
+        return browse.image_file(session, image_id)
 
 
 @router.get("/api/images/{image_id}")
@@ -312,8 +312,8 @@ def image_detail(image_id: int, user: User, state: State) -> dict[str, Any]:
     role = role_of(state, user, image.source_id)
     with http_errors(), state.store.session() as session:
         points = annotate.image_points(session, image_id)
-        before, after = annotate.neighbour_images(session, image.source_id, image.name)
-        position, total = annotate.image_position(session, image.source_id, image.name)
+        before, after = browse.neighbour_images(session, image.source_id, image.name)
+        position, total = browse.image_position(session, image.source_id, image.name)
         source = store_queries.source_by_id(session, image.source_id)
     return {
         "id": image.id,
@@ -445,3 +445,31 @@ def undo(body: UndoRequest, user: User, state: State) -> dict[str, Any]:
             annotate.replace_if_current(session, point_id, after, before)
         points = [annotate.point_row(session, point_id) for point_id, _b, _a in changes]
     return {"point": _point_json(points[0]), "points": [_point_json(p) for p in points]}
+
+
+class NewPoint(BaseModel):
+    row: int = Field(ge=0)
+    column: int = Field(ge=0)
+
+
+@router.post("/api/images/{image_id}/points")
+def add_point(image_id: int, body: NewPoint, user: User, state: State) -> dict[str, Any]:
+    """Add a point by hand (annotators); the image's features are computed again later."""
+    image = _image(state, image_id)
+    require_role(state, user, image.source_id, Role.ANNOTATOR)
+    limit = state.settings.limits.points_per_image
+    with http_errors(), state.store.session() as session:
+        point_id = annotate.add_point(session, image_id, body.row, body.column, limit=limit)
+        point = annotate.point_row(session, point_id)
+    return {"point": _point_json(point)}
+
+
+@router.delete("/api/points/{point_id}")
+def remove_point(point_id: int, user: User, state: State) -> dict[str, Any]:
+    """Remove a point with its label and suggestions (annotators)."""
+    with http_errors(), state.store.session() as session:
+        source_id, image_id = annotate.point_source(session, point_id)
+    require_role(state, user, source_id, Role.ANNOTATOR)
+    with http_errors(), state.store.session() as session:
+        annotate.remove_point(session, point_id)
+    return {"removed": point_id, "image_id": image_id}

@@ -20,7 +20,7 @@
     busy: Promise.resolve(),
     pending: 0,
   };
-  const viewer = new Viewer($("canvas"), (i) => select(i, true));
+  const viewer = new Viewer($("canvas"), (i) => select(i, true), (row, column) => addPoint(row, column));
 
   function say(text) {
     $("error").textContent = "";
@@ -247,6 +247,33 @@
     });
   }
 
+  // Points by hand: Shift+click adds one, Delete removes the current one (annotators).
+  function addPoint(row, column) {
+    if (!state.canEdit) return fail(new Error("Adding points needs the annotator role."));
+    queue(async () => {
+      const data = await Q.api("POST", `/ui/api/images/${state.image.id}/points`, { row, column });
+      state.points.push(data.point);
+      renderPoints();
+      select(state.points.length - 1, true);
+      say(`Added point ${data.point.number}`);
+    });
+  }
+
+  function removePoint() {
+    const point = state.points[state.current];
+    if (!point) return;
+    if (!state.canEdit) return fail(new Error("Removing points needs the annotator role."));
+    if (!window.confirm(`Remove point ${point.number} and its label?`)) return;
+    queue(async () => {
+      await Q.api("DELETE", `/ui/api/points/${point.id}`);
+      state.points = state.points.filter((p) => p.id !== point.id);
+      state.undo = state.undo.filter((u) => u.number !== point.number);
+      renderPoints();
+      select(Math.min(state.current, state.points.length - 1), true);
+      say(`Removed point ${point.number}`);
+    });
+  }
+
   async function goImage(id) {
     if (id === null || id === undefined) return;
     await state.busy;
@@ -375,6 +402,9 @@
       viewer.zoom(1 / 1.25);
     } else if (event.key === "0") {
       viewer.fit();
+    } else if (event.key === "Delete") {
+      event.preventDefault();
+      removePoint();
     } else if (state.labelByKey.has(event.key)) {
       event.preventDefault();
       choose(state.labelByKey.get(event.key).id);

@@ -12,10 +12,11 @@ const STATUS_COLOURS = {
 };
 
 class Viewer {
-  constructor(canvas, onPick) {
+  constructor(canvas, onPick, onAdd) {
     this.canvas = canvas;
     this.context = canvas.getContext("2d");
     this.onPick = onPick;
+    this.onAdd = onAdd;
     this.image = null;
     this.width = 1;
     this.height = 1;
@@ -56,6 +57,13 @@ class Viewer {
     const [a, b, c, d, e, f] = this.orient();
     const x = column + 0.5, y = row + 0.5;
     return [this.scale * (a * x + c * y + e) + this.tx, this.scale * (b * x + d * y + f) + this.ty];
+  }
+
+  // Screen pixel (canvas units) -> stored [row, column] (the inverse of toScreen).
+  toStored(sx, sy) {
+    const [a, b, c, d, e, f] = this.orient();
+    const ox = (sx - this.tx) / this.scale - e, oy = (sy - this.ty) / this.scale - f;
+    return [Math.floor(c * ox + d * oy), Math.floor(a * ox + b * oy)];
   }
 
   show(image, width, height, orientation, points) {
@@ -160,6 +168,11 @@ class Viewer {
     if (!drag || drag.moved) return;
     const r = this.ratio || 1;
     const x = event.offsetX * r, y = event.offsetY * r;
+    if (event.shiftKey && this.onAdd) {
+      const [row, column] = this.toStored(x, y);
+      if (row >= 0 && column >= 0 && row < this.height && column < this.width) this.onAdd(row, column);
+      return;
+    }
     let best = -1, bestDistance = (18 * r) ** 2;
     this.points.forEach((p, i) => {
       const [sx, sy] = this.toScreen(p.row, p.column);

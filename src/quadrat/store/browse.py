@@ -1,0 +1,267 @@
+"""What the browser UI lists: sources, labelsets, and pages of images with their progress.
+
+Read-only queries for ``quadrat.service.ui``; the annotation writes are in
+:mod:`quadrat.store.annotate`. An image's status comes from its points: ``unannotated``
+(no label of any kind), ``machine`` (machine labels only), ``partial`` (some of a person's
+labels) and ``confirmed`` (a person's label on every point).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Float, and_, case, cast, func, select, true
+from sqlalchemy.orm import Session
+
+from quadrat.errors import InputError, NotFoundError
+from quadrat.store.queries import HUMAN_STATUSES
+from quadrat.store.schema import Annotation, AnnotationStatus, Image, Label, Point, Score, Source
+
+#: Machine statuses (a suggestion, and one auto-accepted).
+MACHINE_STATUSES = (AnnotationStatus.MACHINE.value, AnnotationStatus.ALLEVIATE.value)
+
+#: Image statuses the browser filters by (``todo``: anything not fully confirmed).
+IMAGE_STATUSES = ("unannotated", "machine", "partial", "confirmed", "todo")
+#: Orders of an image page.
+IMAGE_SORTS = ("name", "uncertainty")
+
+# ----------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    id: int
+    name: str
+    confidence_threshold: float | None
+    point_spec: str | None
+
+
+def list_sources(session: Session) -> list[SourceRow]:
+    rows = session.execute(
+        select(Source.id, Source.name, Source.confidence_threshold, Source.point_spec).order_by(
+            Source.name
+        )
+    ).all()
+    return [SourceRow(int(i), str(n), t, s) for i, n, t, s in rows]
+
+
+def image_status_counts(session: Session, source_id: int) -> dict[str, int]:
+    """Images by status (unannotated, machine, partial, confirmed)."""
+    summary = _image_summary(source_id).subquery()
+    rows = session.execute(select(summary.c.status, func.count()).group_by(summary.c.status)).all()
+    out = {s: 0 for s in IMAGE_STATUSES if s != "todo"}
+    out.update({str(s): int(n) for s, n in rows})
+    return out
+
+
+# ----------------------------------------------------------------------------- labels
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    id: int
+    code: str
+    name: str
+    group: str | None
+    coralnet_id: int | None
+
+
+def labels(session: Session, source_id: int) -> list[LabelRow]:
+    rows = session.execute(
+        select(Label.id, Label.short_code, Label.name, Label.functional_group, Label.coralnet_id)
+        .where(Label.source_id == source_id)
+        .order_by(Label.short_code)
+    ).all()
+    return [LabelRow(int(i), str(c), str(n), g, k) for i, c, n, g, k in rows]
+
+
+# ----------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """An image with its annotation progress (one row of the browser's pages)."""
+
+    id: int
+    source_id: int
+    name: str
+    width: int
+    height: int
+    points: int
+    confirmed: int
+    machine: int
+    status: str
+    #: 1 - mean top score of its machine-labelled points; None without any.
+    uncertainty: float | None
+
+
+def _image_summary(source_id: int, image_ids: list[int] | None = None) -> Any:
+    """One row per image of the source (or of ``image_ids``): counts, status and
+    uncertainty (a SELECT)."""
+    top = select(Score.point_id, Score.classifier_id, Score.score).where(Score.rank == 0).subquery()
+    n_points = func.count(Point.id)
+    n_human = func.count(Annotation.id).filter(Annotation.status.in_(HUMAN_STATUSES))
+    n_machine = func.count(Annotation.id).filter(Annotation.status.in_(MACHINE_STATUSES))
+    status = case(
+        (and_(n_points > 0, n_human == n_points), "confirmed"),
+        (n_human > 0, "partial"),
+        (n_machine > 0, "machine"),
+        else_="unannotated",
+    )
+    uncertainty = 1.0 - func.avg(cast(top.c.score, Float))
+    return (
+        select(
+            Image.id.label("id"),
+            Image.name.label("name"),
+            Image.width.label("width"),
+            Image.height.label("height"),
+            n_points.label("points"),
+            n_human.label("confirmed"),
+            n_machine.label("machine"),
+            status.label("status"),
+            uncertainty.label("uncertainty"),
+        )
+        .outerjoin(Point, Point.image_id == Image.id)
+        .outerjoin(Annotation, Annotation.point_id == Point.id)
+        .outerjoin(
+            top,
+            and_(
+                top.c.point_id == Point.id,
+                top.c.classifier_id == Annotation.classifier_id,
+                Annotation.status.in_(MACHINE_STATUSES),
+            ),
+        )
+        .where(Image.source_id == source_id)
+        .where(Image.id.in_(image_ids) if image_ids is not None else true())
+        .group_by(Image.id, Image.name, Image.width, Image.height)
+    )
+
+
+def image_page(
+    session: Session,
+    source_id: int,
+    *,
+    status: str | None = None,
+    sort: str = "name",
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[int, list[ImageRow]]:
+    """``(matching images, this page of them)``; ``status`` one of :data:`IMAGE_STATUSES`."""
+    if status is not None and status not in IMAGE_STATUSES:
+        raise InputError(
+            f"status must be one of {', '.join(IMAGE_STATUSES)}, not {status!r}",
+            value=status,
+            param="status",
+        )
+    if sort not in IMAGE_SORTS:
+        raise InputError(
+            f"sort must be one of {', '.join(IMAGE_SORTS)}, not {sort!r}", value=sort, param="sort"
+        )
+    if status is None and sort == "name":
+        # The common case pages the images first and sums up only that page's points.
+        total = int(
+            session.scalar(select(func.count(Image.id)).where(Image.source_id == source_id)) or 0
+        )
+        page_ids = list(
+            session.scalars(
+                select(Image.id)
+                .where(Image.source_id == source_id)
+                .order_by(Image.name)
+                .offset(offset)
+                .limit(limit)
+            )
+        )
+        summary = _image_summary(source_id, page_ids).subquery()
+        rows = session.execute(select(summary).order_by(summary.c.name)).all()
+    else:
+        # One pass over the source's points; the window count gives the total.
+        summary = _image_summary(source_id).subquery()
+        query = select(summary, func.count().over().label("total"))
+        if status == "todo":
+            query = query.where(summary.c.status != "confirmed")
+        elif status is not None:
+            query = query.where(summary.c.status == status)
+        if sort == "uncertainty":
+            # Most uncertain first; images without machine labels last.
+            query = query.order_by(
+                summary.c.uncertainty.is_(None), summary.c.uncertainty.desc(), summary.c.name
+            )
+        else:
+            query = query.order_by(summary.c.name)
+        rows = session.execute(query.offset(offset).limit(limit)).all()
+        if rows:
+            total = int(rows[0].total)
+        else:
+            total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    return total, [
+        ImageRow(
+            id=int(r.id),
+            source_id=source_id,
+            name=str(r.name),
+            width=int(r.width),
+            height=int(r.height),
+            points=int(r.points),
+            confirmed=int(r.confirmed),
+            machine=int(r.machine),
+            status=str(r.status),
+            uncertainty=None if r.uncertainty is None else float(r.uncertainty),
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """Where an image's pixels are and how to show them."""
+
+    id: int
+    source_id: int
+    name: str
+    path: str
+    sha256: str
+    width: int
+    height: int
+    exif_orientation: int
+
+
+def image_file(session: Session, image_id: int) -> ImageFile:
+    row = session.get(Image, image_id)
+    if row is None:
+        raise NotFoundError(f"no image {image_id}", value=image_id, param="image_id")
+    return ImageFile(
+        row.id,
+        row.source_id,
+        row.name,
+        row.path,
+        row.sha256,
+        row.width,
+        row.height,
+        row.exif_orientation,
+    )
+
+
+def neighbour_images(session: Session, source_id: int, name: str) -> tuple[int | None, int | None]:
+    """Ids of the images just before and after ``name`` (by name) in the source."""
+    before = session.scalar(
+        select(Image.id)
+        .where(Image.source_id == source_id, Image.name < name)
+        .order_by(Image.name.desc())
+        .limit(1)
+    )
+    after = session.scalar(
+        select(Image.id)
+        .where(Image.source_id == source_id, Image.name > name)
+        .order_by(Image.name)
+        .limit(1)
+    )
+    return before, after
+
+
+def image_position(session: Session, source_id: int, name: str) -> tuple[int, int]:
+    """``(1-based position by name, images in the source)``."""
+    position = session.scalar(
+        select(func.count(Image.id)).where(Image.source_id == source_id, Image.name <= name)
+    )
+    total = session.scalar(select(func.count(Image.id)).where(Image.source_id == source_id))
+    return int(position or 0), int(total or 0)
