@@ -75,6 +75,7 @@
     state.canEdit = data.role === "annotator" || data.role === "admin";
     $("read-only").hidden = state.canEdit;
     $("image-name").textContent = data.name;
+    $("image-name").title = data.name;
     $("source-name").textContent = data.source.name + " /";
     $("image-position").textContent = `image ${data.position} of ${data.total}`;
     $("previous-image").disabled = data.previous_id === null;
@@ -397,9 +398,9 @@
       event.preventDefault();
       $("label-search").focus();
     } else if (event.key === "+" || event.key === "=") {
-      viewer.zoom(1.25);
+      viewer.zoomAt(1.25, state.current);
     } else if (event.key === "-") {
-      viewer.zoom(1 / 1.25);
+      viewer.zoomAt(1 / 1.25, state.current);
     } else if (event.key === "0") {
       viewer.fit();
     } else if (event.key === "Delete") {

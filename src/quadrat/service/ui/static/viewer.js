@@ -128,6 +128,15 @@ class Viewer {
     this.draw();
   }
 
+  // Zoom about point i (the keys' zoom: the current point stays where it is).
+  zoomAt(factor, i) {
+    const p = this.points[i];
+    if (!p) return this.zoom(factor);
+    const [x, y] = this.toScreen(p.row, p.column);
+    this.zoom(factor, x, y);
+    this.reveal(i);
+  }
+
   // Keep point i on screen (pan to it when it is outside the view).
   reveal(i) {
     const p = this.points[i];
