@@ -28,7 +28,7 @@ usually): they are returned as written and never opened.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PureWindowsPath
 
@@ -303,4 +303,85 @@ def _position(reader: _Reader, text: str, k: int, axis: str, scale: int) -> int:
     return round(int(text) / scale)
 
 
-__all__ = ["CPCE_UNITS_PER_PIXEL", "CpcFile", "CpcPoint", "read_cpc"]
+#: CPCe's display size in pixels written by CoralNet's from-scratch export (x scale).
+DISPLAY_SIZE = (960, 720)
+
+
+def cpc_text(
+    *,
+    image_path: str,
+    width: int,
+    height: int,
+    points: Sequence[tuple[int, int, str, str]],
+    code_path: str = "",
+    scale: int = CPCE_UNITS_PER_PIXEL,
+    numbers: Sequence[str] | None = None,
+    area: Sequence[tuple[float, float]] | None = None,
+    headers: Sequence[str] = ("",) * N_HEADER_FIELDS,
+) -> str:
+    """The text of a ``.cpc`` file as CoralNet's from-scratch CPCe export writes it.
+
+    ``points`` are ``(row, column, code, notes)`` in pixels; sizes and positions are
+    written in CPCe units (pixels x ``scale``), the area defaults to the whole image,
+    point numbers to 1, 2, ...; lines end in CRLF. CPCe cannot escape a quote, so ``"``
+    is removed from every text value (as CoralNet does).
+    """
+    if not points:
+        raise InputError("a .cpc file needs at least one point", param="points")
+
+    def q(value: str) -> str:
+        return '"' + str(value).replace('"', "") + '"'
+
+    def units(value: float) -> str:
+        number = value * scale
+        return str(int(number)) if float(number).is_integer() else f"{number:.4f}"
+
+    if area is None:
+        right, bottom = float(width - 1), float(height - 1)
+        area = ((0.0, bottom), (right, bottom), (right, 0.0), (0.0, 0.0))
+    display_w, display_h = DISPLAY_SIZE
+    lines = [
+        ",".join(
+            [
+                q(code_path),
+                q(image_path),
+                str(width * scale),
+                str(height * scale),
+                str(display_w * scale),
+                str(display_h * scale),
+            ]
+        )
+    ]
+    lines += [f"{units(x)},{units(y)}" for x, y in area]
+    lines.append(str(len(points)))
+    lines += [f"{int(c) * scale},{int(r) * scale}" for r, c, _, _ in points]
+    names = numbers if numbers is not None else [str(k) for k in range(1, len(points) + 1)]
+    lines += [
+        ",".join([q(n), q(code), q("Notes"), q(notes)])
+        for n, (_, _, code, notes) in zip(names, points, strict=True)
+    ]
+    lines += [q(h) for h in headers]
+    return "".join(line + "\r\n" for line in lines)
+
+
+def write_cpc(path: str | Path, text: str) -> Path:
+    """Write a ``.cpc`` file's text (from :func:`cpc_text`) atomically, in CPCe's code page
+    (Windows-1252), or UTF-8 when the text has characters that code page lacks."""
+    from quadrat.io.atomic import write_bytes
+
+    try:
+        data = text.encode(ENCODINGS[1])
+    except UnicodeEncodeError:
+        data = text.encode("utf-8")
+    return write_bytes(path, data)
+
+
+__all__ = [
+    "CPCE_UNITS_PER_PIXEL",
+    "DISPLAY_SIZE",
+    "CpcFile",
+    "CpcPoint",
+    "cpc_text",
+    "read_cpc",
+    "write_cpc",
+]

@@ -152,6 +152,16 @@ def images_without_points(session: Session, source_id: int) -> list[tuple[int, s
     return [(int(i), str(n), int(h), int(w)) for i, n, h, w in rows]
 
 
+def image_sizes(session: Session, source_id: int) -> dict[str, tuple[int, int, int]]:
+    """Image name -> ``(image id, width, height)`` of every image of the source."""
+    rows = session.execute(
+        select(Image.name, Image.id, Image.width, Image.height).where(
+            Image.source_id == source_id
+        )
+    ).all()
+    return {str(n): (int(i), int(w), int(h)) for n, i, w, h in rows}
+
+
 def point_counts(session: Session, source_id: int) -> dict[int, int]:
     """Image id -> number of points, for the source's images that have points."""
     rows = session.execute(

@@ -102,11 +102,39 @@ def import_annotations(
     Images whose name matches a glob in ``exclude`` are left out; with ``skip_missing``,
     so are images absent from ``image_dir`` (listed in ``ImportSummary.skipped``).
     """
-    progress = progress or no_progress
     csv_path, image_dir = Path(csv_path), Path(image_dir)
     if not image_dir.is_dir():
         raise InputError("image folder not found", path=image_dir, param="image_dir")
-    table = _drop_excluded(read_annotations_csv(csv_path), exclude)
+    return import_table(
+        src,
+        read_annotations_csv(csv_path),
+        image_dir,
+        path=csv_path,
+        exclude=exclude,
+        progress=progress,
+        skip_missing=skip_missing,
+    )
+
+
+def import_table(
+    src: Source,
+    table: pd.DataFrame,
+    image_dir: str | Path,
+    *,
+    path: str | Path,
+    exclude: Sequence[str] = (),
+    progress: Progress | None = None,
+    skip_missing: bool = False,
+) -> ImportSummary:
+    """Import a table of points (``image``, ``row``, ``column``, ``label``, ``line``; as
+    :func:`~quadrat.io.coralnet.read_annotations_csv` returns, or a point table of
+    :mod:`quadrat.io.formats`) and its images from ``image_dir``, all or nothing.
+    ``path`` is the file the table was read from (named in errors)."""
+    progress = progress or no_progress
+    csv_path, image_dir = Path(path), Path(image_dir)
+    if not image_dir.is_dir():
+        raise InputError("image folder not found", path=image_dir, param="image_dir")
+    table = _drop_excluded(table, exclude)
     resolve_all_under(  # every name stays inside image_dir; lists all offending rows
         image_dir,
         zip(table["image"].astype(str), table["line"].astype(int), strict=True),

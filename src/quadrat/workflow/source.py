@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quadrat.store import queries, writes
 from quadrat.store.queries import ClassifierInfo, SourceInfo
@@ -91,20 +91,42 @@ class Source:
     def import_annotations(
         self,
         csv_path: str | Path,
-        image_dir: str | Path,
+        image_dir: str | Path | None = None,
         exclude: Sequence[str] = (),
         progress: Progress | None = None,
         *,
         skip_missing: bool = False,
+        format: str = "coralnet",
+        label_mapping: str = "id_only",
     ) -> ImportSummary:
         """Import a CoralNet annotation CSV and its images from ``image_dir``, all or nothing.
 
         Images whose name matches a glob in ``exclude`` are left out. ``skip_missing``:
         images absent from ``image_dir`` are left out too and listed in the summary's
-        ``skipped`` (by default one missing image stops the import).
+        ``skipped`` (by default one missing image stops the import). Another ``format``
+        (``quadrat.io.formats.list_formats()``; docs/formats.md) reads that format;
+        without ``image_dir`` its points go onto stored images that have none yet.
         """
+        if format != "coralnet":
+            from quadrat.workflow import formats
+
+            return formats.import_annotations(
+                self,
+                csv_path,
+                format,
+                image_dir,
+                exclude=exclude,
+                progress=progress,
+                skip_missing=skip_missing,
+                label_mapping=label_mapping,
+            )
+        from quadrat.errors import InputError
         from quadrat.workflow import importing
 
+        if image_dir is None:
+            raise InputError(
+                "a CoralNet annotation CSV needs the folder of its images", param="image_dir"
+            )
         return importing.import_annotations(
             self, csv_path, image_dir, exclude, progress, skip_missing=skip_missing
         )
@@ -268,14 +290,33 @@ class Source:
 
     # ------------------------------------------------------------------------- outputs
 
-    def export_annotations(self, path: str | Path, *, escape_formulas: bool = False) -> int:
+    def export_annotations(
+        self,
+        path: str | Path,
+        *,
+        escape_formulas: bool = False,
+        format: str = "coralnet",
+        **options: Any,
+    ) -> int:
         """Write annotated points as a CoralNet annotation CSV; returns the rows written.
 
         ``escape_formulas``: prefix ``'`` to text cells a spreadsheet would read as a formula.
+        Another ``format`` writes that format (``options`` go to its writer), see
+        :meth:`export`.
         """
+        if format != "coralnet":
+            return self.export(format, path, **options)
         from quadrat.workflow import exports
 
         return exports.export_annotations(self, path, escape_formulas=escape_formulas)
+
+    def export(self, format: str, path: str | Path, **options: Any) -> int:
+        """Write the source in another tool's ``format`` (docs/formats.md; e.g. ``"cpce"``,
+        ``"viame"``, ``"coco"``, ``"geojson"``, ``"coralnet-points"``); returns the
+        records written."""
+        from quadrat.workflow import formats
+
+        return formats.export(self, path, format, **options)
 
     def export_cover(
         self,
