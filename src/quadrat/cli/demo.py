@@ -32,6 +32,25 @@ def demo(
     ] = 24,
     new_images: Annotated[int, typer.Option(help="New, unannotated images to classify.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic survey.")] = 0,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve",
+            help="Then add an admin user and open the project in the browser "
+            "(quadrat serve on 127.0.0.1; Ctrl-C stops it).",
+        ),
+    ] = False,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of --serve on 127.0.0.1.")
+    ] = 8000,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="With --serve: read the admin's password as one line from standard input "
+            "(else one is generated and printed once).",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole workflow on a small synthetic survey (made up here, said plainly)."""
     from quadrat import Project, create_extractor
@@ -43,6 +62,17 @@ def demo(
         raise InputError(
             f"--annotated-images must be at least 20 (CoralNet's first training), not {images}"
         )
+    if password_stdin and not serve:
+        raise InputError("--password-stdin is for --serve's admin user; add --serve")
+    password = None
+    if serve:
+        from quadrat.cli.serve import _require_serve_extra
+
+        _require_serve_extra()  # before minutes of work, not after
+        if password_stdin:
+            from quadrat.cli.users import _read_password
+
+            password = _read_password(True)
     if out.exists():
         if not (out / _MARKER).exists():
             raise InputError(
@@ -106,7 +136,44 @@ def demo(
             writer(results / name)
             written.append(results / name)
     console.print(f"7. wrote {len(written)} files to {results}: plots, metrics and CoralNet CSVs")
-    console.print(f"Explore further with: quadrat report -p {project_path}")
+    if not serve:
+        console.print(f"Explore further with: quadrat report -p {project_path}")
+        return
+    _serve_demo(project_path, port, password)
+
+
+#: The demo's admin account (``quadrat demo --serve``).
+DEMO_ADMIN = "demo-admin"
+
+
+def _serve_demo(project_path: Path, port: int, password: str | None) -> None:
+    """Add the demo admin (a generated password unless given) and serve on loopback."""
+    import secrets
+
+    from quadrat.cli.serve import _settings
+    from quadrat.service import accounts
+    from quadrat.service.server import serve as run_server
+    from quadrat.store.project import Store
+
+    generated = password is None
+    secret = password if password is not None else secrets.token_urlsafe(12)
+    store = Store.open(project_path)
+    try:
+        accounts.add_user(store, DEMO_ADMIN, secret, role="admin")
+    finally:
+        store.close()
+    console.print(f"8. added the admin user [bold]{DEMO_ADMIN}[/]", highlight=False)
+    if generated:
+        console.print(
+            f"   password: [bold]{secret}[/] (shown once; it is stored only as a hash)",
+            highlight=False,
+        )
+    location = str(project_path.resolve())
+    console.print(
+        f"Sign in and annotate at http://127.0.0.1:{port}/ui/ (Ctrl-C stops the server)",
+        highlight=False,
+    )
+    run_server(_settings(database=location), "127.0.0.1", port)
 
 
 def _print_truth_check(src: Source, truth: dict[str, np.ndarray]) -> None:

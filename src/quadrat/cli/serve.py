@@ -178,6 +178,7 @@ def serve(
             highlight=False,
         )
     console.print(f"serving {location} on http://{host}:{port}/api/ ({workers} worker(s))")
+    console.print(f"annotate in the browser: http://{host}:{port}/ui/", highlight=False)
     run_server(settings, host, port)
 
 
