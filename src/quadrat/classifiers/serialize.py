@@ -47,7 +47,7 @@ from quadrat.errors import ClassifierFormatError, LimitError, NotFoundError
 FORMAT = "quadrat-classifier"
 FORMAT_VERSION = 2
 #: The first bytes of the pickle-based format of quadrat <= 0.1 (version 1): refused.
-LEGACY_MAGIC = b"QUADRAT-CLF\n"
+LEGACY_MAGIC = tensorfile.LEGACY_MAGIC
 #: The largest classifier file read (a (200, 100) MLP on 1280 features is about 1 MB).
 MAX_CLASSIFIER_BYTES = 256 * 1024 * 1024
 
@@ -235,7 +235,7 @@ def is_unsafe_format(data: bytes) -> bool:
     data = bytes(data)
     if data.startswith(LEGACY_MAGIC):
         return True
-    if not _pickled(data):
+    if not tensorfile.pickled(data):
         return False
     try:
         tensorfile.decode(data)
@@ -244,28 +244,12 @@ def is_unsafe_format(data: bytes) -> bool:
     return False
 
 
-def _pickled(data: bytes) -> bool:
-    """Starts as a pickle of protocol 2-5 does (PROTO); a safetensors length may too."""
-    return data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
-
-
 def _split(data: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ClassifierFormatError(f"classifier must be bytes, got {type(data).__name__}")
     data = bytes(data)
-    unsafe = ClassifierFormatError(
-        "this classifier was stored by an older quadrat in an unsafe format (a pickle, "
-        "which can run code when loaded); it is never loaded: retrain it with force=True",
-        param="force",
-    )
-    if data.startswith(LEGACY_MAGIC):
-        raise unsafe
-    try:
-        tensors, strings = tensorfile.decode(data)
-    except ClassifierFormatError as error:
-        if _pickled(data):  # a bare pickle: say so rather than "bad header"
-            raise unsafe from error
-        raise
+    tensorfile.refuse_pickles(data)
+    tensors, strings = tensorfile.decode(data)
     if FORMAT not in strings:
         raise ClassifierFormatError(f"not a quadrat classifier (no {FORMAT!r} metadata)")
     try:

@@ -44,6 +44,36 @@ def encode(tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = Non
     return save(arrays, metadata=text)
 
 
+#: The first bytes of the pickle-based classifier format of quadrat <= 0.1: refused.
+LEGACY_MAGIC = b"QUADRAT-CLF\n"
+
+
+def pickled(data: bytes) -> bool:
+    """Starts as a pickle of protocol 2-5 does (PROTO); a safetensors length may too."""
+    return data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+
+
+def refuse_pickles(data: bytes) -> None:
+    """A ClassifierFormatError when ``data`` is a pickle (quadrat's old format, or bare).
+
+    Needs only NumPy and safetensors, so a hostile classifier is refused before
+    scikit-learn is even imported (in well under a second from a cold start).
+    """
+    data = bytes(data)
+    unsafe = ClassifierFormatError(
+        "this classifier was stored by an older quadrat in an unsafe format (a pickle, "
+        "which can run code when loaded); it is never loaded: retrain it with force=True",
+        param="force",
+    )
+    if data.startswith(LEGACY_MAGIC):
+        raise unsafe
+    if pickled(data):
+        try:
+            decode(data)
+        except ClassifierFormatError as error:
+            raise unsafe from error
+
+
 def decode(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """The arrays and string metadata of safetensors ``data``; ClassifierFormatError if bad."""
     if len(data) < _LENGTH.size:

@@ -48,8 +48,7 @@ def classify(
 
     ``threshold`` None uses the source's saved threshold (None there: no alleviation).
     """
-    from quadrat.classifiers.metrics import top_k
-    from quadrat.classifiers.serialize import loads_estimator
+    from quadrat.classifiers import tensorfile
 
     check_threshold(threshold)
     progress = progress or no_progress
@@ -58,7 +57,12 @@ def classify(
         record = chosen_classifier(session, src, classifier_id)
         if threshold is None:
             threshold = info.confidence_threshold
-        estimator = loads_estimator(queries.classifier_model(session, record.id))
+        model = queries.classifier_model(session, record.id)
+        tensorfile.refuse_pickles(model)  # before scikit-learn loads: a pickle is refused fast
+        from quadrat.classifiers.metrics import top_k
+        from quadrat.classifiers.serialize import loads_estimator
+
+        estimator = loads_estimator(model)
         matrix = load_features(session, record.extractor_key, source_id=src.id)
         labelled = queries.human_labelled_point_ids(session, src.id)
         keep = ~np.isin(
