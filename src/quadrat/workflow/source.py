@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from quadrat.store import queries, writes
 from quadrat.store.queries import ClassifierInfo, SourceInfo
@@ -82,8 +82,15 @@ class Source:
 
     # ------------------------------------------------------------------------- import
 
-    def import_labelset(self, path: str | Path) -> int:
-        """Add the labels of a CoralNet labelset CSV that the source lacks; returns how many."""
+    def import_labelset(self, path: str | Path, *, format: str = "coralnet") -> int:
+        """Add the labels of a CoralNet labelset CSV that the source lacks; returns how many.
+
+        Another ``format`` (``"biigle-label-tree"``) reads that format (docs/formats.md).
+        """
+        if format != "coralnet":
+            from quadrat.workflow import formats
+
+            return formats.import_labelset(self, path, format)
         from quadrat.workflow import importing
 
         return importing.import_labelset(self, path)
@@ -233,6 +240,54 @@ class Source:
         """The classifier :meth:`classify` uses by default: the latest accepted one."""
         with self.project.store.session() as session:
             return queries.latest_classifier(session, self.id)
+
+    # ------------------------------------------------------------------------- labelling help
+
+    def suggest(
+        self,
+        n: int = 20,
+        strategy: str = "margin",
+        by: Literal["points", "images"] = "points",
+        diversity: bool = True,
+        seed: int = 0,
+    ) -> pd.DataFrame:
+        """The ``n`` unconfirmed points (or images) to label next, most wanted first.
+
+        ``strategy``: margin, entropy or random; ``diversity`` keeps the batch spread over
+        the features. See :func:`quadrat.workflow.suggest.suggest` and docs/suggest-audit.md.
+        """
+        from quadrat.workflow import suggest
+
+        return suggest.suggest(self, n, strategy=strategy, by=by, diversity=diversity, seed=seed)
+
+    def audit(
+        self,
+        extractor_key: str | None = None,
+        folds: int = 5,
+        k: int = 10,
+        seed: int = 0,
+        max_agreement: float | None = 0.5,
+        all_points: bool = False,
+    ) -> pd.DataFrame:
+        """Person-given labels that cross-validated predictions and neighbours disagree
+        with, most suspect first (:func:`quadrat.workflow.audit.audit`)."""
+        from quadrat.workflow import audit
+
+        return audit.audit(
+            self,
+            extractor_key=extractor_key,
+            folds=folds,
+            k=k,
+            seed=seed,
+            max_agreement=max_agreement,
+            all_points=all_points,
+        )
+
+    def similar_points(self, point_id: int, k: int = 12) -> pd.DataFrame:
+        """The ``k`` points nearest to ``point_id`` in feature space ("patches like this")."""
+        from quadrat.workflow import audit
+
+        return audit.similar_points(self, point_id, k)
 
     # ------------------------------------------------------------------------- tables
 
