@@ -124,9 +124,11 @@ def resolve_device(device: str, *, cpu_only: bool = False) -> str:
             value=device,
             param="device",
         )
+    if name == "auto" and cpu_only:
+        return "cpu"  # the answer is the CPU either way: do not import torch to ask
     cuda = _cuda_available()
     if name == "auto":
-        return "cuda" if cuda and not cpu_only else "cpu"
+        return "cuda" if cuda else "cpu"
     if not cuda:
         raise DeviceError(
             f"device {device!r} asked for, but no CUDA GPU is usable here (use cpu or auto)",
