@@ -170,3 +170,35 @@ def test_geojson_export_of_georeferenced_images(tmp_path: Path, fixture: dict[st
     assert image["properties"]["cover_Porit"] == pytest.approx(400 / 9, abs=1e-3)
     with pytest.raises(InputError, match="cannot be imported"):
         src.import_annotations(out, format="geojson")
+
+
+@pytest.mark.parametrize("fmt, name", [("biigle", "biigle.zip"), ("squidle", "squidle.csv")])
+def test_biigle_and_squidle_import_by_label_name_and_round_trip(
+    tmp_path: Path, fixture: dict[str, Path], fmt: str, name: str
+) -> None:
+    src = new_source(tmp_path, fixture, images=False)
+    summary = src.import_annotations(fixture[name], fixture["images"], format=fmt)
+    assert (summary.images, summary.points, summary.annotations) == (3, 27, 27)
+    assert stored(src) == expected()
+    out = tmp_path / f"out-{fmt}.csv"
+    assert src.export(fmt, out) == 27
+    again = new_source(tmp_path / "again", fixture)  # onto stored images this time
+    again.import_annotations(out, format=fmt)
+    assert stored(again) == expected()
+
+
+def test_biigle_label_tree_into_a_source_and_out(tmp_path: Path, fixture: dict[str, Path]) -> None:
+    project = Project.create(tmp_path / "p.db")
+    src = project.create_source("reef")
+    assert src.import_labelset(fixture["label_tree.json"], format="biigle-label-tree") == 5
+    labelset = src.labelset()
+    assert dict(zip(labelset["name"], labelset["functional_group"], strict=True))["Porites"] == (
+        "Hard coral"
+    )
+    out = tmp_path / "tree.json"
+    assert src.export("biigle-label-tree", out) == 5
+    tree = json.loads(out.read_text())
+    parents = {label["name"] for label in tree["labels"] if label["parent_id"] is None}
+    assert parents == {"Algae", "Hard coral", "Other", "Soft Substrate"}
+    with pytest.raises(InputError, match="is a labelset"):
+        src.import_annotations(out, format="biigle-label-tree")

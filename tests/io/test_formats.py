@@ -12,13 +12,21 @@ import pytest
 from quadrat.errors import CsvFormatError, InputError, LimitError
 from quadrat.io.cpce import read_cpc
 from quadrat.io.formats import get_format, list_formats
+from quadrat.io.formats.biigle import (
+    REPORT_COLUMNS,
+    read_biigle_label_tree,
+    read_biigle_report,
+    write_biigle_label_tree,
+    write_biigle_report,
+)
 from quadrat.io.formats.coco import read_coco, write_coco
 from quadrat.io.formats.cpce import read_cpce, write_cpce
 from quadrat.io.formats.geojson import geojson_document, write_geojson
 from quadrat.io.formats.points_csv import read_points_csv, write_points_csv
+from quadrat.io.formats.squidle import read_squidle, write_squidle
 from quadrat.io.formats.viame import read_viame_csv, write_viame_csv
 from quadrat.limits import Limits
-from tests.data.coralnet.data import GRID, HEIGHT, IMAGES, POINT_LABELS, WIDTH
+from tests.data.coralnet.data import GRID, HEIGHT, IMAGES, LABELS, POINT_LABELS, WIDTH
 from tests.data.cpce import data as cpce_data
 from tests.data.formats import data
 
@@ -225,3 +233,82 @@ def test_geojson_places_images_and_points_with_cover(tmp_path: Path) -> None:
     out = tmp_path / "m.geojson"
     assert write_geojson(table, out) == 20
     assert json.loads(out.read_text())["type"] == "FeatureCollection"
+
+
+# ----------------------------------------------------------------------- BIIGLE
+
+
+def names_for(points: list[tuple[str, int, int, str | None]]) -> list[tuple[str, int, int, str]]:
+    names = {code: name for _, code, name, _ in LABELS}
+    return [(n, r, c, names[lab]) for n, r, c, lab in points if lab is not None]
+
+
+@pytest.mark.parametrize("name", ["biigle.csv", "biigle.zip"])
+def test_biigle_report_reads_points_and_circles(files: dict[str, Path], name: str) -> None:
+    table = read_biigle_report(files[name])
+    assert points_of(table) == names_for(expected_points())
+    assert table.attrs["skipped_shapes"] == 1  # the polygon
+
+
+def test_biigle_report_round_trip(tmp_path: Path) -> None:
+    table = source_table()
+    names = {code: name for _, code, name, _ in LABELS}
+    table["label_name"] = table["label"].map(names)
+    table.loc[0, "label"] = None
+    out = tmp_path / "b.csv"
+    assert write_biigle_report(table, out) == 26
+    header, first = out.read_text().splitlines()[:2]
+    assert header.split(",") == list(REPORT_COLUMNS)
+    assert ',1,Point,"[159,39]",' in first
+    assert points_of(read_biigle_report(out)) == names_for(expected_points())[1:]
+
+
+def test_biigle_bad_points_name_the_line(files: dict[str, Path]) -> None:
+    with pytest.raises(CsvFormatError) as info:
+        read_biigle_report(files["biigle_points.csv"])
+    assert info.value.line == data.BAD["biigle_points.csv"]
+
+
+def test_biigle_label_tree_round_trip(files: dict[str, Path], tmp_path: Path) -> None:
+    labelset = read_biigle_label_tree(files["label_tree.json"])
+    assert sorted(zip(labelset["name"], labelset["functional_group"], strict=True)) == sorted(
+        (name, group) for _, _, name, group in LABELS
+    )
+    out = tmp_path / "tree.json"
+    assert write_biigle_label_tree(labelset, out) == len(LABELS)
+    again = read_biigle_label_tree(out)
+    assert again[["name", "functional_group"]].values.tolist() == (
+        labelset[["name", "functional_group"]].values.tolist()
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"labels": [{"name": "x"}]}')
+    with pytest.raises(InputError, match=r"labels\[0\] must be an object with id and name"):
+        read_biigle_label_tree(bad)
+
+
+# ----------------------------------------------------------------------- Squidle+
+
+
+def test_squidle_reads_fractions_and_media_names(files: dict[str, Path]) -> None:
+    table = read_squidle(files["squidle.csv"])
+    assert table["image"].tolist()[:1] == ["reef_a.jpg"]
+    assert table["label"].tolist()[0] == "Porites"
+    assert table["x_fraction"].tolist()[0] == pytest.approx(52.25 / 320)
+
+
+def test_squidle_round_trip(tmp_path: Path) -> None:
+    table = source_table()
+    out = tmp_path / "s.csv"
+    assert write_squidle(table, out) == 27
+    back = read_squidle(out)
+    columns = (back["x_fraction"] * WIDTH).astype(int).tolist()
+    rows = (back["y_fraction"] * HEIGHT).astype(int).tolist()
+    assert list(zip(back["image"], rows, columns, back["label"], strict=True)) == (
+        expected_points()
+    )
+
+
+def test_squidle_refuses_positions_outside_0_1(files: dict[str, Path]) -> None:
+    with pytest.raises(CsvFormatError, match="fraction") as info:
+        read_squidle(files["squidle_x.csv"])
+    assert info.value.line == data.BAD["squidle_x.csv"]

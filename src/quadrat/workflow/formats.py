@@ -91,6 +91,19 @@ def export(src: Source, path: str | Path, format: str, **options: Any) -> int:
     return info.write(export_table(src), path, **options)
 
 
+def import_labelset(
+    src: Source, path: str | Path, format: str, *, limits: Limits | None = None
+) -> int:
+    """Add the labels of a labelset file in ``format`` (e.g. ``"biigle-label-tree"``) the
+    source does not have yet; returns how many."""
+    info = get_format(format)
+    if info.kind != "labelset" or info.read is None:
+        raise InputError(f"format {format!r} holds no labelset", value=format, param="format")
+    rows = label_rows(info.read(path, limits=limits))
+    with src.project.store.session() as session:
+        return writes.add_labels(session, src.id, rows)
+
+
 def import_annotations(
     src: Source,
     path: str | Path,
@@ -108,11 +121,11 @@ def import_annotations(
     if info.read is None:
         raise InputError(f"format {format!r} cannot be imported", value=format, param="format")
     if info.kind == "labelset":
-        rows = label_rows(info.read(path, limits=limits))
-        with src.project.store.session() as session:
-            return ImportSummary(
-                images=0, points=0, annotations=writes.add_labels(session, src.id, rows)
-            )
+        raise InputError(
+            f"format {format!r} is a labelset: import it as one (import_labelset)",
+            value=format,
+            param="format",
+        )
     if label_mapping not in LABEL_MAPPINGS:
         raise InputError(
             f"label_mapping must be one of {', '.join(LABEL_MAPPINGS)}, got {label_mapping!r}",
@@ -304,4 +317,11 @@ def _attach(
     return summary
 
 
-__all__ = ["LABEL_MAPPINGS", "export", "export_table", "formats_table", "import_annotations"]
+__all__ = [
+    "LABEL_MAPPINGS",
+    "export",
+    "export_table",
+    "formats_table",
+    "import_annotations",
+    "import_labelset",
+]

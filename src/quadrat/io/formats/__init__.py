@@ -19,6 +19,8 @@ MODULES = (
     "quadrat.io.formats.viame",
     "quadrat.io.formats.coco",
     "quadrat.io.formats.geojson",
+    "quadrat.io.formats.biigle",
+    "quadrat.io.formats.squidle",
 )
 
 

@@ -1,0 +1,321 @@
+"""BIIGLE: the "CSV image annotation report" (a CSV, or BIIGLE's ZIP of them) and label
+trees (JSON).
+
+Report columns (``biigle/reports`` CsvReportGenerator): ``annotation_label_id, label_id,
+label_name, label_hierarchy, user_id, firstname, lastname, image_id, filename,
+image_longitude, image_latitude, shape_id, shape_name, points, attributes,
+annotation_id, created_at``. ``points`` is a JSON array of pixel coordinates: ``[x, y]``
+for a Point (shape 1), ``[x, y, r]`` for a Circle (shape 4). Points and circles (their
+centres) are read; other shapes (lines, polygons, rectangles, ellipses, whole frames)
+are not points and are left out (counted in the table's ``attrs["skipped_shapes"]``).
+The label read is ``label_name``. Writing gives one Point row per labelled point
+(BIIGLE has no unlabelled annotation), the image size in ``attributes``.
+
+A label tree is BIIGLE's JSON of a tree (``GET /api/v1/label-trees/{id}``, or the
+``label_trees.json`` of a tree export: a list of them): ``{"name": ..., "labels": [{"id",
+"name", "parent_id", "color"}, ...]}``. Labels with children are groups: each leaf
+becomes a label (short code and name = its name, or ``Parent > Child`` when two leaves
+share a name) whose functional group is its top-most ancestor. Written back, functional
+groups are the parents of their labels.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quadrat._util import dumps
+from quadrat.errors import CsvFormatError, InputError, QuadratError
+from quadrat.io.atomic import write_text
+from quadrat.io.csv import header_key, read_csv
+from quadrat.io.formats._common import (
+    check_file,
+    check_points_per_image,
+    labelled,
+    load_json,
+    pixel,
+    point_table,
+    write_csv,
+)
+from quadrat.io.formats.registry import FormatInfo, register
+from quadrat.limits import Limits, current
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+REPORT_COLUMNS = (
+    "annotation_label_id",
+    "label_id",
+    "label_name",
+    "label_hierarchy",
+    "user_id",
+    "firstname",
+    "lastname",
+    "image_id",
+    "filename",
+    "image_longitude",
+    "image_latitude",
+    "shape_id",
+    "shape_name",
+    "points",
+    "attributes",
+    "annotation_id",
+    "created_at",
+)
+#: BIIGLE writes JSON cells without spaces.
+COMPACT = (",", ":")
+#: BIIGLE shape ids (``app/Shape.php``) whose annotation is a point: Point, Circle.
+POINT_SHAPES = {"1": "Point", "4": "Circle"}
+
+
+def read_biigle_report(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
+    """Points of a BIIGLE CSV image annotation report (a .csv, or a .zip of them)."""
+    import pandas as pd
+
+    path = check_file(path, limits, "a BIIGLE CSV report")
+    if not zipfile.is_zipfile(path):
+        return _read_report_csv(path, limits)
+    limits = current(limits)
+    tables = []
+    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
+        members = [m for m in archive.infolist() if m.filename.lower().endswith(".csv")]
+        if not members:
+            raise InputError("no CSV file in this BIIGLE report ZIP", path=path)
+        total = 0
+        for k, member in enumerate(members):
+            total += member.file_size
+            limits.check(
+                "csv_bytes", total, what="BIIGLE report ZIP unpacks too large (bytes)", path=path
+            )
+            target = Path(tmp) / f"{k}.csv"  # member names are never used as paths
+            with archive.open(member) as source, target.open("wb") as out:
+                out.write(source.read(limits.csv_bytes + 1))
+            try:
+                tables.append(_read_report_csv(target, limits))
+            except QuadratError as exc:
+                raise type(exc)(
+                    exc.message,
+                    path=f"{path}/{member.filename}",
+                    line=exc.line,
+                    value=exc.value,
+                ) from exc
+    table = pd.concat(tables, ignore_index=True)
+    table.attrs["skipped_shapes"] = sum(t.attrs.get("skipped_shapes", 0) for t in tables)
+    check_points_per_image(table, path, limits)
+    return table
+
+
+def _read_report_csv(path: Path, limits: Limits | None) -> pd.DataFrame:
+    table = read_csv(path, limits=limits)
+    keys = {
+        header_key(h): column for h, column in zip(table.header, table.frame.columns, strict=True)
+    }
+    needed = ("filename", "label_name", "points")
+    missing = [c for c in needed if header_key(c) not in keys]
+    shape_id_key, shape_name_key = header_key("shape_id"), header_key("shape_name")
+    if missing or (shape_id_key not in keys and shape_name_key not in keys):
+        raise CsvFormatError(
+            f"not a BIIGLE CSV report: no {', '.join(missing or ['shape_id'])} column",
+            path=path,
+            line=1,
+        )
+    frame = table.frame
+    shape_ids = frame[keys[shape_id_key]] if shape_id_key in keys else None
+    shape_names = frame[keys[shape_name_key]] if shape_name_key in keys else None
+    records: list[dict[str, Any]] = []
+    skipped = 0
+    for k, line in enumerate(table.lines):
+        line = int(line)
+        shape_id = str(shape_ids.iloc[k]).strip() if shape_ids is not None else ""
+        shape_name = str(shape_names.iloc[k]).strip() if shape_names is not None else ""
+        if shape_id not in POINT_SHAPES and shape_name not in POINT_SHAPES.values():
+            skipped += 1
+            continue
+        raw = str(frame[keys[header_key("points")]].iloc[k])
+        try:
+            coords = json.loads(raw)
+        except json.JSONDecodeError:
+            coords = None
+        if (
+            not isinstance(coords, list)
+            or len(coords) < 2
+            or not all(isinstance(v, int | float) for v in coords[:2])
+        ):
+            raise CsvFormatError(
+                f"points must be a JSON array [x, y, ...] of pixel coordinates, got {raw!r}",
+                path=path,
+                line=line,
+                value=raw,
+            )
+        name = str(frame[keys[header_key("filename")]].iloc[k]).strip()
+        if not name:
+            raise CsvFormatError("filename is empty", path=path, line=line)
+        label = str(frame[keys[header_key("label_name")]].iloc[k]).strip() or None
+        records.append(
+            {
+                "image": name,
+                "row": pixel(coords[1], "y", path=path, line=line),
+                "column": pixel(coords[0], "x", path=path, line=line),
+                "label": label,
+                "line": line,
+            }
+        )
+    out = point_table(records)
+    out.attrs["skipped_shapes"] = skipped
+    check_points_per_image(out, path, limits)
+    return out
+
+
+def write_biigle_report(table: pd.DataFrame, path: str | Path, **_options: Any) -> int:
+    """A BIIGLE CSV report of the labelled points (one Point annotation each)."""
+    image_ids = {name: k for k, name in enumerate(dict.fromkeys(table["image"]), start=1)}
+    label_ids: dict[str, int] = {}
+    rows: list[list[Any]] = []
+    for point in table.to_dict("records"):
+        if not labelled(point.get("label")):
+            continue
+        name = point["label_name"] if labelled(point.get("label_name")) else point["label"]
+        label_id = label_ids.setdefault(str(name), len(label_ids) + 1)
+        group = point.get("functional_group")
+        hierarchy = f"{group} > {name}" if labelled(group) else str(name)
+        attributes = (
+            dumps(
+                {"width": int(point["width"]), "height": int(point["height"])}, separators=COMPACT
+            )
+            if "width" in point and "height" in point
+            else "{}"
+        )
+        rows.append(
+            [
+                len(rows) + 1,
+                label_id,
+                name,
+                hierarchy,
+                "",
+                "",
+                point.get("annotator") or "",
+                image_ids[point["image"]],
+                point["image"],
+                point.get("longitude"),
+                point.get("latitude"),
+                1,
+                "Point",
+                dumps([int(point["column"]), int(point["row"])], separators=COMPACT),
+                attributes,
+                len(rows) + 1,
+                "",
+            ]
+        )
+    write_csv(path, REPORT_COLUMNS, rows)
+    return len(rows)
+
+
+def read_biigle_label_tree(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
+    """A labelset table (name, short_code, functional_group, label_id) of a label tree."""
+    import pandas as pd
+
+    path = Path(path)
+    document = load_json(path, limits, "a BIIGLE label tree JSON file")
+    trees = document if isinstance(document, list) else [document]
+    labels: list[dict[str, Any]] = []
+    for t, tree in enumerate(trees):
+        if not isinstance(tree, dict) or not isinstance(tree.get("labels"), list):
+            raise InputError(
+                f"label tree {t} must be an object with a 'labels' list", path=path, value=t
+            )
+        for k, label in enumerate(tree["labels"]):
+            if not isinstance(label, dict) or "id" not in label or "name" not in label:
+                raise InputError(
+                    f"label tree {t}, labels[{k}] must be an object with id and name",
+                    path=path,
+                    value=k,
+                )
+            labels.append(label)
+    by_id = {label["id"]: label for label in labels}
+    parents = {label.get("parent_id") for label in labels if label.get("parent_id") is not None}
+    leaves = [label for label in labels if label["id"] not in parents]
+
+    def root(label: dict[str, Any]) -> str | None:
+        seen = set()
+        parent = label.get("parent_id")
+        top = None
+        while parent is not None and parent in by_id and parent not in seen:
+            seen.add(parent)
+            top = by_id[parent]
+            parent = top.get("parent_id")
+        return None if top is None else str(top["name"])
+
+    names = [str(label["name"]).strip() for label in leaves]
+    rows: list[dict[str, Any]] = []
+    for label, name in zip(leaves, names, strict=True):
+        parent = by_id.get(label.get("parent_id"))
+        if names.count(name) > 1 and parent is not None:
+            name = f"{parent['name']} > {name}"
+        rows.append({"name": name, "short_code": name, "functional_group": root(label)})
+    if not rows:
+        raise InputError("the label tree has no labels", path=path)
+    table = pd.DataFrame(rows, columns=["name", "short_code", "functional_group"])
+    table["label_id"] = pd.array([pd.NA] * len(table), dtype="Int64")
+    return table
+
+
+def write_biigle_label_tree(labelset: pd.DataFrame, path: str | Path, **_options: Any) -> int:
+    """A BIIGLE label tree JSON: functional groups as parents of their labels."""
+    labels: list[dict[str, Any]] = []
+    groups: dict[str, int] = {}
+    for row in labelset.itertuples(index=False):
+        group = getattr(row, "functional_group", None)
+        parent = None
+        if labelled(group):
+            if str(group) not in groups:
+                groups[str(group)] = len(labels) + 1
+                labels.append(
+                    {
+                        "id": len(labels) + 1,
+                        "name": str(group),
+                        "parent_id": None,
+                        "color": "999999",
+                    }
+                )
+            parent = groups[str(group)]
+        labels.append(
+            {"id": len(labels) + 1, "name": str(row.name), "parent_id": parent, "color": "0099ff"}
+        )
+    document = {"name": "quadrat labelset", "description": "exported by quadrat", "labels": labels}
+    write_text(path, dumps(document, indent=1) + "\n")
+    return len(labelset)
+
+
+register(
+    FormatInfo(
+        name="biigle",
+        description="BIIGLE CSV image annotation report (point and circle shapes; .csv or .zip)",
+        kind="points",
+        carries="positions, labels, image positions",
+        suffix=".csv",
+        read=read_biigle_report,
+        write=write_biigle_report,
+    )
+)
+register(
+    FormatInfo(
+        name="biigle-label-tree",
+        description="BIIGLE label tree JSON (labels and their parents)",
+        kind="labelset",
+        carries="label names, groups",
+        suffix=".json",
+        read=read_biigle_label_tree,
+        write=write_biigle_label_tree,
+    )
+)
+
+__all__ = [
+    "REPORT_COLUMNS",
+    "read_biigle_label_tree",
+    "read_biigle_report",
+    "write_biigle_label_tree",
+    "write_biigle_report",
+]
