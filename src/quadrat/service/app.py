@@ -34,7 +34,6 @@ settings with the user's own overrides applied (:meth:`ServiceSettings.for_user`
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -55,15 +54,23 @@ from quadrat.service.jsonapi import (
     ApiResponse,
     BodyLimit,
     api_error,
-    content_type_error,
     empty,
+    image_result,
     install_handlers,
+    json_body,
     media_type_of,
     method_not_allowed,
+    parse_json,
 )
 from quadrat.service.settings import ServiceSettings
 from quadrat.service.throttle import HOUR, MINUTE, RateLimiter, throttled_message
-from quadrat.service.validation import error_item, payload_error, validate_deploy
+from quadrat.service.validation import (
+    char_field,
+    error_item,
+    payload_error,
+    python_type_name,
+    validate_deploy,
+)
 from quadrat.store import accounts as account_rows
 from quadrat.store import jobs as job_rows
 from quadrat.store.project import Store
@@ -76,8 +83,6 @@ log = logging.getLogger(__name__)
 
 #: Methods a route answers (the others get 405 once the caller is known, as in DRF).
 _EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-#: Classifications per point in a result (CoralNet's NBR_SCORES_PER_ANNOTATION).
-TOP_CLASSIFICATIONS = 5
 #: Largest id a database row may have (SQLite's and PostgreSQL's 64-bit integers).
 MAX_ID = 2**63 - 1
 #: Prefix of a url naming a file uploaded with the request (multipart deploys).
@@ -221,9 +226,9 @@ class _Api:
 
     async def token_auth(self, request: Request, _user: UserInfo | None) -> Response:
         """DRF's ObtainAuthToken: a new token for a right username and password."""
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
-            kind = _python_type_name(body)
+            kind = python_type_name(body)
             raise api_error(
                 400,
                 item={
@@ -233,7 +238,7 @@ class _Api:
         fields: dict[str, str] = {}
         problems: dict[str, list[str]] = {}
         for name in ("username", "password"):
-            value, problem = _char_field(body, name, trim=name == "username")
+            value, problem = char_field(body, name, trim=name == "username")
             if problem is not None:
                 problems[name] = [problem]
             else:
@@ -286,7 +291,7 @@ class _Api:
             if media_type_of(request.headers.get("content-type", "")) == MULTIPART:
                 form, document, files = await self._multipart(request, limits)
             else:
-                document = await _json_body(request)
+                document = await json_body(request)
 
             source_id = (
                 None  # no such row, and more than the database's integers hold
@@ -344,7 +349,7 @@ class _Api:
             for name, value in form.multi_items():
                 if name == "data":
                     raw = await value.read() if isinstance(value, UploadFile) else value
-                    document = _parse_json(raw.encode() if isinstance(raw, str) else raw)
+                    document = parse_json(raw.encode() if isinstance(raw, str) else raw)
                 elif isinstance(value, UploadFile):
                     if not value.filename:
                         continue
@@ -444,7 +449,7 @@ class _Api:
         if not job.finished:
             raise api_error(409, "This job isn't finished yet")
         images = await self._db(job_rows.job_images, job.id)
-        return ApiResponse({"data": [_image_result(image) for image in images]})
+        return ApiResponse({"data": [image_result(image) for image in images]})
 
     # ------------------------------------------------------------------ user
 
@@ -477,80 +482,3 @@ class _Api:
                 return fn(session, *args)
 
         return await run_in_threadpool(run)
-
-
-def _image_result(image: job_rows.JobImage) -> dict[str, Any]:
-    """One image of a finished job, as CoralNet's result lists it."""
-    from quadrat.store.schema import DeployImageStatus
-
-    if image.status == DeployImageStatus.DONE and image.result is not None:
-        points = []
-        for (row, column), scored in zip(image.points, image.result, strict=False):
-            if isinstance(scored, dict):  # a worker that stored whole point objects
-                scored = scored.get("classifications", [])
-            points.append(
-                {
-                    "row": row,
-                    "column": column,
-                    "classifications": list(scored)[:TOP_CLASSIFICATIONS],
-                }
-            )
-        attributes: dict[str, Any] = {"url": image.url, "points": points}
-    else:
-        error = image.error or "The image could not be classified."
-        attributes = {"url": image.url, "errors": [error]}
-    return {"type": "image", "id": image.url, "attributes": attributes}
-
-
-async def _json_body(request: Request) -> Any:
-    """The parsed JSON:API body; ``{}`` when there is none (DRF's rule), 415 or 400 else.
-
-    A body of another media type is refused before it is read.
-    """
-    content_type = request.headers.get("content-type", "")
-    if media_type_of(content_type) != MEDIA_TYPE:
-        if _has_body(request):
-            raise content_type_error(content_type)
-        return {}
-    body = await request.body()
-    return _parse_json(body) if body else {}
-
-
-def _has_body(request: Request) -> bool:
-    length = request.headers.get("content-length")
-    if length is not None:
-        return length.strip() != "0"
-    return "transfer-encoding" in request.headers
-
-
-def _parse_json(body: bytes) -> Any:
-    """Strict JSON (no NaN or Infinity), failing as DRF's parser words it."""
-
-    def refuse(name: str) -> Any:
-        raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
-
-    try:
-        return json.loads(body, parse_constant=refuse)
-    except (ValueError, RecursionError) as exc:
-        raise api_error(400, f"JSON parse error - {exc}") from None
-
-
-def _python_type_name(value: Any) -> str:
-    return {type(None): "NoneType"}.get(type(value), type(value).__name__)
-
-
-def _char_field(body: dict[str, Any], name: str, *, trim: bool) -> tuple[str, str | None]:
-    """A DRF ``CharField``: the value, or the error DRF would give for it."""
-    if name not in body:
-        return "", "This field is required."
-    value = body[name]
-    if value is None:
-        return "", "This field may not be null."
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return "", "Not a valid string."
-    text = str(value)
-    if trim:
-        text = text.strip()
-    if text == "":
-        return "", "This field may not be blank."
-    return text, None

@@ -21,6 +21,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from quadrat.errors import ConflictError, InputError, NotFoundError, QuadratError, StateError
+from quadrat.store.jobs import JobImage
+from quadrat.store.schema import DeployImageStatus
 
 MEDIA_TYPE = "application/vnd.api+json"
 MULTIPART = "multipart/form-data"
@@ -163,3 +165,61 @@ def install_handlers(app: Any) -> None:
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(QuadratError, quadrat_error)
     app.add_exception_handler(Exception, server_error)
+
+
+#: Classifications per point in a result (CoralNet's NBR_SCORES_PER_ANNOTATION).
+TOP_CLASSIFICATIONS = 5
+
+
+def image_result(image: JobImage) -> dict[str, Any]:
+    """One image of a finished job, as CoralNet's result lists it."""
+    if image.status == DeployImageStatus.DONE and image.result is not None:
+        points = []
+        for (row, column), scored in zip(image.points, image.result, strict=False):
+            if isinstance(scored, dict):  # a worker that stored whole point objects
+                scored = scored.get("classifications", [])
+            points.append(
+                {
+                    "row": row,
+                    "column": column,
+                    "classifications": list(scored)[:TOP_CLASSIFICATIONS],
+                }
+            )
+        attributes: dict[str, Any] = {"url": image.url, "points": points}
+    else:
+        error = image.error or "The image could not be classified."
+        attributes = {"url": image.url, "errors": [error]}
+    return {"type": "image", "id": image.url, "attributes": attributes}
+
+
+async def json_body(request: Request) -> Any:
+    """The parsed JSON:API body; ``{}`` when there is none (DRF's rule), 415 or 400 else.
+
+    A body of another media type is refused before it is read.
+    """
+    content_type = request.headers.get("content-type", "")
+    if media_type_of(content_type) != MEDIA_TYPE:
+        if has_body(request):
+            raise content_type_error(content_type)
+        return {}
+    body = await request.body()
+    return parse_json(body) if body else {}
+
+
+def has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    if length is not None:
+        return length.strip() != "0"
+    return "transfer-encoding" in request.headers
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON (no NaN or Infinity), failing as DRF's parser words it."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"Out of range float values are not JSON compliant: {name!r}")
+
+    try:
+        return json.loads(body, parse_constant=refuse)
+    except (ValueError, RecursionError) as exc:
+        raise api_error(400, f"JSON parse error - {exc}") from None

@@ -117,3 +117,24 @@ def validate_deploy(
             parsed.append((row, column))
         out.append(DeployImageRequest(url=url, points=parsed))
     return out
+
+
+def python_type_name(value: Any) -> str:
+    return {type(None): "NoneType"}.get(type(value), type(value).__name__)
+
+
+def char_field(body: dict[str, Any], name: str, *, trim: bool) -> tuple[str, str | None]:
+    """A DRF ``CharField``: the value, or the error DRF would give for it."""
+    if name not in body:
+        return "", "This field is required."
+    value = body[name]
+    if value is None:
+        return "", "This field may not be null."
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return "", "Not a valid string."
+    text = str(value)
+    if trim:
+        text = text.strip()
+    if text == "":
+        return "", "This field may not be blank."
+    return text, None
