@@ -16,7 +16,9 @@ k, or machine label j), and for the corrected methods the correction matrix is r
 from the validation counts (:func:`quadrat.reports.quantify.resample_rates`), so the
 interval also carries the uncertainty of the classifier's error rates. Bounds are the
 percentile interval of the replicates. Everything is vectorised over replicates and
-images (chunks bounded in memory), so 10,000 images take seconds, not hours.
+images (chunks bounded in memory): 10,000 images of 200 points with 1,000 replicates take
+15-60 s per site or for the source on the shared 2-core VM; per image, 2,000 images take
+12-25 s, growing linearly (``benchmarks/cover_speed.py``, docs/cover.md).
 
 For PACC, points are resampled within their (image, machine label) stratum and carry the
 stratum's mean score vector: the spread of scores within a stratum is not resampled.
