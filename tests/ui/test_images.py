@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from io import BytesIO
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from quadrat.errors import LimitError
+from quadrat.errors import ImageError, LimitError
 from quadrat.service.settings import ServiceSettings
 from quadrat.service.ui import images as pictures
 from quadrat.service.ui.state import UiState
@@ -27,6 +28,10 @@ def _rotated_jpeg(path: Path, width: int = 64, height: int = 48) -> np.ndarray:
     return pixels
 
 
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _state(tmp_path: Path) -> UiState:
     return UiState(
         store=None, settings=ServiceSettings(database=str(tmp_path / "x.db")), secret="s"
@@ -36,7 +41,7 @@ def _state(tmp_path: Path) -> UiState:
 def test_display_jpeg_is_the_stored_frame_without_exif(tmp_path: Path) -> None:
     path = tmp_path / "turned.jpg"
     stored = _rotated_jpeg(path)
-    image = ImageFile(1, 1, "turned.jpg", str(path), "abc", 64, 48, 6)
+    image = ImageFile(1, 1, "turned.jpg", str(path), _sha(path), 64, 48, 6)
     with pytest.warns(UserWarning, match="EXIF orientation"):
         data = pictures.display_jpeg(_state(tmp_path), image)
     shown = Image.open(BytesIO(data))
@@ -50,7 +55,7 @@ def test_display_jpeg_is_the_stored_frame_without_exif(tmp_path: Path) -> None:
 def test_patch_is_224_pixels_centred_on_the_point(tmp_path: Path) -> None:
     path = tmp_path / "turned.jpg"
     _rotated_jpeg(path)
-    image = ImageFile(1, 1, "turned.jpg", str(path), "abc", 64, 48, 6)
+    image = ImageFile(1, 1, "turned.jpg", str(path), _sha(path), 64, 48, 6)
     with pytest.warns(UserWarning):
         patch = Image.open(BytesIO(pictures.patch_jpeg(_state(tmp_path), image, 24, 10)))
     assert patch.size == (224, 224)
@@ -64,7 +69,7 @@ def test_images_over_the_pixel_limit_are_refused(
     path = tmp_path / "big.jpg"
     Image.fromarray(np.zeros((60, 80, 3), np.uint8)).save(path)
     monkeypatch.setenv("QUADRAT_MAX_PIXELS_PER_IMAGE", "1000")
-    image = ImageFile(2, 1, "big.jpg", str(path), "def", 80, 60, 1)
+    image = ImageFile(2, 1, "big.jpg", str(path), _sha(path), 80, 60, 1)
     with pytest.raises(LimitError):
         pictures.display_jpeg(_state(tmp_path), image)
 
@@ -75,6 +80,23 @@ def test_large_images_are_shrunk_for_display(
     path = tmp_path / "wide.png"
     Image.fromarray(np.full((50, 300, 3), 128, np.uint8)).save(path)
     monkeypatch.setattr(pictures, "DISPLAY_SIDE", 100)
-    image = ImageFile(3, 1, "wide.png", str(path), "ghi", 300, 50, 1)
+    image = ImageFile(3, 1, "wide.png", str(path), _sha(path), 300, 50, 1)
     shown = Image.open(BytesIO(pictures.display_jpeg(_state(tmp_path), image)))
     assert shown.size == (100, 17)
+
+
+def test_a_stored_path_is_read_only_when_the_file_has_the_recorded_sha256(
+    tmp_path: Path,
+) -> None:
+    """A project file can name any path; the page shows only the file it recorded."""
+    imported = tmp_path / "imported.jpg"
+    _rotated_jpeg(imported)
+    secret = tmp_path / "private.jpg"
+    Image.new("RGB", (64, 48), (1, 2, 3)).save(secret)
+    # The project's row says "private.jpg" but records the hash of the imported image.
+    hostile = ImageFile(1, 1, "x.jpg", str(secret), _sha(imported), 64, 48, 1)
+    with pytest.raises(ImageError, match="SHA-256 differs") as caught:
+        pictures.display_jpeg(_state(tmp_path), hostile)
+    assert str(secret) in str(caught.value)
+    with pytest.raises(ImageError, match="SHA-256 differs"):
+        pictures.patch_jpeg(_state(tmp_path), hostile, 10, 10)

@@ -212,6 +212,29 @@ def read_image_info(path: str | Path) -> ImageInfo:
     )
 
 
+def check_stored(path: str | Path, sha256: str) -> Path:
+    """``path`` when the file there is the one a project recorded (same SHA-256).
+
+    A project file can name any path on the machine that opens it; its ``sha256`` column
+    is what makes a stored path safe to read on someone's behalf (the service, the
+    browser UI): a file is only ever read back when its author already had its exact
+    content. An image that changed since it was imported is refused the same way.
+    """
+    path = Path(path)
+    try:
+        actual = _sha256(path)
+    except OSError as exc:
+        raise ImageError(f"cannot read image file: {exc.strerror or exc}", path=path) from exc
+    if actual != sha256:
+        raise ImageError(
+            "not the image the project recorded (its SHA-256 differs): the file changed "
+            "since it was imported, or the project names a file it never imported; "
+            "it is not read (import the image again to record the new file)",
+            path=path,
+        )
+    return path
+
+
 def _is_truncation(exc: OSError) -> bool:
     text = str(exc).lower()
     return "truncated" in text or "incomplete" in text or "premature" in text

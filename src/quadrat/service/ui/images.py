@@ -15,7 +15,7 @@ import io
 import numpy as np
 from PIL import Image as PILImage
 
-from quadrat.io.images import load_rgb
+from quadrat.io.images import check_stored, load_rgb
 from quadrat.patches import PATCH_SIZE, crop_patches
 from quadrat.service.ui.state import UiState
 from quadrat.store.browse import ImageFile
@@ -32,11 +32,16 @@ def _encode(pixels: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
 
 
 def stored_pixels(state: UiState, image: ImageFile) -> np.ndarray:
-    """The image's stored pixels (cached for the few images being annotated)."""
+    """The image's stored pixels (cached for the few images being annotated).
+
+    Only a file with the SHA-256 the project recorded is read (see
+    :func:`quadrat.io.images.check_stored`): the page never shows another file on this
+    machine because a project file names its path.
+    """
     key = (image.id, image.sha256)
     pixels = state.pixels.get(key)
     if pixels is None:
-        pixels = load_rgb(image.path, allow_truncated=False)
+        pixels = load_rgb(check_stored(image.path, image.sha256), allow_truncated=False)
         state.pixels.put(key, pixels)
     return pixels
 
