@@ -414,3 +414,19 @@ def remove_point(session: Session, point_id: int) -> None:
     session.execute(delete(Annotation).where(Annotation.point_id == point_id))
     session.execute(delete(Point).where(Point.id == point_id))
     _forget_features(session, image_id)
+
+
+def add_points_if_none(session: Session, image_id: int, coords: Any, generated_by: str) -> bool:
+    """The image's first point set (``coords``: (row, column) pairs, numbered 1.. in
+    order); False, writing nothing, when the image has points already (also when another
+    request's points arrived first)."""
+    from quadrat.store.writes import add_points
+
+    if session.scalar(select(func.count(Point.id)).where(Point.image_id == image_id)):
+        return False
+    try:
+        with session.begin_nested():
+            add_points(session, image_id, coords, generated_by)
+    except IntegrityError:
+        return False
+    return True

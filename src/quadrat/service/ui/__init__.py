@@ -37,17 +37,21 @@ def install_ui(app: FastAPI, settings: ServiceSettings, store: Any | None = None
     from fastapi.staticfiles import StaticFiles
     from starlette.middleware.sessions import SessionMiddleware
 
+    from quadrat.service.ui.actions import router as actions_router
     from quadrat.service.ui.review import router as review_router
     from quadrat.service.ui.routes import STATIC, router
     from quadrat.service.ui.session import SESSION_COOKIE, SESSION_SECONDS, session_secret
     from quadrat.service.ui.state import UiState
+    from quadrat.service.ui.training import Trainer
 
     if store is None:
         from quadrat.store.project import Store
 
         store = Store.open(settings.database)
     secret = session_secret(store)
-    app.state.quadrat_ui = UiState(store=store, settings=settings, secret=secret)
+    app.state.quadrat_ui = UiState(
+        store=store, settings=settings, secret=secret, trainer=Trainer(store)
+    )
 
     @app.middleware("http")
     async def ui_headers(request: Request, call_next: Any) -> Response:
@@ -72,6 +76,7 @@ def install_ui(app: FastAPI, settings: ServiceSettings, store: Any | None = None
     )
     app.include_router(router)
     app.include_router(review_router)
+    app.include_router(actions_router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
 
     if not any(getattr(route, "path", None) == "/" for route in app.routes):

@@ -47,7 +47,10 @@ def review(
     sort: Annotated[str, Query()] = "confidence",
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> dict[str, Any]:
-    """A page of the points labelled ``label_id``: least confident first by default."""
+    """A page of the points labelled ``label_id``: least confident first by default.
+
+    Hook for issue 15: a ``similar_to=<point id>`` order belongs here, answered by
+    ``Source.similar_points`` (the suggest/audit work), not computed in the UI."""
     role_of(state, user, source_id)
     with http_errors(), state.store.session() as session:
         total, rows = annotate.review_points(
@@ -96,6 +99,8 @@ def relabel(source_id: int, body: Relabel, user: User, state: State) -> dict[str
             before = annotate.annotation_state(session, point_id)
             annotate.write_annotation(session, point_id, after)
             changes.append((point_id, before, after))
+    if state.trainer is not None:  # CoralNet's policy, checked in the background
+        state.trainer.nudge(source_id)
     return {"changed": len(changes), "undo": undo_token(state, user, changes)}
 
 

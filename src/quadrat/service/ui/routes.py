@@ -196,11 +196,15 @@ def sources(user: User, state: State) -> dict[str, Any]:
     out = []
     with http_errors(), state.store.session() as session:
         rows = browse.list_sources(session)
+    from quadrat.service.ui.training import verdicts
+
     for row in rows:
         role = accounts.role_on_source(state.store, user.id, row.id)
         if role is None:
             continue
         with http_errors(), state.store.session() as session:
+            history = store_queries.classifier_history(session, row.id)
+            why = verdicts(history)
             out.append(
                 {
                     "id": row.id,
@@ -214,8 +218,11 @@ def sources(user: User, state: State) -> dict[str, Any]:
                         store_queries.latest_classifier(session, row.id)
                     ),
                     "classifiers": [
-                        _classifier(c) for c in store_queries.classifier_history(session, row.id)
+                        {**(_classifier(c) or {}), "verdict": why.get(c.id)} for c in history
                     ],
+                    "training": None
+                    if state.trainer is None
+                    else state.trainer.status(row.id).as_dict(),
                 }
             )
     return {"sources": out}
@@ -409,6 +416,8 @@ def set_label(point_id: int, body: LabelChoice, user: User, state: State) -> dic
         before = annotate.annotation_state(session, point_id)
         annotate.write_annotation(session, point_id, after)
         point = annotate.point_row(session, point_id)
+    if state.trainer is not None:  # CoralNet's policy, checked in the background
+        state.trainer.nudge(source_id)
     return {
         "point": _point_json(point),
         "undo": undo_token(state, user, [(point_id, before, after)]),

@@ -74,6 +74,8 @@ class UiState:
     jpegs: LruCache = field(default_factory=lambda: LruCache(32))
     #: Failed sign-ins per address and per username (password guessing).
     failures: FailureLog = field(default_factory=lambda: FailureLog())
+    #: Background retraining (:class:`quadrat.service.ui.training.Trainer`), set by install_ui.
+    trainer: Any = None
 
     def undo_serializer(self) -> URLSafeTimedSerializer:
         """Signs undo tokens, so a client can only undo what the server told it it did."""

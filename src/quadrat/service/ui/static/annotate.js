@@ -74,6 +74,8 @@
     state.points = data.points;
     state.canEdit = data.role === "annotator" || data.role === "admin";
     $("read-only").hidden = state.canEdit;
+    $("no-points").hidden = state.points.length > 0;
+    $("generate-points").disabled = !state.canEdit;
     $("image-name").textContent = data.name;
     $("image-name").title = data.name;
     $("source-name").textContent = data.source.name + " /";
@@ -274,6 +276,20 @@
       say(`Removed point ${point.number}`);
     });
   }
+
+  // An image without points gets the source's point set (annotators).
+  function generatePoints() {
+    if (!state.canEdit) return fail(new Error("Generating points needs the annotator role."));
+    queue(async () => {
+      const data = await Q.api("POST", `/ui/api/images/${state.image.id}/generate-points`);
+      state.points = data.points;
+      $("no-points").hidden = state.points.length > 0;
+      renderPoints();
+      select(0, true);
+      say(`Generated ${data.points.length} points (${data.spec}); suggestions come after the next extraction and classification`);
+    });
+  }
+  $("generate-points").addEventListener("click", generatePoints);
 
   async function goImage(id) {
     if (id === null || id === undefined) return;

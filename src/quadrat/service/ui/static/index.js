@@ -39,9 +39,9 @@
       "ol",
       { class: "history", "aria-label": "Classifier history" },
       ...source.classifiers.map((c) =>
-        el("li", {},
+        el("li", { "data-classifier": c.id },
           `Classifier ${c.id} (${c.kind}, ${c.n_images} images): accuracy ${Q.percent(c.accuracy)}, `,
-          c.accepted ? "accepted" : "rejected")
+          c.verdict || (c.accepted ? "accepted" : "rejected"))
       )
     );
   }
@@ -142,6 +142,64 @@
     return box;
   }
 
+  // "Train now" (admins) and what the background training did last (polled while it runs).
+  function training(source) {
+    const id = "training-" + source.id;
+    const status = el("p", { id: id + "-status", role: "status", "aria-live": "polite" });
+    const box = el("section", { class: "training", "aria-labelledby": id + "-title" },
+      el("h3", { id: id + "-title", text: "Training" }),
+      el("p", { class: "hint", text: "A classifier is trained in the background when enough images are confirmed (CoralNet's rule: the first at 20 images, then at 10 % more); it replaces the active one only if it is at least 1 % more accurate." }));
+    const describe = (t) => {
+      if (!t || t.state === "idle") return "No training since the server started.";
+      if (t.state === "queued") return "Training queued…";
+      if (t.state === "running") return "Training in the background…";
+      if (t.state === "failed") return "Training failed: " + t.message;
+      if (!t.trained) return "Not due yet: " + t.message + ".";
+      return `Classifier ${t.classifier_id} ${t.accepted ? "accepted" : "rejected"}: ${t.message}.` +
+        (t.reclassified !== null ? ` ${t.reclassified} points classified again.` : "");
+    };
+    const poll = async () => {
+      try {
+        const data = await Q.api("GET", `/ui/api/sources/${source.id}/training`);
+        status.textContent = describe(data.training);
+        if (data.training.state === "queued" || data.training.state === "running") {
+          setTimeout(poll, 1000);
+        } else if (box.dataset.waiting) {
+          delete box.dataset.waiting;
+          refresh();
+        }
+      } catch (failure) {
+        status.textContent = failure.message;
+      }
+    };
+    status.textContent = describe(source.training);
+    if (source.role === "admin") {
+      box.append(el("button", {
+        type: "button", id: id + "-now", text: "Train now",
+        onclick: async () => {
+          try {
+            await Q.api("POST", `/ui/api/sources/${source.id}/train`);
+            box.dataset.waiting = "1";
+            poll();
+          } catch (failure) {
+            status.textContent = failure.message;
+          }
+        },
+      }));
+    }
+    box.append(status);
+    if (source.training && (source.training.state === "queued" || source.training.state === "running")) {
+      box.dataset.waiting = "1";
+      poll();
+    }
+    return box;
+  }
+
+  async function refresh() {
+    const data = await Q.api("GET", "/ui/api/sources");
+    document.getElementById("sources").replaceChildren(...data.sources.map(card));
+  }
+
   function card(source) {
     const active = source.active_classifier;
     return el(
@@ -164,6 +222,7 @@
           i ? " · " : "",
           el("a", { href: `/ui/api/sources/${source.id}/export/${kind}.csv`, download: "", text: kind }),
         ])),
+      training(source),
       alleviate(source)
     );
   }
