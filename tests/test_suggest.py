@@ -158,3 +158,17 @@ def test_cli_suggest(trained: Path, untrained: Path, tmp_path: Path) -> None:
     assert shown.exit_code == 0 and "demo_quadrat_" in shown.output
     refused = runner.invoke(app, ["suggest", "-p", str(untrained), "--strategy", "entropy"])
     assert refused.exit_code == 1 and "train one first" in refused.output
+
+
+def test_nothing_left_to_suggest(survey_template: DemoSurvey, tmp_path: Path) -> None:
+    db = tmp_path / "done.db"
+    with quadrat.Project.create(db) as project:
+        src = project.create_source("reef", labelset=survey_template.labelset_csv)
+        src.import_annotations(survey_template.annotations_csv, survey_template.annotated_dir)
+        assert src.suggest(5, strategy="random").empty
+    result = runner.invoke(app, ["suggest", "-p", str(db), "--strategy", "random"])
+    assert result.exit_code == 3 and "every point has a person's label" in result.output
+    allowed = runner.invoke(
+        app, ["suggest", "-p", str(db), "--strategy", "random", "--allow-nothing"]
+    )
+    assert allowed.exit_code == 0

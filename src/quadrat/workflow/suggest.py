@@ -55,7 +55,8 @@ def suggest(
     ``diversity``: choose among the ``5 n`` most uncertain by k-center greedy on the
     features, so the batch is not near-duplicates. Columns: see ``POINT_COLUMNS`` and
     ``IMAGE_COLUMNS``; ``margin``/``entropy``/``top_*`` are NaN/None without a classifier.
-    An empty frame when every point has a person's label.
+    An empty frame when every point has a person's label. Points without stored features
+    for the classifier's extractor cannot be scored and are left out (extract first).
     """
     import pandas as pd
 
