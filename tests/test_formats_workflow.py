@@ -140,6 +140,14 @@ def test_cpce_refusals_name_the_file(tmp_path: Path, fixture: dict[str, Path]) -
     nowhere.write_text(cpce_data.cpc_text(cpce_data.REEF_A, image_path=r"D:\x\other.jpg"))
     with pytest.raises(NotFoundError):
         src2.import_annotations(nowhere, format="cpce")
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    (folder / "a.cpc").write_text(cpce_data.cpc_text(cpce_data.REEF_A))
+    unknown = [(*cpce_data.REEF_A[0][:2], "Nope", "")]
+    (folder / "b.cpc").write_text(cpce_data.cpc_text(unknown, image_path=r"D:\x\reef_b.jpg"))
+    with pytest.raises(InputError, match="Nope") as label:
+        src2.import_annotations(folder, format="cpce")
+    assert label.value.path == folder / "b.cpc" and label.value.line == 8
     assert src2.counts()["points"] == 0
 
 

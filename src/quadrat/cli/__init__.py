@@ -16,7 +16,17 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from quadrat.cli import classifiers, demo, pretrain, results, serve, suggest, users, workflow
+from quadrat.cli import (
+    classifiers,
+    demo,
+    formats,
+    pretrain,
+    results,
+    serve,
+    suggest,
+    users,
+    workflow,
+)
 from quadrat.cli._common import DEPRECATED_OPTIONS, deprecated_alias, tidy_help
 from quadrat.cli.dataset import app as dataset_app
 
@@ -101,7 +111,7 @@ def _root(
     """Seafloor photographs to ecological data: CoralNet-style point annotation."""
 
 
-for _module in (workflow, results, suggest, demo, pretrain, serve):
+for _module in (workflow, results, formats, suggest, demo, pretrain, serve):
     app.add_typer(_module.app)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(classifiers.app, name="classifier")

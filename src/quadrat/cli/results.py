@@ -85,6 +85,16 @@ def export(
         int, typer.Option("--replicates", help="cover: bootstrap replicates.")
     ] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="cover: bootstrap seed.")] = 0,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="annotations/labelset: another tool's format ('quadrat formats': cpce (a "
+            "folder), viame, coco, geojson, biigle, squidle, coralnet-points, "
+            "biigle-label-tree); default coralnet.",
+        ),
+    ] = "coralnet",
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
@@ -111,6 +121,19 @@ def export(
         if extended
         else {}
     )
+    if format_ != "coralnet":
+        from quadrat.io.formats import get_format
+
+        is_labelset = get_format(format_).kind == "labelset"
+        if kind == ExportKind.cover or extended or is_labelset != (kind == ExportKind.labelset):
+            raise InputError(
+                f"--format {format_} does not apply to 'export {kind.value}' (labelset formats "
+                "go with 'export labelset', the others with 'export annotations')"
+            )
+        with open_project(project) as handle:
+            written = handle.source(source).export(format_, path)
+        console.print(f"wrote {written} records ({format_}) to {path}")
+        return
     with open_project(project) as handle:
         src = handle.source(source)
         writer = {

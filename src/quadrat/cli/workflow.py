@@ -154,12 +154,29 @@ def import_(
         ),
     ] = None,
     allow_nothing: AllowNothingOption = False,
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Format of the file: coralnet (default), or one 'quadrat formats' lists "
+            "(cpce, viame, coco, biigle, squidle, coralnet-points, biigle-label-tree). "
+            "Without --images its points go onto images already imported.",
+        ),
+    ] = "coralnet",
+    label_mapping: Annotated[
+        str,
+        typer.Option(help="cpce: labels are the ID (id_only) or ID+Notes (id_and_notes)."),
+    ] = "id_only",
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
     """Import a CoralNet annotation export with its images, new images, or a labelset."""
     if csv is None and not images and labelset is None:
         raise InputError("give an annotation CSV, --images, or --labelset")
+    if format_ != "coralnet" and csv is not None:
+        _import_format(csv, images, format_, label_mapping, exclude, project, source)
+        return
     if csv is not None and (not images or len(images) != 1):
         raise InputError("give the folder of the CSV's images with --images DIR", path=csv)
     with open_project(project) as handle:
@@ -203,6 +220,43 @@ def import_(
     console.print(
         f"imported {summary.images} images, {summary.points} points, "
         f"{summary.annotations} annotations into source [bold]{src.name}[/]"
+    )
+
+
+def _import_format(
+    path: Path,
+    images: list[Path] | None,
+    format_: str,
+    label_mapping: str,
+    exclude: list[str] | None,
+    project: str,
+    source: str | None,
+) -> None:
+    """``import FILE --format F``: another tool's file (docs/formats.md)."""
+    from quadrat.io.formats import get_format
+
+    if images and len(images) != 1:
+        raise InputError("give one folder of the file's images with --images DIR", path=path)
+    with open_project(project) as handle:
+        src = handle.source(source)
+        if get_format(format_).kind == "labelset":
+            added = src.import_labelset(path, format=format_)
+            console.print(f"labelset: {added} labels added")
+            return
+        with progress_bar() as progress:
+            summary = src.import_annotations(
+                path,
+                images[0] if images else None,
+                exclude=exclude or (),
+                progress=progress,
+                format=format_,
+                label_mapping=label_mapping,
+            )
+    for warning in summary.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    console.print(
+        f"imported {summary.images} images, {summary.points} points, "
+        f"{summary.annotations} annotations ({format_}) into source [bold]{src.name}[/]"
     )
 
 

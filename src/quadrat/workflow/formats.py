@@ -262,14 +262,15 @@ def _attach(
         labels = queries.label_ids(session, src.id)
         has_label = table["label"].map(labelled)
         label_ids = pd.Series(pd.NA, index=table.index, dtype="Int64")
-        if has_label.any():
-            codes = resolve_labels(
-                table.loc[has_label, "label"].astype(str),
-                queries.labelset_table(session, src.id),
-                path=path,
-                lines=table.loc[has_label, "line"],
+        labelset = queries.labelset_table(session, src.id)
+        for file, where in files[has_label].groupby(files[has_label], sort=False).groups.items():
+            codes = resolve_labels(  # per file: an unknown label names its file and line
+                table.loc[where, "label"].astype(str),
+                labelset,
+                path=file,
+                lines=table.loc[where, "label_line" if "label_line" in table else "line"],
             )
-            label_ids.loc[has_label] = codes.map(labels).astype("Int64")
+            label_ids.loc[where] = codes.map(labels).astype("Int64")
         groups = table.groupby("image", sort=False).indices
         planned = []
         for done, (name, where) in enumerate(groups.items(), start=1):

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 #: Extra columns of the point table read from .cpc files.
-EXTRA = ("x", "y", "number", "notes", "file", "cpc_width", "cpc_height")
+EXTRA = ("x", "y", "number", "notes", "file", "cpc_width", "cpc_height", "label_line")
 
 
 def cpc_files(path: str | Path) -> list[Path]:
@@ -43,7 +43,8 @@ def read_cpce(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame
 
     ``x``/``y`` are CPCe units; ``row``/``column`` are pixels at 15 units a pixel (the
     workflow recomputes them at the scale the matched image gives). ``label`` is the
-    point's ID code (None when blank), ``notes`` its notes code, ``file`` the .cpc file.
+    point's ID code (None when blank), ``notes`` its notes code, ``file`` the .cpc file,
+    ``line`` the position's line and ``label_line`` the label's.
     """
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -72,6 +73,7 @@ def read_cpce(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame
                     "file": str(file),
                     "cpc_width": cpc.width,
                     "cpc_height": cpc.height,
+                    "label_line": point.line + len(cpc.points),
                 }
             )
         check_rows(len(records), Path(path), limits)
