@@ -157,5 +157,9 @@ def test_cli_audit(project_path: Path, tmp_path: Path) -> None:
     assert {"given_label", "suggested_label", "given_proba", "agreement", "score"} <= set(table)
     shown = runner.invoke(app, ["audit", "-p", str(project_path), "--all"], terminal_width=200)
     assert shown.exit_code == 0 and "demo_quadrat_" in shown.output
+    alone = tmp_path / "alone.csv"
+    cli_only = ["audit", "-p", str(project_path), "--max-agreement", "1.5", "-o", str(alone)]
+    assert runner.invoke(app, cli_only).exit_code == 0
+    assert set(table["point_id"]) <= set(pd.read_csv(alone)["point_id"])
     few = runner.invoke(app, ["audit", "-p", str(project_path), "--folds", "500"])
     assert few.exit_code == 1 and "cross-validation" in few.output

@@ -123,7 +123,6 @@ def audit(
         typer.Option(
             "--max-agreement",
             min=0.0,
-            max=1.01,
             help="Flag only labels fewer than this share of neighbours agree with "
             "(above 1: confident learning alone).",
         ),
