@@ -210,3 +210,45 @@ def test_biigle_label_tree_into_a_source_and_out(tmp_path: Path, fixture: dict[s
     assert parents == {"Algae", "Hard coral", "Other", "Soft Substrate"}
     with pytest.raises(InputError, match="is a labelset"):
         src.import_annotations(out, format="biigle-label-tree")
+
+
+def test_cpce_id_and_notes_mapping(tmp_path: Path, fixture: dict[str, Path]) -> None:
+    src = new_source(tmp_path, fixture)
+    src.import_labelset(_labelset_with(tmp_path, "Porit+bleached"))
+    points = [(39, 52, "Porit", "bleached"), (39, 159, "Porit", "")]
+    cpc = tmp_path / "n.cpc"
+    cpc.write_text(cpce_data.cpc_text(points))
+    summary = src.import_annotations(cpc, format="cpce", label_mapping="id_and_notes")
+    assert summary.annotations == 2
+    assert [lab for *_, lab in stored(src)] == ["Porit+bleached", "Porit"]
+    with pytest.raises(InputError, match="label_mapping"):
+        src.import_annotations(cpc, format="cpce", label_mapping="notes")
+
+
+def _labelset_with(tmp_path: Path, code: str) -> Path:
+    path = tmp_path / "extra_labelset.csv"
+    path.write_text(
+        f"Label ID,Short Code,Name,Functional Group\n999,{code},Bleached Porites,Hard coral\n"
+    )
+    return path
+
+
+def test_names_in_files_stay_inside_the_images_folder(
+    tmp_path: Path, fixture: dict[str, Path]
+) -> None:
+    src = new_source(tmp_path, fixture, images=False)
+    bad = tmp_path / "escape.csv"
+    bad.write_text(data.VIAME_HEADER + "\n1,../coralnet/labelset.csv,0,1,1,1,1,1.0,-1,Sand,1.0\n")
+    with pytest.raises(InputError, match="climbs out") as info:
+        src.import_annotations(bad, fixture["images"], format="viame")
+    assert info.value.line == 2
+    assert src.counts()["images"] == 0
+
+
+def test_file_size_limit_applies_to_json(tmp_path: Path, fixture: dict[str, Path]) -> None:
+    from quadrat.errors import LimitError
+    from quadrat.io.formats.coco import read_coco
+    from quadrat.limits import Limits
+
+    with pytest.raises(LimitError):
+        read_coco(fixture["coco.json"], limits=Limits(csv_bytes=100))

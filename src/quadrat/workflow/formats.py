@@ -142,7 +142,7 @@ def import_annotations(
             )
         table = _match_cpce(src, table, label_mapping)
     elif "x_fraction" in table:
-        table = _denormalise(src, table, image_dir)
+        table = _denormalise(src, table, image_dir, Path(path))
     if image_dir is not None:
         return import_table(
             src,
@@ -216,7 +216,9 @@ def _match_cpce(src: Source, table: pd.DataFrame, label_mapping: str) -> pd.Data
     return table
 
 
-def _denormalise(src: Source, table: pd.DataFrame, image_dir: str | Path | None) -> pd.DataFrame:
+def _denormalise(
+    src: Source, table: pd.DataFrame, image_dir: str | Path | None, path: Path
+) -> pd.DataFrame:
     """Pixel rows and columns from positions given as fractions of the image's size."""
     from quadrat.io.images import read_image_info
     from quadrat.io.paths import resolve_under
@@ -227,7 +229,7 @@ def _denormalise(src: Source, table: pd.DataFrame, image_dir: str | Path | None)
     for name, where in table.groupby("image", sort=False).indices.items():
         rows = table.iloc[where]
         if image_dir is not None:
-            file = resolve_under(image_dir, str(name), line=int(rows["line"].iloc[0]))
+            file = resolve_under(image_dir, str(name), path=path, line=int(rows["line"].iloc[0]))
             if not file.is_file():
                 continue  # import_table names the missing image with its line
             info = read_image_info(file)
