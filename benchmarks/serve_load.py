@@ -37,6 +37,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -644,6 +645,7 @@ def run_service(
         warmup_s = warm_up(base, warm_user, classifier_id, images_base, workload, options, deadline)
         per_client = options.images_per_client
         threads = []
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         for i, user in enumerate(users):
             mine = [
@@ -660,6 +662,10 @@ def run_service(
         for thread in threads:
             thread.join(timeout=deadline.left() + 120)
         seconds = time.perf_counter() - started
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+    own_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (
+        cpu_before.ru_utime + cpu_before.ru_stime
+    )
     return {
         "points": tally.points_classified,
         "images": tally.images_done,
@@ -667,6 +673,7 @@ def run_service(
         "seconds": round(seconds, 2),
         "points_per_s": round(tally.points_classified / seconds, 1) if seconds else None,
         "warmup_s": warmup_s,
+        "load_generator_cpu_s": round(own_cpu, 2),
         "status_poll_ms": quantiles(tally.poll_ms),
         "job_s": quantiles(tally.job_s),
         "jobs": {
@@ -820,6 +827,10 @@ WHAT = {
     ),
     "service.warmup_s": (
         "before the clock: one 1-image job per worker (workers load the classifier), untimed"
+    ),
+    "service.load_generator_cpu_s": (
+        "CPU seconds this script (client threads, image server) used while the clients ran: "
+        "cores the service did not have"
     ),
     "service.job_s": "seconds from a job's 202 to the client reading its result",
     "service.jobs": (

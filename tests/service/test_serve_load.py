@@ -67,7 +67,7 @@ def test_quick_run_reports_every_number_and_loses_no_job(tmp_path: Path) -> None
     assert service["images"] == 2 and service["images_failed"] == 0
     assert service["points"] == 2 * 20
     assert service["error_count"] == 0 and service["errors"] == []
-    assert service["points_per_s"] > 0
+    assert service["points_per_s"] > 0 and service["load_generator_cpu_s"] >= 0
     polls = service["status_poll_ms"]
     assert polls["n"] >= 1 and 0 < polls["p50"] <= polls["p95"] <= polls["max"]
     assert service["job_s"]["n"] == 1
