@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from quadrat import Project, Source
+from quadrat.demo import DemoSurvey
 from quadrat.errors import ConflictError, InputError, NotFoundError, PointOutsideImageError
 from quadrat.io.formats.cpce import read_cpce
 from quadrat.workflow.formats import formats_table
@@ -252,3 +253,23 @@ def test_file_size_limit_applies_to_json(tmp_path: Path, fixture: dict[str, Path
 
     with pytest.raises(LimitError):
         read_coco(fixture["coco.json"], limits=Limits(csv_bytes=100))
+
+
+def test_confirmed_only_export_leaves_machine_labels_out(
+    tmp_path: Path, survey: DemoSurvey
+) -> None:
+    project = Project.create(tmp_path / "p.db")
+    src = project.create_source("reef", labelset=survey.labelset_csv, point_spec="m_5")
+    src.import_annotations(survey.annotations_csv, survey.annotated_dir)
+    src.import_images([survey.new_dir])
+    src.generate_points(seed=0)
+    src.extract("texture")
+    src.train(kind="lr", force=True, seed=0)
+    src.classify(threshold=1.0)  # nothing auto-accepted: machine labels only
+    machine = int((src.annotations()["status"] == "machine").sum())
+    assert machine > 0
+    total = src.export("coco", tmp_path / "all.json")
+    confirmed = src.export("coco", tmp_path / "c.json", annotation_filter="confirmed_only")
+    assert total - confirmed == machine
+    with pytest.raises(InputError, match="annotation_filter"):
+        src.export("coco", tmp_path / "x.json", annotation_filter="some")

@@ -80,15 +80,40 @@ def _position(metadata: Any, keys: tuple[str, ...]) -> Any:
     return None
 
 
-def export(src: Source, path: str | Path, format: str, **options: Any) -> int:
+#: CoralNet's export filters: every label, or only confirmed ones (machine labels that
+#: were not accepted are written as unlabelled points).
+ANNOTATION_FILTERS = ("all", "confirmed_only")
+
+
+def export(
+    src: Source,
+    path: str | Path,
+    format: str,
+    *,
+    annotation_filter: str = "all",
+    **options: Any,
+) -> int:
     """Write the source in ``format`` (see ``quadrat.io.formats.list_formats``); returns
-    the records written (points, annotations, files or labels, per format)."""
+    the records written (points, annotations, files or labels, per format). ``options``
+    go to the format's writer (e.g. cpce: ``image_dir``, ``code_path``)."""
     info = get_format(format)
     if info.write is None:
         raise InputError(f"format {format!r} cannot be exported", value=format, param="format")
+    if annotation_filter not in ANNOTATION_FILTERS:
+        raise InputError(
+            f"annotation_filter must be one of {', '.join(ANNOTATION_FILTERS)}, "
+            f"got {annotation_filter!r}",
+            value=annotation_filter,
+            param="annotation_filter",
+        )
     if info.kind == "labelset":
         return info.write(src.labelset(), path, **options)
-    return info.write(export_table(src), path, **options)
+    table = export_table(src)
+    if annotation_filter == "confirmed_only":
+        machine = table["status"] == "machine"
+        table["label"] = table["label"].astype(object).where(~machine, None)
+        table["label_name"] = table["label_name"].astype(object).where(~machine, None)
+    return info.write(table, path, **options)
 
 
 def import_labelset(
@@ -321,6 +346,7 @@ def _attach(
 
 
 __all__ = [
+    "ANNOTATION_FILTERS",
     "LABEL_MAPPINGS",
     "export",
     "export_table",
