@@ -8,10 +8,11 @@ labels) and ``confirmed`` (a person's label on every point).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, select, true
+from sqlalchemy import Float, and_, case, cast, func, null, select, true
 from sqlalchemy.orm import Session
 
 from quadrat.errors import InputError, NotFoundError
@@ -96,9 +97,10 @@ class ImageRow:
     uncertainty: float | None
 
 
-def _image_summary(source_id: int, image_ids: list[int] | None = None) -> Any:
-    """One row per image of the source (or of ``image_ids``): counts, status and
-    uncertainty (a SELECT)."""
+def _image_summary(source_id: int, image_ids: Any = None, *, with_uncertainty: bool = True) -> Any:
+    """One row per image of the source (or of ``image_ids``, a list or a SELECT of ids):
+    counts, status and uncertainty (a SELECT). Without ``with_uncertainty`` the scores
+    are not joined (uncertainty is NULL): the status alone costs half as much."""
     top = select(Score.point_id, Score.classifier_id, Score.score).where(Score.rank == 0).subquery()
     n_points = func.count(Point.id)
     n_human = func.count(Annotation.id).filter(Annotation.status.in_(HUMAN_STATUSES))
@@ -110,7 +112,9 @@ def _image_summary(source_id: int, image_ids: list[int] | None = None) -> Any:
         else_="unannotated",
     )
     uncertainty = 1.0 - func.avg(cast(top.c.score, Float))
-    return (
+    if not with_uncertainty:
+        uncertainty = null()
+    query = (
         select(
             Image.id.label("id"),
             Image.name.label("name"),
@@ -124,7 +128,9 @@ def _image_summary(source_id: int, image_ids: list[int] | None = None) -> Any:
         )
         .outerjoin(Point, Point.image_id == Image.id)
         .outerjoin(Annotation, Annotation.point_id == Point.id)
-        .outerjoin(
+    )
+    if with_uncertainty:
+        query = query.outerjoin(
             top,
             and_(
                 top.c.point_id == Point.id,
@@ -132,10 +138,94 @@ def _image_summary(source_id: int, image_ids: list[int] | None = None) -> Any:
                 Annotation.status.in_(MACHINE_STATUSES),
             ),
         )
-        .where(Image.source_id == source_id)
+    return (
+        query.where(Image.source_id == source_id)
         .where(Image.id.in_(image_ids) if image_ids is not None else true())
         .group_by(Image.id, Image.name, Image.width, Image.height)
     )
+
+
+#: Image metadata keys the browser filters by: CoralNet's ``Date`` (``YYYY-MM-DD``), and
+#: the site: a ``Site`` column, else CoralNet's ``Aux1`` (the usual place for the site).
+DATE_KEY = "Date"
+SITE_KEYS = ("Site", "Aux1")
+
+
+@dataclass(frozen=True)
+class ImageFilter:
+    """What the image browser narrows a page to, besides the status (each None: any).
+
+    ``label_id``: images with a point holding that label (a person's or the machine's);
+    ``date_from``/``date_to``: the ``Date`` metadata within these ISO dates, inclusive;
+    ``site``: the site metadata equal to this; ``max_confidence``: images with a
+    machine-labelled point whose top score is below this (something to check)."""
+
+    label_id: int | None = None
+    date_from: str | None = None
+    date_to: str | None = None
+    site: str | None = None
+    max_confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("date_from", "date_to"):
+            value = getattr(self, name)
+            if value is not None and not _ISO_DATE.fullmatch(value):
+                raise InputError(
+                    f"{name} must be a date as YYYY-MM-DD, not {value!r}", value=value, param=name
+                )
+        if self.max_confidence is not None and not 0.0 <= self.max_confidence <= 1.0:
+            raise InputError(
+                f"max_confidence must be between 0 and 1, not {self.max_confidence}",
+                value=self.max_confidence,
+                param="max_confidence",
+            )
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in self.__dict__.values())
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _filtered_ids(source_id: int, wanted: ImageFilter) -> Any:
+    """A SELECT of the ids of the source's images that pass ``wanted``. Each filter is an
+    indexed semi-join or a test on the image's own row, so none sums up the points."""
+    query = select(Image.id).where(Image.source_id == source_id)
+    if wanted.label_id is not None:
+        query = query.where(
+            Image.id.in_(
+                select(Point.image_id)
+                .join(Annotation, Annotation.point_id == Point.id)
+                .where(Annotation.label_id == wanted.label_id)
+            )
+        )
+    date = Image.metadata_[DATE_KEY].as_string()
+    if wanted.date_from is not None:
+        query = query.where(func.substr(date, 1, 10) >= wanted.date_from)
+    if wanted.date_to is not None:
+        query = query.where(func.substr(date, 1, 10) <= wanted.date_to)
+    if wanted.site is not None:
+        site = func.coalesce(*(Image.metadata_[key].as_string() for key in SITE_KEYS))
+        query = query.where(site == wanted.site)
+    if wanted.max_confidence is not None:
+        query = query.where(
+            Image.id.in_(
+                select(Point.image_id)
+                .join(Annotation, Annotation.point_id == Point.id)
+                .join(
+                    Score,
+                    and_(
+                        Score.point_id == Point.id,
+                        Score.classifier_id == Annotation.classifier_id,
+                        Score.rank == 0,
+                    ),
+                )
+                .where(Annotation.status.in_(MACHINE_STATUSES))
+                .where(Score.score < wanted.max_confidence)
+            )
+        )
+    return query
 
 
 def image_page(
@@ -146,8 +236,15 @@ def image_page(
     sort: str = "name",
     offset: int = 0,
     limit: int = 100,
+    where: ImageFilter | None = None,
 ) -> tuple[int, list[ImageRow]]:
-    """``(matching images, this page of them)``; ``status`` one of :data:`IMAGE_STATUSES`."""
+    """``(matching images, this page of them)``; ``status`` one of :data:`IMAGE_STATUSES`,
+    ``where`` the other filters (:class:`ImageFilter`).
+
+    Filters on labels, metadata and confidence narrow the images first; only a status
+    filter or the uncertainty order sums up points, and then only those images' points
+    (without the scores unless sorting by uncertainty); the page's own rows are summed
+    up in full at the end."""
     if status is not None and status not in IMAGE_STATUSES:
         raise InputError(
             f"status must be one of {', '.join(IMAGE_STATUSES)}, not {status!r}",
@@ -158,25 +255,41 @@ def image_page(
         raise InputError(
             f"sort must be one of {', '.join(IMAGE_SORTS)}, not {sort!r}", value=sort, param="sort"
         )
+    wanted = where if where is not None and where.active else None
+    candidates = None if wanted is None else _filtered_ids(source_id, wanted)
     if status is None and sort == "name":
-        # The common case pages the images first and sums up only that page's points.
-        total = int(
-            session.scalar(select(func.count(Image.id)).where(Image.source_id == source_id)) or 0
+        # Page the (filtered) images first and sum up only that page's points.
+        base = (
+            candidates
+            if candidates is not None
+            else select(Image.id).where(Image.source_id == source_id)
         )
+        listed = base.add_columns(Image.name).subquery()
+        total = int(session.scalar(select(func.count()).select_from(listed)) or 0)
         page_ids = list(
-            session.scalars(
-                select(Image.id)
-                .where(Image.source_id == source_id)
-                .order_by(Image.name)
-                .offset(offset)
-                .limit(limit)
-            )
+            session.scalars(select(listed.c.id).order_by(listed.c.name).offset(offset).limit(limit))
         )
         summary = _image_summary(source_id, page_ids).subquery()
         rows = session.execute(select(summary).order_by(summary.c.name)).all()
+    elif sort == "name":
+        # A status filter: statuses without the scores, then the page in full.
+        summary = _image_summary(source_id, candidates, with_uncertainty=False).subquery()
+        query = select(summary.c.id, summary.c.name, func.count().over().label("total"))
+        if status == "todo":
+            query = query.where(summary.c.status != "confirmed")
+        else:
+            query = query.where(summary.c.status == status)
+        hits = session.execute(query.order_by(summary.c.name).offset(offset).limit(limit)).all()
+        if hits:
+            total = int(hits[0].total)
+        else:
+            total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+        page = _image_summary(source_id, [int(h.id) for h in hits]).subquery()
+        rows = session.execute(select(page).order_by(page.c.name)).all()
     else:
-        # One pass over the source's points; the window count gives the total.
-        summary = _image_summary(source_id).subquery()
+        # The uncertainty order: one pass over the (filtered) images' points and scores;
+        # the window count gives the total.
+        summary = _image_summary(source_id, candidates).subquery()
         query = select(summary, func.count().over().label("total"))
         if status == "todo":
             query = query.where(summary.c.status != "confirmed")

@@ -256,10 +256,23 @@ def image_list(
     status: Annotated[str | None, Query()] = None,
     sort: Annotated[str, Query()] = "name",
     page: Annotated[int, Query(ge=1)] = 1,
+    label_id: Annotated[int | None, Query()] = None,
+    date_from: Annotated[str | None, Query(max_length=10)] = None,
+    date_to: Annotated[str | None, Query(max_length=10)] = None,
+    site: Annotated[str | None, Query(max_length=256)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
 ) -> dict[str, Any]:
-    """One page (100) of the source's images, filtered by status, by name or uncertainty."""
+    """One page (100) of the source's images, by name or uncertainty, filtered by status,
+    label, date, site and machine confidence below a value (see browse.ImageFilter)."""
     role_of(state, user, source_id)
     with http_errors(), state.store.session() as session:
+        where = browse.ImageFilter(
+            label_id=label_id,
+            date_from=date_from or None,
+            date_to=date_to or None,
+            site=site or None,
+            max_confidence=max_confidence,
+        )
         total, rows = browse.image_page(
             session,
             source_id,
@@ -267,6 +280,7 @@ def image_list(
             sort=sort,
             offset=(page - 1) * PAGE_SIZE,
             limit=PAGE_SIZE,
+            where=where,
         )
     return {
         "total": total,

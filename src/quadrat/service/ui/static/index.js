@@ -232,6 +232,10 @@
     browser.page = 1;
     document.getElementById("browser").hidden = false;
     document.getElementById("browser-title").textContent = "Images of " + source.name;
+    const labels = await Q.api("GET", `/ui/api/sources/${source.id}/labels`);
+    document.getElementById("filter-label").replaceChildren(
+      el("option", { value: "", text: "any" }),
+      ...labels.labels.map((l) => el("option", { value: String(l.id), text: `${l.code} — ${l.name}` })));
     await loadImages();
   }
 
@@ -240,6 +244,14 @@
     const sort = document.getElementById("filter-sort").value;
     const query = new URLSearchParams({ sort, page: String(browser.page) });
     if (status) query.set("status", status);
+    const value = (id) => document.getElementById(id).value.trim();
+    if (value("filter-label")) query.set("label_id", value("filter-label"));
+    if (value("filter-date-from")) query.set("date_from", value("filter-date-from"));
+    if (value("filter-date-to")) query.set("date_to", value("filter-date-to"));
+    if (value("filter-site")) query.set("site", value("filter-site"));
+    if (value("filter-confidence") !== "") {
+      query.set("max_confidence", String(Math.min(100, Math.max(0, Number(value("filter-confidence")))) / 100));
+    }
     const data = await Q.api("GET", `/ui/api/sources/${browser.source.id}/images?${query}`);
     browser.pages = data.pages;
     const rows = document.getElementById("image-rows");
@@ -262,6 +274,13 @@
 
   document.getElementById("filter-status").addEventListener("change", () => { browser.page = 1; loadImages(); });
   document.getElementById("filter-sort").addEventListener("change", () => { browser.page = 1; loadImages(); });
+  for (const id of ["filter-label", "filter-date-from", "filter-date-to", "filter-site", "filter-confidence"]) {
+    document.getElementById(id).addEventListener("change", () => {
+      browser.page = 1;
+      loadImages().catch((failure) => { error.textContent = failure.message; });
+    });
+  }
+  document.getElementById("filters").addEventListener("submit", (event) => event.preventDefault());
   document.getElementById("page-prev").addEventListener("click", () => { browser.page -= 1; loadImages(); });
   document.getElementById("page-next").addEventListener("click", () => { browser.page += 1; loadImages(); });
 
