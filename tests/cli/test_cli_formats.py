@@ -45,7 +45,48 @@ def test_import_and_export_with_format(tmp_path: Path) -> None:
     out = run("export", "annotations", "-o", str(tmp_path / "c.json"), "-f", "coco", "-p", db)
     assert "wrote 27 records (coco)" in out
     assert len(json.loads((tmp_path / "c.json").read_text())["annotations"]) == 27
-    run("export", "annotations", "-o", str(tmp_path / "cpc"), "-f", "cpce", "-p", db)
+    run(
+        "export",
+        "annotations",
+        "-o",
+        str(tmp_path / "cpc"),
+        "-f",
+        "cpce",
+        "-p",
+        db,
+        "--option",
+        "image_dir=D:\\Survey",
+        "--confirmed-only",
+    )
+    assert (tmp_path / "cpc" / "reef_a.cpc").read_text().startswith('"","D:\\Survey\\reef_a.jpg"')
+    out = run(
+        "export",
+        "annotations",
+        "-o",
+        str(tmp_path / "v.csv"),
+        "-f",
+        "viame",
+        "-p",
+        db,
+        "--option",
+        "half_size=x",
+        code=1,
+    )
+    assert "half_size must be a non-negative integer" in out and "--half-size" not in out
+    run(
+        "export",
+        "annotations",
+        "-o",
+        str(tmp_path / "m.geojson"),
+        "-f",
+        "geojson",
+        "-p",
+        db,
+        "--option",
+        "points=no",
+    )
+    document = json.loads((tmp_path / "m.geojson").read_text())
+    assert document["quadrat"]["images_without_position"] == list(coralnet.IMAGES)
     assert sorted(p.name for p in (tmp_path / "cpc").iterdir()) == [
         "reef_a.cpc",
         "reef_b.cpc",

@@ -233,6 +233,9 @@ def test_geojson_places_images_and_points_with_cover(tmp_path: Path) -> None:
     out = tmp_path / "m.geojson"
     assert write_geojson(table, out) == 20
     assert json.loads(out.read_text())["type"] == "FeatureCollection"
+    assert write_geojson(table, out, points="no") == 2
+    with pytest.raises(InputError, match="points must be yes or no"):
+        write_geojson(table, out, points="maybe")
 
 
 # ----------------------------------------------------------------------- BIIGLE

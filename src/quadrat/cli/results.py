@@ -95,6 +95,22 @@ def export(
             "biigle-label-tree); default coralnet.",
         ),
     ] = "coralnet",
+    confirmed_only: Annotated[
+        bool,
+        typer.Option(
+            "--confirmed-only",
+            help="with --format: machine labels nobody accepted are written unlabelled.",
+        ),
+    ] = False,
+    format_options: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            metavar="KEY=VALUE",
+            help="with --format: an option of its writer (repeatable), e.g. cpce "
+            "image_dir='D:\\Survey' code_path=..., viame half_size=112, geojson points=no.",
+        ),
+    ] = None,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
@@ -130,8 +146,19 @@ def export(
                 f"--format {format_} does not apply to 'export {kind.value}' (labelset formats "
                 "go with 'export labelset', the others with 'export annotations')"
             )
+        options: dict[str, str] = {}
+        for item in format_options or []:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise InputError(f"--option takes KEY=VALUE, got {item!r}")
+            options[key.strip()] = value
         with open_project(project) as handle:
-            written = handle.source(source).export(format_, path)
+            written = handle.source(source).export(
+                format_,
+                path,
+                annotation_filter="confirmed_only" if confirmed_only else "all",
+                **options,
+            )
         console.print(f"wrote {written} records ({format_}) to {path}")
         return
     with open_project(project) as handle:

@@ -168,12 +168,39 @@ def text(value: Any) -> str | None:
     return str(value).strip() if labelled(value) else None
 
 
+def integer_option(value: Any, param: str) -> int:
+    """A writer's integer option given as a number or text (from the command line)."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = -1
+    if isinstance(value, bool) or number < 0:
+        raise InputError(
+            f"{param} must be a non-negative integer, got {value!r}", value=value, param=param
+        )
+    return number
+
+
+def bool_option(value: Any, param: str) -> bool:
+    """A writer's yes/no option given as a bool or text (yes/no, true/false, 1/0)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("yes", "true", "1", "on"):
+        return True
+    if text in ("no", "false", "0", "off"):
+        return False
+    raise InputError(f"{param} must be yes or no, got {value!r}", value=value, param=param)
+
+
 __all__ = [
     "POINT_COLUMNS",
+    "bool_option",
     "check_file",
     "check_points_per_image",
     "check_rows",
     "csv_text",
+    "integer_option",
     "labelled",
     "load_json",
     "pixel",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from quadrat._util import dumps
 from quadrat.io.atomic import write_text
-from quadrat.io.formats._common import labelled
+from quadrat.io.formats._common import bool_option, labelled
 from quadrat.io.formats.registry import FormatInfo, register
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def geojson_document(table: pd.DataFrame, *, points: bool = True) -> dict[str, A
 
 def write_geojson(table: pd.DataFrame, path: str | Path, **options: Any) -> int:
     """Write :func:`geojson_document` (``points=False``: images only); returns features."""
-    document = geojson_document(table, points=bool(options.get("points", True)))
+    document = geojson_document(table, points=bool_option(options.get("points", True), "points"))
     write_text(path, dumps(document) + "\n")
     return len(document["features"])
 

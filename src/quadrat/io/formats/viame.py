@@ -28,6 +28,7 @@ from quadrat.io.csv import decode
 from quadrat.io.formats._common import (
     check_points_per_image,
     check_rows,
+    integer_option,
     labelled,
     pixel,
     point_table,
@@ -133,6 +134,7 @@ def write_viame_csv(
     table: pd.DataFrame, path: str | Path, *, half_size: int = 0, **_options: Any
 ) -> int:
     """One detection per point (see the module doc); returns the number of rows."""
+    half_size = integer_option(half_size, "half_size")
     frames = {name: k for k, name in enumerate(dict.fromkeys(table["image"]))}
     buffer = io.StringIO()
     buffer.write(HEADER_COMMENT + "\n" + METADATA_COMMENT + "\n")
