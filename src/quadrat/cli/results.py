@@ -146,18 +146,18 @@ def export(
                 f"--format {format_} does not apply to 'export {kind.value}' (labelset formats "
                 "go with 'export labelset', the others with 'export annotations')"
             )
-        options: dict[str, str] = {}
+        writer_options: dict[str, str] = {}
         for item in format_options or []:
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
                 raise InputError(f"--option takes KEY=VALUE, got {item!r}")
-            options[key.strip()] = value
+            writer_options[key.strip()] = value
         with open_project(project) as handle:
             written = handle.source(source).export(
                 format_,
                 path,
                 annotation_filter="confirmed_only" if confirmed_only else "all",
-                **options,
+                **writer_options,
             )
         console.print(f"wrote {written} records ({format_}) to {path}")
         return
