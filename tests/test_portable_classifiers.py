@@ -24,7 +24,7 @@ from quadrat.errors import (
     NotFoundError,
     WeightsError,
 )
-from quadrat.store import queries
+from quadrat.store import portable, queries
 from quadrat.workflow import Source
 from quadrat.workflow.classifiers import read_portable
 
@@ -270,7 +270,7 @@ def test_weights_found_by_sha256_are_recorded_for_this_machine(
     with fresh(tmp_path) as project:
         info = project.import_classifier(cnn, weights=weights)
         with project.store.session() as session:
-            record = queries.extractor_record(session, info.extractor_key)
+            record = portable.extractor_record(session, info.extractor_key)
         assert record is not None and record.config["weights"] == str(weights.resolve())
         # the project knows the file now: another source needs no weights argument
         project.import_classifier(cnn, source="second")

@@ -32,11 +32,13 @@ from quadrat.errors import (
     StateError,
     WeightsError,
 )
+from quadrat.store import portable as portable_rows
 from quadrat.store import queries, writes
 from quadrat.store.features import record_extractor
 
 if TYPE_CHECKING:
-    from quadrat.store.queries import ClassifierInfo, ExtractorInfo, LabelRow
+    from quadrat.store.portable import ExtractorInfo, LabelRow
+    from quadrat.store.queries import ClassifierInfo
     from quadrat.workflow.project import Project
     from quadrat.workflow.source import Source
 
@@ -59,9 +61,9 @@ def portable_bytes(src: Source, classifier_id: int | None = None) -> bytes:
     with src.project.store.session() as session:
         record = chosen_classifier(session, src, classifier_id)
         data = queries.classifier_model(session, record.id)
-        labels = queries.label_rows(session, src.id)
-        extractor = queries.extractor_record(session, record.extractor_key)
-        dtype = queries.stored_feature_dtype(session, src.id, record.extractor_key)
+        labels = portable_rows.label_rows(session, src.id)
+        extractor = portable_rows.extractor_record(session, record.extractor_key)
+        dtype = portable_rows.stored_feature_dtype(session, src.id, record.extractor_key)
     if extractor is None:  # features.record_extractor runs before any feature is stored
         raise StateError(
             f"the extractor {record.extractor_key!r} of classifier {record.id} is not recorded"
@@ -272,7 +274,7 @@ def import_classifier(
     if not name.strip():
         raise InputError("a source needs a name", value=name, param="source")
     with project.store.session() as session:
-        known = queries.extractor_record(session, file.extractor["key"])
+        known = portable_rows.extractor_record(session, file.extractor["key"])
     config = _local_config(file, known, weights)
     ext = file.extractor
     with project.store.session() as session:
@@ -295,7 +297,7 @@ def import_classifier(
         else:
             source_id = target.id
             _refuse_duplicate(session, source_id, file)
-        mapping = _label_mapping(file, queries.label_rows(session, source_id), name)
+        mapping = _label_mapping(file, portable_rows.label_rows(session, source_id), name)
         classifier_id = writes.add_classifier(session, **_record_fields(file, source_id, mapping))
         return queries.get_classifier(session, source_id, classifier_id)
 
