@@ -58,6 +58,13 @@ def test_confirmations_retrain_by_coralnets_policy(ui_server: UiServer) -> None:
     assert status["state"] == "done" and not status["trained"], status
     assert "21 confirmed images" in status["message"] and "22" in status["message"]
     assert len(history(ui_server, session)) == 1
+    # A point added by hand has no features yet: the training extracts them first.
+    reply = session.post(
+        f"{ui_server.url}/ui/api/images/{new[1]}/points",
+        json={"row": 5, "column": 7},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert reply.status_code == 200, reply.text
     confirm_all(new[1])
     status = wait_for_training(ui_server, session)
     assert status["state"] == "done" and status["trained"] and not status["forced"], status

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from quadrat.errors import QuadratError
+from quadrat.errors import QuadratError, StateError
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,14 @@ class Trainer:
             latest = queries.classifier_history(session, source_id)
         source = Project(self.store).source(name)
         kind = latest[-1].kind if latest and latest[-1].kind in ("mlp", "lr") else "mlp"
-        _extract_missing(source)
-        outcome = source.train(kind=kind, force=status.forced)
+        if status.forced:
+            _extract_missing(source)
+        try:
+            # A policy check first: when no training is due this returns at once.
+            outcome = source.train(kind=kind, force=status.forced)
+        except StateError:  # due, but labelled points lack features: extract, then train
+            _extract_missing(source)
+            outcome = source.train(kind=kind, force=status.forced)
         status.message = outcome.message
         status.trained = outcome.trained
         status.accepted = outcome.accepted
