@@ -74,6 +74,7 @@ def test_quick_run_reports_every_number_and_loses_no_job(tmp_path: Path) -> None
     assert set(service["http_429"]) == {"throttled", "jobs_active"}
 
     inprocess = sqlite["inprocess"]
-    assert inprocess["points"] == 2 * 20 and inprocess["images"] == 2
+    assert len(inprocess["runs"]) == 2  # before and after the service
+    assert inprocess["points"] == 2 * 2 * 20 and inprocess["images"] == 2 * 2
     assert inprocess["points_per_s"] > 0 and inprocess["processes"] == 1
     assert isinstance(sqlite["overhead_percent"], float)
