@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.ui.conftest import UiServer
-from tests.ui.test_browser import _ready, _sign_in, browser, page  # noqa: F401  (fixtures)
+from tests.ui.test_browser import _ready, _shot, _sign_in, browser, page  # noqa: F401  (fixtures)
 
 
 def test_filters_train_now_and_generate_points(
@@ -38,6 +38,7 @@ def test_filters_train_now_and_generate_points(
     page.get_by_label("to", exact=True).fill("2024-03-07")
     page.get_by_label("to", exact=True).press("Tab")
     expect(page.locator("#images-caption")).to_have_text("3 images")
+    _shot(page, "browse-filters", full_page=True)
     page.get_by_label("Site").fill("Nowhere")
     page.get_by_label("Site").press("Tab")
     expect(page.locator("#images-caption")).to_have_text("0 images")
@@ -47,9 +48,13 @@ def test_filters_train_now_and_generate_points(
         page.request.get(ui_server.url + "/ui/api/sources").json()["sources"][0]["classifiers"]
     )
     page.get_by_role("button", name="Train now").click()
-    expect(page.locator("#training-1-status")).to_contain_text("Classifier", timeout=120_000)
+    expect(page.locator("#training-1-status")).to_contain_text(
+        "Latest training (Train now, by ada): classifier", timeout=120_000
+    )
     expect(page.locator(".history li")).to_have_count(before + 1)
     expect(page.locator(".history li").last).to_contain_text("vs")
+    page.locator("#training-1-title").scroll_into_view_if_needed()
+    _shot(page, "sources-training")
 
     # Generate points on an image that has none.
     import numpy as np

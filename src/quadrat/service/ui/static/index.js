@@ -155,7 +155,8 @@
       if (t.state === "running") return "Training in the background…";
       if (t.state === "failed") return "Training failed: " + t.message;
       if (!t.trained) return "Not due yet: " + t.message + ".";
-      return `Classifier ${t.classifier_id} ${t.accepted ? "accepted" : "rejected"}: ${t.message}.` +
+      const why = t.forced ? `Train now, by ${t.requested_by}` : "the policy";
+      return `Latest training (${why}): ${t.message}.` +
         (t.reclassified !== null ? ` ${t.reclassified} points classified again.` : "");
     };
     const poll = async () => {
