@@ -109,6 +109,8 @@ CASES: dict[str, dict[str, Any]] = {
     "status machine": {"status": "machine"},
     "status todo": {"status": "todo"},
     "sort uncertainty": {"sort": "uncertainty"},
+    "sort date": {"sort": "date"},
+    "status todo + sort date": {"status": "todo", "sort": "date"},
     "label": {"label_id": "LABEL"},
     "date range": {"date_from": "2024-03-01", "date_to": "2024-05-31"},
     "site": {"site": "site3"},
@@ -156,7 +158,7 @@ def main() -> None:
                             session, 1, offset=offset, limit=100, **kwargs
                         )
                         timings.append(time.perf_counter() - t0)
-            except TypeError:  # an older quadrat without this filter
+            except (TypeError, ValueError):  # an older quadrat without this filter or sort
                 results[name] = "not supported"
                 continue
             results[name] = {

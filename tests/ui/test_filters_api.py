@@ -104,3 +104,14 @@ def test_filtered_pages(ui_server: UiServer) -> None:
     by_name = ids(ui_server, session, label_id=labels[0]["id"])
     names = [session.get(f"{ui_server.url}/ui/api/images/{i}").json()["name"] for i in by_name]
     assert names == sorted(names)
+
+
+def test_sort_by_date(ui_server: UiServer) -> None:
+    """Oldest first, by name within a day, images without a date last; with a status too."""
+    session, _ = signed_in(ui_server, "anna")
+    for query in ({"sort": "date"}, {"sort": "date", "status": "todo"}):
+        body = session.get(ui_server.url + "/ui/api/sources/1/images", params=query).json()
+        keys = [(i["date"] is None, i["date"] or "", i["name"]) for i in body["images"]]
+        assert keys == sorted(keys) and len(keys) == body["total"] > 0, query
+    every = session.get(ui_server.url + "/ui/api/sources/1/images?sort=date").json()["images"]
+    assert every[0]["date"] is not None and every[-1]["date"] is None

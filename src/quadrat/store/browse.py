@@ -25,7 +25,7 @@ MACHINE_STATUSES = (AnnotationStatus.MACHINE.value, AnnotationStatus.ALLEVIATE.v
 #: Image statuses the browser filters by (``todo``: anything not fully confirmed).
 IMAGE_STATUSES = ("unannotated", "machine", "partial", "confirmed", "todo")
 #: Orders of an image page.
-IMAGE_SORTS = ("name", "uncertainty")
+IMAGE_SORTS = ("name", "date", "uncertainty")
 
 # ----------------------------------------------------------------------------- sources
 
@@ -95,6 +95,20 @@ class ImageRow:
     status: str
     #: 1 - mean top score of its machine-labelled points; None without any.
     uncertainty: float | None
+    #: The image's ``Date`` metadata (``YYYY-MM-DD``), if any.
+    date: str | None = None
+
+
+def _image_date() -> Any:
+    """The image's CoralNet ``Date`` as ``YYYY-MM-DD`` text (NULL without one)."""
+    return func.substr(Image.metadata_[DATE_KEY].as_string(), 1, 10)
+
+
+def _order(columns: Any, sort: str) -> list[Any]:
+    """ORDER BY of a page by name, or by date (images without one last), then name."""
+    if sort == "date":
+        return [columns.date.is_(None), columns.date, columns.name]
+    return [columns.name]
 
 
 def _image_summary(source_id: int, image_ids: Any = None, *, with_uncertainty: bool = True) -> Any:
@@ -257,35 +271,45 @@ def image_page(
         )
     wanted = where if where is not None and where.active else None
     candidates = None if wanted is None else _filtered_ids(source_id, wanted)
-    if status is None and sort == "name":
+    if status is None and sort != "uncertainty":
         # Page the (filtered) images first and sum up only that page's points.
         base = (
             candidates
             if candidates is not None
             else select(Image.id).where(Image.source_id == source_id)
         )
-        listed = base.add_columns(Image.name).subquery()
+        listed = base.add_columns(Image.name, _image_date().label("date")).subquery()
         total = int(session.scalar(select(func.count()).select_from(listed)) or 0)
         page_ids = list(
-            session.scalars(select(listed.c.id).order_by(listed.c.name).offset(offset).limit(limit))
+            session.scalars(
+                select(listed.c.id).order_by(*_order(listed.c, sort)).offset(offset).limit(limit)
+            )
         )
         summary = _image_summary(source_id, page_ids).subquery()
-        rows = session.execute(select(summary).order_by(summary.c.name)).all()
-    elif sort == "name":
+        rows = _in_order(session.execute(select(summary)).all(), page_ids)
+    elif sort != "uncertainty":
         # A status filter: statuses without the scores, then the page in full.
         summary = _image_summary(source_id, candidates, with_uncertainty=False).subquery()
-        query = select(summary.c.id, summary.c.name, func.count().over().label("total"))
+        query = select(
+            summary.c.id,
+            summary.c.name,
+            _image_date().label("date"),
+            func.count().over().label("total"),
+        ).join(Image, Image.id == summary.c.id)
         if status == "todo":
             query = query.where(summary.c.status != "confirmed")
         else:
             query = query.where(summary.c.status == status)
-        hits = session.execute(query.order_by(summary.c.name).offset(offset).limit(limit)).all()
+        hits = session.execute(
+            query.order_by(*_order(query.selected_columns, sort)).offset(offset).limit(limit)
+        ).all()
         if hits:
             total = int(hits[0].total)
         else:
             total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
-        page = _image_summary(source_id, [int(h.id) for h in hits]).subquery()
-        rows = session.execute(select(page).order_by(page.c.name)).all()
+        hit_ids = [int(h.id) for h in hits]
+        page = _image_summary(source_id, hit_ids).subquery()
+        rows = _in_order(session.execute(select(page)).all(), hit_ids)
     else:
         # The uncertainty order: one pass over the (filtered) images' points and scores;
         # the window count gives the total.
@@ -302,11 +326,16 @@ def image_page(
             )
         else:
             query = query.order_by(summary.c.name)
-        rows = session.execute(query.offset(offset).limit(limit)).all()
+        rows = list(session.execute(query.offset(offset).limit(limit)).all())
         if rows:
             total = int(rows[0].total)
         else:
             total = int(session.scalar(select(func.count()).select_from(query.subquery())) or 0)
+    dates: dict[int, str | None] = dict(
+        session.execute(
+            select(Image.id, _image_date()).where(Image.id.in_([int(r.id) for r in rows]))
+        ).all()
+    )
     return total, [
         ImageRow(
             id=int(r.id),
@@ -319,9 +348,16 @@ def image_page(
             machine=int(r.machine),
             status=str(r.status),
             uncertainty=None if r.uncertainty is None else float(r.uncertainty),
+            date=None if dates.get(int(r.id)) is None else str(dates[int(r.id)]),
         )
         for r in rows
     ]
+
+
+def _in_order(rows: Any, ids: list[int]) -> list[Any]:
+    """``rows`` (with an ``id``) in the order of ``ids``."""
+    by_id = {int(r.id): r for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 @dataclass(frozen=True)

@@ -298,6 +298,7 @@ def image_list(
                 "machine": r.machine,
                 "status": r.status,
                 "uncertainty": r.uncertainty,
+                "date": r.date,
             }
             for r in rows
         ],

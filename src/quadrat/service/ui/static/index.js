@@ -260,6 +260,7 @@
       ...data.images.map((image) =>
         el("tr", {},
           el("th", { scope: "row" }, el("a", { href: "/ui/annotate?image=" + image.id, text: image.name })),
+          el("td", { text: image.date || "–" }),
           el("td", {}, el("span", { class: "status status-" + image.status, text: image.status })),
           el("td", { text: image.points }),
           el("td", { text: image.confirmed }),
