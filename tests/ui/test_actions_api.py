@@ -141,5 +141,11 @@ def test_generate_points_for_an_image_without_points(ui_server: UiServer, tmp_pa
     assert [(p["row"], p["column"]) for p in shown] == [
         (p["row"], p["column"]) for p in body["points"]
     ]
+    # In the background: their features, then the active classifier's suggestions.
+    assert body["suggesting"] is True
+    status = wait_for_training(ui_server, session)
+    assert status["state"] == "done" and status["suggest"] and status["reclassified"], status
+    shown = session.get(f"{ui_server.url}/ui/api/images/{image_id}").json()["points"]
+    assert all(p["status"] in ("machine", "alleviate") and p["suggestions"] for p in shown)
     again = session.post(url, headers={"X-CSRF-Token": csrf})
     assert again.status_code == 409 and "points already" in detail(again)

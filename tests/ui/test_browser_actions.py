@@ -73,5 +73,7 @@ def test_filters_train_now_and_generate_points(
     page.get_by_role("button", name="Generate points").click()
     expect(page.locator("#points button")).to_have_count(12)
     expect(page.locator("#no-points")).to_be_hidden()
+    expect(page.locator("#saved")).to_have_text("Suggestions ready", timeout=120_000)
+    expect(page.locator("#suggestions li").first).to_be_visible()
     stored = page.request.get(f"{ui_server.url}/ui/api/images/{image['id']}").json()
     assert len(stored["points"]) == 12

@@ -61,7 +61,8 @@ def train_now(source_id: int, user: User, state: State) -> JSONResponse:
 @router.post("/api/images/{image_id}/generate-points")
 def generate_points(image_id: int, user: User, state: State) -> dict[str, Any]:
     """Give an image without points the source's point set (CoralNet's point spec; the same
-    points ``quadrat points`` would give it). Annotators; 409 if it has points already."""
+    points ``quadrat points`` would give it), then extract and classify them in the
+    background. Annotators; 409 if it has points already."""
     from quadrat.points import PointSpec
     from quadrat.workflow.points import image_seed
 
@@ -80,4 +81,6 @@ def generate_points(image_id: int, user: User, state: State) -> dict[str, Any]:
         if not annotate.add_points_if_none(session, image_id, coords, str(spec)):
             raise HTTPException(409, detail="This image has points already.")
         points = annotate.image_points(session, image_id)
-    return {"spec": str(spec), "points": [_point_json(p) for p in points]}
+    # Their features and suggestions come in the background (poll ``training``).
+    trainer(state).request(image.source_id, forced=False, suggest=True)
+    return {"spec": str(spec), "points": [_point_json(p) for p in points], "suggesting": True}

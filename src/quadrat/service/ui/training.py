@@ -13,6 +13,9 @@ An interrupted run leaves nothing behind (a classifier is stored in one transact
 end). With several server processes on one project each may train; the policy re-reads
 the confirmed count each time, so the worst case is one extra classifier in the history.
 
+Generate points asks the same thread to extract the new points' features and classify
+them with the active classifier, so a new image gets the machine's suggestions.
+
 After each confirmation the page's request only *nudges* the trainer: the check (count of
 confirmed images against :class:`~quadrat.classifiers.policy.TrainingPolicy`) and any
 training happen in the thread, at most one check waiting per source.
@@ -39,6 +42,8 @@ class TrainingStatus:
     state: str = "idle"
     #: A forced run (an admin's "Train now") rather than the policy's check.
     forced: bool = False
+    #: Also suggest labels for points without any (after Generate points).
+    suggest: bool = False
     requested_by: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
@@ -58,6 +63,7 @@ class TrainingStatus:
 @dataclass
 class _Pending:
     forced: bool
+    suggest: bool
     requested_by: str | None
 
 
@@ -76,22 +82,33 @@ class Trainer:
         with self._lock:
             return self._status.get(source_id, TrainingStatus())
 
-    def request(self, source_id: int, *, forced: bool, requested_by: str | None = None) -> bool:
-        """Queue a run for the source; False when one is queued already (a forced request
-        upgrades a waiting policy check). Never waits for the run."""
+    def request(
+        self,
+        source_id: int,
+        *,
+        forced: bool,
+        requested_by: str | None = None,
+        suggest: bool = False,
+    ) -> bool:
+        """Queue a run for the source; False when an equal one is queued already (a forced
+        or suggesting request upgrades a waiting policy check). Never waits for the run."""
         with self._lock:
             waiting = self._pending.get(source_id)
             if waiting is not None:
-                if forced and not waiting.forced:
-                    self._pending[source_id] = _Pending(True, requested_by)
-                    self._status[source_id].forced = True
+                if (forced and not waiting.forced) or (suggest and not waiting.suggest):
+                    waiting.forced = waiting.forced or forced
+                    waiting.suggest = waiting.suggest or suggest
+                    if forced:
+                        waiting.requested_by = requested_by
+                    self._status[source_id].forced = waiting.forced
+                    self._status[source_id].suggest = waiting.suggest
                     return True
                 return False
-            self._pending[source_id] = _Pending(forced, requested_by)
+            self._pending[source_id] = _Pending(forced, suggest, requested_by)
             previous = self._status.get(source_id)
-            if previous is None or previous.state != "running" or forced:
+            if previous is None or previous.state != "running" or forced or suggest:
                 self._status[source_id] = TrainingStatus(
-                    state="queued", forced=forced, requested_by=requested_by
+                    state="queued", forced=forced, suggest=suggest, requested_by=requested_by
                 )
             self._start()
         self._wake.set()
@@ -136,6 +153,7 @@ class Trainer:
                     status = TrainingStatus(
                         state="running",
                         forced=pending.forced,
+                        suggest=pending.suggest,
                         requested_by=pending.requested_by,
                         started_at=_now(),
                     )
@@ -173,6 +191,9 @@ class Trainer:
         status.classifier_id = outcome.classifier_id
         status.accuracy = outcome.accuracy
         if outcome.accepted:
+            status.reclassified = source.classify().points
+        elif status.suggest and source.active_classifier() is not None:
+            _extract_missing(source)  # the new points' features, then their suggestions
             status.reclassified = source.classify().points
 
 

@@ -286,8 +286,28 @@
       $("no-points").hidden = state.points.length > 0;
       renderPoints();
       select(0, true);
-      say(`Generated ${data.points.length} points (${data.spec}); suggestions come after the next extraction and classification`);
+      say(`Generated ${data.points.length} points (${data.spec}); the machine's suggestions are on their way…`);
+      if (data.suggesting) waitForSuggestions(state.image.id, 120);
     });
+  }
+
+  // Poll the background run that extracts and classifies the new points, then reload.
+  async function waitForSuggestions(imageId, triesLeft) {
+    try {
+      const data = await Q.api("GET", `/ui/api/sources/${state.image.source.id}/training`);
+      const t = data.training;
+      if ((t.state === "queued" || t.state === "running") && triesLeft > 0) {
+        setTimeout(() => waitForSuggestions(imageId, triesLeft - 1), 1000);
+        return;
+      }
+      if (state.image.id !== imageId) return;
+      if (t.state === "failed") return fail(new Error("No suggestions: " + t.message));
+      await state.busy;
+      await loadImage(imageId, null);
+      say("Suggestions ready");
+    } catch (error) {
+      fail(error);
+    }
   }
   $("generate-points").addEventListener("click", generatePoints);
 

@@ -154,7 +154,8 @@
       if (t.state === "queued") return "Training queued…";
       if (t.state === "running") return "Training in the background…";
       if (t.state === "failed") return "Training failed: " + t.message;
-      if (!t.trained) return "Not due yet: " + t.message + ".";
+      const suggested = t.reclassified !== null ? ` ${t.reclassified} points classified.` : "";
+      if (!t.trained) return "No training due: " + t.message + "." + suggested;
       const why = t.forced ? `Train now, by ${t.requested_by}` : "the policy";
       return `Latest training (${why}): ${t.message}.` +
         (t.reclassified !== null ? ` ${t.reclassified} points classified again.` : "");
