@@ -30,6 +30,8 @@ from quadrat.store.schema import Role
 router = APIRouter(prefix="/ui")
 #: Points one relabel request may change.
 MAX_RELABEL = 500
+#: Most points of one label the similarity order sorts (a label's points, in memory).
+MAX_SIMILAR = 100_000
 
 
 @router.get("/review", include_in_schema=False)
@@ -46,26 +48,43 @@ def review(
     status: Annotated[str, Query()] = "all",
     sort: Annotated[str, Query()] = "confidence",
     page: Annotated[int, Query(ge=1)] = 1,
+    order: Annotated[str | None, Query()] = None,
+    point: Annotated[int | None, Query()] = None,
 ) -> dict[str, Any]:
     """A page of the points labelled ``label_id``: least confident first by default.
 
-    Hook for issue 15: a ``similar_to=<point id>`` order belongs here, answered by
-    ``Source.similar_points`` (the suggest/audit work), not computed in the UI."""
+    ``order=similar&point=ID``: the chosen patch first, then the others by distance to it
+    on the stored features (``Source.similar_points``, the audit's index), points without
+    features last; each row then carries its ``distance``."""
     role_of(state, user, source_id)
-    with http_errors(), state.store.session() as session:
-        total, rows = annotate.review_points(
-            session,
-            source_id,
-            label_id,
-            status=status,
-            sort=sort,
-            offset=(page - 1) * PAGE_SIZE,
-            limit=PAGE_SIZE,
-        )
+    if order is not None and order != "similar":
+        raise HTTPException(400, detail=f"order must be similar, not {order!r}.")
+    if order == "similar" and point is None:
+        raise HTTPException(400, detail="order=similar needs point=<point id>.")
+    distances: dict[int, float] | None = None
+    with http_errors():
+        if order == "similar" and point is not None:
+            distances = _distances(state, source_id, point)
+        with state.store.session() as session:
+            total, rows = annotate.review_points(
+                session,
+                source_id,
+                label_id,
+                status=status,
+                sort="image" if distances is not None else sort,
+                offset=0 if distances is not None else (page - 1) * PAGE_SIZE,
+                limit=MAX_SIMILAR if distances is not None else PAGE_SIZE,
+            )
+    if distances is not None:
+        far = math.inf
+        rows = sorted(rows, key=lambda r: distances.get(r.point_id, far))
+        rows = rows[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     return {
         "total": total,
         "page": page,
         "pages": max(1, -(-total // PAGE_SIZE)),
+        "order": order,
+        "point": point,
         "points": [
             {
                 "id": r.point_id,
@@ -75,10 +94,31 @@ def review(
                 "status": r.status,
                 "annotator": r.annotator,
                 "score": r.score,
+                **(
+                    {"distance": _finite([distances.get(r.point_id)])[0]}
+                    if distances is not None
+                    else {}
+                ),
             }
             for r in rows
         ],
     }
+
+
+def _distances(state: Any, source_id: int, point_id: int) -> dict[int, float]:
+    """Every point of the source with features, by its distance to ``point_id``'s (0 for
+    the point itself). 404 for a point of another source or one without features."""
+    from quadrat.service.ui.insight import source_of
+
+    with state.store.session() as session:
+        if annotate.point_source(session, point_id)[0] != source_id:
+            raise HTTPException(404, detail=f"No point {point_id} in this source.")
+        points = int(store_queries.counts(session, source_id)["points"])
+    near = source_of(state, source_id).similar_points(point_id, k=max(1, points))
+    distances = {int(point_id): 0.0}
+    ids = near["point_id"].astype(int).tolist()
+    distances.update(zip(ids, near["distance"].astype(float).tolist(), strict=True))
+    return distances
 
 
 class Relabel(BaseModel):
