@@ -5,8 +5,8 @@ are near duplicates. BenthicNet keeps images about ``distance`` metres apart alo
 track and caps every site near a target population (``../shared/specs/benthicnet.md``,
 "Spatial subsampling"). Differences from the original, all deliberate:
 
-- sites are grouped by ``(dataset, site)``, not by ``site`` alone (which merged equal site
-  names from different datasets);
+- sites are grouped by ``(dataset, site)`` by default, not by ``site`` alone (which merged
+  equal site names from different datasets; ``group_by=("site",)`` asks for it);
 - one Earth radius for every distance (:data:`quadrat.datasets.geo.EARTH_RADIUS_M`);
 - integer subsite bonuses (``T // 2``, ``M // 2``): the original's float ``T / 2`` crashed
   the even-spacing step; identical figures whenever T and M are even (all the defaults);
@@ -33,6 +33,8 @@ from quadrat.datasets.geo import consecutive_distances, metres_to_radians, midpo
 from quadrat.errors import InputError
 
 SITE_KEYS = ("dataset", "site")
+#: The two groupings offered: BenthicNet's own (``site`` alone) and quadrat's default.
+GROUPINGS = (SITE_KEYS, ("site",))
 REQUIRED_COLUMNS = (*SITE_KEYS, "latitude", "longitude")
 METHODS = ("closest", "threshold")
 Progress = Callable[[str, int, int], None]
@@ -195,12 +197,14 @@ def _coerce_coordinate(table: pd.DataFrame, column: str, limit: float) -> NDArra
     return values.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _site_codes(table: pd.DataFrame) -> tuple[NDArray[np.intp], pd.DataFrame]:
-    """Site number of every row (order of first appearance) and the (dataset, site) keys."""
-    grouped = table.groupby(list(SITE_KEYS), sort=False, dropna=False)
+def _site_codes(
+    table: pd.DataFrame, group_by: Sequence[str] = SITE_KEYS
+) -> tuple[NDArray[np.intp], pd.DataFrame]:
+    """Site number of every row (order of first appearance) and the site keys."""
+    grouped = table.groupby(list(group_by), sort=False, dropna=False)
     codes = grouped.ngroup().to_numpy(dtype=np.intp)
     first = np.unique(codes, return_index=True)[1]
-    keys = table.iloc[first][list(SITE_KEYS)].reset_index(drop=True)
+    keys = table.iloc[first][list(group_by)].reset_index(drop=True)
     return codes, keys
 
 
@@ -215,6 +219,26 @@ def _coordinate_counts(
     new = np.ones(len(c), dtype=bool)
     new[1:] = (c[1:] != c[:-1]) | (la[1:] != la[:-1]) | (lo[1:] != lo[:-1])
     return np.bincount(c[new], minlength=n_sites).astype(np.intp)
+
+
+def _check_grouping(group_by: Sequence[str]) -> tuple[str, ...]:
+    keys = tuple(group_by)
+    if keys not in GROUPINGS:
+        raise InputError(
+            "sites are grouped by ('dataset', 'site') or by ('site',)",
+            value=group_by,
+            param="group_by",
+        )
+    return keys
+
+
+def _bonus(bonus: int | None, population: int, param: str) -> int:
+    """A subsite bonus: the given number, or half the population (BenthicNet's T/2, M/2)."""
+    if bonus is None:
+        return population // 2
+    if bonus < 0:
+        raise InputError("a subsite bonus must be >= 0 images", value=bonus, param=param)
+    return int(bonus)
 
 
 def _check_parameters(
@@ -246,6 +270,9 @@ def subsample_sites(
     factors: Sequence[float] = (1,),
     *,
     allow_nonspatial: bool = True,
+    subsite_target_bonus: int | None = None,
+    subsite_min_bonus: int | None = None,
+    group_by: Sequence[str] = SITE_KEYS,
     progress: Progress | None = None,
 ) -> SubsampleResult:
     """Thin every (dataset, site) of a BenthicNet metadata table, as BenthicNet's pass does.
@@ -259,8 +286,23 @@ def subsample_sites(
     appearance, rows in file order (sort by time beforehand if the file is not).
     Works one site at a time on index arrays, so memory is the table plus a few
     numbers per row.
+
+    ``allow_nonspatial=False`` forbids even spacing by position, as BenthicNet's
+    option of that name: every site above its minimum is thinned spatially, so a site
+    without any navigation is dropped (method ``dropped``, nothing kept), and rows
+    without coordinates of a spatial site are dropped as always. Sites at or under
+    their minimum are still kept whole. ``subsite_target_bonus`` and
+    ``subsite_min_bonus`` are the images added to a site's target and minimum for each
+    subsite beyond its pseudo-sites (``None``: half of ``target_population`` and
+    ``min_population``, BenthicNet's bonuses; 0: subsites add nothing). ``group_by`` is
+    what makes a site: ``("dataset", "site")`` (the default) or ``("site",)`` alone, as
+    the original did, which merges equal site names of different datasets.
     """
-    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    group_by = _check_grouping(group_by)
+    target_bonus = _bonus(subsite_target_bonus, target_population, "subsite_target_bonus")
+    min_bonus = _bonus(subsite_min_bonus, min_population, "subsite_min_bonus")
+    required = (*group_by, "latitude", "longitude")
+    missing = [column for column in required if column not in table.columns]
     if missing:
         raise InputError(f"missing column(s) {', '.join(missing)}", value=list(table.columns))
     steps = _check_parameters(
@@ -268,7 +310,7 @@ def subsample_sites(
     )
     lat = _coerce_coordinate(table, "latitude", 90.0)
     lon = _coerce_coordinate(table, "longitude", 180.0)
-    codes, keys = _site_codes(table)
+    codes, keys = _site_codes(table, group_by)
     n_sites = len(keys)
     n_coords = _coordinate_counts(codes, lat, lon, n_sites)
     order = np.argsort(codes, kind="stable")
@@ -290,6 +332,7 @@ def subsample_sites(
             gaps=(pseudo_site_gap, subsite_gap),
             factors=steps,
             allow_nonspatial=allow_nonspatial,
+            bonuses=(target_bonus, min_bonus),
         )
         kept_rows = rows[positions]
         (spatial_pass if decision["method"] == "spatial" else first_pass).append(kept_rows)
@@ -315,6 +358,7 @@ def _subsample_one_site(
     gaps: tuple[float, float],
     factors: Sequence[float],
     allow_nonspatial: bool,
+    bonuses: tuple[int, int] | None = None,
 ) -> tuple[Positions, dict[str, object]]:
     """The spec's decision for one site: kept positions, and its targets, method, factor."""
     n_rows = len(lat)
@@ -325,14 +369,17 @@ def _subsample_one_site(
     if target > 0:
         n_full, n_sub = _count_subsites(lat, lon, gaps)
         extra = max(0, n_sub - n_full)
-        site_target = target * n_full + (target // 2) * extra
-        site_minimum = minimum * n_full + (minimum // 2) * extra
+        target_bonus, min_bonus = bonuses if bonuses is not None else (target // 2, minimum // 2)
+        site_target = target * n_full + target_bonus * extra
+        site_minimum = minimum * n_full + min_bonus * extra
     else:
         n_full = n_sub = 1
         site_target, site_minimum = 0, minimum
     factor_used = 0.0
     if n_rows <= site_minimum:
         method, positions = "whole", np.arange(n_rows, dtype=np.intp)
+    elif not has_coords and not allow_nonspatial:
+        method, positions = "dropped", np.empty(0, dtype=np.intp)
     elif not spatial:
         method = "even"
         positions = (

@@ -28,6 +28,13 @@ if TYPE_CHECKING:  # pandas and the dataset modules are imported when a command 
 app = typer.Typer()
 
 
+class SiteGrouping(StrEnum):
+    """What makes a site for ``subsample``: (dataset, site), or the site name alone."""
+
+    dataset_site = "dataset-site"
+    site = "site"
+
+
 class PartitionMethod(StrEnum):
     """How ``partition`` splits."""
 
@@ -58,7 +65,7 @@ def _parse_factors(text: str) -> tuple[float, ...]:
 
 
 @app.command()
-@user_errors
+@user_errors(flags={"group_by": "--group-by"})
 def subsample(
     table_in: Annotated[Path, typer.Argument(metavar="IN", help="Metadata table (.parquet/.csv).")],
     out: Annotated[
@@ -77,6 +84,26 @@ def subsample(
         bool,
         typer.Option("--sort-by-time", help="Order each site by datetime first (else file order)."),
     ] = False,
+    spatial_only: Annotated[
+        bool,
+        typer.Option(
+            "--spatial-only",
+            help="Never space a site evenly by position: thin every site above its minimum "
+            "by distance; one without navigation is dropped.",
+        ),
+    ] = False,
+    subsite_target_bonus: Annotated[
+        int | None,
+        typer.Option(help="Images added to the target per extra subsite (default: --target / 2)."),
+    ] = None,
+    subsite_min_bonus: Annotated[
+        int | None,
+        typer.Option(help="Images added to the minimum per extra subsite (default: --min / 2)."),
+    ] = None,
+    group_by: Annotated[
+        SiteGrouping,
+        typer.Option(help="A site is a (dataset, site) pair, or a site name across datasets."),
+    ] = SiteGrouping.dataset_site,
     report: Annotated[
         Path | None, typer.Option(help="Folder for map.png, counts.csv and sites.csv.")
     ] = None,
@@ -108,6 +135,10 @@ def subsample(
             pseudo_site_gap=pseudo_site_gap,
             subsite_gap=subsite_gap,
             factors=_parse_factors(factors),
+            allow_nonspatial=not spatial_only,
+            subsite_target_bonus=subsite_target_bonus,
+            subsite_min_bonus=subsite_min_bonus,
+            group_by=("site",) if group_by is SiteGrouping.site else ("dataset", "site"),
             progress=progress,
         )
     seconds = time.perf_counter() - started
