@@ -1,4 +1,5 @@
-// The sources page: counts per source, classifier history, and a pageable image list.
+// The sources page: counts per source, classifier history, label next, cover with its
+// interval, and a pageable image list.
 "use strict";
 
 (() => {
@@ -142,6 +143,63 @@
     return box;
   }
 
+  // "Label next" (annotators): the points whose label would teach the classifier most.
+  function labelNext(source) {
+    const id = "label-next-" + source.id;
+    const box = el("section", { class: "label-next", "aria-labelledby": id + "-title" },
+      el("h3", { id: id + "-title", text: "Label next" }),
+      el("p", { class: "hint", text: "Unconfirmed points the classifier is least sure of (smallest margin between its two top labels), spread over the features so they are not near-duplicates." }));
+    Q.api("GET", `/ui/api/sources/${source.id}/suggest?n=10`).then((data) => {
+      if (!data.points.length) {
+        box.append(el("p", { text: "Every point has a person's label." }));
+        return;
+      }
+      box.append(el("ol", { id, class: "suggest" },
+        ...data.points.map((p) => el("li", { "data-point": p.point_id },
+          el("a", { href: `/ui/annotate?image=${p.image_id}&point=${p.point}`, text: `${p.image} #${p.point}` }),
+          p.top_label ? ` — machine: ${p.top_label} ${Q.percent(p.top_score)}, margin ${Q.percent(p.margin)}` : ""))));
+    }).catch((failure) => box.append(el("p", { class: "hint", text: failure.message })));
+    return box;
+  }
+
+  // Cover of the whole source with its bootstrap interval, naive or corrected.
+  function cover(source) {
+    const id = "cover-" + source.id;
+    const method = el("select", { id: id + "-corrected" },
+      el("option", { value: "none", text: "as labelled" }),
+      el("option", { value: "acc", text: "corrected (ACC, confusion matrix)" }),
+      el("option", { value: "pacc", text: "corrected (PACC, calibrated scores)" }));
+    const status = el("p", { role: "status", "aria-live": "polite" });
+    const table = el("table", { id, class: "cover" });
+    const load = async () => {
+      status.textContent = "Computing…";
+      try {
+        const data = await Q.api("GET", `/ui/api/sources/${source.id}/cover?level=source&corrected=${method.value}`);
+        const row = data.rows[0] || {};
+        const pct = (v) => (v === null || v === undefined ? "–" : v.toFixed(1) + "%");
+        table.replaceChildren(
+          el("caption", { text: `${method.selectedOptions[0].text}: cover of ${row.Images ?? 0} images, ${row.Points ?? 0} points; ${Math.round(data.confidence * 100)}% interval from ${data.replicates} bootstrap replicates` }),
+          el("thead", {}, el("tr", {}, ...["Label", "Labelled", "Estimate", "Interval"].map((t) => el("th", { scope: "col", text: t })))),
+          el("tbody", {}, ...data.labels.map((label) => el("tr", {},
+            el("th", { scope: "row", text: label }),
+            el("td", { text: pct(row[label]) }),
+            el("td", { text: pct(row[label + " estimate"]) }),
+            el("td", { text: `${pct(row[label + " lower"])} – ${pct(row[label + " upper"])}` })))));
+        status.textContent = "";
+      } catch (failure) {
+        table.replaceChildren();
+        status.textContent = failure.message;
+      }
+    };
+    method.addEventListener("change", load);
+    load();
+    return el("section", { class: "cover-box", "aria-labelledby": id + "-title" },
+      el("h3", { id: id + "-title", text: "Cover" }),
+      el("p", {}, el("label", { for: id + "-corrected", text: "Show cover " }), method),
+      status, table,
+      el("p", { class: "hint", text: "Images with unannotated points are left out, as in CoralNet. Per image or site: quadrat export cover --intervals." }));
+  }
+
   // "Train now" (admins) and what the background training did last (polled while it runs).
   function training(source) {
     const id = "training-" + source.id;
@@ -224,6 +282,8 @@
           i ? " · " : "",
           el("a", { href: `/ui/api/sources/${source.id}/export/${kind}.csv`, download: "", text: kind }),
         ])),
+      source.role === "viewer" ? null : labelNext(source),
+      cover(source),
       training(source),
       alleviate(source)
     );

@@ -1,4 +1,5 @@
-// The review grid: every patch of one label, least confident first; select many, relabel.
+// The review grid: every patch of one label, least confident first (or nearest first to a
+// chosen patch, "Find similar"); select many, relabel.
 "use strict";
 
 (() => {
@@ -6,7 +7,7 @@
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   const sourceId = params.get("source");
-  const state = { page: 1, pages: 1, selected: new Set(), labels: [], undo: [] };
+  const state = { page: 1, pages: 1, selected: new Set(), labels: [], undo: [], similar: null };
 
   function fail(error) {
     $("error").textContent = error.message || String(error);
@@ -15,6 +16,20 @@
   function updateSelection() {
     $("selected-count").textContent = `${state.selected.size} selected`;
     $("relabel").disabled = state.selected.size === 0;
+    $("find-similar").disabled = state.selected.size !== 1;
+  }
+
+  // Order the grid by distance (stored features) to one patch: it first, its neighbours next.
+  function findSimilar(id) {
+    state.similar = id;
+    state.page = 1;
+    return load();
+  }
+
+  function clearSimilar() {
+    state.similar = null;
+    state.page = 1;
+    return load();
   }
 
   function toggle(item, id) {
@@ -32,16 +47,25 @@
       sort: $("review-sort").value,
       page: String(state.page),
     });
+    if (state.similar !== null) {
+      query.set("order", "similar");
+      query.set("point", String(state.similar));
+    }
     const data = await Q.api("GET", `/ui/api/sources/${sourceId}/review?${query}`);
     state.pages = data.pages;
     state.selected.clear();
     updateSelection();
     const label = state.labels.find((l) => String(l.id) === $("review-label").value);
-    $("review-count").textContent = `${data.total} points labelled ${label ? label.code : ""}`;
+    const chosen = data.points.find((p) => p.id === state.similar);
+    $("review-count").textContent = `${data.total} points labelled ${label ? label.code : ""}` +
+      (state.similar === null ? "" : chosen
+        ? `, nearest first to ${chosen.image_name} #${chosen.number}`
+        : `, nearest first to point ${state.similar}`);
+    $("clear-similar").hidden = state.similar === null;
     $("grid").replaceChildren(
       ...data.points.map((p) => {
         const item = el("li", {
-          class: "tile status-" + p.status,
+          class: "tile status-" + p.status + (p.id === state.similar ? " chosen" : ""),
           role: "checkbox",
           tabindex: "0",
           "aria-checked": "false",
@@ -49,7 +73,8 @@
           "aria-label": `${p.image_name} point ${p.number}, ${p.status}, ${Q.percent(p.score)}`,
         },
         el("img", { src: `/ui/api/points/${p.id}/patch`, alt: "", loading: "lazy", width: "112", height: "112" }),
-        el("span", { class: "tile-text" }, `${p.status} · ${Q.percent(p.score)}`),
+        el("span", { class: "tile-text" }, `${p.status} · ${Q.percent(p.score)}` +
+          (p.distance === undefined || p.distance === null ? "" : ` · d ${p.distance.toFixed(1)}`)),
         el("a", { href: `/ui/annotate?image=${p.image_id}&point=${p.number}`, tabindex: "-1", text: `${p.image_name} #${p.number}` }));
         item.addEventListener("click", (event) => {
           if (event.target.tagName !== "A") toggle(item, p.id);
@@ -58,6 +83,9 @@
           if (event.key === " " || event.key === "Enter") {
             event.preventDefault();
             toggle(item, p.id);
+          } else if (event.key === "s" && !event.ctrlKey && !event.metaKey && !event.altKey) {
+            event.preventDefault();
+            findSimilar(p.id).catch(fail);
           }
         });
         return item;
@@ -90,8 +118,12 @@
   }
 
   for (const id of ["review-label", "review-status", "review-sort"]) {
-    $(id).addEventListener("change", () => { state.page = 1; load().catch(fail); });
+    $(id).addEventListener("change", () => { state.page = 1; state.similar = null; load().catch(fail); });
   }
+  $("find-similar").addEventListener("click", () => {
+    if (state.selected.size === 1) findSimilar([...state.selected][0]).catch(fail);
+  });
+  $("clear-similar").addEventListener("click", () => clearSimilar().catch(fail));
   $("page-prev").addEventListener("click", () => { state.page -= 1; load().catch(fail); });
   $("page-next").addEventListener("click", () => { state.page += 1; load().catch(fail); });
   $("relabel").addEventListener("click", () => relabel().catch(fail));
@@ -107,6 +139,7 @@
       $("relabel-to").replaceChildren(...options());
       const wanted = params.get("label");
       if (wanted) $("review-label").value = wanted;
+      if (params.get("similar")) state.similar = Number(params.get("similar"));
       $("title").textContent = "Review labels";
       await load();
       document.body.dataset.ready = "true";
