@@ -1,4 +1,5 @@
-"""The review grid (all patches of one label, least confident first; relabel many at once)
+"""The review grid (all patches of one label, least confident first or nearest first to a
+chosen patch; relabel many at once)
 and alleviation (the accuracy-vs-threshold curve of the active classifier, and applying a
 threshold), as JSON endpoints and the review page.
 """
@@ -113,8 +114,8 @@ def _distances(state: Any, source_id: int, point_id: int) -> dict[int, float]:
     with state.store.session() as session:
         if annotate.point_source(session, point_id)[0] != source_id:
             raise HTTPException(404, detail=f"No point {point_id} in this source.")
-        points = int(store_queries.counts(session, source_id)["points"])
-    near = source_of(state, source_id).similar_points(point_id, k=max(1, points))
+    # Every indexed point (the index answers at most as many as it holds).
+    near = source_of(state, source_id).similar_points(point_id, k=MAX_SIMILAR)
     distances = {int(point_id): 0.0}
     ids = near["point_id"].astype(int).tolist()
     distances.update(zip(ids, near["distance"].astype(float).tolist(), strict=True))
