@@ -21,6 +21,7 @@ from quadrat.cli import (
     demo,
     formats,
     pretrain,
+    probe,
     results,
     serve,
     suggest,
@@ -111,7 +112,7 @@ def _root(
     """Seafloor photographs to ecological data: CoralNet-style point annotation."""
 
 
-for _module in (workflow, results, formats, suggest, demo, pretrain, serve):
+for _module in (workflow, results, formats, suggest, demo, pretrain, probe, serve):
     app.add_typer(_module.app)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(classifiers.app, name="classifier")
