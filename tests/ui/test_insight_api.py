@@ -102,10 +102,15 @@ def test_cover_with_intervals_for_viewers(ui_server: UiServer) -> None:
     assert total == pytest.approx(100, abs=0.5)
     per_image = viewer.get(url + "?level=image&replicates=100").json()
     assert len(per_image["rows"]) >= 20 and "Image name" in per_image["columns"]
+    per_site = viewer.get(url + "?level=site:Date&replicates=100")
+    assert per_site.status_code == 200, per_site.text
+    assert per_site.json()["columns"][:3] == ["Date", "Images", "Points"]
+    assert sum(r["Images"] for r in per_site.json()["rows"]) == row["Images"]
     corrected = viewer.get(url + "?corrected=acc&replicates=100")
     assert corrected.status_code == 200, corrected.text
     assert corrected.json()["rows"][0]["Method"] == "acc"
     assert viewer.get(url + "?level=everywhere").status_code == 400
+    assert "Date" in detail(viewer.get(url + "?level=site:Aux9"))  # says which columns exist
     assert viewer.get(url + "?corrected=magic").status_code == 400
     assert viewer.get(url + "?replicates=0").status_code == 422
     assert requests.get(url).status_code == 401
