@@ -45,6 +45,7 @@ class LabelledPatches:
     files: list[Path]
     rows: npt.NDArray[np.int64] | None = None
     cols: npt.NDArray[np.int64] | None = None
+    lines: npt.NDArray[np.int64] | None = None  # the CSV line of each point, for errors
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -67,7 +68,10 @@ class LabelledPatches:
                 try:
                     out.append(crop_patches(photo[1], self.rows[i : i + 1], self.cols[i : i + 1]))
                 except InputError as exc:
-                    raise type(exc)(exc.message, path=self.files[i], value=exc.value) from None
+                    line = None if self.lines is None else int(self.lines[i])
+                    raise type(exc)(
+                        exc.message, path=self.files[i], line=line, value=exc.value
+                    ) from None
             yield np.concatenate(out)
 
 
@@ -110,6 +114,7 @@ def read_labelled_patches(
         rows = table["row"].to_numpy(np.int64)
         cols = table["column"].to_numpy(np.int64)
         groups = table["image"].astype(str).to_numpy()
+        lines = table["line"].to_numpy(np.int64)
     else:
         from quadrat.io.tables import read_table
 
@@ -125,7 +130,7 @@ def read_labelled_patches(
             )
         table = table[table[label_column].notna()]
         files = [path.parent / str(p) for p in table["path"]]
-        rows = cols = None
+        rows = cols = lines = None
         groups = (
             table["group"].astype(str).to_numpy()
             if "group" in table.columns
@@ -141,6 +146,7 @@ def read_labelled_patches(
         files=files,
         rows=rows,
         cols=cols,
+        lines=lines,
     )
 
 
