@@ -155,9 +155,7 @@ def images_without_points(session: Session, source_id: int) -> list[tuple[int, s
 def image_sizes(session: Session, source_id: int) -> dict[str, tuple[int, int, int]]:
     """Image name -> ``(image id, width, height)`` of every image of the source."""
     rows = session.execute(
-        select(Image.name, Image.id, Image.width, Image.height).where(
-            Image.source_id == source_id
-        )
+        select(Image.name, Image.id, Image.width, Image.height).where(Image.source_id == source_id)
     ).all()
     return {str(n): (int(i), int(w), int(h)) for n, i, w, h in rows}
 
