@@ -189,6 +189,13 @@ def _noted(signum: int, _frame: object) -> None:
     log.info("%s: stopping the workers", signal.Signals(signum).name)
 
 
+#: Seconds an idle keep-alive connection stays open. Longer than the poll interval of
+#: CoralNet clients (5-30 s): with uvicorn's default of 5 s, a client polling every 5 s
+#: reuses a connection the server is closing and gets "connection reset" (seen with 20
+#: clients in benchmarks/serve_load.py). nginx's default is 75 s.
+KEEP_ALIVE_SECONDS = 75
+
+
 def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the service until SIGINT/SIGTERM: recover jobs, start workers, serve HTTP."""
     try:
@@ -215,7 +222,13 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) 
         # handlers it found: these, so that the workers are stopped below, not orphaned.
         previous = {sig: signal.signal(sig, _noted) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            uvicorn.run(app, host=host, port=port, log_level="info")
+            uvicorn.run(
+                app,
+                host=host,
+                port=port,
+                log_level="info",
+                timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            )
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
