@@ -53,9 +53,9 @@ def test_filters_and_orders(backend: str, tmp_path: Path, request: pytest.Fixtur
         assert _pages(store, max_confidence=0.5) == []  # no classifier yet
         labels = reef.labelset()
         with store.session() as session:
-            from quadrat.store import browse
+            from quadrat.store import portable
 
-            label_ids = [row.id for row in browse.labels(session, 1)]
+            label_ids = [row.id for row in portable.label_rows(session, 1, by_code=True)]
         found = set()
         for label_id in label_ids:
             found |= set(_pages(store, label_id=label_id, sort="uncertainty"))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from quadrat.errors import InputError, NotFoundError
 from quadrat.store.queries import HUMAN_STATUSES
-from quadrat.store.schema import Annotation, AnnotationStatus, Image, Label, Point, Score, Source
+from quadrat.store.schema import Annotation, AnnotationStatus, Image, Point, Score, Source
 
 #: Machine statuses (a suggestion, and one auto-accepted).
 MACHINE_STATUSES = (AnnotationStatus.MACHINE.value, AnnotationStatus.ALLEVIATE.value)
@@ -54,27 +54,6 @@ def image_status_counts(session: Session, source_id: int) -> dict[str, int]:
     out = {s: 0 for s in IMAGE_STATUSES if s != "todo"}
     out.update({str(s): int(n) for s, n in rows})
     return out
-
-
-# ----------------------------------------------------------------------------- labels
-
-
-@dataclass(frozen=True)
-class LabelRow:
-    id: int
-    code: str
-    name: str
-    group: str | None
-    coralnet_id: int | None
-
-
-def labels(session: Session, source_id: int) -> list[LabelRow]:
-    rows = session.execute(
-        select(Label.id, Label.short_code, Label.name, Label.functional_group, Label.coralnet_id)
-        .where(Label.source_id == source_id)
-        .order_by(Label.short_code)
-    ).all()
-    return [LabelRow(int(i), str(c), str(n), g, k) for i, c, n, g, k in rows]
 
 
 # ----------------------------------------------------------------------------- images

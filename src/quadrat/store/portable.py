@@ -27,12 +27,12 @@ class LabelRow:
     coralnet_id: int | None
 
 
-def label_rows(session: Session, source_id: int) -> list[LabelRow]:
-    """The source's labels with their row ids, by row id."""
+def label_rows(session: Session, source_id: int, *, by_code: bool = False) -> list[LabelRow]:
+    """The source's labels with their row ids, by row id (or by short code: the UI's legend)."""
     rows = session.execute(
         select(Label.id, Label.name, Label.short_code, Label.functional_group, Label.coralnet_id)
         .where(Label.source_id == source_id)
-        .order_by(Label.id)
+        .order_by(Label.short_code if by_code else Label.id)
     ).all()
     return [
         LabelRow(int(i), str(n), str(c), g, None if k is None else int(k)) for i, n, c, g, k in rows

@@ -33,7 +33,7 @@ from quadrat.service.ui.session import (
 )
 from quadrat.service.ui.state import UiState
 from quadrat.store import accounts as stored_accounts
-from quadrat.store import annotate, browse
+from quadrat.store import annotate, browse, portable
 from quadrat.store import queries as store_queries
 from quadrat.store.schema import Role
 
@@ -233,14 +233,14 @@ def labelset(source_id: int, user: User, state: State) -> dict[str, Any]:
     """The labelset, each label with its hotkey (letters; 1-5 are the suggestions)."""
     role_of(state, user, source_id)
     with http_errors(), state.store.session() as session:
-        rows = browse.labels(session, source_id)
+        rows = portable.label_rows(session, source_id, by_code=True)
     return {
         "labels": [
             {
                 "id": r.id,
-                "code": r.code,
+                "code": r.short_code,
                 "name": r.name,
-                "group": r.group,
+                "group": r.functional_group,
                 "hotkey": LABEL_HOTKEYS[i] if i < len(LABEL_HOTKEYS) else None,
             }
             for i, r in enumerate(rows)
