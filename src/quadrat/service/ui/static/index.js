@@ -171,10 +171,13 @@
       el("option", { value: "pacc", text: "corrected (PACC, calibrated scores)" }));
     const status = el("p", { role: "status", "aria-live": "polite" });
     const table = el("table", { id, class: "cover" });
+    let coverRequest = 0;
     const load = async () => {
+      const ticket = ++coverRequest;
       status.textContent = "Computing…";
       try {
         const data = await Q.api("GET", `/ui/api/sources/${source.id}/cover?level=source&corrected=${method.value}`);
+        if (ticket !== coverRequest) return;
         const row = data.rows[0] || {};
         const pct = (v) => (v === null || v === undefined ? "–" : v.toFixed(1) + "%");
         table.replaceChildren(
@@ -301,7 +304,13 @@
     await loadImages();
   }
 
+  // Filters fire one request per change; a slow earlier answer must never
+  // overwrite a later one, so each request takes a number and only the
+  // newest may draw the table.
+  let imagesRequest = 0;
+
   async function loadImages() {
+    const ticket = ++imagesRequest;
     const status = document.getElementById("filter-status").value;
     const sort = document.getElementById("filter-sort").value;
     const query = new URLSearchParams({ sort, page: String(browser.page) });
@@ -315,6 +324,7 @@
       query.set("max_confidence", String(Math.min(100, Math.max(0, Number(value("filter-confidence")))) / 100));
     }
     const data = await Q.api("GET", `/ui/api/sources/${browser.source.id}/images?${query}`);
+    if (ticket !== imagesRequest) return;
     browser.pages = data.pages;
     const rows = document.getElementById("image-rows");
     rows.replaceChildren(

@@ -39,7 +39,11 @@
     updateSelection();
   }
 
+  // A slower earlier answer must not overwrite a newer one (see index.js).
+  let loadRequest = 0;
+
   async function load() {
+    const ticket = ++loadRequest;
     $("error").textContent = "";
     const query = new URLSearchParams({
       label_id: $("review-label").value,
@@ -52,6 +56,7 @@
       query.set("point", String(state.similar));
     }
     const data = await Q.api("GET", `/ui/api/sources/${sourceId}/review?${query}`);
+    if (ticket !== loadRequest) return;
     state.pages = data.pages;
     state.selected.clear();
     updateSelection();
