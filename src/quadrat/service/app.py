@@ -151,6 +151,10 @@ def create_app(
     api.route(app, "/api/deploy_job/{job_id:int}/status/", ["GET", "HEAD"], api.status)
     api.route(app, "/api/deploy_job/{job_id:int}/result/", ["GET", "HEAD"], api.result)
     api.route(app, "/api/user/{username}/", ["GET", "HEAD"], api.user)
+    # quadrat's own endpoints (cover, suggest, similar) under /api/quadrat/v1/ (issue 15).
+    from quadrat.service.analysis import install_analysis
+
+    install_analysis(app, api)
     # The browser UI (issue 14): session cookie, /ui pages and JSON, / redirects there.
     from quadrat.service.ui import install_ui
 

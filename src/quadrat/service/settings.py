@@ -23,6 +23,9 @@ PER_USER = (
     "max_active_jobs",
     "requests_per_minute",
     "requests_per_hour",
+    "max_suggest",
+    "max_bootstrap_replicates",
+    "max_similar",
 )
 
 
@@ -52,6 +55,12 @@ class ServiceSettings:
     image_folder: Path | None = None
     #: Worker processes that run deploy jobs.
     workers: int = 1
+    #: Points (or images) one ``/api/quadrat/v1/.../suggest`` request may ask for (``n``).
+    max_suggest: int = 100
+    #: Bootstrap replicates one cover request may ask for (bounds the server's time).
+    max_bootstrap_replicates: int = 5000
+    #: Neighbours one "patches like this one" request may ask for (``k``).
+    max_similar: int = 100
     #: Image file size, pixel count and download limits (see :mod:`quadrat.limits`).
     limits: Limits = field(default_factory=Limits.from_env)
 
