@@ -1,20 +1,27 @@
 """Reading weights files safely: torch or safetensors, containers unwrapped, no code run.
 
-``torch.load`` runs with ``weights_only=True``. Lightning checkpoints (solo-learn's,
-BenthicNet's, ``quadrat pretrain``'s) pickle their training config beside the tensors;
-for those a tensors-only unpickler keeps the tensors and makes every other pickled object
-an inert stand-in, so a checkpoint's pickled code can never run.
+Every ``torch.load`` runs with ``weights_only=True``: torch's restricted unpickler builds
+tensors, plain containers and the few globals named in :data:`SAFE_GLOBALS`, nothing else.
+Those are what published checkpoints pickle beside their tensors: numpy scalars and dtypes
+(pyspacer's and timm's training scripts), ``argparse.Namespace`` and paths (old Lightning
+``hparams``), and the omegaconf training config of Lightning checkpoints (solo-learn's,
+BenthicNet's). The omegaconf classes are not imported: each name maps to :class:`_Inert`,
+which keeps nothing, so the config is dropped unread (features need only the tensors). A
+file needing any other global is refused with the names it asked for; converting it is a
+one-time step its owner takes on a copy they trust (docs/extractors.md, "Refused
+checkpoints"), never something this library does.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import hashlib
 import importlib
-import pickle
+import pathlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import safetensors.torch
@@ -41,6 +48,76 @@ _NUMPY_SAFE_GLOBALS: list = [
 ]
 
 
+class _Inert:
+    """Stands in for a training-config object (omegaconf's): built from anything, keeps
+    nothing and does nothing. Only the names in ``_CONFIG_OBJECTS`` resolve to it."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+def _plain_dict(*args: object) -> dict:
+    """``collections.defaultdict`` as a plain dict: its factory is never kept or called."""
+    return {}
+
+
+# The classes omegaconf (2.0-2.3) pickles for a DictConfig/ListConfig of plain values, and
+# typing.Any, which its metadata names as a type. Structured configs (user dataclasses,
+# enums) name further classes and are refused.
+_CONFIG_OBJECTS = (
+    "omegaconf.dictconfig.DictConfig",
+    "omegaconf.listconfig.ListConfig",
+    "omegaconf.base.Metadata",
+    "omegaconf.base.ContainerMetadata",
+    "omegaconf.nodes.AnyNode",
+    "omegaconf.nodes.StringNode",
+    "omegaconf.nodes.IntegerNode",
+    "omegaconf.nodes.FloatNode",
+    "omegaconf.nodes.BooleanNode",
+    "omegaconf.nodes.PathNode",
+    "typing.Any",
+)
+# Lightning's dict subclass for hyperparameters, under its names across versions.
+_ATTRIBUTE_DICTS = (
+    "pytorch_lightning.utilities.parsing.AttributeDict",
+    "lightning.fabric.utilities.data.AttributeDict",
+    "lightning_fabric.utilities.data.AttributeDict",
+)
+
+#: Every global a checkpoint may name beyond torch's defaults: each one builds only plain
+#: data (no file, network or process access, no allocation sized by the file's numbers).
+SAFE_GLOBALS: list = [
+    *_NUMPY_SAFE_GLOBALS,
+    argparse.Namespace,
+    dict,
+    list,
+    int,
+    float,
+    str,
+    bool,
+    (_plain_dict, "collections.defaultdict"),
+    *((dict, name) for name in _ATTRIBUTE_DICTS),
+    # Pure paths never touch the file system; concrete ones are stored as pure ones.
+    *(
+        (pure, f"{module}.{kind}{cls}")
+        for module in ("pathlib", "pathlib._local")
+        for pure, cls in (
+            (pathlib.PurePosixPath, "PosixPath"),
+            (pathlib.PureWindowsPath, "WindowsPath"),
+        )
+        for kind in ("", "Pure")
+    ),
+    *((_Inert, name) for name in _CONFIG_OBJECTS),
+]
+
+
+#: Where the conversion of a refused checkpoint is documented (named in the error).
+CONVERSION_DOC = "docs/extractors.md, section 'Refused checkpoints'"
+
+
 def existing_file(path: str | Path) -> Path:
     """``path`` as a Path, or WeightsError when no such file exists."""
     path = Path(path)
@@ -62,8 +139,8 @@ def read_state_dict(path: str | Path) -> StateDict:
     """Read a torch (``torch.save``) or safetensors file as one flat state dict.
 
     Unwraps ``{'net': ...}``, ``{'state_dict': ...}`` and ``{'model': ...}`` containers and
-    strips the ``module.`` prefix DataParallel adds. Only tensors are loaded
-    (``weights_only=True``): a file needing arbitrary pickled code is refused.
+    strips the ``module.`` prefix DataParallel adds. Only tensors and plain data are loaded
+    (``weights_only=True``): a file needing any other pickled object is refused.
     """
     path = existing_file(path)
     obj = load_checkpoint(path)
@@ -83,88 +160,68 @@ def read_state_dict(path: str | Path) -> StateDict:
 
 
 def load_checkpoint(path: Path) -> object:
-    """The raw object in a torch or safetensors file (plain types and tensors only)."""
+    """The raw object in a torch or safetensors file (tensors and plain data only).
+
+    WeightsError naming the pickled globals when the file asks for any object outside
+    :data:`SAFE_GLOBALS` (nothing of it is built), or when it is neither format.
+    """
     if path.suffix == ".safetensors":
         return _load_safetensors(path)
     try:
-        with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as unsafe:
-        # Lightning checkpoints (solo-learn's, BenthicNet's) pickle their training config
-        # (omegaconf objects, ...) beside the tensors: keep the tensors, inert the rest.
-        try:
-            return torch.load(
-                path, map_location="cpu", weights_only=False, pickle_module=_tensors_only
-            )
-        except Exception:
-            torch_error: Exception = unsafe
-    except Exception as error:  # any failure: try safetensors
+    except Exception as error:  # torch raises several types; the message says which case
         torch_error = error
+    refused = refused_globals(path, torch_error)
+    if refused:
+        raise WeightsError(
+            f"refused: it pickles objects that are not weights ({first_keys(refused)}), and "
+            "quadrat never builds pickled objects from a file. If you trust the file, convert "
+            f"it once to safetensors ({CONVERSION_DOC}) and use the converted file",
+            path=path,
+        ) from torch_error
     try:
         return _load_safetensors(path)
     except WeightsError:
-        first_line = (str(torch_error).strip().splitlines() or ["no message"])[0][:200]
         raise WeightsError(
             "cannot be read as a torch or safetensors weights file "
-            f"({type(torch_error).__name__}: {first_line})",
+            f"({type(torch_error).__name__}: {_torch_detail(torch_error)})",
             path=path,
         ) from torch_error
 
 
-class _Inert:
-    """Stands in for every pickled object that is not a tensor: built from anything, does
-    nothing, so a checkpoint's pickled code can never run."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def __setstate__(self, state: object) -> None:
-        pass
-
-    def __setitem__(self, key: object, value: object) -> None:
-        pass
-
-    def append(self, value: object) -> None:
-        pass
-
-    def extend(self, values: object) -> None:
-        pass
+def refused_globals(path: Path, error: BaseException) -> list[str]:
+    """The globals (``module.name``) outside the allowlist that ``path`` pickles, read
+    without unpickling; empty when ``error`` was not a refused global."""
+    named = re.findall(r"GLOBAL ([\w.]+)", str(error))
+    if not named:
+        return []
+    allowed = set(_allowed_names())
+    listing = getattr(torch.serialization, "get_unsafe_globals_in_checkpoint", None)
+    # Every refused name, not only the first (zip format, torch >= 2.5); the legacy format
+    # cannot be listed, and the one name torch gave is kept.
+    with contextlib.suppress(Exception):
+        named += listing(path) if listing is not None else []
+    return sorted({name for name in named if name not in allowed})
 
 
-# What a tensor needs to be unpickled (torch resolves storage classes itself).
-_TENSOR_GLOBALS = {
-    ("collections", "OrderedDict"),
-    ("torch._utils", "_rebuild_tensor"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch._utils", "_rebuild_tensor_v3"),
-    ("torch._utils", "_rebuild_parameter"),
-    ("torch._utils", "_rebuild_parameter_with_state"),
-    ("torch._tensor", "_rebuild_from_type_v2"),
-    ("torch.nn.parameter", "Parameter"),
-    ("torch", "Tensor"),
-    ("torch", "Size"),
-}
+def _allowed_names() -> list[str]:
+    out = []
+    for entry in SAFE_GLOBALS:
+        if isinstance(entry, tuple):
+            out.append(entry[1])
+        else:
+            out.append(f"{entry.__module__}.{entry.__qualname__}")
+    return out
 
 
-class _TensorsOnlyUnpickler(pickle.Unpickler):
-    """Resolves only the globals tensors need; any other class or function is :class:`_Inert`."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _TENSOR_GLOBALS:
-            return super().find_class(module, name)
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        return _Inert
-
-
-def _tensors_only_load(file: Any, **kwargs: Any) -> Any:
-    return _TensorsOnlyUnpickler(file, **kwargs).load()
-
-
-# torch.load's ``pickle_module``: it subclasses ``Unpickler`` and calls ``load`` (old format).
-_tensors_only = SimpleNamespace(
-    __name__="tensors_only", Unpickler=_TensorsOnlyUnpickler, load=_tensors_only_load
-)
+def _torch_detail(error: BaseException) -> str:
+    """The informative line of a torch.load error (torch wraps it in advice about
+    ``weights_only=False``, which does not apply here)."""
+    boilerplate = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    lines = [s.strip() for s in str(error).splitlines()]
+    useful = [s for s in lines if s and not s.startswith(boilerplate)]
+    return (useful or ["no message"])[0][:200]
 
 
 def _load_safetensors(path: Path) -> StateDict:
@@ -186,10 +243,13 @@ def first_keys(keys: Sequence[str], n: int = 5) -> str:
 
 
 __all__ = [
+    "CONVERSION_DOC",
+    "SAFE_GLOBALS",
     "StateDict",
     "existing_file",
     "file_sha256",
     "first_keys",
     "load_checkpoint",
     "read_state_dict",
+    "refused_globals",
 ]
