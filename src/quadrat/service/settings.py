@@ -26,6 +26,7 @@ PER_USER = (
     "max_suggest",
     "max_bootstrap_replicates",
     "max_similar",
+    "upload_bytes_per_user",
 )
 
 
@@ -61,6 +62,14 @@ class ServiceSettings:
     max_bootstrap_replicates: int = 5000
     #: Neighbours one "patches like this one" request may ask for (``k``).
     max_similar: int = 100
+    #: Days a finished deploy job and its results are kept (CoralNet: 30, ``JOB_MAX_DAYS``);
+    #: polling it afterwards gives the 404 of an unknown job.
+    job_retention_days: int = 30
+    #: Hours an uploaded image is kept after it was last uploaded, once no unfinished job
+    #: names it (its results do not need it).
+    upload_retention_hours: int = 24
+    #: Bytes of uploaded images that one user's stored jobs may hold at a time.
+    upload_bytes_per_user: int = 1024 * _MIB
     #: Image file size, pixel count and download limits (see :mod:`quadrat.limits`).
     limits: Limits = field(default_factory=Limits.from_env)
 
