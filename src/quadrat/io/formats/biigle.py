@@ -1,5 +1,11 @@
-"""BIIGLE: the "CSV image annotation report" (a CSV, or BIIGLE's ZIP of them) and label
-trees (JSON).
+"""BIIGLE: the "CSV image annotation report" (BIIGLE's ZIP of CSVs, or one of them) and
+label trees (JSON).
+
+BIIGLE's report download (``CsvReportGenerator``, extension ``zip``) is a ZIP of CSVs:
+one ``<volume id>-<volume name>.csv`` per volume, or one per label tree or per user when
+the report separates them. Reading takes the ZIP (every ``.csv`` member, checked as
+:mod:`quadrat.io.formats._zip` says) or one CSV; writing to a ``.zip`` gives BIIGLE's
+ZIP with one volume, to any other name the CSV.
 
 Report columns (``biigle/reports`` CsvReportGenerator): ``annotation_label_id, label_id,
 label_name, label_hierarchy, user_id, firstname, lastname, image_id, filename,
@@ -22,8 +28,6 @@ groups are the parents of their labels.
 from __future__ import annotations
 
 import json
-import tempfile
-import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +38,15 @@ from quadrat.io.csv import header_key, read_csv
 from quadrat.io.formats._common import (
     check_file,
     check_points_per_image,
+    csv_text,
+    integer_option,
     labelled,
     load_json,
     pixel,
     point_table,
     write_csv,
 )
+from quadrat.io.formats._zip import is_zip, unpack, write_zip
 from quadrat.io.formats.registry import FormatInfo, register
 from quadrat.limits import Limits, current
 
@@ -72,35 +79,22 @@ POINT_SHAPES = {"1": "Point", "4": "Circle"}
 
 
 def read_biigle_report(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
-    """Points of a BIIGLE CSV image annotation report (a .csv, or a .zip of them)."""
+    """Points of a BIIGLE CSV image annotation report: the ZIP BIIGLE's report download
+    gives (one CSV per volume, label tree or user), or one of its CSVs."""
     import pandas as pd
 
     path = check_file(path, limits, "a BIIGLE CSV report")
-    if not zipfile.is_zipfile(path):
+    if not is_zip(path):
         return _read_report_csv(path, limits)
     limits = current(limits)
     tables = []
-    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as tmp:
-        members = [m for m in archive.infolist() if m.filename.lower().endswith(".csv")]
-        if not members:
-            raise InputError("no CSV file in this BIIGLE report ZIP", path=path)
-        total = 0
-        for k, member in enumerate(members):
-            total += member.file_size
-            limits.check(
-                "csv_bytes", total, what="BIIGLE report ZIP unpacks too large (bytes)", path=path
-            )
-            target = Path(tmp) / f"{k}.csv"  # member names are never used as paths
-            with archive.open(member) as source, target.open("wb") as out:
-                out.write(source.read(limits.csv_bytes + 1))
+    with unpack(path, suffixes=(".csv",), limits=limits, what="a BIIGLE CSV report") as members:
+        for member in members:
             try:
-                tables.append(_read_report_csv(target, limits))
+                tables.append(_read_report_csv(member.file, limits))
             except QuadratError as exc:
                 raise type(exc)(
-                    exc.message,
-                    path=f"{path}/{member.filename}",
-                    line=exc.line,
-                    value=exc.value,
+                    exc.message, path=member.where, line=exc.line, value=exc.value
                 ) from exc
     table = pd.concat(tables, ignore_index=True)
     table.attrs["skipped_shapes"] = sum(t.attrs.get("skipped_shapes", 0) for t in tables)
@@ -169,8 +163,19 @@ def _read_report_csv(path: Path, limits: Limits | None) -> pd.DataFrame:
     return out
 
 
-def write_biigle_report(table: pd.DataFrame, path: str | Path, **_options: Any) -> int:
-    """A BIIGLE CSV report of the labelled points (one Point annotation each)."""
+def write_biigle_report(
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    volume: str = "quadrat",
+    volume_id: int | str = 1,
+    **_options: Any,
+) -> int:
+    """A BIIGLE CSV report of the labelled points (one Point annotation each).
+
+    A ``path`` ending in ``.zip`` gets what BIIGLE's report download gives: a ZIP holding
+    one CSV, ``<volume_id>-<volume>.csv`` (options ``volume``, ``volume_id``); any other
+    name gets the CSV itself."""
     image_ids = {name: k for k, name in enumerate(dict.fromkeys(table["image"]), start=1)}
     label_ids: dict[str, int] = {}
     rows: list[list[Any]] = []
@@ -209,8 +214,19 @@ def write_biigle_report(table: pd.DataFrame, path: str | Path, **_options: Any) 
                 "",
             ]
         )
-    write_csv(path, REPORT_COLUMNS, rows)
+    if Path(path).suffix.lower() == ".zip":
+        member = volume_file_name(integer_option(volume_id, "volume_id"), str(volume))
+        write_zip(path, [(member, csv_text(REPORT_COLUMNS, rows).encode("utf-8"))])
+    else:
+        write_csv(path, REPORT_COLUMNS, rows)
     return len(rows)
+
+
+def volume_file_name(volume_id: int, volume: str) -> str:
+    """The CSV's name in BIIGLE's report ZIP: ``<volume id>-<volume name>.csv``, with
+    characters a file name cannot hold replaced by ``_`` (BIIGLE sanitises it too)."""
+    safe = "".join(ch if ch.isalnum() or ch in " -_.()" else "_" for ch in volume).strip(" .")
+    return f"{volume_id}-{safe or 'volume'}.csv"
 
 
 def read_biigle_label_tree(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
@@ -292,10 +308,11 @@ def write_biigle_label_tree(labelset: pd.DataFrame, path: str | Path, **_options
 register(
     FormatInfo(
         name="biigle",
-        description="BIIGLE CSV image annotation report (point and circle shapes; .csv or .zip)",
+        description="BIIGLE CSV image annotation report: BIIGLE's ZIP of per-volume CSVs "
+        "(or one CSV); point and circle shapes",
         kind="points",
         carries="positions, labels, image positions",
-        suffix=".csv",
+        suffix=".zip",
         read=read_biigle_report,
         write=write_biigle_report,
     )

@@ -1,5 +1,8 @@
-"""CPCe ``.cpc`` files as a format: a folder of them (one per image) read into a point
-table, and written from one, as CoralNet's "Export annotations, CPCe" writes them.
+"""CPCe ``.cpc`` files as a format: one per image, in a folder or a ZIP (CoralNet's
+"Export annotations, CPCe" downloads ``annotations_cpc.zip``), read into a point table,
+and written from one as that export writes them. ZIP members are checked before anything
+is unpacked (:mod:`quadrat.io.formats._zip`: names that leave the folder, sizes, zip
+bombs) and errors name ``archive.zip/member.cpc`` and the line.
 
 The file format itself (and its reader and writer) is :mod:`quadrat.io.cpce`. A .cpc
 file names its image by the path it had on the CPCe user's machine; the workflow matches
@@ -10,12 +13,14 @@ pixel scale from the stored image's size, so this reader keeps positions in CPCe
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from quadrat.errors import InputError
+from quadrat.errors import InputError, QuadratError
 from quadrat.io.cpce import CPCE_UNITS_PER_PIXEL, cpc_text, read_cpc, write_cpc
 from quadrat.io.formats._common import check_rows, labelled, point_table
+from quadrat.io.formats._zip import is_zip, unpack, write_zip
 from quadrat.io.formats.registry import FormatInfo, register
 from quadrat.io.paths import resolve_under
 from quadrat.limits import Limits
@@ -39,21 +44,37 @@ def cpc_files(path: str | Path) -> list[Path]:
 
 
 def read_cpce(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
-    """Points of a .cpc file or a folder of them: ``image`` is the image path as written.
+    """Points of a .cpc file, a folder of them, or a ZIP of them (CoralNet's
+    ``annotations_cpc.zip``): ``image`` is the image path as written.
 
     ``x``/``y`` are CPCe units; ``row``/``column`` are pixels at 15 units a pixel (the
     workflow recomputes them at the scale the matched image gives). ``label`` is the
-    point's ID code (None when blank), ``notes`` its notes code, ``file`` the .cpc file,
-    ``line`` the position's line and ``label_line`` the label's.
+    point's ID code (None when blank), ``notes`` its notes code, ``file`` the .cpc file
+    (``archive.zip/member.cpc`` in a ZIP), ``line`` the position's line and
+    ``label_line`` the label's.
     """
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() != ".cpc" and is_zip(path):
+        with unpack(path, suffixes=(".cpc",), limits=limits, what="CPCe .cpc files") as members:
+            return _read_files([(m.where, m.file) for m in members], path, limits)
+    return _read_files([(str(f), f) for f in cpc_files(path)], path, limits)
+
+
+def _read_files(files: list[tuple[str, Path]], path: Path, limits: Limits | None) -> pd.DataFrame:
+    """The point table of ``(name for messages, file)`` pairs, one .cpc file each."""
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for file in cpc_files(path):
-        cpc = read_cpc(file, scale=1, limits=limits)  # scale 1: positions stay in units
+    for name, file in files:
+        try:
+            cpc = read_cpc(file, scale=1, limits=limits)  # scale 1: positions stay in units
+        except QuadratError as exc:
+            if str(file) == name:
+                raise
+            raise type(exc)(exc.message, path=name, line=exc.line, value=exc.value) from exc
         if cpc.image_path in seen:
             raise InputError(
                 f"a second .cpc file for image {cpc.image_path!r}; CPCe keeps one per image",
-                path=file,
+                path=name,
                 line=1,
                 value=cpc.image_path,
             )
@@ -70,17 +91,17 @@ def read_cpce(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame
                     "y": point.row,
                     "number": point.number,
                     "notes": point.notes,
-                    "file": str(file),
+                    "file": name,
                     "cpc_width": cpc.width,
                     "cpc_height": cpc.height,
                     "label_line": point.line + len(cpc.points),
                 }
             )
-        check_rows(len(records), Path(path), limits)
+        check_rows(len(records), path, limits)
     return point_table(records, EXTRA)
 
 
-def write_cpce(
+def _write_folder(
     table: pd.DataFrame,
     path: str | Path,
     *,
@@ -127,13 +148,39 @@ def write_cpce(
     return count
 
 
+def write_cpce(
+    table: pd.DataFrame,
+    path: str | Path,
+    *,
+    code_path: str = "",
+    image_dir: str = "",
+    scale: int = CPCE_UNITS_PER_PIXEL,
+    **_options: Any,
+) -> int:
+    """One ``<image stem>.cpc`` per image: in the folder ``path``, or, for a ``path``
+    ending in ``.zip``, in a ZIP as CoralNet's ``annotations_cpc.zip`` (sub-folders kept
+    either way). See :func:`_write_folder` for the options. Returns the number of files.
+    """
+    if Path(path).suffix.lower() != ".zip":
+        return _write_folder(table, path, code_path=code_path, image_dir=image_dir, scale=scale)
+    with tempfile.TemporaryDirectory(prefix="quadrat-cpce-") as tmp:
+        try:
+            count = _write_folder(table, tmp, code_path=code_path, image_dir=image_dir, scale=scale)
+        except QuadratError as exc:  # name the archive, not the private folder
+            raise type(exc)(exc.message, path=path, value=exc.value, param=exc.param) from exc
+        files = sorted(p for p in Path(tmp).rglob("*.cpc") if p.is_file())
+        write_zip(path, [(p.relative_to(tmp).as_posix(), p.read_bytes()) for p in files])
+    return count
+
+
 register(
     FormatInfo(
         name="cpce",
-        description="CPCe .cpc files (a folder, one per image), CoralNet's CPCe rules",
+        description="CPCe .cpc files, one per image, in a ZIP (CoralNet's annotations_cpc.zip) "
+        "or a folder; CoralNet's CPCe rules",
         kind="points",
         carries="positions, labels (ID), notes",
-        suffix="",
+        suffix=".zip",
         read=read_cpce,
         write=write_cpce,
     )
