@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from enum import StrEnum
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from quadrat.cli._answers import HierarchicalThresholdOption, HierarchyOption
 from quadrat.cli._common import (
     DEFAULT_PROJECT,
     ProjectOption,
@@ -111,13 +113,16 @@ def export(
             "image_dir='D:\\Survey' code_path=..., viame half_size=112, geojson points=no.",
         ),
     ] = None,
+    hierarchical_threshold: HierarchicalThresholdOption = None,
+    hierarchy: HierarchyOption = None,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
     """Export CoralNet CSVs: annotations (with machine suggestions), percent cover, labelset.
 
     Cover with --intervals (or --level/--corrected) adds estimate and bound columns after
-    CoralNet's; without them the file is CoralNet's own.
+    CoralNet's; annotations with --hierarchical-threshold add Answer, Answer level and
+    Answer confidence after CoralNet's; without them the file is CoralNet's own.
     """
     path = pick_option(out, old_path, new_flag="--out/-o", old_spelling="the positional PATH")
     if path is None:
@@ -125,6 +130,15 @@ def export(
     extended = intervals or level != "image" or corrected != "none"
     if extended and kind != ExportKind.cover:
         raise InputError("--intervals, --level and --corrected apply to 'export cover' only")
+    if (hierarchical_threshold is not None or hierarchy is not None) and (
+        kind != ExportKind.annotations or format_ != "coralnet"
+    ):
+        raise InputError(
+            "--hierarchical-threshold and --hierarchy apply to 'export annotations' (CoralNet "
+            "format) only"
+        )
+    if hierarchy is not None and hierarchical_threshold is None:
+        raise InputError("--hierarchy needs --hierarchical-threshold")
     options = (
         dict(
             intervals=intervals,
@@ -168,6 +182,15 @@ def export(
             ExportKind.cover: src.export_cover,
             ExportKind.labelset: src.export_labelset,
         }[kind]
+        if hierarchical_threshold is not None:  # annotations with answers (docs/hierarchy.md)
+            from quadrat.workflow import exports
+
+            writer = functools.partial(
+                exports.export_annotations,
+                src,
+                hierarchical_threshold=hierarchical_threshold,
+                hierarchy=hierarchy,
+            )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             rows = writer(path, escape_formulas=escape_formulas, **options)

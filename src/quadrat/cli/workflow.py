@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from quadrat.cli._answers import HierarchicalThresholdOption, HierarchyOption, print_summary
 from quadrat.cli._common import (
     DEFAULT_PROJECT,
     AllowNothingOption,
@@ -471,27 +472,28 @@ def classify(
     classifier: Annotated[
         int | None, typer.Option(help="Classifier id (default: latest accepted).")
     ] = None,
+    hierarchical_threshold: HierarchicalThresholdOption = None,
+    hierarchy: HierarchyOption = None,
     allow_nothing: AllowNothingOption = False,
     project: ProjectOption = DEFAULT_PROJECT,
     source: SourceOption = None,
 ) -> None:
     """Score unlabelled points: top-5 suggestions, machine annotations, alleviation."""
-    from rich.table import Table
+    from quadrat.workflow.classify import classify as classify_step
 
     with open_project(project) as handle:
         src = handle.source(source)
         if threshold is not None:
             src.set_confidence_threshold(threshold)
         with progress_bar() as progress:
-            summary = src.classify(threshold=threshold, classifier_id=classifier, progress=progress)
+            answers: dict[str, Any] = {"hierarchy": hierarchy}
+            answers["hierarchical_threshold"] = hierarchical_threshold
+            summary = classify_step(
+                src, threshold=threshold, classifier_id=classifier, progress=progress, **answers
+            )
     if summary.points == 0:
         nothing_to_do(
             f"classifier {summary.classifier_id}: every point has a person's label",
             allow=allow_nothing,
         )
-    table = Table(title=f"classifier {summary.classifier_id}")
-    table.add_column("points scored", justify="right")
-    table.add_column("machine", justify="right")
-    table.add_column("alleviated", justify="right")
-    table.add_row(str(summary.points), str(summary.machine), str(summary.alleviated))
-    console.print(table)
+    print_summary(summary)

@@ -4,11 +4,16 @@ Each scored point gets its top-5 labels with probabilities and a machine annotat
 at or above the confidence threshold the annotation is ``alleviate`` (auto-accepted, as
 CoralNet's alleviation). Points a person labelled (imported or confirmed) are never
 touched; machine labels are replaced on every run, in one transaction.
+
+With ``hierarchical_threshold`` the run also answers each point hierarchically
+(:mod:`quadrat.labels.answers`, docs/hierarchy.md) from the top-5 scores it stores, and
+counts the answers per level; the stored labels and scores are the same either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +38,9 @@ class ClassifySummary:
     points: int = 0
     machine: int = 0
     alleviated: int = 0
+    #: Points per hierarchical answer level (``label``, ``group``..., ``none``); empty
+    #: unless a ``hierarchical_threshold`` was given.
+    answer_levels: dict[str, int] = field(default_factory=dict)
 
 
 def classify(
@@ -42,19 +50,31 @@ def classify(
     classifier_id: int | None = None,
     batch_size: int = 65536,
     progress: Progress | None = None,
+    hierarchical_threshold: float | None = None,
+    hierarchy: str | Path | None = None,
 ) -> ClassifySummary:
     """Score every point no person has labelled: top-5 scores, a machine annotation, and
     auto-acceptance (``alleviate``) at or above the confidence threshold.
 
     ``threshold`` None uses the source's saved threshold (None there: no alleviation).
+    ``hierarchical_threshold``: also count each point's hierarchical answer under
+    ``hierarchy`` (None: the labelset's functional groups; a CATAMI mapping CSV or a
+    BIIGLE label tree JSON) in :attr:`ClassifySummary.answer_levels`.
     """
     from quadrat.classifiers import tensorfile
+    from quadrat.labels import answers
 
     check_threshold(threshold)
+    tree = None
+    if hierarchical_threshold is not None:  # checked before anything is scored or stored
+        answers.check_threshold(hierarchical_threshold)
+        tree = answers.load_label_tree(hierarchy, src.labelset())
     progress = progress or no_progress
+    levels: Counter[str] = Counter()
     with src.project.store.session() as session:
         info = queries.source_by_id(session, src.id)
         record = chosen_classifier(session, src, classifier_id)
+        codes = queries.label_codes(session, src.id)
         if threshold is None:
             threshold = info.confidence_threshold
         model = queries.classifier_model(session, record.id)
@@ -84,7 +104,18 @@ def classify(
             summary.points += len(ids)
             summary.alleviated += int(accept.sum())
             summary.machine += int((~accept).sum())
+            if tree is not None and hierarchical_threshold is not None:
+                named = np.vectorize(lambda i: codes.get(int(i), str(i)), otypes=[object])
+                found = answers.answer_top_k(
+                    named(labels) if labels.size else labels.astype(object),
+                    scores,
+                    tree,
+                    hierarchical_threshold,
+                )
+                levels.update(found.level_counts())
             progress("classifying points", summary.points, len(point_ids))
+    if tree is not None:
+        summary.answer_levels = answers.order_levels(levels)
     return summary
 
 

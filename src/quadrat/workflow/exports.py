@@ -1,11 +1,18 @@
-"""A source's annotations, cover and labelset as CoralNet CSVs (written atomically)."""
+"""A source's annotations, cover and labelset as CoralNet CSVs (written atomically).
+
+Annotations may carry hierarchical answers (:func:`answers`, docs/hierarchy.md): three
+columns after CoralNet's, only when a threshold is given.
+"""
 
 from __future__ import annotations
 
+import tempfile
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from quadrat.io.coralnet import (
@@ -18,7 +25,11 @@ from quadrat.io.coralnet import (
 )
 
 if TYPE_CHECKING:
+    from quadrat.labels.answers import Answers
     from quadrat.workflow.source import Source
+
+#: Headers of the hierarchical answer columns, after CoralNet's (confidence in percent).
+ANSWER_HEADERS = ("Answer", "Answer level", "Answer confidence")
 
 #: CoralNet counts a point as confirmed once a person (or alleviation) has accepted it.
 COVER_STATUS = {
@@ -52,7 +63,14 @@ def cover(src: Source, intervals: bool = False, **options: Any) -> pd.DataFrame:
     return cover_table(frame, src.labelset())
 
 
-def export_annotations(src: Source, path: str | Path, *, escape_formulas: bool = False) -> int:
+def export_annotations(
+    src: Source,
+    path: str | Path,
+    *,
+    escape_formulas: bool = False,
+    hierarchical_threshold: float | None = None,
+    hierarchy: str | Path | None = None,
+) -> int:
     """All annotated points with their metadata and latest machine suggestions.
 
     Metadata columns are those the images were imported with, empty ones included, in
@@ -61,9 +79,15 @@ def export_annotations(src: Source, path: str | Path, *, escape_formulas: bool =
     image).
     ``escape_formulas`` prefixes ``'`` to text cells a spreadsheet would run as a formula
     (off by default: CoralNet's bytes; a warning says when it would be needed).
+    ``hierarchical_threshold``: add :data:`ANSWER_HEADERS` after CoralNet's columns, each
+    point's answer from its machine suggestions under ``hierarchy`` (:func:`answers`);
+    None (the default) writes CoralNet's columns only.
     """
     table = src.annotations()
     table = table[table["label"].notna()]
+    found = None
+    if hierarchical_threshold is not None:  # checked before anything is written
+        found = point_answers(src, table, hierarchical_threshold, hierarchy)
     metadata = pd.json_normalize(table["metadata"].tolist()).set_index(table.index)
     out = pd.DataFrame({"image": table["image"]})
     for column in metadata_order(metadata.columns):
@@ -76,8 +100,74 @@ def export_annotations(src: Source, path: str | Path, *, escape_formulas: bool =
         if f"suggestion_{k}" in table:
             out[f"machine_suggestion_{k}"] = table[f"suggestion_{k}"]
             out[f"machine_confidence_{k}"] = table[f"confidence_{k}"]
-    write_annotations_csv(out, path, escape_formulas=escape_formulas)
+    if found is None:
+        write_annotations_csv(out, path, escape_formulas=escape_formulas)
+    else:
+        _write_with_answers(out, found, path, escape_formulas)
     return len(out)
+
+
+def point_answers(
+    src: Source, table: pd.DataFrame, threshold: float, hierarchy: str | Path | None
+) -> Answers:
+    """The hierarchical answer of each point of an :meth:`Source.annotations` table, from
+    its stored top-5 machine scores (a point never scored has level '' and no score)."""
+    from quadrat.labels.answers import answer_top_k, check_threshold, load_label_tree
+
+    check_threshold(threshold)
+    tree = load_label_tree(hierarchy, src.labelset())
+    ks = [k for k in range(1, 6) if f"suggestion_{k}" in table]
+    labels = table[[f"suggestion_{k}" for k in ks]].to_numpy(dtype=object)
+    scores = table[[f"confidence_{k}" for k in ks]].to_numpy(dtype=np.float64)
+    found = answer_top_k(labels.reshape(len(table), len(ks)), scores, tree, threshold)
+    scored = np.array([isinstance(c, str) and c != "" for c in labels[:, 0]]) if ks else None
+    if scored is None:
+        scored = np.zeros(len(table), dtype=bool)
+    found.level[~scored] = ""
+    found.score[~scored] = np.nan
+    return found
+
+
+def answers(src: Source, threshold: float, hierarchy: str | Path | None = None) -> pd.DataFrame:
+    """Every machine-scored point with its hierarchical answer (docs/hierarchy.md).
+
+    Columns: point_id, image, row, column, label (the point's current label), suggestion
+    (its top machine label), confidence, answer, answer_level, answer_score. The answer
+    is the deepest node of ``hierarchy`` (None: the labelset's functional groups; a CATAMI
+    mapping CSV; a BIIGLE label tree JSON) whose summed top-5 scores reach ``threshold``.
+    """
+    table = src.annotations()
+    if "suggestion_1" not in table:
+        table = table.iloc[:0].assign(suggestion_1=None, confidence_1=np.nan)
+    table = table[table["suggestion_1"].notna()].reset_index(drop=True)
+    found = point_answers(src, table, threshold, hierarchy)
+    out = table[["point_id", "image", "row", "column", "label"]].copy()
+    out["suggestion"] = table["suggestion_1"]
+    out["confidence"] = table["confidence_1"]
+    for column, values in found.columns().items():
+        out[column] = values
+    return out
+
+
+def _write_with_answers(
+    out: pd.DataFrame, found: Answers, path: str | Path, escape_formulas: bool
+) -> None:
+    """CoralNet's columns as :func:`write_annotations_csv` writes them, then the answers,
+    in one atomic write (the CoralNet part is written to a temporary file and read back
+    as text, so its cells are exactly those of a plain export)."""
+    from quadrat.io.coralnet._cells import write_csv
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "annotations.csv"
+        with warnings.catch_warnings():  # the final write warns, once, about every cell
+            warnings.simplefilter("ignore", UserWarning)
+            write_annotations_csv(out, plain)
+        frame = pd.read_csv(plain, dtype=str, keep_default_na=False, na_filter=False)
+    percent = pd.Series(np.floor(found.score * 100 + 0.5)).astype("Int64")  # as CoralNet's
+    frame[ANSWER_HEADERS[0]] = found.name.astype(str)
+    frame[ANSWER_HEADERS[1]] = found.level.astype(str)
+    frame[ANSWER_HEADERS[2]] = percent.astype("string").fillna("").to_numpy()
+    write_csv(frame, path, escape_formulas=escape_formulas)
 
 
 def metadata_order(columns: Iterable[str]) -> list[str]:

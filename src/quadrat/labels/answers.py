@@ -1,0 +1,406 @@
+"""Hierarchical answers: the deepest node of a label tree that a point's scores make sure of.
+
+A classifier scores the labels of a labelset; a wrong genus at 0.4 is worth less than a
+right "Hard coral" at 0.9. Given a label tree (each label a leaf under parents) and each
+point's scores, a node's *cumulative score* is the sum of the scores of the labels at or
+below it, and the point's answer is
+
+    the deepest node whose cumulative score is at least the threshold;
+    among nodes of that depth, the one with the higher cumulative score;
+    among equal scores, the first in tree order (deterministic);
+    no node at all (level ``none``) when not even a root reaches the threshold.
+
+Above a threshold of 0.5 at most one node per depth can pass, so the passing nodes form
+one path from a root and the answer is the end of that path. A threshold of 0 answers the
+deepest node (in a tree whose labels are all at one depth, as a labelset's groups: the top
+label); 1 answers only what holds all the probability. Sums are compared with a tolerance
+of :data:`TOLERANCE` so that scores summing to 1 in floating point reach a threshold of 1.
+
+Where a tree comes from (:func:`load_label_tree`, the one home):
+
+- ``None``: the labelset's own functional groups (CoralNet's ``Functional_Group``:
+  label -> group; a label without a group is a root of its own);
+- a ``.csv`` file: a reviewed CATAMI mapping (``source_label, caab_code``, as ``quadrat
+  dataset translate`` writes it) placing each label under its CATAMI node, whose
+  ancestors in the shipped CATAMI v1.4 tree are the parents;
+- a ``.json`` file: a BIIGLE label tree (``GET /api/v1/label-trees/{id}``, or a tree
+  export's ``label_trees.json``), each label placed under the BIIGLE label of its name.
+
+Labels are matched by short code, then by name (case- and spacing-insensitively). A
+label that the scores name but the tree does not place is an
+:class:`~quadrat.errors.UnknownLabelError` naming the label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from quadrat.errors import InputError, NotFoundError, UnknownLabelError
+from quadrat.labels.catami import normalise_name
+from quadrat.labels.hierarchy import ancestor_matrix, node_depths
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from quadrat.labels.catami import CatamiTree
+    from quadrat.limits import Limits
+
+#: Slack on ``cumulative >= threshold`` for floating-point sums.
+TOLERANCE = 1e-9
+#: Points scored at once (the cumulative block is points x nodes float64).
+CHUNK_POINTS = 65536
+#: ``level`` of a label's own node, and of a point with no confident node.
+LABEL_LEVEL = "label"
+NONE_LEVEL = "none"
+#: Columns the answers add to a table of points (:meth:`Answers.columns`).
+ANSWER_COLUMNS = ("answer", "answer_level", "answer_score")
+
+
+@dataclass(frozen=True)
+class LabelTree:
+    """Nodes (names, parents with -1 for a root, level names) and each label's own node.
+
+    A label's node is always a leaf named by the label's short code with level
+    ``"label"``; the other nodes are its parents (``"group"``, ``"CATAMI level 2"``...).
+    """
+
+    names: tuple[str, ...]
+    parents: tuple[int, ...]
+    levels: tuple[str, ...]
+    labels: Mapping[str, int]
+    #: Where the tree came from, for messages ("the labelset's functional groups", a file).
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not len(self.names) == len(self.parents) == len(self.levels):
+            raise InputError("a label tree needs one name, parent and level per node")
+        ancestor_matrix(self.parents)  # checks indices and cycles
+
+    @property
+    def depths(self) -> npt.NDArray[np.int64]:
+        """Each node's depth (roots are 0)."""
+        return node_depths(self.parents)
+
+    def node_of(self, label: str) -> int:
+        """The node of a label (its short code); an error naming the label if it has none."""
+        try:
+            return self.labels[str(label)]
+        except KeyError:
+            where = f" ({self.source})" if self.source else ""
+            raise UnknownLabelError(
+                f"label {label!r} has no place in the label tree{where}; add it to the tree",
+                value=label,
+                param="hierarchy",
+            ) from None
+
+
+# -- where a tree comes from -----------------------------------------------------------
+class _Builder:
+    """Nodes added parents first; label leaves added under them."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.names: list[str] = []
+        self.parents: list[int] = []
+        self.levels: list[str] = []
+        self.labels: dict[str, int] = {}
+        self.keys: dict[object, int] = {}
+
+    def node(self, key: object, name: str, parent: int, level: str) -> int:
+        if key not in self.keys:
+            self.keys[key] = len(self.names)
+            self.names.append(name)
+            self.parents.append(parent)
+            self.levels.append(level)
+        return self.keys[key]
+
+    def label(self, code: str, parent: int) -> None:
+        self.labels[code] = self.node(("label", code), code, parent, LABEL_LEVEL)
+
+    def tree(self) -> LabelTree:
+        return LabelTree(
+            tuple(self.names), tuple(self.parents), tuple(self.levels), self.labels, self.source
+        )
+
+
+def _labels(labelset: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(short code, name, functional group) per label of a labelset table."""
+    rows = []
+    for record in labelset.to_dict("records"):
+        group = record.get("functional_group")
+        text = "" if group is None or group != group else str(group).strip()  # NaN != NaN
+        rows.append((str(record["short_code"]), str(record.get("name") or ""), text))
+    return rows
+
+
+def tree_from_groups(labelset: pd.DataFrame) -> LabelTree:
+    """Label -> functional group (a label without a group is a root of its own)."""
+    build = _Builder("the labelset's functional groups")
+    for code, _name, group in _labels(labelset):
+        parent = build.node(("group", group), group, -1, "group") if group else -1
+        build.label(code, parent)
+    return build.tree()
+
+
+def _match(
+    code: str, name: str, places: Mapping[str, Sequence[Any]], what: str, source: str
+) -> Any | None:
+    """The one place of a label, by short code then name; None when neither is there."""
+    for key in (normalise_name(code), normalise_name(name)):
+        found = places.get(key, ())
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise InputError(
+                f"label {code!r} matches {len(found)} {what} named {key!r} in {source}; "
+                "name the node by its path",
+                path=source,
+                value=code,
+                param="hierarchy",
+            )
+    return None
+
+
+def tree_from_catami(
+    labelset: pd.DataFrame, mapping: Mapping[str, str], catami: CatamiTree, source: str = ""
+) -> LabelTree:
+    """Each mapped label under its CATAMI node; the node's CATAMI ancestors above it.
+
+    ``mapping``: source label (short code or name) -> CAAB code. Unmapped labels are left
+    out (an error names them when they are scored).
+    """
+    build = _Builder(source or "the CATAMI mapping")
+    places: dict[str, list[str]] = {}
+    for label, caab in mapping.items():
+        places.setdefault(normalise_name(label), []).append(caab)
+    for code, name, _group in _labels(labelset):
+        found = _match(code, name, places, "mapping rows", build.source)
+        if found is None:
+            continue
+        parent = -1
+        for node in [*catami.ancestors(str(found)), str(found)]:
+            level = f"CATAMI level {catami.depth(node)}"
+            parent = build.node(("catami", node), catami.path_str(node), parent, level)
+        build.label(code, parent)
+    return build.tree()
+
+
+def tree_from_links(
+    labelset: pd.DataFrame, links: Iterable[tuple[object, str, object | None]], source: str
+) -> LabelTree:
+    """Labels under the nodes of ``(id, name, parent id)`` links (a BIIGLE label tree).
+
+    A node is matched by its name or its ``Parent > Name`` path; each label goes under
+    the node of its short code or name.
+    """
+    nodes = {node_id: (str(name).strip(), parent) for node_id, name, parent in links}
+    build = _Builder(source)
+
+    def add(node_id: object, seen: frozenset[object] = frozenset()) -> int:
+        if node_id in build.keys:
+            return build.keys[node_id]
+        if node_id in seen:
+            raise InputError(f"the parents of label {node_id!r} form a cycle", path=source)
+        name, parent = nodes[node_id]
+        above = add(parent, seen | {node_id}) if parent in nodes else -1
+        depth = 0 if above < 0 else int(build.levels[above].removeprefix("level ")) + 1
+        return build.node(node_id, name, above, f"level {depth}")
+
+    places: dict[str, list[object]] = {}
+    for node_id, (name, parent) in nodes.items():
+        add(node_id)
+        places.setdefault(normalise_name(name), []).append(node_id)
+        if parent in nodes:
+            path = f"{nodes[parent][0]} > {name}"
+            places.setdefault(normalise_name(path), []).append(node_id)
+    for code, name, _group in _labels(labelset):
+        node = _match(code, name, places, "labels", source)
+        if node is not None:
+            build.label(code, build.keys[node])
+    return build.tree()
+
+
+def biigle_links(path: Path, limits: Limits | None = None) -> list[tuple[object, str, object]]:
+    """``(id, name, parent_id)`` of every label of a BIIGLE label tree JSON (or a list)."""
+    from quadrat.io.formats._common import load_json
+
+    document = load_json(path, limits, "a BIIGLE label tree JSON file")
+    trees = document if isinstance(document, list) else [document]
+    links = []
+    for t, tree in enumerate(trees):
+        if not isinstance(tree, dict) or not isinstance(tree.get("labels"), list):
+            raise InputError(f"label tree {t} must be an object with a 'labels' list", path=path)
+        for k, label in enumerate(tree["labels"]):
+            if not isinstance(label, dict) or "id" not in label or "name" not in label:
+                raise InputError(
+                    f"label tree {t}, labels[{k}] must be an object with id and name",
+                    path=path,
+                    value=k,
+                )
+            links.append((label["id"], str(label["name"]), label.get("parent_id")))
+    return links
+
+
+def load_label_tree(
+    hierarchy: str | Path | None, labelset: pd.DataFrame, *, limits: Limits | None = None
+) -> LabelTree:
+    """The tree ``hierarchy`` names for this labelset (see the module doc for the forms)."""
+    if hierarchy is None or str(hierarchy) == "groups":
+        return tree_from_groups(labelset)
+    path = Path(hierarchy)
+    if not path.is_file():
+        raise NotFoundError("label tree file not found", path=path, param="hierarchy")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return tree_from_links(labelset, biigle_links(path, limits), str(path))
+    if suffix == ".csv":
+        from quadrat.labels.catami_io import default_catami
+        from quadrat.labels.translate_io import read_mapping
+
+        catami = default_catami()
+        return tree_from_catami(labelset, read_mapping(path, catami), catami, str(path))
+    raise InputError(
+        "a label tree is a CATAMI mapping (.csv: source_label, caab_code) or a BIIGLE "
+        "label tree (.json); leave it out for the labelset's functional groups",
+        path=path,
+        param="hierarchy",
+    )
+
+
+# -- the rule --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Answers:
+    """Per point: the answered node (-1: none), its name, level, depth and cumulative score."""
+
+    node: npt.NDArray[np.int64]
+    name: npt.NDArray[np.object_]
+    level: npt.NDArray[np.object_]
+    depth: npt.NDArray[np.int64]
+    score: npt.NDArray[np.float64]
+
+    def columns(self) -> dict[str, npt.NDArray[Any]]:
+        """:data:`ANSWER_COLUMNS` for a table of the same points."""
+        return dict(zip(ANSWER_COLUMNS, (self.name, self.level, self.score), strict=True))
+
+    def level_counts(self) -> dict[str, int]:
+        """Points per level (:func:`order_levels`)."""
+        names, counts = np.unique(self.level.astype(str), return_counts=True)
+        return order_levels(dict(zip(names.tolist(), counts.tolist(), strict=True)))
+
+
+def order_levels(counts: Mapping[str, int]) -> dict[str, int]:
+    """Counts per level, ``label`` first, ``none`` last, the others by name."""
+    order = sorted(counts, key=lambda n: (n == NONE_LEVEL, n != LABEL_LEVEL, n))
+    return {name: int(counts[name]) for name in order}
+
+
+def check_threshold(threshold: float, param: str = "hierarchical_threshold") -> float:
+    """A cumulative-score threshold is a number in [0, 1]."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise InputError(f"{param} must be a number, got {threshold!r}", param=param) from None
+    if not 0.0 <= value <= 1.0:
+        raise InputError(f"{param} must be in [0, 1], got {value:g}", value=value, param=param)
+    return value
+
+
+def answer(
+    scores: npt.ArrayLike,
+    classes: Sequence[str],
+    tree: LabelTree,
+    threshold: float,
+) -> Answers:
+    """Each point's answer under the rule of the module doc.
+
+    ``scores``: (points, classes) calibrated scores (a row need not sum to 1: a point
+    known only by its top 5 has zeros elsewhere, so its sums are lower bounds and an
+    answer is never more confident than its score says). ``classes``: the short code of
+    each column.
+    """
+    threshold = check_threshold(threshold)
+    p = np.asarray(scores, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != len(classes):
+        raise InputError(
+            f"scores must be (points, {len(classes)} classes), got {p.shape}", value=p.shape
+        )
+    columns = [tree.node_of(c) for c in classes]
+    R = ancestor_matrix(tree.parents)  # R[v, u]: v is u or one of its ancestors
+    up = R[:, columns].T.astype(np.float64)  # (classes, nodes): the nodes above each label
+    depths = tree.depths
+    node = np.full(len(p), -1, dtype=np.int64)
+    best_score = np.zeros(len(p), dtype=np.float64)
+    for start in range(0, len(p), CHUNK_POINTS):
+        cum = p[start : start + CHUNK_POINTS] @ up
+        passing = cum >= threshold - TOLERANCE
+        deepest = np.where(passing, depths[None, :], -1).max(axis=1, initial=-1)
+        chosen = np.where(passing & (depths[None, :] == deepest[:, None]), cum, -np.inf)
+        pick = chosen.argmax(axis=1) if cum.shape[1] else np.zeros(len(cum), np.int64)
+        found = deepest >= 0
+        node[start : start + len(cum)] = np.where(found, pick, -1)
+        top = cum.max(axis=1, initial=0.0)  # no answer: the best score there was
+        best_score[start : start + len(cum)] = np.where(
+            found, cum[np.arange(len(cum)), pick] if cum.shape[1] else 0.0, top
+        )
+    names = np.array([*tree.names, ""], dtype=object)
+    levels = np.array([*tree.levels, NONE_LEVEL], dtype=object)
+    return Answers(
+        node=node,
+        name=names[node],
+        level=levels[node],
+        depth=np.where(node >= 0, depths[node] if len(depths) else -1, -1),
+        score=best_score,
+    )
+
+
+def answer_top_k(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, tree: LabelTree, threshold: float
+) -> Answers:
+    """:func:`answer` from each point's top labels and scores (as stored and served).
+
+    ``labels`` (points, k) short codes, None/NaN/'' where a point has fewer; ``scores``
+    the same shape. Labels past the k-th count as 0.
+    """
+    codes = np.asarray(labels, dtype=object)
+    values = np.asarray(scores, dtype=np.float64)
+    if codes.ndim != 2 or codes.shape != values.shape:
+        raise InputError(
+            f"labels and scores must be one (points, k) shape, got {codes.shape}, {values.shape}",
+            value=codes.shape,
+        )
+    present = np.array([isinstance(c, str) and c != "" for c in codes.ravel()], dtype=bool).reshape(
+        codes.shape
+    )
+    classes = sorted({str(c) for c in codes[present]})
+    index = {c: i for i, c in enumerate(classes)}
+    dense = np.zeros((codes.shape[0], len(classes)), dtype=np.float64)
+    rows, ks = np.nonzero(present)
+    cols = np.fromiter((index[str(codes[r, k])] for r, k in zip(rows, ks, strict=True)), np.int64)
+    np.add.at(dense, (rows, cols), np.nan_to_num(values[rows, ks]))
+    return answer(dense, classes, tree, threshold)
+
+
+__all__ = [
+    "ANSWER_COLUMNS",
+    "CHUNK_POINTS",
+    "LABEL_LEVEL",
+    "NONE_LEVEL",
+    "TOLERANCE",
+    "Answers",
+    "LabelTree",
+    "answer",
+    "answer_top_k",
+    "biigle_links",
+    "check_threshold",
+    "load_label_tree",
+    "order_levels",
+    "tree_from_catami",
+    "tree_from_groups",
+    "tree_from_links",
+]
