@@ -38,6 +38,7 @@ def analysis_db(
         reef.generate_points("m_10", seed=0)
         reef.extract("texture")
         reef.classify()
+        project.create_source("bare", labelset=survey_template.labelset_csv)  # no classifier
     return db
 
 
@@ -107,8 +108,9 @@ def test_token_auth_roles_and_methods_as_the_deploy_api(api: Client) -> None:
     assert post.status_code == 405 and error(post) == {"detail": 'Method "POST" not allowed.'}
     assert api.get("/sources/", who="nobody").json() == {"data": []}
     listed = api.get("/sources/").json()["data"]
-    assert listed == [
-        {"type": "source", "id": "1", "attributes": {"name": "reef", "role": "viewer"}}
+    assert [(d["id"], d["attributes"]["name"], d["attributes"]["role"]) for d in listed] == [
+        ("2", "bare", "viewer"),
+        ("1", "reef", "viewer"),
     ]
     # CoralNet's endpoints are untouched beside them.
     user = api.client.get("/api/user/vic/", headers=api.users.headers("vic"))
@@ -200,6 +202,9 @@ def test_suggest_ranks_points_nobody_labelled_for_annotators(api: Client) -> Non
     assert error(api.get("/sources/1/suggest", who="ann", by="sites"))["source"] == {
         "parameter": "by"
     }
+    # A source without a classifier yet: a 409 saying so, not a server error.
+    bare = api.get("/sources/2/suggest", who="ann")
+    assert bare.status_code == 409 and "classifier" in error(bare)["detail"]
     over = api.get("/sources/1/suggest", who="ann", n=101)
     assert over.status_code == 400
     assert error(over)["meta"] == {"limit": "max_suggest", "max": 100}

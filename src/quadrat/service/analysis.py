@@ -153,8 +153,9 @@ def text_parameter(request: Request, name: str, default: str, *, max_length: int
 def library_errors() -> Iterator[None]:
     """The library's refusals as JSON:API errors naming the parameter at fault.
 
-    A StateError here is about the source (no classifier, no features yet), not a busy
-    database, so it is a 409 rather than the app-wide 503.
+    A StateError about the source (no classifier, no features yet: no file named) is a 409;
+    one about the store (read-only, disk full: the project file named) keeps the app-wide
+    503, as does anything else the app's handlers already map.
     """
     try:
         yield
@@ -163,7 +164,7 @@ def library_errors() -> Iterator[None]:
         item: dict[str, Any] = {"detail": message}
         if exc.param:
             item["source"] = {"parameter": str(exc.param)}
-        if isinstance(exc, StateError):
+        if isinstance(exc, StateError) and exc.path is None:
             raise api_error(409, item=item) from exc
         if isinstance(exc, InputError) and not isinstance(exc, FileNotFoundError):
             raise api_error(400, item=item) from exc
