@@ -5,13 +5,18 @@ known, and a run only looks at images still pending. A job started again after a
 (the server killed, a worker OOM-killed) keeps every image already done and carries on.
 A job that keeps killing its worker would loop for ever; :data:`MAX_JOB_ATTEMPTS` caps
 the starts, after which its pending images fail with a line that says so.
+
+A server configured with a ``hierarchical_threshold`` (and optionally a ``hierarchy``
+file) stores each point as ``{"classifications": [...], "answer": {...}}``
+(:func:`quadrat.workflow.deploy.answer_points`, docs/hierarchy.md); without it (the
+default) a point is its classifications only, CoralNet's result exactly.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quadrat.errors import (
     FetchError,
@@ -62,7 +67,7 @@ def run_job(
     classifier cannot be loaded fails all its pending images with that reason.
     """
     from quadrat.service.fetch import load_image
-    from quadrat.workflow.deploy import classify_points, load_classifier
+    from quadrat.workflow.deploy import answer_points, classify_points, label_tree, load_classifier
 
     with store.session() as session:
         job = jobs.find_job(session, job_id)
@@ -81,8 +86,12 @@ def run_job(
     if job.classifier_id is None:
         _fail_rest(store, job_id, "The classifier of this job no longer exists")
         return True
+    threshold = getattr(settings, "hierarchical_threshold", None)
+    hierarchy = getattr(settings, "hierarchy", None)
     try:
         load_classifier(store, job.classifier_id)
+        if threshold is not None:  # a tree that leaves out a label fails here, not per image
+            label_tree(store, job.classifier_id, hierarchy)
     except (QuadratError, ImportError) as exc:
         log.warning("deploy job %s: classifier %s: %s", job_id, job.classifier_id, exc)
         reason = exc.message if isinstance(exc, QuadratError) else str(exc)
@@ -96,7 +105,9 @@ def run_job(
             return False
         try:
             pixels = load_image(image.url, settings)
-            result = classify_points(store, job.classifier_id, pixels, image.points)
+            result: list[Any] = classify_points(store, job.classifier_id, pixels, image.points)
+            if threshold is not None:
+                result = answer_points(store, job.classifier_id, result, threshold, hierarchy)
         except (QuadratError, OSError) as exc:
             error: str | None = error_line(exc, image.url)
         except Exception as exc:  # one bad image must not stop the others

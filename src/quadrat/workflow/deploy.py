@@ -8,6 +8,9 @@ when the weights file it needs is absent or gives other features), then scored.
 
 The estimator and extractor are loaded once per classifier in a process and kept
 (:data:`_CACHE`): a worker classifies many images with few classifiers.
+
+:func:`answer_points` adds hierarchical answers (docs/hierarchy.md) to classified points,
+for a server configured to give them; by default nothing here changes CoralNet's result.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from quadrat.store import jobs
 
 if TYPE_CHECKING:
     from quadrat.extractors import Extractor
+    from quadrat.labels.answers import LabelTree
     from quadrat.store.project import Store
     from quadrat.workflow.project import Project
 
@@ -46,6 +50,7 @@ class LoadedClassifier:
 
 
 _CACHE: dict[tuple[str, int], LoadedClassifier] = {}
+_TREES: dict[tuple[str, int, str], LabelTree] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -119,6 +124,71 @@ def forget_classifiers() -> None:
     """Empty the per-process cache (a classifier replaced under the same id, tests)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _TREES.clear()
+
+
+def label_tree(
+    project_or_store: Project | Store, classifier_id: int, hierarchy: str | Path | None = None
+) -> LabelTree:
+    """The label tree of a classifier's labelset (``hierarchy``: see
+    :func:`quadrat.labels.answers.load_label_tree`), checked to place every label the
+    classifier scores, kept per process like the classifier."""
+    from quadrat.labels.answers import load_label_tree
+    from quadrat.store import queries
+
+    store = _store(project_or_store)
+    key = (str(store.url), int(classifier_id), str(hierarchy or ""))
+    with _CACHE_LOCK:
+        if key in _TREES:
+            return _TREES[key]
+    loaded = load_classifier(store, classifier_id)
+    with store.session() as session:
+        model = jobs.deploy_model(session, int(classifier_id))
+        labelset = queries.labelset_table(session, model.source_id)
+    tree = load_label_tree(hierarchy, labelset)
+    for label in np.asarray(loaded.estimator.classes_).tolist():
+        tree.node_of(loaded.labels.get(int(label), (0, "", str(label)))[2])
+    with _CACHE_LOCK:
+        _TREES[key] = tree
+    return tree
+
+
+def answer_points(
+    project_or_store: Project | Store,
+    classifier_id: int,
+    ranked: Sequence[Sequence[dict[str, Any]]],
+    threshold: float,
+    hierarchy: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Each point of :func:`classify_points` as ``{"classifications": [...], "answer":
+    {"label", "level", "score"}}``: its hierarchical answer from its top-5 scores (the
+    deepest node of the tree whose summed scores reach ``threshold``; ``label`` None and
+    level ``none`` when no node does). ``classifications`` is unchanged.
+    """
+    from quadrat.labels.answers import NONE_LEVEL, answer_top_k, check_threshold
+
+    threshold = check_threshold(threshold)
+    tree = label_tree(project_or_store, classifier_id, hierarchy)
+    width = max((len(r) for r in ranked), default=0)
+    codes = np.full((len(ranked), width), None, dtype=object)
+    scores = np.zeros((len(ranked), width), dtype=np.float64)
+    for i, point in enumerate(ranked):
+        for k, item in enumerate(point):
+            codes[i, k], scores[i, k] = str(item["label_code"]), float(item["score"])
+    found = answer_top_k(codes, scores, tree, threshold)
+    return [
+        {
+            "classifications": list(point),
+            "answer": {
+                "label": None if level == NONE_LEVEL else str(name),
+                "level": str(level),
+                "score": float(score),
+            },
+        }
+        for point, name, level, score in zip(
+            ranked, found.name, found.level, found.score, strict=True
+        )
+    ]
 
 
 def check_points(points: Sequence[tuple[int, int]], height: int, width: int) -> None:
@@ -189,9 +259,11 @@ def classify_points(
 __all__ = [
     "TOP_K",
     "LoadedClassifier",
+    "answer_points",
     "check_points",
     "classify_points",
     "forget_classifiers",
+    "label_tree",
     "load_classifier",
     "rebuild_extractor",
 ]
