@@ -113,7 +113,13 @@ def _import_failure(exc: ImportError) -> Exception:
 
 
 @app.command()
-@user_errors(flags={"database": "--database/-p", "images_per_job": "--max-images"})
+@user_errors(
+    flags={
+        "database": "--database/-p",
+        "images_per_job": "--max-images",
+        "upload_bytes_per_user": "--max-upload-bytes-per-user",
+    }
+)
 def serve(
     ctx: typer.Context,
     project: ProjectOption = DEFAULT_PROJECT,
@@ -150,6 +156,28 @@ def serve(
         int | None,
         typer.Option(min=1, help="Bytes of a request with uploaded images [default: 200 MiB]."),
     ] = None,
+    job_retention_days: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Days a finished job and its results are kept; then its status is a 404 "
+            "(default 30, CoralNet's).",
+        ),
+    ] = None,
+    upload_retention_hours: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Hours an uploaded image is kept after its last upload once no unfinished "
+            "job uses it (default 24).",
+        ),
+    ] = None,
+    max_upload_bytes_per_user: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Bytes of uploaded images one user's jobs may hold (default 1 GiB)."
+        ),
+    ] = None,
 ) -> None:
     """Serve CoralNet's deploy API (token, deploy, status, result) over a project."""
     location = _database(ctx, project, database)
@@ -166,6 +194,9 @@ def serve(
         requests_per_hour=requests_per_hour,
         request_bytes=max_request_bytes,
         upload_request_bytes=max_upload_bytes,
+        job_retention_days=job_retention_days,
+        upload_retention_hours=upload_retention_hours,
+        upload_bytes_per_user=max_upload_bytes_per_user,
     )
     try:
         from quadrat.service.server import serve as run_server

@@ -31,6 +31,7 @@ import functools
 import hashlib
 import http.client
 import ipaddress
+import os
 import re
 import socket
 import ssl
@@ -39,6 +40,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Collection, Iterable, Sequence
 from io import BytesIO
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -56,6 +58,7 @@ MAX_REDIRECTS = 5
 #: Prefix of an uploaded image's name in a job (``upload:<sha256 of its bytes>``).
 UPLOAD_PREFIX = "upload:"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_EXPIRED = re.compile(r"^\.[0-9a-f]{64}\.expired$")
 _SCHEMES = ("http", "https")
 
 
@@ -351,7 +354,9 @@ def save_upload(settings: ServiceSettings, data: bytes) -> str:
     folder = upload_folder(settings)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / digest
-    if not target.exists():
+    try:  # kept already: uploaded again now, so its retention starts again
+        os.utime(target)
+    except FileNotFoundError:  # new, or being deleted by delete_unused_uploads: write it
         write_bytes(target, data)
     return UPLOAD_PREFIX + digest
 
@@ -365,6 +370,89 @@ def upload_path(settings: ServiceSettings, name: str) -> Path:
     if not path.is_file():
         raise NotFoundError("the uploaded image is no longer kept", value=name, param="url")
     return path
+
+
+def _upload_folder_or_none(settings: ServiceSettings) -> Path | None:
+    try:
+        return upload_folder(settings)
+    except InputError:  # a database server without an image folder keeps no uploads
+        return None
+
+
+def upload_bytes(settings: ServiceSettings, names: Iterable[str]) -> int:
+    """Bytes the kept files of these ``upload:<sha256>`` names hold (gone ones: 0)."""
+    folder = _upload_folder_or_none(settings)
+    total = 0
+    for name in set(names):
+        digest = name.removeprefix(UPLOAD_PREFIX).lower()
+        if folder is None or not _SHA256.match(digest):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            total += (folder / digest).stat().st_size
+    return total
+
+
+def check_upload_quota(
+    settings: ServiceSettings, held: Iterable[str], new: Sequence[bytes]
+) -> None:
+    """LimitError when a user's kept uploads (``held``: the names their stored jobs use,
+    e.g. :func:`quadrat.store.jobs.user_image_names`) plus ``new`` images would be over
+    ``settings.upload_bytes_per_user`` (pass the user's settings: it is a per-user limit).
+    An image already kept counts once."""
+    held = set(held)
+    fresh = {hashlib.sha256(data).hexdigest(): len(data) for data in new}
+    fresh = {d: n for d, n in fresh.items() if UPLOAD_PREFIX + d not in held}
+    total = upload_bytes(settings, held) + sum(fresh.values())
+    limit = settings.upload_bytes_per_user
+    if total > limit:
+        raise LimitError(
+            f"uploaded images would hold {total:,} bytes for this user, over the limit "
+            f"upload_bytes_per_user = {limit:,} (server setting, or the user's own limits); "
+            "they are freed as the user's jobs expire (job_retention_days)",
+            value=total,
+            param="upload_bytes_per_user",
+        )
+
+
+def delete_unused_uploads(
+    settings: ServiceSettings, in_use: Collection[str], *, now: float | None = None
+) -> list[str]:
+    """Delete kept uploads that no unfinished job names (``in_use``: their
+    ``upload:<sha256>`` names) and that were last uploaded more than
+    ``settings.upload_retention_hours`` ago; returns the names deleted.
+
+    Safe beside a request saving the same image: :func:`save_upload` refreshes the file's
+    time before its job is stored, so a file just named again is younger than the
+    retention; the file is moved aside before it is deleted, and put back if it was
+    uploaded again meanwhile. Leftovers of killed writers and deletions go too.
+    """
+    folder = _upload_folder_or_none(settings)
+    if folder is None or not folder.is_dir():
+        return []
+    from quadrat.io.atomic import remove_stale_temporaries
+
+    remove_stale_temporaries(folder)
+    cutoff = (time.time() if now is None else now) - 3600.0 * settings.upload_retention_hours
+    deleted = []
+    for path in sorted(folder.iterdir()):
+        if _EXPIRED.match(path.name):  # a deletion killed half-way
+            path.unlink(missing_ok=True)
+            continue
+        if not _SHA256.match(path.name) or UPLOAD_PREFIX + path.name in in_use:
+            continue
+        try:
+            if path.stat().st_mtime >= cutoff:
+                continue
+            aside = path.with_name(f".{path.name}.expired")
+            path.rename(aside)
+        except FileNotFoundError:
+            continue
+        if aside.stat().st_mtime >= cutoff:  # uploaded again between the check and the move
+            aside.rename(path)
+            continue
+        aside.unlink(missing_ok=True)
+        deleted.append(UPLOAD_PREFIX + path.name)
+    return deleted
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -402,12 +490,15 @@ __all__ = [
     "UPLOAD_PREFIX",
     "address_problem",
     "check_header",
+    "check_upload_quota",
     "decode",
+    "delete_unused_uploads",
     "download",
     "has_scheme",
     "load_image",
     "resolve_checked",
     "save_upload",
+    "upload_bytes",
     "upload_folder",
     "upload_path",
 ]

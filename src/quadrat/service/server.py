@@ -23,11 +23,14 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from multiprocessing.context import SpawnProcess
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from quadrat.service.settings import ServiceSettings
+    from quadrat.store.project import Store
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +188,83 @@ class WorkerPool:
             self._supervisor.join(5)
 
 
+# ----------------------------------------------------------------------- retention
+
+#: Seconds between the server's deletions of expired jobs and unused uploads (and one
+#: shortly after start-up).
+CLEANUP_SECONDS = 3600.0
+#: Seconds after start-up before the first cleanup (recovery and workers come first).
+FIRST_CLEANUP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """What one cleanup deleted: job ids and ``upload:<sha256>`` names."""
+
+    jobs: list[int]
+    uploads: list[str]
+
+
+def clean_up(settings: ServiceSettings, store: Store, now: datetime | None = None) -> Cleanup:
+    """Delete jobs finished more than ``settings.job_retention_days`` ago with their results
+    (a batch per transaction), then uploads no unfinished job names that were last
+    uploaded more than ``settings.upload_retention_hours`` ago."""
+    from quadrat.service import fetch
+    from quadrat.store import jobs as job_rows
+
+    now = now or datetime.now(UTC)
+    cutoff = now - timedelta(days=settings.job_retention_days)
+    deleted: list[int] = []
+    while True:
+        with store.session() as session:
+            batch = job_rows.delete_finished_jobs(session, cutoff, limit=job_rows.DELETE_BATCH)
+        deleted += batch
+        if len(batch) < job_rows.DELETE_BATCH:
+            break
+    with store.session() as session:
+        in_use = job_rows.image_names_in_use(session, fetch.UPLOAD_PREFIX)
+    uploads = fetch.delete_unused_uploads(settings, in_use, now=now.timestamp())
+    return Cleanup(deleted, uploads)
+
+
+class Janitor:
+    """A thread that runs :func:`clean_up` every ``period`` seconds until stopped."""
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        store: Store,
+        period: float = CLEANUP_SECONDS,
+        first: float = FIRST_CLEANUP_SECONDS,
+    ) -> None:
+        self.settings, self.store, self.period, self.first = settings, store, period, first
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="quadrat-janitor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        wait = self.first
+        while not self._stop.wait(wait):
+            wait = self.period
+            try:
+                done = clean_up(self.settings, self.store)
+            except Exception:  # the database away for a moment: next period
+                log.exception("cleanup of expired jobs and uploads failed")
+                continue
+            self.runs += 1
+            if done.jobs or done.uploads:
+                log.info("cleanup: %d expired job(s), %d upload(s) deleted",
+                         len(done.jobs), len(done.uploads))  # fmt: skip
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(30)
+
+
 def _noted(signum: int, _frame: object) -> None:
     log.info("%s: stopping the workers", signal.Signals(signum).name)
 
@@ -212,12 +292,14 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) 
     store = Store.open(settings.database)
     queue = JobQueue(settings, store=store)
     pool = WorkerPool(settings)
+    janitor = Janitor(settings, store)
     try:
         again = queue.recover()
         log.info("%d unfinished job(s) queued again", len(again))
         app = create_app(settings, queue=queue, store=store)
         pool.start()
         log.info("workers started: %s", pool.pids)
+        janitor.start()
         # uvicorn shuts down on SIGINT/SIGTERM, then raises the signal again under the
         # handlers it found: these, so that the workers are stopped below, not orphaned.
         previous = {sig: signal.signal(sig, _noted) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -233,10 +315,20 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) 
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
     finally:
+        janitor.stop()
         pool.stop()
         with contextlib.suppress(Exception):
             queue.close()
         store.close()
 
 
-__all__ = ["STOP_GRACE", "WorkerPool", "serve", "worker_main"]
+__all__ = [
+    "CLEANUP_SECONDS",
+    "STOP_GRACE",
+    "Cleanup",
+    "Janitor",
+    "WorkerPool",
+    "clean_up",
+    "serve",
+    "worker_main",
+]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from quadrat.errors import NotFoundError
@@ -240,6 +240,67 @@ def finish_job(session: Session, job_id: int) -> None:
         .where(DeployJob.id == job_id)
         .values(status=JobStatus.DONE, finished_at=datetime.now(UTC))
     )
+
+
+# ----------------------------------------------------------------------- retention
+
+#: Jobs deleted in one transaction by :func:`delete_finished_jobs` (short write locks).
+DELETE_BATCH = 200
+
+
+def delete_finished_jobs(
+    session: Session, finished_before: datetime, *, limit: int = DELETE_BATCH
+) -> list[int]:
+    """Delete up to ``limit`` jobs finished before ``finished_before``, with their images
+    and results; returns their ids, oldest first.
+
+    Only finished jobs: a pending or running one is never removed, however old. Both
+    deletes run in the caller's transaction, so a job goes with all its images or not at
+    all; call again until fewer than ``limit`` come back. Polling a deleted job then
+    finds no job (the API's 404), as CoralNet after its ``JOB_MAX_DAYS``.
+    """
+    ids = [
+        int(i)
+        for i in session.scalars(
+            select(DeployJob.id)
+            .where(DeployJob.status == JobStatus.DONE, DeployJob.finished_at < finished_before)
+            .order_by(DeployJob.id)
+            .limit(limit)
+        )
+    ]
+    if ids:
+        session.execute(delete(DeployImage).where(DeployImage.job_id.in_(ids)))
+        session.execute(
+            delete(DeployJob).where(DeployJob.id.in_(ids), DeployJob.status == JobStatus.DONE)
+        )
+    return ids
+
+
+def image_names_in_use(session: Session, prefix: str) -> set[str]:
+    """The image names starting with ``prefix`` (``upload:``) that unfinished jobs name."""
+    return {
+        str(url)
+        for url in session.scalars(
+            select(DeployImage.url)
+            .distinct()
+            .join(DeployJob, DeployJob.id == DeployImage.job_id)
+            .where(DeployJob.status != JobStatus.DONE, DeployImage.url.startswith(prefix))
+        )
+    }
+
+
+def user_image_names(session: Session, user_id: int, prefix: str) -> set[str]:
+    """The image names starting with ``prefix`` that any stored job of the user names
+    (what the user's uploads hold on the server, finished jobs included)."""
+    return {
+        str(url)
+        for url in session.scalars(
+            select(DeployImage.url)
+            .distinct()
+            .join(DeployJob, DeployJob.id == DeployImage.job_id)
+            .where(DeployJob.user_id == user_id, DeployImage.url.startswith(prefix))
+        )
+    }
 
 
 # ----------------------------------------------------------------------- what a worker reads
