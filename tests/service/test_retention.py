@@ -20,7 +20,7 @@ from quadrat.service.settings import ServiceSettings
 from quadrat.store import jobs as job_rows
 from quadrat.store.project import Store
 from quadrat.store.schema import DeployImage, DeployJob, JobStatus
-from tests.service.conftest import Api, Users, make_jpeg
+from tests.service.conftest import Api, TrainedProject, Users, make_jpeg
 
 NOW = datetime.now(UTC)
 NOT_FOUND = [{"detail": "This deploy job doesn't exist or is not accessible"}]
@@ -213,3 +213,34 @@ def test_serve_help_shows_the_retention_options() -> None:
     options = ("--job-retention-days", "--upload-retention-hours", "--max-upload-bytes-per-user")
     for option in options:
         assert option in result.output
+
+
+def test_retention_on_postgresql(
+    postgres_url: str, trained_project: TrainedProject, tmp_path: Path
+) -> None:
+    """The same deletions on PostgreSQL (timestamptz comparisons, the join for uploads)."""
+    from quadrat import Project
+    from quadrat.service import accounts
+
+    portable = tmp_path / "reef.classifier"
+    with Project.open(trained_project.db) as project:
+        project.source("reef").export_classifier(portable)
+    with Project.create(postgres_url) as project:
+        classifier = project.import_classifier(portable).id
+    settings = ServiceSettings(database=postgres_url, image_folder=tmp_path)
+    pg = Store.open(postgres_url)
+    try:
+        user = accounts.add_user(pg, "ana", "a long enough password", role="viewer")
+        kept_upload = fetch.save_upload(settings, make_jpeg(seed=5))
+        loose_upload = fetch.save_upload(settings, make_jpeg(seed=6))
+        for name in (kept_upload, loose_upload):
+            _age(fetch.upload_path(settings, name), hours=48)
+        old = _job(pg, user, classifier, urls=(loose_upload,), finished_days_ago=31)
+        recent = _job(pg, user, classifier, finished_days_ago=2)
+        pending = _job(pg, user, classifier, urls=(kept_upload,), status=JobStatus.PENDING)
+        done = clean_up(settings, pg)
+        assert done.jobs == [old] and done.uploads == [loose_upload]
+        assert _stored(pg) == ({recent, pending}, 2)
+        assert fetch.upload_path(settings, kept_upload).is_file()
+    finally:
+        pg.close()
