@@ -16,6 +16,9 @@ csv_bytes              QUADRAT_MAX_CSV_BYTES           512 MiB                  
 csv_rows               QUADRAT_MAX_CSV_ROWS            5,000,000                    no [1]
 download_bytes         QUADRAT_MAX_DOWNLOAD_BYTES      100 MiB                      no
 download_seconds       QUADRAT_DOWNLOAD_DEADLINE_S     300 (total, per file)        no
+zip_members            QUADRAT_MAX_ZIP_MEMBERS         10,000                       no
+zip_bytes              QUADRAT_MAX_ZIP_BYTES           512 MiB (unpacked, in all)   no
+zip_ratio              QUADRAT_MAX_ZIP_RATIO           100 (unpacked / packed)      no
 =====================  ==============================  ===========================  =========
 
 [1] CoralNet's upload form takes CSVs of up to 30 MB; a CoralNet *export* of a large
@@ -43,6 +46,9 @@ ENV_VARS: dict[str, str] = {
     "csv_rows": "QUADRAT_MAX_CSV_ROWS",
     "download_bytes": "QUADRAT_MAX_DOWNLOAD_BYTES",
     "download_seconds": "QUADRAT_DOWNLOAD_DEADLINE_S",
+    "zip_members": "QUADRAT_MAX_ZIP_MEMBERS",
+    "zip_bytes": "QUADRAT_MAX_ZIP_BYTES",
+    "zip_ratio": "QUADRAT_MAX_ZIP_RATIO",
 }
 
 _MIB = 1 << 20
@@ -66,6 +72,12 @@ class Limits:
     download_bytes: int = 100 * _MIB
     #: Seconds one download may take in total (not per read).
     download_seconds: float = 300.0
+    #: Files in one ZIP archive we read (BIIGLE reports, CPCe archives).
+    zip_members: int = 10_000
+    #: Bytes all members of one ZIP archive unpack to.
+    zip_bytes: int = 512 * _MIB
+    #: Largest unpacked / packed size of one ZIP member (a zip bomb inflates far more).
+    zip_ratio: int = 100
 
     def __post_init__(self) -> None:
         for f in fields(self):

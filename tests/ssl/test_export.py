@@ -94,7 +94,8 @@ def test_pickled_code_in_a_checkpoint_never_runs(tmp_path: Path) -> None:
             path,
             _use_new_zipfile_serialization=zipped,
         )
-        create_extractor("timm:test_resnet", weights=path)
+        with pytest.raises(WeightsError, match="refused"):
+            create_extractor("timm:test_resnet", weights=path)
         assert not marker.exists()
 
 

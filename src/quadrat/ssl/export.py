@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from quadrat.errors import WeightsError
-from quadrat.extractors import backbone_file
+from quadrat.extractors import backbone_file, checkpoints
 from quadrat.extractors.timm_utils import headless
 from quadrat.ssl.config import SSLConfig
 
@@ -40,7 +39,8 @@ def export_backbone(
 def export_checkpoint(checkpoint: str | Path, path: str | Path) -> Path:
     """A ``quadrat pretrain`` Lightning checkpoint (``last.ckpt``) as a backbone file."""
     checkpoint = Path(checkpoint)
-    raw = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    # The allow-listed loader: a hostile file is a WeightsError naming its globals.
+    raw = checkpoints.load_checkpoint(checkpoint)
     hparams = raw.get("hyper_parameters", {}) if isinstance(raw, dict) else {}
     if "config" not in hparams:
         raise WeightsError("not a quadrat pretraining checkpoint (no config)", path=checkpoint)
