@@ -16,8 +16,8 @@ bomb). Reading here:
   header lies about its size is stopped at the limit too.
 
 ``zip_members``, ``zip_bytes`` and ``zip_ratio`` are :class:`~quadrat.limits.Limits`
-fields where the running quadrat has them; otherwise the defaults below apply (same
-names, same meaning). Errors name the archive and the member (``archive.zip/member``).
+fields (each with its environment variable). Errors name the archive and the member
+(``archive.zip/member``).
 """
 
 from __future__ import annotations
@@ -31,18 +31,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from quadrat.errors import InputError, LimitError
+from quadrat.errors import InputError
 from quadrat.io.atomic import atomic_file
-from quadrat.limits import ENV_VARS, Limits, current
+from quadrat.limits import Limits, current
 
 _MIB = 1 << 20
 
-#: Defaults of the ZIP limits when :class:`Limits` does not define them (see module doc).
-ZIP_DEFAULTS: dict[str, int] = {
-    "zip_members": 10_000,
-    "zip_bytes": 512 * _MIB,
-    "zip_ratio": 100,
-}
 #: Members smaller than this are not held to ``zip_ratio``.
 RATIO_FLOOR = 1 * _MIB
 #: Bytes read from a member at a time while unpacking.
@@ -54,25 +48,6 @@ _JUNK_PREFIXES = ("__MACOSX/",)
 def is_zip(path: str | Path) -> bool:
     """Whether ``path`` is a ZIP archive (by its content, not its name)."""
     return zipfile.is_zipfile(path)
-
-
-def _limit(limits: Limits, name: str) -> int:
-    return int(getattr(limits, name, ZIP_DEFAULTS.get(name, 0)))
-
-
-def _check(limits: Limits, name: str, value: int, *, what: str, path: str) -> None:
-    """``limits.check`` for the ZIP limits, also where :class:`Limits` lacks them."""
-    if hasattr(limits, name) and name in ENV_VARS:
-        limits.check(name, value, what=what, path=path)
-        return
-    limit = _limit(limits, name)
-    if value > limit:
-        raise LimitError(
-            f"{what}: {value:,} is over the limit {name} = {limit:,}",
-            path=path,
-            value=value,
-            param="limits",
-        )
 
 
 def check_member_name(name: str, *, archive: str | Path) -> PurePosixPath:
@@ -139,7 +114,7 @@ def unpack(
         raise InputError(f"not a readable ZIP archive ({exc})", path=path) from exc
     with archive, tempfile.TemporaryDirectory(prefix="quadrat-zip-") as tmp:
         infos = archive.infolist()
-        _check(limits, "zip_members", len(infos), what="ZIP has too many members", path=str(path))
+        limits.check("zip_members", len(infos), what="ZIP has too many members", path=str(path))
         wanted: list[zipfile.ZipInfo] = []
         total = 0
         seen: set[str] = set()
@@ -157,13 +132,12 @@ def unpack(
             if key in seen:
                 raise InputError(f"two members are named {name!r}", path=where, value=name)
             seen.add(key)
-            _check(limits, "csv_bytes", info.file_size, what="ZIP member is too large", path=where)
+            limits.check("csv_bytes", info.file_size, what="ZIP member is too large", path=where)
             total += info.file_size
-            _check(limits, "zip_bytes", total, what="ZIP unpacks too large", path=str(path))
+            limits.check("zip_bytes", total, what="ZIP unpacks too large", path=str(path))
             if info.file_size > RATIO_FLOOR:
                 ratio = info.file_size // max(1, info.compress_size)
-                _check(
-                    limits,
+                limits.check(
                     "zip_ratio",
                     ratio,
                     what="ZIP member inflates too much (unpacked/packed size)",
@@ -185,11 +159,9 @@ def unpack(
                     while chunk := source.read(_CHUNK):
                         size += len(chunk)
                         inflated += len(chunk)
-                        _check(
-                            limits, "csv_bytes", size, what="ZIP member is too large", path=where
-                        )
-                        _check(
-                            limits, "zip_bytes", inflated, what="ZIP unpacks too large", path=where
+                        limits.check("csv_bytes", size, what="ZIP member is too large", path=where)
+                        limits.check(
+                            "zip_bytes", inflated, what="ZIP unpacks too large", path=where
                         )
                         out.write(chunk)
             except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
@@ -223,7 +195,6 @@ def write_zip(path: str | Path, members: Iterable[tuple[str, bytes]]) -> int:
 
 __all__ = [
     "RATIO_FLOOR",
-    "ZIP_DEFAULTS",
     "Member",
     "check_member_name",
     "is_zip",
