@@ -158,7 +158,11 @@ def test_leftovers_of_killed_deletions_and_writes_go(api: Api) -> None:
     (folder / f".{digest}.abcd1234.tmp").write_bytes(b"half written")
     (folder / "notes.txt").write_text("not ours: never touched")
     _age(folder / "notes.txt", hours=1000)
-    fetch.delete_unused_uploads(api.settings, set())
+    fetch.delete_unused_uploads(api.settings, set())  # a deletion may be under way: kept
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [digest, f".{digest}.expired", "notes.txt"]
+    )
+    fetch.delete_unused_uploads(api.settings, set(), now=time.time() + 7200)  # 2 h later
     assert sorted(p.name for p in folder.iterdir()) == sorted([digest, "notes.txt"])
 
 

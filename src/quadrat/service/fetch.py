@@ -372,33 +372,21 @@ def upload_path(settings: ServiceSettings, name: str) -> Path:
     return path
 
 
-def _upload_folder_or_none(settings: ServiceSettings) -> Path | None:
-    try:
-        return upload_folder(settings)
-    except InputError:  # a database server without an image folder keeps no uploads
-        return None
-
-
 def upload_bytes(settings: ServiceSettings, names: Iterable[str]) -> int:
     """Bytes the kept files of these ``upload:<sha256>`` names hold (gone ones: 0)."""
-    folder = _upload_folder_or_none(settings)
     total = 0
     for name in set(names):
-        digest = name.removeprefix(UPLOAD_PREFIX).lower()
-        if folder is None or not _SHA256.match(digest):
-            continue
-        with contextlib.suppress(FileNotFoundError):
-            total += (folder / digest).stat().st_size
+        with contextlib.suppress(InputError, FileNotFoundError):  # NotFoundError is one
+            total += upload_path(settings, name).stat().st_size
     return total
 
 
 def check_upload_quota(
     settings: ServiceSettings, held: Iterable[str], new: Sequence[bytes]
 ) -> None:
-    """LimitError when a user's kept uploads (``held``: the names their stored jobs use,
-    e.g. :func:`quadrat.store.jobs.user_image_names`) plus ``new`` images would be over
-    ``settings.upload_bytes_per_user`` (pass the user's settings: it is a per-user limit).
-    An image already kept counts once."""
+    """LimitError when a user's kept uploads (``held``: names their jobs use, see
+    :func:`quadrat.store.jobs.user_image_names`) plus ``new`` images (an image held counts
+    once) are over ``upload_bytes_per_user`` (give the user's settings: a per-user limit)."""
     held = set(held)
     fresh = {hashlib.sha256(data).hexdigest(): len(data) for data in new}
     fresh = {d: n for d, n in fresh.items() if UPLOAD_PREFIX + d not in held}
@@ -422,37 +410,47 @@ def delete_unused_uploads(
     ``settings.upload_retention_hours`` ago; returns the names deleted.
 
     Safe beside a request saving the same image: :func:`save_upload` refreshes the file's
-    time before its job is stored, so a file just named again is younger than the
-    retention; the file is moved aside before it is deleted, and put back if it was
-    uploaded again meanwhile. Leftovers of killed writers and deletions go too.
+    time before its job is stored, and a file is moved aside before it is deleted and put
+    back if it was uploaded again meanwhile. Leftovers of killed writers go too.
     """
-    folder = _upload_folder_or_none(settings)
-    if folder is None or not folder.is_dir():
+    try:
+        folder = upload_folder(settings)
+    except InputError:  # a database server without an image folder keeps no uploads
+        return []
+    if not folder.is_dir():
         return []
     from quadrat.io.atomic import remove_stale_temporaries
 
     remove_stale_temporaries(folder)
-    cutoff = (time.time() if now is None else now) - 3600.0 * settings.upload_retention_hours
+    clock = time.time() if now is None else now
+    cutoff = clock - 3600.0 * settings.upload_retention_hours
     deleted = []
     for path in sorted(folder.iterdir()):
-        if _EXPIRED.match(path.name):  # a deletion killed half-way
-            path.unlink(missing_ok=True)
-            continue
-        if not _SHA256.match(path.name) or UPLOAD_PREFIX + path.name in in_use:
-            continue
         try:
-            if path.stat().st_mtime >= cutoff:
-                continue
-            aside = path.with_name(f".{path.name}.expired")
-            path.rename(aside)
-        except FileNotFoundError:
+            if _EXPIRED.match(path.name):  # a deletion killed half-way (not one under way)
+                if path.stat().st_ctime < clock - 3600:
+                    path.unlink()
+            elif (
+                _SHA256.match(path.name)
+                and UPLOAD_PREFIX + path.name not in in_use
+                and path.stat().st_mtime < cutoff
+                and _delete_aside(path, cutoff)
+            ):
+                deleted.append(UPLOAD_PREFIX + path.name)
+        except FileNotFoundError:  # another server's cleanup took it first
             continue
-        if aside.stat().st_mtime >= cutoff:  # uploaded again between the check and the move
-            aside.rename(path)
-            continue
-        aside.unlink(missing_ok=True)
-        deleted.append(UPLOAD_PREFIX + path.name)
     return deleted
+
+
+def _delete_aside(path: Path, cutoff: float) -> bool:
+    """Move the file aside, then delete it unless it was uploaded again meanwhile."""
+    aside = path.with_name(f".{path.name}.expired")
+    path.rename(aside)
+    if aside.stat().st_mtime >= cutoff:
+        aside.rename(path)
+        return False
+    aside.unlink()
+    return True
 
 
 # ----------------------------------------------------------------------------- entry point
