@@ -134,6 +134,19 @@ def test_role_list_revoke_remove(db: Path) -> None:
     assert code == 0 and "max_active_jobs=2" in out
     with Project.open(db) as project, project.store.session() as session:
         assert account_rows.get_user(session, "ana").limits == {"max_active_jobs": 2}
+    code, out = invoke(
+        "user", "limits", "ana", "--max-suggest", "7", "--max-replicates", "300",
+        "--max-similar", "9", "--max-upload-bytes", "1000", "-p", db,
+    )  # fmt: skip
+    assert code == 0
+    with Project.open(db) as project, project.store.session() as session:
+        assert account_rows.get_user(session, "ana").limits == {
+            "max_active_jobs": 2,
+            "max_suggest": 7,
+            "max_bootstrap_replicates": 300,
+            "max_similar": 9,
+            "upload_bytes_per_user": 1000,
+        }
     code, out = invoke("user", "limits", "ana", "--reset", "-p", db)
     assert code == 0 and "the server limits" in out
 

@@ -167,6 +167,18 @@ def limits(
     requests_per_hour: Annotated[
         int | None, typer.Option(min=1, help="Requests an hour (default 1000).")
     ] = None,
+    max_suggest: Annotated[
+        int | None, typer.Option(min=1, help="Points or images one suggest call ranks (100).")
+    ] = None,
+    max_replicates: Annotated[
+        int | None, typer.Option(min=1, help="Bootstrap replicates of one cover call (5000).")
+    ] = None,
+    max_similar: Annotated[
+        int | None, typer.Option(min=1, help="Neighbours one similar-points call returns (100).")
+    ] = None,
+    max_upload_bytes: Annotated[
+        int | None, typer.Option(min=1, help="Uploaded bytes this user's jobs may hold (1 GiB).")
+    ] = None,
     reset: Annotated[
         bool, typer.Option("--reset", help="Drop this user's own limits first.")
     ] = False,
@@ -181,6 +193,10 @@ def limits(
         "max_active_jobs": max_active_jobs,
         "requests_per_minute": requests_per_minute,
         "requests_per_hour": requests_per_hour,
+        "max_suggest": max_suggest,
+        "max_bootstrap_replicates": max_replicates,
+        "max_similar": max_similar,
+        "upload_bytes_per_user": max_upload_bytes,
     }
     changes = {k: v for k, v in given.items() if v is not None}
     with open_project(project) as handle, handle.store.session() as session:
