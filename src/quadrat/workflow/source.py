@@ -209,17 +209,35 @@ class Source:
         threshold: float | None = None,
         classifier_id: int | None = None,
         progress: Progress | None = None,
+        hierarchical_threshold: float | None = None,
+        hierarchy: str | Path | None = None,
     ) -> ClassifySummary:
         """Score every point no person labelled (top-5, machine label, alleviation).
 
         ``threshold`` overrides the source's confidence threshold for this run;
         ``classifier_id`` defaults to the active (latest accepted) classifier.
+        ``hierarchical_threshold`` also counts the points answered by a parent label in
+        ``hierarchy`` (docs/hierarchy.md; :meth:`answers` lists them).
         """
         from quadrat.workflow import classify
 
         return classify.classify(
-            self, threshold=threshold, classifier_id=classifier_id, progress=progress
+            self,
+            threshold=threshold,
+            classifier_id=classifier_id,
+            progress=progress,
+            hierarchical_threshold=hierarchical_threshold,
+            hierarchy=hierarchy,
         )
+
+    def answers(self, threshold: float, hierarchy: str | Path | None = None) -> pd.DataFrame:
+        """Every machine-scored point with its hierarchical answer: the deepest node of
+        ``hierarchy`` (None: the labelset's functional groups; a CATAMI mapping CSV; a
+        BIIGLE label tree JSON) whose summed scores reach ``threshold`` (docs/hierarchy.md).
+        """
+        from quadrat.workflow import exports
+
+        return exports.answers(self, threshold, hierarchy)
 
     def export_classifier(self, path: str | Path, classifier_id: int | None = None) -> Path:
         """Write a classifier (default: the active one) to ``path`` as a portable file.
@@ -351,11 +369,15 @@ class Source:
         *,
         escape_formulas: bool = False,
         format: str = "coralnet",
+        hierarchical_threshold: float | None = None,
+        hierarchy: str | Path | None = None,
         **options: Any,
     ) -> int:
         """Write annotated points as a CoralNet annotation CSV; returns the rows written.
 
         ``escape_formulas``: prefix ``'`` to text cells a spreadsheet would read as a formula.
+        ``hierarchical_threshold`` adds each point's hierarchical answer after CoralNet's
+        columns (``Answer``, ``Answer level``, ``Answer confidence``; docs/hierarchy.md).
         Another ``format`` writes that format (``options`` go to its writer), see
         :meth:`export`.
         """
@@ -363,7 +385,13 @@ class Source:
             return self.export(format, path, **options)
         from quadrat.workflow import exports
 
-        return exports.export_annotations(self, path, escape_formulas=escape_formulas)
+        return exports.export_annotations(
+            self,
+            path,
+            escape_formulas=escape_formulas,
+            hierarchical_threshold=hierarchical_threshold,
+            hierarchy=hierarchy,
+        )
 
     def export(self, format: str, path: str | Path, **options: Any) -> int:
         """Write the source in another tool's ``format`` (docs/formats.md; e.g. ``"cpce"``,
