@@ -122,11 +122,15 @@ def test_catami_mapping_tree(tmp_path: Path) -> None:
         "Biota > Macroalgae",
     ]
     assert found.level.tolist() == ["CATAMI level 3", "CATAMI level 1"]
-    # A label the mapping leaves out is named when it is scored.
+    # Listed with no code (reviewed: nothing in CATAMI): a root of its own. Not listed at
+    # all: named when it is scored.
     partial = tmp_path / "partial.csv"
-    partial.write_text("source_label,caab_code\nPorit,11290906\n", encoding="utf-8")
-    with pytest.raises(UnknownLabelError, match="'Sand'"):
-        answer(np.eye(2), ["Porit", "Sand"], load_label_tree(partial, LABELSET), 0.5)
+    partial.write_text("source_label,caab_code\nPorit,11290906\nSand,\n", encoding="utf-8")
+    tree = load_label_tree(partial, LABELSET)
+    alone = answer(np.eye(2), ["Porit", "Sand"], tree, 0.5)
+    assert alone.name.tolist() == ["Porit", "Sand"] and alone.depth.tolist() == [5, 0]
+    with pytest.raises(UnknownLabelError, match="'Turf'"):
+        answer(np.eye(2), ["Porit", "Turf"], tree, 0.5)
 
 
 def test_biigle_label_tree(tmp_path: Path) -> None:

@@ -22,7 +22,8 @@ Where a tree comes from (:func:`load_label_tree`, the one home):
   label -> group; a label without a group is a root of its own);
 - a ``.csv`` file: a reviewed CATAMI mapping (``source_label, caab_code``, as ``quadrat
   dataset translate`` writes it) placing each label under its CATAMI node, whose
-  ancestors in the shipped CATAMI v1.4 tree are the parents;
+  ancestors in the shipped CATAMI v1.4 tree are the parents; a label listed with an empty
+  ``caab_code`` (reviewed: nothing in CATAMI, as 'Off') is a root of its own;
 - a ``.json`` file: a BIIGLE label tree (``GET /api/v1/label-trees/{id}``, or a tree
   export's ``label_trees.json``), each label placed under the BIIGLE label of its name.
 
@@ -131,12 +132,15 @@ class _Builder:
 
 def _labels(labelset: pd.DataFrame) -> list[tuple[str, str, str]]:
     """(short code, name, functional group) per label of a labelset table."""
-    rows = []
-    for record in labelset.to_dict("records"):
-        group = record.get("functional_group")
-        text = "" if group is None or group != group else str(group).strip()  # NaN != NaN
-        rows.append((str(record["short_code"]), str(record.get("name") or ""), text))
-    return rows
+    import pandas as pd
+
+    def text(value: object) -> str:
+        return "" if value is None or bool(pd.isna(value)) else str(value).strip()
+
+    return [
+        (text(r["short_code"]), text(r.get("name")), text(r.get("functional_group")))
+        for r in labelset.to_dict("records")
+    ]
 
 
 def tree_from_groups(labelset: pd.DataFrame) -> LabelTree:
@@ -168,20 +172,31 @@ def _match(
 
 
 def tree_from_catami(
-    labelset: pd.DataFrame, mapping: Mapping[str, str], catami: CatamiTree, source: str = ""
+    labelset: pd.DataFrame,
+    mapping: Mapping[str, str],
+    catami: CatamiTree,
+    source: str = "",
+    *,
+    outside: Iterable[str] = (),
 ) -> LabelTree:
     """Each mapped label under its CATAMI node; the node's CATAMI ancestors above it.
 
-    ``mapping``: source label (short code or name) -> CAAB code. Unmapped labels are left
-    out (an error names them when they are scored).
+    ``mapping``: source label (short code or name) -> CAAB code. ``outside``: labels a
+    reviewer listed with no CAAB code ('Off', 'Tape': nothing CATAMI names), each a root of
+    its own. Other labels are left out (an error names them when they are scored).
     """
     build = _Builder(source or "the CATAMI mapping")
     places: dict[str, list[str]] = {}
     for label, caab in mapping.items():
         places.setdefault(normalise_name(label), []).append(caab)
+    for label in outside:
+        places.setdefault(normalise_name(label), []).append("")
     for code, name, _group in _labels(labelset):
         found = _match(code, name, places, "mapping rows", build.source)
         if found is None:
+            continue
+        if found == "":
+            build.label(code, -1)
             continue
         parent = -1
         for node in [*catami.ancestors(str(found)), str(found)]:
@@ -260,11 +275,15 @@ def load_label_tree(
     if suffix == ".json":
         return tree_from_links(labelset, biigle_links(path, limits), str(path))
     if suffix == ".csv":
+        from quadrat.io.csv import read_csv
         from quadrat.labels.catami_io import default_catami
         from quadrat.labels.translate_io import read_mapping
 
         catami = default_catami()
-        return tree_from_catami(labelset, read_mapping(path, catami), catami, str(path))
+        mapping = read_mapping(path, catami)
+        listed = read_csv(path, limits=limits).frame["source_label"].tolist()
+        outside = [label for label in listed if label not in mapping]
+        return tree_from_catami(labelset, mapping, catami, str(path), outside=outside)
     raise InputError(
         "a label tree is a CATAMI mapping (.csv: source_label, caab_code) or a BIIGLE "
         "label tree (.json); leave it out for the labelset's functional groups",
