@@ -248,3 +248,43 @@ def test_retention_on_postgresql(
         assert fetch.upload_path(settings, kept_upload).is_file()
     finally:
         pg.close()
+
+
+def test_serve_runs_the_janitor_beside_the_workers(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``serve`` starts the janitor on its store and stops it on the way out."""
+    import uvicorn
+
+    from quadrat.service import server
+
+    events: list[str] = []
+
+    class Recorder:
+        def __init__(self, name: str) -> None:
+            self.name = name
+            self.pids: list[int] = []
+
+        def __call__(self, settings: ServiceSettings, store: Store | None = None) -> Recorder:
+            events.append(f"{self.name} made" + (" with the store" if store else ""))
+            return self
+
+        def start(self) -> None:
+            events.append(f"{self.name} start")
+
+        def stop(self) -> None:
+            events.append(f"{self.name} stop")
+
+    monkeypatch.setattr(server, "Janitor", Recorder("janitor"))
+    monkeypatch.setattr(server, "WorkerPool", Recorder("pool"))
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: events.append("http"))
+    server.serve(api.settings)
+    assert events == [
+        "pool made",
+        "janitor made with the store",
+        "pool start",
+        "janitor start",
+        "http",
+        "janitor stop",
+        "pool stop",
+    ]
