@@ -19,6 +19,7 @@ import pytest
 import safetensors.torch
 import torch
 
+from quadrat.demo import DemoSurvey
 from quadrat.errors import WeightsError
 from quadrat.extractors import backbone_file, create_extractor
 from quadrat.extractors.checkpoints import load_checkpoint, read_state_dict
@@ -285,3 +286,25 @@ def test_the_documented_conversion_makes_a_loadable_file(
     converted = tmp_path / "benthicnet.safetensors"
     features = create_extractor("timm:test_resnet", weights=converted).extract(PATCHES)
     np.testing.assert_allclose(features, _reference(state, tmp_path), rtol=1e-5, atol=1e-6)
+
+
+def test_the_cli_refuses_it_in_one_line(
+    state: dict[str, torch.Tensor], survey_template: DemoSurvey, tmp_path: Path
+) -> None:
+    """``quadrat extract --weights hostile.ckpt``: one line naming the file, no traceback."""
+    from typer.testing import CliRunner
+
+    from quadrat import Project
+    from quadrat.cli import app
+
+    db = tmp_path / "survey.db"
+    with Project.create(db) as project:
+        src = project.create_source("reef", labelset=survey_template.labelset_csv)
+        src.import_annotations(survey_template.annotations_csv, survey_template.annotated_dir)
+    path, marker = _hostile(state, tmp_path, _System, "top", True)
+    result = CliRunner().invoke(
+        app, ["extract", "-e", "timm:test_resnet", "--weights", str(path), "-p", str(db)]
+    )
+    assert result.exit_code != 0 and not marker.exists()
+    assert "refused" in result.output and path.name in result.output
+    assert "Traceback" not in result.output
