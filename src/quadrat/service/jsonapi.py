@@ -176,15 +176,18 @@ def image_result(image: JobImage) -> dict[str, Any]:
     if image.status == DeployImageStatus.DONE and image.result is not None:
         points = []
         for (row, column), scored in zip(image.points, image.result, strict=False):
+            answer = None
             if isinstance(scored, dict):  # a worker that stored whole point objects
+                answer = scored.get("answer")
                 scored = scored.get("classifications", [])
-            points.append(
-                {
-                    "row": row,
-                    "column": column,
-                    "classifications": list(scored)[:TOP_CLASSIFICATIONS],
-                }
-            )
+            point: dict[str, Any] = {
+                "row": row,
+                "column": column,
+                "classifications": list(scored)[:TOP_CLASSIFICATIONS],
+            }
+            if answer is not None:  # only servers set up for hierarchical answers store it
+                point["answer"] = answer
+            points.append(point)
         attributes: dict[str, Any] = {"url": image.url, "points": points}
     else:
         error = image.error or "The image could not be classified."

@@ -70,6 +70,13 @@ class ServiceSettings:
     upload_retention_hours: int = 24
     #: Bytes of uploaded images that one user's stored jobs may hold at a time.
     upload_bytes_per_user: int = 1024 * _MIB
+    #: Add each point's hierarchical answer (the deepest label-tree node whose summed
+    #: scores reach this, 0-1) to deploy results as an extra ``answer`` member; None:
+    #: CoralNet's results exactly (docs/hierarchy.md).
+    hierarchical_threshold: float | None = None
+    #: The label tree for those answers: a CATAMI mapping CSV or a BIIGLE label tree
+    #: JSON; None: the classifier's labelset functional groups.
+    hierarchy: str | None = None
     #: Image file size, pixel count and download limits (see :mod:`quadrat.limits`).
     limits: Limits = field(default_factory=Limits.from_env)
 
@@ -80,6 +87,14 @@ class ServiceSettings:
                 raise InputError(f"{f.name} must be an integer, got {value!r}", param=f.name)
             if f.type == "int" and value < 1:
                 raise InputError(f"{f.name} must be 1 or more, got {value}", param=f.name)
+        answer = self.hierarchical_threshold
+        if answer is not None and (
+            isinstance(answer, bool) or not isinstance(answer, int | float) or not 0 <= answer <= 1
+        ):
+            raise InputError(
+                f"hierarchical_threshold must be a number from 0 to 1, got {answer!r}",
+                param="hierarchical_threshold",
+            )
 
     def for_user(self, overrides: dict[str, Any] | None) -> ServiceSettings:
         """These settings with a user's own limits applied (unknown keys ignored)."""
