@@ -16,6 +16,7 @@ from quadrat.labels.answers import (
     answer_top_k,
     load_label_tree,
     tree_from_groups,
+    tree_from_links,
 )
 
 #: A CoralNet-style labelset: two corals, three algae, sand (no group: a root of its own).
@@ -84,6 +85,31 @@ def test_ties_are_deterministic(groups: LabelTree) -> None:
     tie = np.array([[0.0, 0.0, 0.5, 0.5, 0.0, 0.0]])
     assert answer(tie, CLASSES, groups, 0.4).name.tolist() == ["CCA"]
     assert answer(tie[:, ::-1], CLASSES[::-1], groups, 0.4).name.tolist() == ["CCA"]
+
+
+def test_a_tiny_deep_label_never_beats_a_sure_branch() -> None:
+    # Sand is a root; the corals sit three levels down. At 0.3 both branches pass, and
+    # "the deepest passing node anywhere" would answer a coral of score 0.35; the walk
+    # keeps to the sure branch.
+    links = [
+        (1, "Benthos", None),
+        (2, "Coral", 1),
+        (3, "Stony", 2),
+        (4, "Porites", 3),
+        (5, "Montipora", 3),
+        (6, "Sand", None),
+    ]
+    labels = LABELSET[LABELSET["short_code"].isin(["Porit", "Monti", "Sand"])]
+    tree = tree_from_links(labels, links, "links")
+    scores = np.array([[0.35, 0.0, 0.65], [0.5, 0.3, 0.2]])
+    found = answer(scores, ["Porit", "Monti", "Sand"], tree, 0.3)
+    assert found.name.tolist() == ["Sand", "Porit"]
+    assert found.depth.tolist() == [1, 4]  # Sand's label under the BIIGLE Sand node
+    # Above 0.5 the answer is the deepest passing node of the whole tree.
+    assert answer(scores, ["Porit", "Monti", "Sand"], tree, 0.6).name.tolist() == [
+        "Sand",
+        "Stony",
+    ]
 
 
 def test_unknown_label_is_named(groups: LabelTree) -> None:

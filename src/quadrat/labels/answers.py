@@ -3,18 +3,24 @@
 A classifier scores the labels of a labelset; a wrong genus at 0.4 is worth less than a
 right "Hard coral" at 0.9. Given a label tree (each label a leaf under parents) and each
 point's scores, a node's *cumulative score* is the sum of the scores of the labels at or
-below it, and the point's answer is
+below it, and the point's answer is the deepest node whose cumulative score reaches the
+threshold, found by walking down from the top:
 
-    the deepest node whose cumulative score is at least the threshold;
-    among nodes of that depth, the one with the higher cumulative score;
-    among equal scores, the first in tree order (deterministic);
-    no node at all (level ``none``) when not even a root reaches the threshold.
+    start above the roots; while some child of the current node has a cumulative score
+    at least the threshold, move to the child with the highest one (equal scores: the
+    first in tree order, so ties are deterministic); the answer is where the walk stops,
+    or no node at all (level ``none``) when no root reaches the threshold.
 
-Above a threshold of 0.5 at most one node per depth can pass, so the passing nodes form
-one path from a root and the answer is the end of that path. A threshold of 0 answers the
-deepest node (in a tree whose labels are all at one depth, as a labelset's groups: the top
-label); 1 answers only what holds all the probability. Sums are compared with a tolerance
-of :data:`TOLERANCE` so that scores summing to 1 in floating point reach a threshold of 1.
+Above a threshold of 0.5 at most one node per depth can pass (their scores would sum to
+more than 1), so the passing nodes form one path from a root and the answer is exactly
+the deepest node of the whole tree whose cumulative score reaches the threshold. At 0.5 or
+below several branches can pass; the walk keeps to the most probable one, so a deep label
+with a tiny score never wins over a sure shallower branch (which "the deepest passing node
+anywhere" would do in a tree whose labels sit at different depths, as CATAMI's). A
+threshold of 0 walks to a label along the best branch (in the groups tree: the best label
+of the best group, usually the top label); 1 answers only what holds all the
+probability. Sums are compared with a tolerance of :data:`TOLERANCE` so that scores
+summing to 1 in floating point reach a threshold of 1.
 
 Where a tree comes from (:func:`load_label_tree`, the one home):
 
@@ -352,21 +358,28 @@ def answer(
     columns = [tree.node_of(c) for c in classes]
     R = ancestor_matrix(tree.parents)  # R[v, u]: v is u or one of its ancestors
     up = R[:, columns].T.astype(np.float64)  # (classes, nodes): the nodes above each label
-    depths = tree.depths
+    parents = np.asarray(tree.parents, dtype=np.int64)
+    steps = int(tree.depths.max(initial=-1)) + 1
     node = np.full(len(p), -1, dtype=np.int64)
     best_score = np.zeros(len(p), dtype=np.float64)
     for start in range(0, len(p), CHUNK_POINTS):
         cum = p[start : start + CHUNK_POINTS] @ up
         passing = cum >= threshold - TOLERANCE
-        deepest = np.where(passing, depths[None, :], -1).max(axis=1, initial=-1)
-        chosen = np.where(passing & (depths[None, :] == deepest[:, None]), cum, -np.inf)
-        pick = chosen.argmax(axis=1) if cum.shape[1] else np.zeros(len(cum), np.int64)
-        found = deepest >= 0
-        node[start : start + len(cum)] = np.where(found, pick, -1)
+        here = np.full(len(cum), -1, dtype=np.int64)  # -1: above the roots
+        for _ in range(steps):
+            below = passing & (parents[None, :] == here[:, None])
+            moving = below.any(axis=1)
+            if not moving.any():
+                break
+            pick = np.where(below, cum, -np.inf).argmax(axis=1)  # first of equal scores
+            here = np.where(moving, pick, here)
+        rows = np.arange(len(cum))
+        node[start : start + len(cum)] = here
         top = cum.max(axis=1, initial=0.0)  # no answer: the best score there was
         best_score[start : start + len(cum)] = np.where(
-            found, cum[np.arange(len(cum)), pick] if cum.shape[1] else 0.0, top
+            here >= 0, cum[rows, np.maximum(here, 0)] if cum.shape[1] else 0.0, top
         )
+    depths = tree.depths
     names = np.array([*tree.names, ""], dtype=object)
     levels = np.array([*tree.levels, NONE_LEVEL], dtype=object)
     return Answers(
