@@ -35,7 +35,7 @@ settings with the user's own overrides applied (:meth:`ServiceSettings.for_user`
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -315,6 +315,7 @@ class _Api:
                 )
                 for i, image in enumerate(images):
                     self._check_url(i, image.url, files)
+                await self._check_upload_quota(user.id, limits, images, files)
                 urls = [await self._stored_url(image.url, files) for image in images]
             except PayloadError as exc:
                 raise api_error(400, item=error_item(exc)) from None
@@ -409,6 +410,42 @@ class _Api:
                     "Ensure this path is a relative path inside the server's image folder.",
                     where,
                 ) from None
+
+    async def _check_upload_quota(
+        self,
+        user_id: int,
+        limits: ServiceSettings,
+        images: Sequence[Any],
+        files: dict[str, UploadFile],
+    ) -> None:
+        """413 when this request's uploads would take the user over upload_bytes_per_user
+        (one user must not fill the disk before retention frees anything)."""
+        names = {
+            image.url.removeprefix(UPLOAD_PREFIX)
+            for image in images
+            if image.url.startswith(UPLOAD_PREFIX)
+        }
+        if not names:
+            return
+        from quadrat.errors import LimitError
+        from quadrat.service import fetch
+
+        datas = []
+        for name in sorted(names):
+            await files[name].seek(0)
+            datas.append(await files[name].read())
+        held = await self._db(job_rows.user_image_names, user_id, fetch.UPLOAD_PREFIX)
+        try:
+            await run_in_threadpool(fetch.check_upload_quota, limits, held, datas)
+        except LimitError as exc:
+            limit = limits.upload_bytes_per_user
+            raise api_error(
+                413,
+                item={
+                    "detail": str(exc),
+                    "meta": {"limit": "upload_bytes_per_user", "max_bytes": limit},
+                },
+            ) from None
 
     async def _stored_url(self, url: str, files: dict[str, UploadFile]) -> str:
         """What the job stores for a checked url: an upload's bytes are kept first."""
