@@ -29,14 +29,22 @@ from tests.service.conftest import (
 
 requests = pytest.importorskip("requests")
 
-#: Jobs submitted (CoralNet's default of 5 active jobs a user) and their size: enough
-#: work that the kill lands while jobs are still queued and running.
+#: Jobs submitted (CoralNet's default of 5 active jobs a user) and their size: with two
+#: workers and the kill after the first image, three jobs are still queued and two
+#: running; small, so that finishing them after the restart is quick.
 JOBS = 5
-IMAGES_PER_JOB = 8
-POINTS_PER_IMAGE = 40
+IMAGES_PER_JOB = 4
+POINTS_PER_IMAGE = 20
+#: The killed-worker test's job: long enough that the worker is still on it when it dies.
+WORKER_JOB_IMAGES = 8
+WORKER_JOB_POINTS = 40
 #: Bounds on the waits (the machine may be loaded; nothing here measures speed).
 STARTED_WAIT = 300.0
 FINISH_WAIT = 900.0
+#: Bound on the wait for killed processes to be reaped (see :func:`kill_hard`).
+REAP_WAIT = 30.0
+#: Seconds between looks at a job's state or status (the user's rates are lifted).
+POLL = 0.2
 
 
 def _start(database: str, log: Path, *extra: str) -> LiveServer:
@@ -45,13 +53,22 @@ def _start(database: str, log: Path, *extra: str) -> LiveServer:
 
 
 def kill_hard(server: LiveServer) -> None:
-    """SIGKILL the server and every process under it (its workers), as a crash would."""
+    """SIGKILL the server and every process under it (its workers), as a crash would.
+
+    Then wait (bounded) until the orphaned workers are reaped: until then they are zombies
+    that ``kill(pid, 0)`` still finds, so a restart at once would take their jobs for
+    running and leave them to the periodic recovery (30 s later) instead of queueing them
+    at start-up, as after a real crash, where the restart comes later than this.
+    """
     below = descendants(server.process.pid)
     os.kill(server.process.pid, signal.SIGKILL)
     for pid in below:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     server.process.wait(timeout=30)
+    deadline = time.monotonic() + REAP_WAIT
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in below):
+        time.sleep(0.05)
 
 
 def submit(server: LiveServer, headers: dict[str, str], classifier_id: int, data: list) -> int:
@@ -150,7 +167,7 @@ def test_jobs_survive_kill_9(
             states = job_states(database)
             if any(s[1] + s[2] > 0 for s in states.values()):
                 break
-            time.sleep(0.2)
+            time.sleep(POLL)
         kill_hard(server)
     finally:
         stop_server(server.process)
@@ -174,7 +191,7 @@ def test_jobs_survive_kill_9(
                 body = response.json()
                 if "status" not in body["data"][0].get("attributes", {}):
                     results[job_id] = body  # requests followed the 303 to the result
-            time.sleep(1.0)
+            time.sleep(POLL)
         assert len(results) == len(job_ids), (job_states(database), log.read_text())
     finally:
         stop_server(server.process)
@@ -214,10 +231,10 @@ def test_a_killed_worker_is_replaced_and_its_job_finished(
     token = users.add("bob", limits={"requests_per_minute": 10**6, "requests_per_hour": 10**6})
     headers = {"Authorization": f"Token {token}"}
     name = trained_project.images[0].name
-    points = [{"row": 5 + 3 * i, "column": 7 + 4 * i} for i in range(POINTS_PER_IMAGE)]
+    points = [{"row": 5 + 3 * i, "column": 7 + 4 * i} for i in range(WORKER_JOB_POINTS)]
     data = [
         {"type": "image", "attributes": {"url": image_server.url(name), "points": points}}
-        for _ in range(IMAGES_PER_JOB)
+        for _ in range(WORKER_JOB_IMAGES)
     ]
     log = tmp_path / "server.log"
     server = start_server(trained_project.db, log, "--workers", "1")
@@ -225,16 +242,16 @@ def test_a_killed_worker_is_replaced_and_its_job_finished(
         job_id = submit(server, headers, trained_project.classifier_id, data)
         deadline = time.monotonic() + STARTED_WAIT
         while time.monotonic() < deadline and job_states(trained_project.db)[job_id][1] == 0:
-            time.sleep(0.2)
+            time.sleep(POLL)
         (worker,) = _workers(server.process.pid)
         os.kill(worker, signal.SIGKILL)
         assert job_states(trained_project.db)[job_id][0] != "done"
         deadline = time.monotonic() + FINISH_WAIT
         while time.monotonic() < deadline and job_states(trained_project.db)[job_id][0] != "done":
             assert server.process.poll() is None, log.read_text()
-            time.sleep(0.5)
+            time.sleep(POLL)
         state, done, failed, total = job_states(trained_project.db)[job_id]
-        assert (state, done, failed, total) == ("done", IMAGES_PER_JOB, 0, IMAGES_PER_JOB), (
+        assert (state, done, failed, total) == ("done", WORKER_JOB_IMAGES, 0, WORKER_JOB_IMAGES), (
             log.read_text()
         )
         replacement = _workers(server.process.pid)
