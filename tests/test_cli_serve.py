@@ -69,11 +69,15 @@ def test_defaults_are_coralnets_on_loopback(db: Path, served: list[Any]) -> None
 def test_every_option_reaches_the_settings(tmp_path: Path, db: Path, served: list[Any]) -> None:
     images = tmp_path / "images"
     images.mkdir()
+    tree = tmp_path / "tree.json"
+    tree.write_text("[]")
     code, out = invoke(
         "serve", "-p", db, "--host", "0.0.0.0", "--port", "8123", "--workers", "3",
         "--allow-private-urls", "--image-folder", images, "--max-images", "50",
         "--max-points", "20", "--max-active-jobs", "2", "--requests-per-minute", "10",
         "--requests-per-hour", "100", "--max-request-bytes", "1000", "--max-upload-bytes", "2000",
+        "--max-suggest", "7", "--max-replicates", "300", "--max-similar", "9",
+        "--hierarchical-threshold", "0.6", "--hierarchy", tree,
     )  # fmt: skip
     assert code == 0, out
     [(settings, host, port)] = served
@@ -87,7 +91,22 @@ def test_every_option_reaches_the_settings(tmp_path: Path, db: Path, served: lis
     )
     assert (settings.requests_per_minute, settings.requests_per_hour) == (10, 100)
     assert (settings.request_bytes, settings.upload_request_bytes) == (1000, 2000)
+    assert (settings.max_suggest, settings.max_bootstrap_replicates, settings.max_similar) == (
+        7,
+        300,
+        9,
+    )
+    assert settings.hierarchical_threshold == 0.6
+    assert settings.hierarchy == str(tree.resolve())
     assert "TLS" in out  # not loopback: the reminder
+
+
+def test_help_shows_the_defaults() -> None:
+    """Rich reads ``[default: 100]`` in a help text as markup and drops it."""
+    result = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "300"})
+    text = " ".join(result.output.split())
+    assert "Images in one deploy request (default 100, CoralNet's)." in text
+    assert " ." not in text.replace(" ... ", " ")
 
 
 def test_database_url(served: list[Any]) -> None:
@@ -104,6 +123,13 @@ def test_database_url(served: list[Any]) -> None:
         (["--workers", "0"], EXIT_USAGE, "--workers"),
         (["--max-images", "0"], EXIT_USAGE, "--max-images"),
         (["--image-folder", "/no/such/folder"], EXIT_NOT_FOUND, "no image folder"),
+        (["--hierarchical-threshold", "1.5"], EXIT_ERROR, "hierarchical_threshold"),
+        (["--hierarchy", "tree.json"], EXIT_ERROR, "needs --hierarchical-threshold"),
+        (
+            ["--hierarchical-threshold", "0.5", "--hierarchy", "/no/tree.json"],
+            EXIT_NOT_FOUND,
+            "no label tree file",
+        ),
         (["--database", "sqlite:///other.db"], EXIT_ERROR, "give the project once"),
     ],
 )

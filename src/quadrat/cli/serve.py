@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from quadrat.cli._answers import HierarchicalThresholdOption, HierarchyOption
 from quadrat.cli._common import DEFAULT_PROJECT, ProjectOption, console, user_errors
 from quadrat.errors import InputError, NotFoundError
 
@@ -99,6 +100,13 @@ def _settings(**values: Any) -> ServiceSettings:
         if not folder.is_dir():
             raise NotFoundError(f"no image folder {folder}", path=folder)
         values["image_folder"] = folder.resolve()
+    tree = values.get("hierarchy")
+    if tree is not None:
+        if values.get("hierarchical_threshold") is None:
+            raise InputError("--hierarchy needs --hierarchical-threshold", param="hierarchy")
+        if not Path(tree).is_file():
+            raise NotFoundError(f"no label tree file {tree}", path=tree)
+        values["hierarchy"] = str(Path(tree).resolve())  # workers may start elsewhere
     return ServiceSettings(**{k: v for k, v in values.items() if v is not None})
 
 
@@ -133,28 +141,28 @@ def serve(
     image_folder: ImageFolderOption = None,
     max_images: Annotated[
         int | None,
-        typer.Option(min=1, help="Images in one deploy request [default: 100, CoralNet's]."),
+        typer.Option(min=1, help="Images in one deploy request (default 100, CoralNet's)."),
     ] = None,
     max_points: Annotated[
         int | None,
-        typer.Option(min=1, help="Points on one image of a request [default: 200, CoralNet's]."),
+        typer.Option(min=1, help="Points on one image of a request (default 200, CoralNet's)."),
     ] = None,
     max_active_jobs: Annotated[
         int | None,
-        typer.Option(min=1, help="Unfinished jobs one user may have [default: 5, CoralNet's]."),
+        typer.Option(min=1, help="Unfinished jobs one user may have (default 5, CoralNet's)."),
     ] = None,
     requests_per_minute: Annotated[
-        int | None, typer.Option(min=1, help="Requests a user may make a minute [default: 60].")
+        int | None, typer.Option(min=1, help="Requests a user may make a minute (default 60).")
     ] = None,
     requests_per_hour: Annotated[
-        int | None, typer.Option(min=1, help="... and an hour [default: 1000].")
+        int | None, typer.Option(min=1, help="... and an hour (default 1000).")
     ] = None,
     max_request_bytes: Annotated[
-        int | None, typer.Option(min=1, help="Bytes of a JSON request body [default: 4 MiB].")
+        int | None, typer.Option(min=1, help="Bytes of a JSON request body (default 4 MiB).")
     ] = None,
     max_upload_bytes: Annotated[
         int | None,
-        typer.Option(min=1, help="Bytes of a request with uploaded images [default: 200 MiB]."),
+        typer.Option(min=1, help="Bytes of a request with uploaded images (default 200 MiB)."),
     ] = None,
     job_retention_days: Annotated[
         int | None,
@@ -178,6 +186,20 @@ def serve(
             min=1, help="Bytes of uploaded images one user's jobs may hold (default 1 GiB)."
         ),
     ] = None,
+    max_suggest: Annotated[
+        int | None,
+        typer.Option(min=1, help="Points or images one suggest request may ask for (default 100)."),
+    ] = None,
+    max_replicates: Annotated[
+        int | None,
+        typer.Option(min=1, help="Bootstrap replicates of one cover request (default 5000)."),
+    ] = None,
+    max_similar: Annotated[
+        int | None,
+        typer.Option(min=1, help="Neighbours one similar-points request returns (default 100)."),
+    ] = None,
+    hierarchical_threshold: HierarchicalThresholdOption = None,
+    hierarchy: HierarchyOption = None,
 ) -> None:
     """Serve CoralNet's deploy API (token, deploy, status, result) over a project."""
     location = _database(ctx, project, database)
@@ -197,6 +219,11 @@ def serve(
         job_retention_days=job_retention_days,
         upload_retention_hours=upload_retention_hours,
         upload_bytes_per_user=max_upload_bytes_per_user,
+        max_suggest=max_suggest,
+        max_bootstrap_replicates=max_replicates,
+        max_similar=max_similar,
+        hierarchical_threshold=hierarchical_threshold,
+        hierarchy=str(hierarchy) if hierarchy else None,
     )
     try:
         from quadrat.service.server import serve as run_server
@@ -221,6 +248,8 @@ def worker(
     database: DatabaseOption = None,
     allow_private_urls: AllowPrivateOption = False,
     image_folder: ImageFolderOption = None,
+    hierarchical_threshold: HierarchicalThresholdOption = None,
+    hierarchy: HierarchyOption = None,
 ) -> None:
     """Run one more deploy worker for a served project (scale-out; Ctrl-C stops it)."""
     import signal
@@ -232,6 +261,8 @@ def worker(
         database=location,
         allow_private_urls=allow_private_urls,
         image_folder=image_folder,
+        hierarchical_threshold=hierarchical_threshold,
+        hierarchy=str(hierarchy) if hierarchy else None,
     )
     try:
         from quadrat.service.queue import JobQueue
