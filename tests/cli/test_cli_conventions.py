@@ -180,6 +180,21 @@ def test_help_shows_flags_as_flags(path: str) -> None:
     assert "<bool>" not in result.output
 
 
+def test_no_help_text_is_lost_to_rich_markup() -> None:
+    """Rich reads ``[default: 100]`` or ``[bold]`` in a help text as markup and drops it
+    (the help then says "Images in one request ."); write defaults in parentheses."""
+    import re
+
+    markup = re.compile(r"\[/?[a-z][^\]]*\]")
+    found = [
+        f"{path} {option.opts[0]}: {option.help}"
+        for path, command in commands()
+        for option in options(command)
+        if option.help and markup.search(option.help)
+    ]
+    assert found == []
+
+
 def test_help_shows_a_flag_without_a_value() -> None:
     result = invoke("train", "--help")
     assert result.exit_code == 0

@@ -62,7 +62,7 @@ def init(
             envvar="QUADRAT_PROJECT",
             metavar="FILE|URL",
             help=f"Project file (SQLite) or SQLAlchemy URL to create or add to "
-            f"[default: {DEFAULT_PROJECT}].",
+            f"(default {DEFAULT_PROJECT}).",
             show_default=False,
         ),
     ] = None,
@@ -149,8 +149,8 @@ def import_(
     skipped_list: Annotated[
         Path | None,
         typer.Option(
-            help="CSV of the images --skip-missing left out [default: PROJECT-skipped-images.csv "
-            "beside the project].",
+            help="CSV of the images --skip-missing left out (default: PROJECT-skipped-images.csv "
+            "beside the project).",
             show_default=False,
         ),
     ] = None,

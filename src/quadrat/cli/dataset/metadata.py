@@ -104,7 +104,7 @@ def validate(
     input_format: Annotated[
         InputFormat | None,
         typer.Option(
-            "--format", "-f", help="What INPUT is [default: images for a folder, else csv]."
+            "--format", "-f", help="What INPUT is (default: images for a folder, else csv)."
         ),
     ] = None,
     gpx: Annotated[
