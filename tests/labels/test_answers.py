@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quadrat.errors import InputError, NotFoundError, UnknownLabelError
+from quadrat.errors import InputError, LimitError, NotFoundError, UnknownLabelError
 from quadrat.labels.answers import (
+    MAX_TREE_DEPTH,
+    MAX_TREE_NODES,
     LabelTree,
     answer,
     answer_top_k,
@@ -201,3 +203,27 @@ def test_tree_file_errors(tmp_path: Path) -> None:
     bad.write_text('{"labels": [{"name": "no id"}]}', encoding="utf-8")
     with pytest.raises(InputError, match=r"labels\[0\]"):
         load_label_tree(bad, LABELSET)
+
+
+def test_tree_limits_and_cycles(tmp_path: Path) -> None:
+    labels = LABELSET.iloc[:1]
+    chain = [(i, f"n{i}", i - 1 if i else None) for i in range(MAX_TREE_DEPTH + 2)]
+    with pytest.raises(LimitError, match="MAX_TREE_DEPTH"):
+        tree_from_links(labels, chain, "deep.json")
+    wide = [(i, f"n{i}", None) for i in range(MAX_TREE_NODES + 1)]
+    with pytest.raises(LimitError, match="MAX_TREE_NODES"):
+        tree_from_links(labels, wide, "wide.json")
+    loop = tmp_path / "loop.json"
+    loop.write_text(
+        json.dumps(
+            {
+                "labels": [
+                    {"id": 1, "name": "a", "parent_id": 2},
+                    {"id": 2, "name": "b", "parent_id": 1},
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(InputError, match="cycle"):
+        load_label_tree(loop, LABELSET)

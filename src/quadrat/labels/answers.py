@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from quadrat.errors import InputError, NotFoundError, UnknownLabelError
+from quadrat.errors import InputError, LimitError, NotFoundError, UnknownLabelError
 from quadrat.labels.catami import normalise_name
 from quadrat.labels.hierarchy import ancestor_matrix, node_depths
 
@@ -62,6 +62,11 @@ if TYPE_CHECKING:
 TOLERANCE = 1e-9
 #: Points scored at once (the cumulative block is points x nodes float64).
 CHUNK_POINTS = 65536
+#: Nodes a label tree may have (the rule holds a nodes x nodes matrix): CATAMI v1.4 has
+#: 290, a large BIIGLE tree a few thousand. A larger tree is a LimitError naming this.
+MAX_TREE_NODES = 10_000
+#: Levels a label tree may have (CATAMI v1.4: 8); deeper is a LimitError naming this.
+MAX_TREE_DEPTH = 64
 #: ``level`` of a label's own node, and of a point with no confident node.
 LABEL_LEVEL = "label"
 NONE_LEVEL = "none"
@@ -87,6 +92,14 @@ class LabelTree:
     def __post_init__(self) -> None:
         if not len(self.names) == len(self.parents) == len(self.levels):
             raise InputError("a label tree needs one name, parent and level per node")
+        if len(self.names) > MAX_TREE_NODES:
+            raise LimitError(
+                f"the label tree {self.source} has {len(self.names):,} nodes, over the limit "
+                f"MAX_TREE_NODES = {MAX_TREE_NODES:,}",
+                path=self.source or None,
+                value=len(self.names),
+            )
+        _check_depth(self.parents, self.source)
         ancestor_matrix(self.parents)  # checks indices and cycles
 
     @property
@@ -105,6 +118,28 @@ class LabelTree:
                 value=label,
                 param="hierarchy",
             ) from None
+
+
+def _check_depth(parents: Sequence[int], source: str) -> None:
+    """Every node within :data:`MAX_TREE_DEPTH` levels of a root, in O(nodes)."""
+    depth: dict[int, int] = {}
+    for start in range(len(parents)):
+        chain, node = [], start
+        while 0 <= node < len(parents) and node not in depth and len(chain) <= len(parents):
+            chain.append(node)
+            node = parents[node]
+        if len(chain) > len(parents):
+            raise InputError(f"the parent links of node {start} form a cycle", value=start)
+        base = depth.get(node, -1)
+        for offset, item in enumerate(reversed(chain), start=1):
+            depth[item] = base + offset
+            if base + offset > MAX_TREE_DEPTH:
+                raise LimitError(
+                    f"the label tree {source} is deeper than the limit MAX_TREE_DEPTH = "
+                    f"{MAX_TREE_DEPTH} (node {item} is at depth {base + offset})",
+                    path=source or None,
+                    value=base + offset,
+                )
 
 
 # -- where a tree comes from -----------------------------------------------------------
@@ -221,17 +256,32 @@ def tree_from_links(
     the node of its short code or name.
     """
     nodes = {node_id: (str(name).strip(), parent) for node_id, name, parent in links}
+    if len(nodes) > MAX_TREE_NODES:  # before any work on them
+        raise LimitError(
+            f"the label tree has {len(nodes):,} labels, over the limit MAX_TREE_NODES = "
+            f"{MAX_TREE_NODES:,}",
+            path=source,
+            value=len(nodes),
+        )
     build = _Builder(source)
 
-    def add(node_id: object, seen: frozenset[object] = frozenset()) -> int:
-        if node_id in build.keys:
-            return build.keys[node_id]
-        if node_id in seen:
-            raise InputError(f"the parents of label {node_id!r} form a cycle", path=source)
-        name, parent = nodes[node_id]
-        above = add(parent, seen | {node_id}) if parent in nodes else -1
-        depth = 0 if above < 0 else int(build.levels[above].removeprefix("level ")) + 1
-        return build.node(node_id, name, above, f"level {depth}")
+    def add(node_id: object) -> None:
+        """The node and its missing ancestors, top first (a loop: no recursion limit)."""
+        chain, seen = [node_id], {node_id}
+        while chain[-1] not in build.keys and nodes[chain[-1]][1] in nodes:
+            chain.append(nodes[chain[-1]][1])
+            if chain[-1] in seen:
+                raise InputError(
+                    f"the parents of label {node_id!r} form a cycle", path=source, value=node_id
+                )
+            seen.add(chain[-1])
+        for item in reversed(chain):
+            if item in build.keys:
+                continue
+            name, parent = nodes[item]
+            above = build.keys[parent] if parent in nodes else -1
+            depth = 0 if above < 0 else int(build.levels[above].removeprefix("level ")) + 1
+            build.node(item, name, above, f"level {depth}")
 
     places: dict[str, list[object]] = {}
     for node_id, (name, parent) in nodes.items():
@@ -422,6 +472,8 @@ __all__ = [
     "ANSWER_COLUMNS",
     "CHUNK_POINTS",
     "LABEL_LEVEL",
+    "MAX_TREE_DEPTH",
+    "MAX_TREE_NODES",
     "NONE_LEVEL",
     "TOLERANCE",
     "Answers",
