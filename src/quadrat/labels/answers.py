@@ -124,7 +124,8 @@ def _check_depth(parents: Sequence[int], source: str) -> None:
     """Every node within :data:`MAX_TREE_DEPTH` levels of a root, in O(nodes)."""
     depth: dict[int, int] = {}
     for start in range(len(parents)):
-        chain, node = [], start
+        chain: list[int] = []
+        node = start
         while 0 <= node < len(parents) and node not in depth and len(chain) <= len(parents):
             chain.append(node)
             node = parents[node]
