@@ -70,9 +70,9 @@ def build_project(root: Path) -> tuple[Path, int]:
     try:
         accounts.add_user(store, "bench", "bench-password", role="annotator")
         with store.session() as session:
-            from quadrat.store import annotate
+            from quadrat.store import browse
 
-            _, rows = annotate.image_page(session, 1, status="machine")
+            _, rows = browse.image_page(session, 1, status="machine")
     finally:
         store.close()
     return path, rows[0].id

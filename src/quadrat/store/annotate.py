@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,51 @@ def add_meta_value(session: Session, key: str, value: str) -> str:
             raise
         return stored
     return value
+
+
+#: Longest value the ``meta`` table holds (its column's size).
+META_VALUE_CHARS = 1024
+
+
+def meta_items(session: Session, prefix: str) -> dict[str, str]:
+    """Every ``meta`` key starting with ``prefix`` (no LIKE wildcards in it), with its value."""
+    rows = session.execute(
+        select(Meta.key, Meta.value).where(Meta.key.startswith(prefix, autoescape=True))
+    ).all()
+    return {str(key): str(value) for key, value in rows}
+
+
+def swap_meta_value(session: Session, key: str, expected: str | None, value: str | None) -> bool:
+    """Compare-and-set: ``key`` holds ``value`` afterwards (None: no row) only if it held
+    ``expected`` (None: no row); False, changing nothing, otherwise.
+
+    Why: a lease or a small record that processes sharing the project update without a
+    lock of their own. Each case is one statement (INSERT of a new key, UPDATE or DELETE
+    ``WHERE value = expected``), atomic on SQLite and PostgreSQL alike, so of two
+    processes swapping from the same value exactly one succeeds.
+    """
+    if value is not None and len(value) > META_VALUE_CHARS:
+        raise InputError(
+            f"meta value for {key!r} has {len(value)} characters, more than {META_VALUE_CHARS}",
+            value=len(value),
+            param="value",
+        )
+    if expected is None and value is None:
+        return meta_value(session, key) is None
+    if expected is None:
+        try:
+            with session.begin_nested():
+                session.execute(insert(Meta).values(key=key, value=value))
+        except IntegrityError:  # the key exists (maybe just stored by another process)
+            return False
+        return True
+    if value is None:
+        done = session.execute(delete(Meta).where(Meta.key == key, Meta.value == expected))
+    else:
+        done = session.execute(
+            update(Meta).where(Meta.key == key, Meta.value == expected).values(value=value)
+        )
+    return int(getattr(done, "rowcount", 0) or 0) == 1
 
 
 # ----------------------------------------------------------------------------- points

@@ -1,5 +1,6 @@
 """The sources page's and annotation page's actions: train now, the background training's
-status (:mod:`.training`), and generating an image's points by the source's point spec.
+status (:mod:`.training`: one run per source at a time across server processes), and
+generating an image's points by the source's point spec.
 """
 
 from __future__ import annotations
@@ -46,16 +47,18 @@ def training_status(source_id: int, user: User, state: State) -> dict[str, Any]:
 
 @router.post("/api/sources/{source_id}/train")
 def train_now(source_id: int, user: User, state: State) -> JSONResponse:
-    """Train a classifier now, whatever the policy says (admins); runs in the background,
-    so this answers 202 at once. Poll ``training`` for the outcome."""
+    """Train a classifier now, whatever the policy says (admins); queued in the project for
+    whichever server process is free, so this answers 202 at once (poll ``training``).
+    409 when a training of the source is queued or running already (the detail says
+    since when and for whom): one training per source at a time."""
     require_role(state, user, source_id, Role.ADMIN)
     with http_errors(), state.store.session() as session:
         store_queries.source_by_id(session, source_id)
-    queued = trainer(state).request(source_id, forced=True, requested_by=user.username)
-    return JSONResponse(
-        {"queued": queued, "training": trainer(state).status(source_id).as_dict()},
-        status_code=202,
-    )
+    with http_errors():
+        asked = trainer(state).request(source_id, forced=True, requested_by=user.username)
+    if not asked.queued:
+        raise HTTPException(409, detail=asked.reason or "A training of this source is queued.")
+    return JSONResponse({"queued": True, "training": asked.status.as_dict()}, status_code=202)
 
 
 @router.post("/api/images/{image_id}/generate-points")
@@ -82,5 +85,6 @@ def generate_points(image_id: int, user: User, state: State) -> dict[str, Any]:
             raise HTTPException(409, detail="This image has points already.")
         points = annotate.image_points(session, image_id)
     # Their features and suggestions come in the background (poll ``training``).
-    trainer(state).request(image.source_id, forced=False, suggest=True)
+    with http_errors():
+        trainer(state).request(image.source_id, forced=False, suggest=True)
     return {"spec": str(spec), "points": [_point_json(p) for p in points], "suggesting": True}

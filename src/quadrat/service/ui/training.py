@@ -1,86 +1,142 @@
-"""Retraining from the browser: CoralNet's policy after confirmations, and "Train now".
+"""Retraining from the browser: CoralNet's policy after confirmations, and "Train now",
+one run per source at a time across every server process on the project.
 
-Why an in-process background thread and not the service's job queue
-(:class:`quadrat.service.queue.JobQueue`): that queue carries deploy job ids only, and
-a job's state lives in the ``deploy_jobs``/``deploy_images`` tables; a training job would
-need a job kind, its own state and a schema change, for work that runs at most once at a
-time per project and whose result is already recorded in the classifier history. So one
-daemon thread of the HTTP process trains, one source at a time, and the request that asks
-for it returns at once. What it keeps in memory is only the latest run's status (shown on
-the sources page); what a run decided (accepted or rejected, and why) is recomputed from
-the stored classifier history (:func:`verdicts`), so a restart loses nothing that matters.
-An interrupted run leaves nothing behind (a classifier is stored in one transaction at its
-end). With several server processes on one project each may train; the policy re-reads
-the confirmed count each time, so the worst case is one extra classifier in the history.
+Why a lease in the project and not the deploy job queue: the queue
+(:class:`quadrat.service.queue.JobQueue`) carries deploy job ids whose state lives in the
+deploy tables, and runs only where ``quadrat serve`` started workers; the UI also runs in
+an application with no queue. A source's training is one small record in the project's
+``meta`` table (key ``ui_training:<source id>``, JSON) that every process updates by
+compare-and-set (:func:`quadrat.store.annotate.swap_meta_value`: one UPDATE ``WHERE
+value = <what I read>``, atomic on SQLite and PostgreSQL; no schema change). The record
+is the run's state (queued, running, done, failed), who asked, when it started, its
+outcome, and while it runs the lease: the runner (host and pid) and a heartbeat it writes
+every :data:`HEARTBEAT_SECONDS`. A process claims a queued run by swapping it to
+``running`` with its own name; of two processes only one swap succeeds, so a source is
+trained by one process at a time. A runner that dies (``kill -9``, a crash) stops its
+heartbeat: after :data:`STALE_SECONDS` (at once when it was on this machine and its
+process is gone) the record counts as stale and the next process to look runs it again,
+at most :data:`MAX_ATTEMPTS` times. A queued run survives a restart in the record.
 
-Generate points asks the same thread to extract the new points' features and classify
-them with the active classifier, so a new image gets the machine's suggestions.
+Each process has one daemon thread (started on demand: a request, a confirmation, or a
+look at the status that finds a queued or stale run) that runs what is due and then polls
+the records every :data:`POLL_SECONDS` while anything is queued or running anywhere,
+stopping after :data:`IDLE_SECONDS` with nothing to do.
 
-After each confirmation the page's request only *nudges* the trainer: the check (count of
-confirmed images against :class:`~quadrat.classifiers.policy.TrainingPolicy`) and any
-training happen in the thread, at most one check waiting per source.
+Confirmations only *nudge*: the policy check (confirmed images against
+:class:`~quadrat.classifiers.policy.TrainingPolicy`) runs in the thread once the keys
+pause for :data:`CHECK_QUIET_SECONDS` (at most :data:`CHECK_MAX_DELAY_SECONDS` after the
+first), reading only; a due check claims the lease and trains, and ``Source.train`` checks
+the policy again under it, so two processes never train the same round. An interrupted
+run leaves no classifier behind (one is stored in one transaction at its end), and what
+each run decided (accepted or rejected, and why) is recomputed from the stored history
+(:func:`verdicts`).
+
+Generate points asks for a run that extracts the new points' features and classifies them
+with the active classifier, so a new image gets the machine's suggestions.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from dataclasses import dataclass, field
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from quadrat.errors import QuadratError, StateError
+from quadrat.service.ui.state import (
+    FINISHED,
+    HOST,
+    RECORD_PREFIX,
+    TrainingStatus,
+    is_stale,
+    load_record,
+    read_record,
+    update_record,
+    verdicts,
+    when_text,
+)
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class TrainingStatus:
-    """The latest background run for one source."""
-
-    #: idle, queued, running, done, failed
-    state: str = "idle"
-    #: A forced run (an admin's "Train now") rather than the policy's check.
-    forced: bool = False
-    #: Also suggest labels for points without any (after Generate points).
-    suggest: bool = False
-    requested_by: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-    #: What happened, in words (not due yet; accepted; rejected; the error).
-    message: str | None = None
-    trained: bool = False
-    accepted: bool = False
-    classifier_id: int | None = None
-    accuracy: float | None = None
-    #: Points classified again with the new classifier (accepted only).
-    reclassified: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+#: Seconds between a running training's heartbeats.
+HEARTBEAT_SECONDS = 10.0
+#: Starts of one run (its runner died each time) before it is failed instead.
+MAX_ATTEMPTS = 3
+#: Seconds between the thread's looks at the records while anything is queued or running.
+POLL_SECONDS = 5.0
+#: Seconds the thread lingers with nothing to do before it stops (restarted on demand).
+IDLE_SECONDS = 60.0
+#: The policy check runs once confirmations pause this long...
+CHECK_QUIET_SECONDS = 2.0
+#: ...and at the latest this long after the first confirmation it follows.
+CHECK_MAX_DELAY_SECONDS = 30.0
 
 
-@dataclass
-class _Pending:
-    forced: bool
-    suggest: bool
-    requested_by: str | None
+@dataclass(frozen=True)
+class Requested:
+    """The answer to a request: queued (or merged into a waiting run), or why not."""
+
+    queued: bool
+    status: TrainingStatus
+    reason: str | None = None
 
 
-@dataclass
+def _who(status: TrainingStatus) -> str:
+    if status.forced:
+        return f"Train now by {status.requested_by or 'an admin'}"
+    return "Generate points" if status.suggest else "CoralNet's policy"
+
+
 class Trainer:
-    """One background thread that trains sources when asked (see the module docstring)."""
+    """Trains sources in a background thread of this process, under the project's
+    per-source lease (see the module docstring)."""
 
-    store: Any  # quadrat.store.project.Store
-    _status: dict[int, TrainingStatus] = field(default_factory=dict)
-    _pending: dict[int, _Pending] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _wake: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    def __init__(self, store: Any) -> None:
+        self.store = store  # quadrat.store.project.Store
+        self.runner = f"{HOST}:{os.getpid()}"
+        self.token = f"{self.runner}:{uuid.uuid4().hex[:12]}"
+        #: source id -> (first, latest) nudge since its last policy check (monotonic).
+        self._checks: dict[int, tuple[float, float]] = {}
+        self._running: set[int] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def record(self, source_id: int) -> TrainingStatus | None:
+        return read_record(self.store, source_id)
+
+    def _update(
+        self, source_id: int, change: Callable[[TrainingStatus | None], TrainingStatus | None]
+    ) -> TrainingStatus | None:
+        return update_record(self.store, source_id, change)
+
+    # ------------------------------------------------------------------------- the API
 
     def status(self, source_id: int) -> TrainingStatus:
+        """The source's latest run; a pending policy check here shows as queued. Starts
+        this process's thread when a run waits (queued, or its runner gone)."""
+        status = self.record(source_id) or TrainingStatus()
+        if is_stale(status):
+            status = replace(
+                status,
+                state="queued",
+                message=f"the run started {when_text(status.started_at)} on {status.runner} "
+                "stopped without finishing; it will run again",
+            )
+            self._start()
+        elif status.state == "queued":
+            self._start()
         with self._lock:
-            return self._status.get(source_id, TrainingStatus())
+            checking = source_id in self._checks or source_id in self._running
+        if checking and status.state in FINISHED:
+            status = TrainingStatus(state="queued", message="policy check after confirmations")
+        return status
 
     def request(
         self,
@@ -89,84 +145,346 @@ class Trainer:
         forced: bool,
         requested_by: str | None = None,
         suggest: bool = False,
-    ) -> bool:
-        """Queue a run for the source; False when an equal one is queued already (a forced
-        or suggesting request upgrades a waiting policy check). Never waits for the run."""
-        with self._lock:
-            waiting = self._pending.get(source_id)
-            if waiting is not None:
-                if (forced and not waiting.forced) or (suggest and not waiting.suggest):
-                    waiting.forced = waiting.forced or forced
-                    waiting.suggest = waiting.suggest or suggest
-                    if forced:
-                        waiting.requested_by = requested_by
-                    self._status[source_id].forced = waiting.forced
-                    self._status[source_id].suggest = waiting.suggest
-                    return True
-                return False
-            self._pending[source_id] = _Pending(forced, suggest, requested_by)
-            previous = self._status.get(source_id)
-            if previous is None or previous.state != "running" or forced or suggest:
-                self._status[source_id] = TrainingStatus(
-                    state="queued", forced=forced, suggest=suggest, requested_by=requested_by
+    ) -> Requested:
+        """Queue a run for the source in the project, for whichever process claims it
+        first. Not queued again when an equal or stronger one waits or when a forced
+        training runs (``reason`` says since when and for whom); a forced or suggesting
+        request upgrades a waiting one. Never waits for the run."""
+        refused: list[str] = []
+
+        def change(current: TrainingStatus | None) -> TrainingStatus | None:
+            refused.clear()
+            fresh = TrainingStatus(
+                state="queued",
+                forced=forced,
+                suggest=suggest,
+                requested_by=requested_by,
+                requested_at=_now(),
+            )
+            if current is None or current.state in FINISHED or is_stale(current):
+                return fresh
+            if current.state == "queued":
+                if (forced and not current.forced) or (suggest and not current.suggest):
+                    return replace(
+                        current,
+                        forced=current.forced or forced,
+                        suggest=current.suggest or suggest,
+                        requested_by=requested_by if forced else current.requested_by,
+                    )
+                refused.append(
+                    f"A run of this source ({_who(current)}) is queued already since "
+                    f"{when_text(current.requested_at)}."
                 )
-            self._start()
+                return None
+            # running, with a live runner
+            trains = current.forced or not current.suggest
+            if forced and trains:
+                refused.append(
+                    f"A training of this source ({_who(current)}) is running since "
+                    f"{when_text(current.started_at)} on {current.runner}; its outcome shows "
+                    "here when it ends."
+                )
+                return None
+            waiting = dict(current.next or {})
+            merged = {
+                "forced": bool(waiting.get("forced")) or forced,
+                "suggest": bool(waiting.get("suggest")) or suggest,
+                "requested_by": requested_by if forced else waiting.get("requested_by"),
+            }
+            if merged == waiting:
+                refused.append("A run after the running one is queued already.")
+                return None
+            return replace(current, next=merged)
+
+        new = self._update(source_id, change)
+        self._start()
         self._wake.set()
-        return True
+        status = new if new is not None else (self.record(source_id) or TrainingStatus())
+        return Requested(new is not None, status, refused[0] if refused else None)
 
     def nudge(self, source_id: int) -> None:
-        """After a confirmation: check the policy in the background (train if it is due)."""
-        self.request(source_id, forced=False)
+        """After a confirmation: check the policy in the background once the keys pause.
+        Memory only (a check lost in a restart is made at the next confirmation)."""
+        now = time.monotonic()
+        with self._lock:
+            first, _latest = self._checks.get(source_id, (now, now))
+            self._checks[source_id] = (first, now)
+        self._start()
 
     def wait_idle(self, timeout: float) -> bool:
-        """True once nothing is queued or running (tests and shutdown)."""
-        import time
+        """True once nothing is pending here nor queued or running in the project."""
+        from quadrat.store import annotate
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self._lock:
-                busy = self._pending or any(
-                    s.state in ("queued", "running") for s in self._status.values()
+                busy = bool(self._checks or self._running)
+            if not busy:
+                with self.store.session() as session:
+                    records = annotate.meta_items(session, RECORD_PREFIX)
+                busy = any(
+                    (s := load_record(t)) is not None and s.state in ("queued", "running")
+                    for t in records.values()
                 )
             if not busy:
                 return True
             time.sleep(0.05)
         return False
 
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the thread (after the run in progress, if any)."""
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
     # ------------------------------------------------------------------------- the thread
 
     def _start(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._loop, name="quadrat-ui-train", daemon=True)
-            self._thread.start()
+        with self._lock:
+            if self._stop.is_set():
+                return
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="quadrat-ui-train", daemon=True
+                )
+                self._thread.start()
+
+    def _due_check(self) -> tuple[int | None, float]:
+        """A source whose policy check is due now, else the seconds until the next one."""
+        now = time.monotonic()
+        wait = POLL_SECONDS
+        with self._lock:
+            for source_id, (first, latest) in self._checks.items():
+                when = min(latest + CHECK_QUIET_SECONDS, first + CHECK_MAX_DELAY_SECONDS)
+                if when <= now:
+                    del self._checks[source_id]
+                    self._running.add(source_id)  # shown as queued until it is recorded
+                    return source_id, 0.0
+                wait = min(wait, when - now)
+        return None, wait
 
     def _loop(self) -> None:
-        while True:
-            self._wake.wait(timeout=60)
+        idle_since = time.monotonic()
+        while not self._stop.is_set():
+            watching = True
+            try:
+                source_id, wait = self._due_check()
+                if source_id is not None:
+                    self._check(source_id)
+                    idle_since = time.monotonic()
+                    continue
+                ran, watching = self._claim_waiting()
+                if ran:
+                    idle_since = time.monotonic()
+                    continue
+            except Exception:  # the project away for a moment: try again later
+                log.exception("background training: looking for work failed")
+                wait = POLL_SECONDS
+            with self._lock:
+                if (
+                    not self._checks
+                    and not watching
+                    and time.monotonic() - idle_since > IDLE_SECONDS
+                ):
+                    self._thread = None
+                    return
+            self._wake.wait(max(0.05, wait))
             self._wake.clear()
-            while True:
-                with self._lock:
-                    if not self._pending:
-                        break
-                    source_id, pending = next(iter(self._pending.items()))
-                    del self._pending[source_id]
-                    status = TrainingStatus(
-                        state="running",
-                        forced=pending.forced,
-                        suggest=pending.suggest,
-                        requested_by=pending.requested_by,
-                        started_at=_now(),
+
+    def _claim_waiting(self) -> tuple[bool, bool]:
+        """Run one queued (or stale) run of any source; ``(ran one, any queued or running)``."""
+        from quadrat.store import annotate
+
+        with self.store.session() as session:
+            records = annotate.meta_items(session, RECORD_PREFIX)
+        watching = False
+        for key, text in sorted(records.items()):
+            status = load_record(text)
+            if status is None or status.state not in ("queued", "running"):
+                continue
+            watching = True
+            if status.state == "queued" or is_stale(status):
+                source_id = int(key[len(RECORD_PREFIX) :])
+                claimed = self._claim(source_id, None)
+                if claimed is not None:
+                    self._execute(source_id, claimed)
+                    return True, True
+        return False, watching
+
+    def _claim(self, source_id: int, fresh: TrainingStatus | None) -> TrainingStatus | None:
+        """Take the source's lease for a waiting run (or ``fresh``, a due policy check);
+        None when another process holds it or nothing waits."""
+
+        def change(current: TrainingStatus | None) -> TrainingStatus | None:
+            attempt = 1
+            notice = None
+            if current is None or current.state in FINISHED:
+                if fresh is None:
+                    return None
+                base = fresh
+            elif current.state == "queued":
+                base = current
+            elif is_stale(current):
+                base, attempt = current, current.attempt + 1
+                notice = (
+                    f"taken over: the run started {when_text(current.started_at)} on "
+                    f"{current.runner} stopped without finishing"
+                )
+                log.warning("training of source %d: %s", source_id, notice)
+                if attempt > MAX_ATTEMPTS:
+                    return replace(
+                        current,
+                        state="failed",
+                        finished_at=_now(),
+                        owner=None,
+                        beat=None,
+                        message=f"stopped {current.attempt} times without finishing (its "
+                        f"process ended each time; at most MAX_ATTEMPTS = {MAX_ATTEMPTS}); "
+                        "not started again",
                     )
-                    self._status[source_id] = status
+            else:
+                return None  # a live runner has it
+            now = _now()
+            return TrainingStatus(
+                state="running",
+                forced=base.forced,
+                suggest=base.suggest,
+                requested_by=base.requested_by,
+                requested_at=base.requested_at or now,
+                started_at=now,
+                message=notice or f"running on {self.runner} since {when_text(now)}",
+                runner=self.runner,
+                heartbeat_at=now,
+                attempt=attempt,
+                next=base.next,
+                owner=self.token,
+                beat=time.time(),
+            )
+
+        claimed = self._update(source_id, change)
+        return claimed if claimed is not None and claimed.state == "running" else None
+
+    def _mine(self, current: TrainingStatus | None) -> bool:
+        return current is not None and current.state == "running" and current.owner == self.token
+
+    def _execute(self, source_id: int, status: TrainingStatus) -> None:
+        """Run a claimed run with heartbeats, then record its outcome (and queue the run
+        asked for meanwhile)."""
+        finished = threading.Event()
+
+        def beat(current: TrainingStatus | None) -> TrainingStatus | None:
+            if not self._mine(current):
+                return None
+            assert current is not None
+            return replace(current, beat=time.time(), heartbeat_at=_now())
+
+        def pulse() -> None:
+            while not finished.wait(HEARTBEAT_SECONDS):
                 try:
-                    self._run(source_id, status)
-                    status.state = "done"
-                except QuadratError as exc:
-                    status.state, status.message = "failed", str(exc)
-                except Exception as exc:  # a thread must not die silently
-                    log.exception("background training of source %d failed", source_id)
-                    status.state, status.message = "failed", f"{type(exc).__name__}: {exc}"
-                status.finished_at = _now()
+                    self._update(source_id, beat)
+                except Exception as exc:  # the project busy for a moment
+                    log.warning("training of source %d: heartbeat not written: %s", source_id, exc)
+
+        with self._lock:
+            self._running.add(source_id)
+        heart = threading.Thread(target=pulse, name=f"train-beat-{source_id}", daemon=True)
+        heart.start()
+        outcome = replace(status, message=None)
+        try:
+            self._run(source_id, outcome)
+            outcome.state = "done"
+        except QuadratError as exc:
+            outcome.state, outcome.message = "failed", str(exc)
+        except Exception as exc:  # a thread must not die silently
+            log.exception("background training of source %d failed", source_id)
+            outcome.state, outcome.message = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            finished.set()
+            heart.join()
+
+        def release(current: TrainingStatus | None) -> TrainingStatus | None:
+            if not self._mine(current):
+                log.warning("training of source %d: lease lost before the end", source_id)
+                return None
+            assert current is not None
+            done = replace(outcome, finished_at=_now(), owner=None, beat=None, next=None)
+            if not current.next:
+                return done
+            return TrainingStatus(
+                state="queued",
+                forced=bool(current.next.get("forced")),
+                suggest=bool(current.next.get("suggest")),
+                requested_by=current.next.get("requested_by"),
+                requested_at=done.finished_at,
+                message=f"after the previous run ({done.state}: {done.message})",
+            )
+
+        try:
+            self._update(source_id, release)
+        finally:
+            with self._lock:
+                self._running.discard(source_id)
+
+    def _check(self, source_id: int) -> None:
+        """CoralNet's policy, reading only; train under the lease when it is due."""
+        try:
+            self._check_policy(source_id)
+        finally:
+            with self._lock:
+                self._running.discard(source_id)
+
+    def _check_policy(self, source_id: int) -> None:
+        current = self.record(source_id)
+        if current is not None and (
+            current.state == "queued" or (current.state == "running" and not is_stale(current))
+        ):
+            return  # that run checks the policy itself
+        try:
+            due, message = self._policy_due(source_id)
+        except QuadratError as exc:
+            due, message = False, str(exc)
+            failed: str | None = "failed"
+        else:
+            failed = None
+        if due:
+            claimed = self._claim(source_id, TrainingStatus(state="queued", requested_at=_now()))
+            if claimed is not None:
+                self._execute(source_id, claimed)
+            return
+        now = _now()
+        verdict = TrainingStatus(
+            state=failed or "done", started_at=now, finished_at=now, message=message
+        )
+        self._update(
+            source_id,
+            lambda cur: verdict if cur is None or cur.state in FINISHED else None,
+        )
+
+    def _policy_due(self, source_id: int) -> tuple[bool, str]:
+        """Whether CoralNet's policy trains now, as ``Source.train`` decides (reads only)."""
+        from quadrat.classifiers.policy import TrainingPolicy
+        from quadrat.classifiers.serialize import is_unsafe_format
+        from quadrat.store import queries
+        from quadrat.workflow.project import Project
+
+        with self.store.session() as session:
+            name = queries.source_by_id(session, source_id).name
+        key = Project(self.store).source(name).extractor_key()
+        policy = TrainingPolicy()
+        with self.store.session() as session:
+            count = len(queries.confirmed_image_ids(session, source_id))
+            previous = queries.latest_classifier(session, source_id, extractor_key=key)
+            if previous is not None and is_unsafe_format(
+                queries.classifier_model(session, previous.id)
+            ):
+                previous = None
+        last = previous.n_images if previous is not None else None
+        if policy.should_train(count, last):
+            return True, ""
+        need = policy.min_images if last is None else policy.next_count(last)
+        return False, f"{count} confirmed images; the next classifier is trained at {need}"
 
     def _run(self, source_id: int, status: TrainingStatus) -> None:
         from quadrat.store import queries
@@ -180,7 +498,7 @@ class Trainer:
         if status.forced:
             _extract_missing(source)
         try:
-            # A policy check first: when no training is due this returns at once.
+            # The policy again, under the lease: when no training is due this returns at once.
             outcome = source.train(kind=kind, force=status.forced)
         except StateError:  # due, but labelled points lack features: extract, then train
             _extract_missing(source)
@@ -218,34 +536,4 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def verdicts(history: list[Any], accept_factor: float | None = None) -> dict[int, str]:
-    """Why each classifier of a source's history (oldest first) was accepted or rejected,
-    by CoralNet's rule: better than ``accept_factor`` x the active one's accuracy, per
-    extractor (the first of a series is always accepted)."""
-    from quadrat.classifiers.policy import TrainingPolicy
-
-    factor = accept_factor if accept_factor is not None else TrainingPolicy().accept_factor
-    active: dict[str, Any] = {}
-    out: dict[int, str] = {}
-    for info in history:
-        before = active.get(info.extractor_key)
-        accuracy = _pct(info.accuracy)
-        if before is None:
-            reason = f"first classifier on {info.extractor_key}"
-        else:
-            need = None if before.accuracy is None else before.accuracy * factor
-            versus = (
-                f"accuracy {accuracy} vs {_pct(before.accuracy)} of classifier {before.id}"
-                f" (needs at least {_pct(need)})"
-            )
-            reason = versus
-        if info.accepted:
-            out[info.id] = f"accepted: {reason}"
-            active[info.extractor_key] = info
-        else:
-            out[info.id] = f"rejected: {reason}"
-    return out
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f} %"
+__all__ = ["Requested", "Trainer", "TrainingStatus", "verdicts"]
