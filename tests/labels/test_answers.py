@@ -227,3 +227,13 @@ def test_tree_limits_and_cycles(tmp_path: Path) -> None:
     )
     with pytest.raises(InputError, match="cycle"):
         load_label_tree(loop, LABELSET)
+
+
+def test_a_hierarchy_needs_a_threshold() -> None:
+    from quadrat.labels.answers import check_pair
+
+    check_pair(None, None)
+    check_pair(0.8, "tree.json")
+    with pytest.raises(InputError, match="hierarchical_threshold") as info:
+        check_pair(None, "tree.json")
+    assert info.value.param == "hierarchical_threshold"

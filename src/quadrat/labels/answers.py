@@ -33,9 +33,8 @@ Where a tree comes from (:func:`load_label_tree`, the one home):
 - a ``.json`` file: a BIIGLE label tree (``GET /api/v1/label-trees/{id}``, or a tree
   export's ``label_trees.json``), each label placed under the BIIGLE label of its name.
 
-Labels are matched by short code, then by name (case- and spacing-insensitively). A
-label that the scores name but the tree does not place is an
-:class:`~quadrat.errors.UnknownLabelError` naming the label.
+Labels are matched by short code, then by name (case and spacing ignored); a scored label
+the tree does not place is an :class:`~quadrat.errors.UnknownLabelError` naming it.
 """
 
 from __future__ import annotations
@@ -387,6 +386,15 @@ def check_threshold(threshold: float, param: str = "hierarchical_threshold") -> 
     return value
 
 
+def check_pair(threshold: float | None, hierarchy: object) -> None:
+    """A ``hierarchy`` is only used with a ``hierarchical_threshold``: alone, it is a mistake."""
+    if hierarchy is not None and threshold is None:
+        raise InputError(
+            "a hierarchy is used only with a hierarchical_threshold; give one",
+            param="hierarchical_threshold",
+        )
+
+
 def answer(
     scores: npt.ArrayLike,
     classes: Sequence[str],
@@ -482,6 +490,7 @@ __all__ = [
     "answer",
     "answer_top_k",
     "biigle_links",
+    "check_pair",
     "check_threshold",
     "load_label_tree",
     "order_levels",

@@ -65,6 +65,7 @@ def classify(
     from quadrat.labels import answers
 
     check_threshold(threshold)
+    answers.check_pair(hierarchical_threshold, hierarchy)
     tree = None
     if hierarchical_threshold is not None:  # checked before anything is scored or stored
         answers.check_threshold(hierarchical_threshold)

@@ -83,6 +83,9 @@ def export_annotations(
     point's answer from its machine suggestions under ``hierarchy`` (:func:`answers`);
     None (the default) writes CoralNet's columns only.
     """
+    from quadrat.labels.answers import check_pair
+
+    check_pair(hierarchical_threshold, hierarchy)
     table = src.annotations()
     table = table[table["label"].notna()]
     found = None
