@@ -99,7 +99,14 @@ def test_cli_classify_and_export_columns(project: Path, tmp_path: Path) -> None:
             assert r[-3] == r[header.index("Machine suggestion 1")]
             assert r[-1] == r[header.index("Machine confidence 1")]
     unscored = [r for r in extended[1:] if not r[header.index("Machine suggestion 1")]]
-    assert all(r[-3:] == ["", "", ""] for r in unscored)
+    assert unscored and all(r[-3:] == ["", "", ""] for r in unscored)
+    with quadrat.Project.open(project) as handle:  # at 0 every node passes, yet no guess
+        exports.export_annotations(handle.source(), answered, hierarchical_threshold=0.0)
+    at_zero = read(answered)
+    assert all(
+        r[-3:] == ["", "", ""] for r in at_zero[1:] if not r[header.index("Machine suggestion 1")]
+    )
+    assert {r[-2] for r in at_zero[1:] if r[header.index("Machine suggestion 1")]} == {"label"}
 
 
 def test_cli_option_errors(project: Path, tmp_path: Path) -> None:

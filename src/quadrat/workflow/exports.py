@@ -126,6 +126,7 @@ def point_answers(
     scored = np.array([isinstance(c, str) and c != "" for c in labels[:, 0]]) if ks else None
     if scored is None:
         scored = np.zeros(len(table), dtype=bool)
+    found.name[~scored] = ""
     found.level[~scored] = ""
     found.score[~scored] = np.nan
     return found
