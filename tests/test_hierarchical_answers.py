@@ -6,12 +6,14 @@ import csv
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 import quadrat
 from quadrat.cli import app
 from quadrat.demo import DemoSurvey
+from quadrat.errors import UnknownLabelError
 from quadrat.workflow import classify, exports
 
 runner = CliRunner()
@@ -141,3 +143,19 @@ def test_cli_option_errors(project: Path, tmp_path: Path) -> None:
     assert missing.exit_code == 1, missing.output
     assert "has no place in the label tree" in missing.output and "--hierarchy" in missing.output
     assert not Path(out).exists()
+
+
+def test_classify_with_a_tree_missing_a_label_changes_nothing(
+    project: Path, tmp_path: Path
+) -> None:
+    tree = tmp_path / "tree.json"
+    labels = [{"id": 1, "name": "Algae"}, {"id": 2, "name": "CCA", "parent_id": 1}]
+    tree.write_text(json.dumps({"name": "partial", "labels": labels}), encoding="utf-8")
+    with quadrat.Project.open(project) as handle:
+        src = handle.source()
+        classify.classify(src)
+        before = src.annotations()
+        with pytest.raises(UnknownLabelError, match="has no place in the label tree"):
+            classify.classify(src, threshold=0.0, hierarchical_threshold=0.6, hierarchy=tree)
+        after = src.annotations()
+    pd.testing.assert_frame_equal(before, after)  # checked before anything was stored

@@ -94,6 +94,9 @@ def classify(
         summary = ClassifySummary(classifier_id=record.id)
         now = datetime.now(UTC)
         classes = np.asarray(estimator.classes_)
+        if tree is not None:  # every label the classifier scores has a place, or say which
+            for label in classes.tolist():
+                tree.node_of(codes.get(int(label), str(label)))
         for start in range(0, len(point_ids), batch_size):
             ids = point_ids[start : start + batch_size]
             proba = estimator.predict_proba(features[start : start + batch_size])
