@@ -62,7 +62,7 @@ TOLERANCE = 1e-9
 #: Points scored at once (the cumulative block is points x nodes float64).
 CHUNK_POINTS = 65536
 #: Nodes a label tree may have (the rule holds a nodes x nodes matrix): CATAMI v1.4 has
-#: 290, a large BIIGLE tree a few thousand. A larger tree is a LimitError naming this.
+#: 289, a large BIIGLE tree a few thousand. A larger tree is a LimitError naming this.
 MAX_TREE_NODES = 10_000
 #: Levels a label tree may have (CATAMI v1.4: 8); deeper is a LimitError naming this.
 MAX_TREE_DEPTH = 64
