@@ -11,6 +11,7 @@ import pytest
 
 from quadrat.classifiers.estimators import (
     CV_MAX_POINTS,
+    MLP_CV_MAX_POINTS,
     CalibratedLogisticRegression,
     CoralNetMLP,
 )
@@ -57,9 +58,18 @@ def test_holdout_above_cv_max_points() -> None:
     assert model.calibration_ == "cv"
 
 
-@pytest.mark.parametrize("cls", [CalibratedLogisticRegression, CoralNetMLP])
-def test_cv_max_points_is_a_parameter_with_the_documented_default(cls: type) -> None:
-    assert cls().get_params()["cv_max_points"] == CV_MAX_POINTS == 10_000
+@pytest.mark.parametrize(
+    ("cls", "default", "value"),
+    [
+        (CalibratedLogisticRegression, CV_MAX_POINTS, 10_000),
+        # cv costs the MLP cv_folds + 1 network fits: only on tiny sources.
+        (CoralNetMLP, MLP_CV_MAX_POINTS, 2_000),
+    ],
+)
+def test_cv_max_points_is_a_parameter_with_the_documented_default(
+    cls: type, default: int, value: int
+) -> None:
+    assert cls().get_params()["cv_max_points"] == default == value
 
 
 def test_cv_max_points_must_be_a_whole_number() -> None:

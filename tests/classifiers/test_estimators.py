@@ -67,8 +67,25 @@ def test_explicit_sizes_override_auto(easy):
 def test_epoch_budget():
     assert mlp_epochs(100_000, 200) == 10  # CoralNet's 10 epochs on large sources
     assert mlp_epochs(10_000, 200) == 30  # 50 steps/epoch -> 1,500 steps
-    assert mlp_epochs(1_000, 200) == 100  # capped
-    assert mlp_epochs(0, 200) == 100
+    assert mlp_epochs(1_000, 200) == estimators.MAX_MLP_EPOCHS == 60  # capped
+    assert mlp_epochs(0, 200) == 60
+
+
+def test_training_work_is_proportionate_to_the_points():
+    """Sample passes (epochs x points) of the whole fit grow with the source and stay
+    within a small multiple of CoralNet's 10 epochs: no 10,000-point cv on a 1k source."""
+    mlp = CoralNetMLP()
+    for n in (500, 1_000, 2_000):  # cv: cv_folds + 1 fits at the cv budget
+        assert n <= mlp.cv_max_points
+        epochs = mlp.resolved_hyperparameters(n, cv=True)["max_iter"]
+        assert epochs <= estimators.MLP_CV_MAX_EPOCHS == 25
+        passes = epochs * n * (1 + mlp.cv_folds * (mlp.cv_folds - 1) / mlp.cv_folds)
+        assert passes <= 100 * n  # at most 10x CoralNet's 10 epochs of work
+    for n in (2_001, 10_000, 100_000, 1_000_000):  # holdout: one fit, early stopping
+        assert n > mlp.cv_max_points
+        epochs = mlp.resolved_hyperparameters(n)["max_iter"]
+        assert 10 <= epochs <= 60
+        assert epochs * 200 <= max(1_500 + 200 * 10, 10 * n)  # steps: 1,500 or 10 epochs
 
 
 def test_make_classifier():

@@ -50,15 +50,28 @@ from quadrat.errors import InputError, TrainingDataError
 
 #: CoralNet switches to the larger, slower-learning MLP from this many training points.
 LARGE_SOURCE_POINTS = 50_000
-#: Default ``cv_max_points``: ``calibration="auto"`` calibrates by cross-validation up to
-#: this many training points and on a held-out part above. Holdout calibration on a small
-#: source fits the sigmoids on a few images and the model on 90 % of the points; cv uses
-#: every point for both, at cv_folds + 1 fits (seconds at this size). Measured on a small
-#: real source, holdout cost the calibrated LR 11 points of macro F1 (0.804 vs 0.916).
+#: Default ``cv_max_points`` of logistic regression: ``calibration="auto"`` calibrates by
+#: cross-validation up to this many training points and on a held-out part above. Holdout
+#: calibration on a small source fits the sigmoids on a few images and the model on 90 %
+#: of the points; cv uses every point for both, at cv_folds + 1 fits (lbfgs: under a
+#: second at 1,000 points). Measured on a small real source, holdout cost the calibrated
+#: LR 11 points of macro F1 (0.804 vs 0.916).
 CV_MAX_POINTS = 10_000
-#: The MLP trains at least this many Adam steps (epochs are raised on small sources, where
-#: CoralNet's fixed 10 epochs are only a few dozen steps and leave the network under-fitted).
+#: Default ``cv_max_points`` of the MLP: cv costs cv_folds + 1 network fits (3 folds by
+#: default for the MLP), so the MLP uses it only on tiny sources, where a held-out part of
+#: a few images would miss labels and make early stopping noisy, and otherwise selects its
+#: epoch count on the held-out calibration images.
+MLP_CV_MAX_POINTS = 2_000
+#: Epoch budget of each of the MLP's cross-validation fits (cv_folds + 1 of them).
+MLP_CV_MAX_EPOCHS = 25
+#: The MLP's epoch budget is at least this many Adam steps (epochs are raised on small
+#: sources, where CoralNet's fixed 10 epochs are only a few dozen steps), at most
+#: ``MAX_MLP_EPOCHS`` epochs: the work stays proportionate to the points.
 MIN_MLP_STEPS = 1_500
+MAX_MLP_EPOCHS = 60
+#: Early stopping: training stops once the accuracy on the held-out calibration images has
+#: not improved for this many epochs; the best epoch's weights are kept.
+PATIENCE_EPOCHS = 4
 
 FloatArray = npt.NDArray[np.floating[Any]]
 
@@ -76,7 +89,7 @@ def coralnet_mlp_hyperparameters(n_train: int) -> tuple[tuple[int, ...], float]:
 
 
 def mlp_epochs(
-    n_train: int, batch_size: int, *, min_epochs: int = 10, max_epochs: int = 100
+    n_train: int, batch_size: int, *, min_epochs: int = 10, max_epochs: int = MAX_MLP_EPOCHS
 ) -> int:
     """Epoch budget: CoralNet's 10 epochs, raised so training takes >= MIN_MLP_STEPS steps."""
     steps_per_epoch = max(1, math.ceil(n_train / max(1, batch_size)))
@@ -119,8 +132,16 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         return limit_threads(self.blas_threads)
 
     @abstractmethod
-    def _make_base(self, n_train: int) -> ClassifierMixin:
-        """The unfitted base classifier for ``n_train`` (standardised) training points."""
+    def _make_base(self, n_train: int, *, cv: bool = False) -> ClassifierMixin:
+        """The unfitted base classifier for ``n_train`` (standardised) training points;
+        ``cv``: it is cloned for every fold, so its budget is smaller."""
+
+    def _fit_base(
+        self, base: Any, X: np.ndarray, y: np.ndarray, X_ref: np.ndarray, y_ref: np.ndarray
+    ) -> None:
+        """Fit ``base`` on (X, y). (X_ref, y_ref) are the held-out calibration points, which
+        a subclass may use to choose a hyperparameter (never the validation points)."""
+        base.fit(X, y)
 
     def _record_base(self, base: Any) -> None:
         """Copy fitted facts (iterations, device) from the base classifier onto ``self``."""
@@ -221,20 +242,19 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
 
         X_train = _as_float32(X_train, owned=owned)
         self.scaler_ = _fit_scaler(X_train, self.chunk_size) if self.standardize else None
+        X_cal = _as_float32(X_cal, owned=owned)
         if self.scaler_ is not None:
             self.scaler_.transform(X_train)
+            self.scaler_.transform(X_cal)
         base = self._make_base(X_train.shape[0])
         with warnings.catch_warnings():
             # A fixed epoch budget (as in CoralNet) is intended; do not warn about it.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            base.fit(X_train, y_train)
+            self._fit_base(base, X_train, y_train, X_cal, y_cal)
         del X_train
         self.estimator_ = base
         self._record_base(base)
 
-        X_cal = _as_float32(X_cal, owned=owned)
-        if self.scaler_ is not None:
-            self.scaler_.transform(X_cal)
         n_cal = X_cal.shape[0]
         # FrozenEstimator: calibrate the fitted model without refitting it. A single
         # "all points" split stops the calibrator from cross-validating the frozen model,
@@ -256,7 +276,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         self.scaler_ = _fit_scaler(data, self.chunk_size) if self.standardize else None
         if self.scaler_ is not None:
             self.scaler_.transform(data)
-        base = self._make_base(data.shape[0])
+        base = self._make_base(data.shape[0], cv=True)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             # A fold without some rare label: its scores for that label are filled in by
@@ -401,7 +421,7 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
         self.device = device
         self.random_state = random_state
 
-    def _make_base(self, n_train: int) -> ClassifierMixin:
+    def _make_base(self, n_train: int, *, cv: bool = False) -> ClassifierMixin:
         if self.solver == "lbfgs":
             return LogisticRegression(
                 C=self.C, max_iter=self.max_iter, tol=self.tol, random_state=self.random_state
@@ -423,7 +443,7 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
                 alpha=batch / (self.C * max(1, n_train)),
                 batch_size=batch,
                 learning_rate_init=1e-3,
-                max_iter=mlp_epochs(n_train, batch),
+                max_iter=mlp_epochs(n_train, batch, max_epochs=100),
                 device=self.device,
                 threads=self.blas_threads,
                 random_state=self.random_state,
@@ -437,8 +457,12 @@ class CoralNetMLP(_CalibratedClassifier):
     ``hidden_layer_sizes="auto"`` and ``learning_rate_init="auto"`` pick CoralNet's sizes
     by the number of training points at fit time (see ``coralnet_mlp_hyperparameters``);
     the choices are kept in ``hidden_layer_sizes_`` and ``learning_rate_init_``.
-    ``max_iter="auto"`` trains CoralNet's 10 epochs, more on small sources (see
-    ``mlp_epochs``); training also stops when the training loss stops improving.
+    ``max_iter="auto"`` is an epoch budget: CoralNet's 10 epochs, more on small sources
+    (see ``mlp_epochs``). With held-out calibration and ``early_stopping`` (default), the
+    epoch most accurate on the calibration images is kept and training stops after
+    ``n_iter_no_change`` epochs without improvement (``ref_accuracy_curve_``); otherwise
+    it stops when the training loss stops improving. ``calibration="auto"`` uses cv only
+    up to ``cv_max_points`` (default ``MLP_CV_MAX_POINTS``), where its 4 fits are cheap.
     ``backend="torch"`` trains the same network with PyTorch on ``device`` ("auto",
     "cpu", "cuda"; see ``quadrat.classifiers.torch_mlp``); the stored model scores
     without torch or a GPU. ``backend="sklearn"`` (default) uses ``MLPClassifier``.
@@ -456,10 +480,12 @@ class CoralNetMLP(_CalibratedClassifier):
         alpha: float = 1e-4,
         batch_size: int = 200,
         max_iter: int | Literal["auto"] = "auto",
+        early_stopping: bool = True,
+        n_iter_no_change: int = PATIENCE_EPOCHS,
         calibration: Literal["auto", "holdout", "cv"] = "auto",
         calibration_fraction: float = 0.1,
-        cv_folds: int = 5,
-        cv_max_points: int = CV_MAX_POINTS,
+        cv_folds: int = 3,
+        cv_max_points: int = MLP_CV_MAX_POINTS,
         calibration_method: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid",
         chunk_size: int = 16_384,
         blas_threads: int | None = 1,
@@ -474,6 +500,8 @@ class CoralNetMLP(_CalibratedClassifier):
         self.alpha = alpha
         self.batch_size = batch_size
         self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.n_iter_no_change = n_iter_no_change
         self.calibration = calibration
         self.calibration_fraction = calibration_fraction
         self.cv_folds = cv_folds
@@ -485,20 +513,62 @@ class CoralNetMLP(_CalibratedClassifier):
         self.device = device
         self.random_state = random_state
 
-    def resolved_hyperparameters(self, n_train: int) -> dict[str, Any]:
-        """The concrete sizes, learning rate and epochs ``fit`` would use for ``n_train``."""
+    def resolved_hyperparameters(self, n_train: int, *, cv: bool = False) -> dict[str, Any]:
+        """The concrete sizes, learning rate and epochs ``fit`` would use for ``n_train``
+        (``cv``: per cross-validation fit, at most ``MLP_CV_MAX_EPOCHS`` epochs)."""
         auto_sizes, auto_lr = coralnet_mlp_hyperparameters(n_train)
         sizes = auto_sizes if self.hidden_layer_sizes == "auto" else self.hidden_layer_sizes
         lr = auto_lr if self.learning_rate_init == "auto" else self.learning_rate_init
-        epochs = mlp_epochs(n_train, self.batch_size) if self.max_iter == "auto" else self.max_iter
+        most = MLP_CV_MAX_EPOCHS if cv else MAX_MLP_EPOCHS
+        epochs = (
+            mlp_epochs(n_train, self.batch_size, max_epochs=most)
+            if self.max_iter == "auto"
+            else self.max_iter
+        )
         return {
             "hidden_layer_sizes": tuple(int(s) for s in sizes),
             "learning_rate_init": float(lr),
             "max_iter": int(epochs),
         }
 
-    def _make_base(self, n_train: int) -> ClassifierMixin:
-        chosen = self.resolved_hyperparameters(n_train)
+    def _fit_base(
+        self, base: Any, X: np.ndarray, y: np.ndarray, X_ref: np.ndarray, y_ref: np.ndarray
+    ) -> None:
+        """Train epoch by epoch and keep the epoch most accurate on the held-out
+        calibration images (early stopping, grouped by image: scikit-learn's own
+        ``early_stopping`` holds out random points, which share images with training).
+
+        Stops after ``n_iter_no_change`` epochs without improvement or at the epoch budget.
+        The validation points of ``train_classifier`` are never seen here, so its figure
+        stays honest. The PyTorch backend trains its fixed budget (no early stopping).
+        """
+        if not self.early_stopping or not isinstance(base, MLPClassifier) or y_ref.size == 0:
+            base.fit(X, y)
+            return
+        classes = np.unique(y)
+        budget = int(base.max_iter)
+        seed = base.random_state
+        # One RandomState object: each partial_fit epoch draws a new shuffle from it.
+        base.set_params(random_state=np.random.RandomState(seed))
+        best, best_epoch = -1.0, 0
+        weights: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+        self.ref_accuracy_curve_: list[float] = []
+        for epoch in range(1, budget + 1):
+            base.partial_fit(X, y, classes=classes)
+            accuracy = float(np.mean(base.predict(X_ref) == y_ref))
+            self.ref_accuracy_curve_.append(accuracy)
+            if accuracy > best:
+                best, best_epoch = accuracy, epoch
+                weights = ([w.copy() for w in base.coefs_], [b.copy() for b in base.intercepts_])
+            elif epoch - best_epoch >= int(self.n_iter_no_change):
+                break
+        base.coefs_, base.intercepts_ = weights
+        base.n_iter_ = best_epoch
+        base.set_params(random_state=seed, max_iter=budget)
+        self.epochs_run_ = len(self.ref_accuracy_curve_)
+
+    def _make_base(self, n_train: int, *, cv: bool = False) -> ClassifierMixin:
+        chosen = self.resolved_hyperparameters(n_train, cv=cv)
         self.hidden_layer_sizes_ = chosen["hidden_layer_sizes"]
         self.learning_rate_init_ = chosen["learning_rate_init"]
         self.max_iter_ = chosen["max_iter"]

@@ -5,6 +5,11 @@ held out to calibrate the scores. With image ids (``groups``) every split is by 
 no image has points on both sides: neighbouring points of one image share lighting,
 camera and substrate, and an ungrouped split would overstate accuracy. pyspacer splits by
 image too (it splits lists of feature files).
+
+The reported figure is honest: whatever the estimator chooses from data (the MLP's epoch
+count by early stopping, the calibration sigmoids) it chooses on its own calibration part
+(held-out images or out-of-fold scores) inside the 7/8; the validation images take no part
+in fitting or selection. ``TrainResult.val_index`` names them.
 """
 
 from __future__ import annotations
@@ -174,7 +179,13 @@ def _hyperparameters(model: Any, kind: str | None, groups: np.ndarray | None) ->
     """What was trained, JSON-serialisable: enough to reproduce or audit the classifier."""
     fitted = {
         name: jsonable(getattr(model, name))
-        for name in ("hidden_layer_sizes_", "learning_rate_init_", "max_iter_", "n_iter_")
+        for name in (
+            "hidden_layer_sizes_",
+            "learning_rate_init_",
+            "max_iter_",
+            "n_iter_",
+            "epochs_run_",
+        )
         if getattr(model, name, None) is not None
     }
     return {

@@ -1,0 +1,83 @@
+"""What the trainer chooses from data is chosen on its own calibration part, never on the
+validation images that give the reported figure; the MLP stops early on held-out images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from quadrat.classifiers.estimators import CoralNetMLP
+from quadrat.classifiers.synthetic import make_point_features
+from quadrat.classifiers.training import train_classifier
+
+
+@pytest.fixture(scope="module")
+def source() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    d = make_point_features(
+        3_000,
+        n_features=16,
+        n_classes=4,
+        points_per_image=30,
+        separation=0.7,
+        image_effect=0.3,
+        dtype=np.float32,
+        random_state=3,
+    )
+    return d.X, d.y, d.groups
+
+
+def _small_mlp(**params: object) -> CoralNetMLP:
+    return CoralNetMLP(hidden_layer_sizes=(16,), learning_rate_init=1e-2, **params)  # type: ignore[arg-type]
+
+
+def test_above_cv_max_points_the_mlp_stops_early_on_the_calibration_images(source):
+    X, y, groups = source
+    result = train_classifier(
+        X, y, groups=groups, estimator=_small_mlp(cv_max_points=100, max_iter=60)
+    )
+    model = result.estimator
+    assert model.calibration_ == "holdout"
+    curve = model.ref_accuracy_curve_
+    assert model.epochs_run_ == len(curve) < 60  # stopped before the budget
+    best = int(np.argmax(curve)) + 1  # first best epoch
+    assert model.n_iter_ == best == result.hyperparameters["fitted"]["n_iter_"]
+    assert len(curve) - best == model.n_iter_no_change  # patience ran out
+    # The curve is the accuracy on the calibration images, recomputed here.
+    cal = result.calibration_index
+    assert curve[best - 1] == pytest.approx(np.mean(model.estimator_.predict(X[cal]) == y[cal]))
+
+
+def test_the_validation_figure_comes_from_images_the_selection_never_saw(source):
+    X, y, groups = source
+    result = train_classifier(X, y, groups=groups, estimator=_small_mlp(cv_max_points=100))
+    val_images = set(groups[result.val_index])
+    assert not val_images & set(groups[result.train_index])
+    assert not val_images & set(groups[result.calibration_index])  # early stopping + sigmoids
+    predicted = result.estimator.predict(X[result.val_index])
+    assert result.metrics.accuracy == pytest.approx(np.mean(predicted == y[result.val_index]))
+    # Changing the validation points' features changes nothing that was fitted.
+    X2 = X.copy()
+    X2[result.val_index] += 100.0
+    again = train_classifier(X2, y, groups=groups, estimator=_small_mlp(cv_max_points=100))
+    np.testing.assert_array_equal(again.val_index, result.val_index)
+    assert again.estimator.ref_accuracy_curve_ == result.estimator.ref_accuracy_curve_
+    pairs = zip(again.estimator.estimator_.coefs_, result.estimator.estimator_.coefs_, strict=True)
+    for w1, w2 in pairs:
+        np.testing.assert_array_equal(w1, w2)
+
+
+def test_without_early_stopping_the_budget_is_trained(source):
+    X, y, groups = source
+    model = _small_mlp(cv_max_points=100, max_iter=7, early_stopping=False, calibration="holdout")
+    model.fit(X, y, groups=groups)
+    assert not hasattr(model, "ref_accuracy_curve_")
+    assert model.n_iter_ <= 7
+
+
+def test_small_sources_use_cross_validated_calibration(source):
+    X, y, groups = source
+    model = CoralNetMLP(hidden_layer_sizes=(8,), max_iter=3).fit(
+        X[:600], y[:600], groups=groups[:600]
+    )
+    assert model.calibration_ == "cv"  # 600 <= MLP_CV_MAX_POINTS
+    assert model.n_calibration_ == 600
