@@ -156,6 +156,24 @@ def test_sources_images_points_labels(ui_server: UiServer) -> None:
     assert point["label_id"] == point["suggestions"][0]["label_id"]
 
 
+def test_labels_count_their_points(ui_server: UiServer) -> None:
+    """The review grid opens on the label with the most points, so each label says how many
+    points a person labelled with it and how many the machine did."""
+    from quadrat.workflow.project import Project
+
+    session, _ = signed_in(ui_server, "anna")
+    labels = session.get(ui_server.url + "/ui/api/sources/1/labels").json()["labels"]
+    table = Project(ui_server.store).source("reef").annotations()
+    table = table[table["label"].notna()]
+    human = table["status"].isin(["imported", "confirmed"])
+    for label in labels:
+        mine = table["label"] == label["code"]
+        assert label["confirmed"] == int((mine & human).sum()), label
+        assert label["machine"] == int((mine & ~human).sum()), label
+    assert sum(label["confirmed"] + label["machine"] for label in labels) == len(table) > 0
+    assert sum(label["machine"] for label in labels) > 0
+
+
 def test_image_and_patch_are_jpegs_without_exif(ui_server: UiServer) -> None:
     from io import BytesIO
 

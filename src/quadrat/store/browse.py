@@ -56,6 +56,19 @@ def image_status_counts(session: Session, source_id: int) -> dict[str, int]:
     return out
 
 
+def label_point_counts(session: Session, source_id: int) -> dict[int, tuple[int, int]]:
+    """Per label id: (points a person labelled with it, points the machine did)."""
+    human = case((Annotation.status.in_(HUMAN_STATUSES), 1), else_=0)
+    rows = session.execute(
+        select(Annotation.label_id, func.sum(human), func.count())
+        .join(Point, Point.id == Annotation.point_id)
+        .join(Image, Image.id == Point.image_id)
+        .where(Image.source_id == source_id)
+        .group_by(Annotation.label_id)
+    ).all()
+    return {int(label): (int(people), int(n) - int(people)) for label, people, n in rows}
+
+
 # ----------------------------------------------------------------------------- images
 
 

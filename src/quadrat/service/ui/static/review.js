@@ -139,10 +139,14 @@
       await Q.header();
       const data = await Q.api("GET", `/ui/api/sources/${sourceId}/labels`);
       state.labels = data.labels;
-      const options = () => data.labels.map((l) => el("option", { value: l.id, text: `${l.code} — ${l.name}` }));
-      $("review-label").replaceChildren(...options());
-      $("relabel-to").replaceChildren(...options());
-      const wanted = params.get("label");
+      const points = (l) => (l.confirmed || 0) + (l.machine || 0);
+      $("review-label").replaceChildren(...data.labels.map((l) =>
+        el("option", { value: l.id, text: `${l.code} — ${l.name} (${points(l)})` })));
+      $("relabel-to").replaceChildren(...data.labels.map((l) =>
+        el("option", { value: l.id, text: `${l.code} — ${l.name}` })));
+      // Open on the label with the most points, not on an empty first one.
+      const largest = data.labels.reduce((best, l) => (best && points(best) >= points(l) ? best : l), null);
+      const wanted = params.get("label") || (largest && points(largest) ? String(largest.id) : "");
       if (wanted) $("review-label").value = wanted;
       if (params.get("similar")) state.similar = Number(params.get("similar"));
       $("title").textContent = "Review labels";
