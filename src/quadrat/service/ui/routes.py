@@ -230,10 +230,12 @@ def sources(user: User, state: State) -> dict[str, Any]:
 
 @router.get("/api/sources/{source_id}/labels")
 def labelset(source_id: int, user: User, state: State) -> dict[str, Any]:
-    """The labelset, each label with its hotkey (letters; 1-5 are the suggestions)."""
+    """The labelset, each label with its hotkey (letters; 1-5 are the suggestions) and
+    its points (``confirmed``: a person's label; ``machine``: a suggestion)."""
     role_of(state, user, source_id)
     with http_errors(), state.store.session() as session:
         rows = portable.label_rows(session, source_id, by_code=True)
+        counts = browse.label_point_counts(session, source_id)
     return {
         "labels": [
             {
@@ -242,6 +244,8 @@ def labelset(source_id: int, user: User, state: State) -> dict[str, Any]:
                 "name": r.name,
                 "group": r.functional_group,
                 "hotkey": LABEL_HOTKEYS[i] if i < len(LABEL_HOTKEYS) else None,
+                "confirmed": counts.get(r.id, (0, 0))[0],
+                "machine": counts.get(r.id, (0, 0))[1],
             }
             for i, r in enumerate(rows)
         ]
