@@ -1,7 +1,8 @@
 """``kill -9`` during import, extract, train and export, then the same command again.
 
-Each case runs the real ``quadrat`` command in its own process on a copy of a small
-project and kills it with SIGKILL part-way, at one of four points:
+Each case runs the real ``quadrat`` command in its own process (forked from one that
+imported quadrat already: tests/reliability/_warm_cli.py) on a copy of a small project
+and kills it with SIGKILL part-way, at one of four points:
 
 - ``before-commit``/``after-commit`` (or ``first-write``/``fsync`` for an export, which
   writes no database rows): a hook installed before the CLI starts kills the process
@@ -27,7 +28,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +39,7 @@ import pytest
 import quadrat
 from quadrat.demo import DemoSurvey
 from quadrat.io.atomic import TEMPORARY_NAME
+from tests.reliability._warm_cli import WarmCLI
 
 pytestmark = pytest.mark.slow  # 16 cases, each two or three runs of the CLI
 
@@ -198,15 +199,9 @@ def _env(**extra: str) -> dict[str, str]:
     }
 
 
-def _quadrat(args: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "quadrat", *args],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=HANG_SECONDS,
-        check=False,
-    )
+def _quadrat(cli: WarmCLI, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``python -m quadrat ARGS`` in a new process (forked from one that imported quadrat)."""
+    return cli.run(args, _env(), timeout=HANG_SECONDS)
 
 
 # --------------------------------------------------------------------------- state
@@ -285,7 +280,10 @@ def stages(
 
 @pytest.fixture(scope="module")
 def references(
-    stages: dict[str, Path], survey_template: DemoSurvey, tmp_path_factory: pytest.TempPathFactory
+    stages: dict[str, Path],
+    survey_template: DemoSurvey,
+    tmp_path_factory: pytest.TempPathFactory,
+    warm_cli: WarmCLI,
 ) -> Callable[[str], tuple[dict[str, Any], dict[str, Any]]]:
     """``(before, after)`` of an uninterrupted run of a step, made on first use."""
     made: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
@@ -298,7 +296,7 @@ def references(
             out.mkdir()
             shutil.copyfile(stages[step.stage], db)
             before = snapshot(db, out)
-            result = _quadrat(step.args(db, out, survey_template))
+            result = _quadrat(warm_cli, step.args(db, out, survey_template))
             assert result.returncode == 0, result.stderr
             made[name] = (before, snapshot(db, out))
         return made[name]
@@ -309,15 +307,9 @@ def references(
 # --------------------------------------------------------------------------- killing
 
 
-def _kill_from_inside(args: list[str], where: str) -> int:
-    proc = subprocess.run(
-        [sys.executable, "-c", BOOT, "quadrat", *args],
-        capture_output=True,
-        text=True,
-        env=_env(QUADRAT_TEST_KILL=where),
-        timeout=HANG_SECONDS,
-        check=False,
-    )
+def _kill_from_inside(cli: WarmCLI, args: list[str], where: str) -> int:
+    """``python -c BOOT quadrat ARGS``: the command kills itself at ``where``."""
+    proc = cli.run(args, _env(QUADRAT_TEST_KILL=where), boot=BOOT, timeout=HANG_SECONDS)
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode
 
@@ -338,16 +330,10 @@ def _writes_seen(db: Path, out: Path) -> int:
     return size + written
 
 
-def _kill_from_outside(args: list[str], db: Path, out: Path, which: str) -> int:
+def _kill_from_outside(cli: WarmCLI, args: list[str], db: Path, out: Path, which: str) -> int:
     """Start the command; SIGKILL it when it is seen writing the first or second time."""
     wanted = 1 if which == "signal-first" else 2
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "quadrat", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=_env(),
-        start_new_session=True,
-    )
+    proc = cli.start(args, _env(), new_session=True)
     seen, last = 0, _writes_seen(db, out)
     deadline = time.monotonic() + HANG_SECONDS
     try:
@@ -359,14 +345,13 @@ def _kill_from_outside(args: list[str], db: Path, out: Path, which: str) -> int:
                     os.killpg(proc.pid, signal.SIGKILL)
                     break
             time.sleep(0.001)
-        code = proc.wait(timeout=HANG_SECONDS)
+        done = proc.wait(timeout=HANG_SECONDS)
     finally:
         if proc.poll() is None:  # pragma: no cover - hung: do not leave it running
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    stderr = proc.stderr.read().decode() if proc.stderr else ""
-    assert "Traceback" not in stderr, stderr
-    return code
+            proc.wait(timeout=60)
+    assert "Traceback" not in done.stderr, done.stderr
+    return done.returncode
 
 
 def _check_killed_state(
@@ -395,6 +380,7 @@ def test_kill_9_then_rerun(
     stages: dict[str, Path],
     references: Callable[[str], tuple[dict[str, Any], dict[str, Any]]],
     survey_template: DemoSurvey,
+    warm_cli: WarmCLI,
 ) -> None:
     step = STEPS[name]
     before, after = references(name)
@@ -406,10 +392,10 @@ def test_kill_9_then_rerun(
     args = step.args(db, out, survey_template)
 
     if where.startswith("signal"):
-        code = _kill_from_outside(args, db, out, where)
+        code = _kill_from_outside(warm_cli, args, db, out, where)
         assert code in (0, -signal.SIGKILL), code
     else:
-        assert _kill_from_inside(args, where) == -signal.SIGKILL
+        assert _kill_from_inside(warm_cli, args, where) == -signal.SIGKILL
 
     # The project opens (on a copy: the rerun must meet the state the kill left).
     killed = snapshot(_copy_project(db, tmp_path / "inspect"), out)
@@ -417,7 +403,7 @@ def test_kill_9_then_rerun(
     for entry in out.iterdir():  # the complete export, or temporary files
         assert entry.name == "a.csv" or TEMPORARY_NAME.match(entry.name), entry
 
-    rerun = _quadrat(args)
+    rerun = _quadrat(warm_cli, args)
     finished = killed == after
     expected = step.done_code if finished else 0
     assert rerun.returncode == expected, (finished, rerun.stdout, rerun.stderr)
