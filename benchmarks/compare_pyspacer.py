@@ -298,7 +298,91 @@ def worker_quadrat_train(job: dict[str, Any], out: Path) -> dict[str, Any]:
     }
 
 
+def worker_pyspacer_fit(job: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Suite worker: pyspacer's train_classifier (kind MLP or LR) on the given points,
+    scored on the validation images; stages: writing feature files, training."""
+    t_enter = time.perf_counter()
+    from spacer.data_classes import DataLocation, ImageFeatures, ImageLabels, PointFeatures
+    from spacer.messages import TrainClassifierMsg
+    from spacer.storage import load_classifier
+    from spacer.tasks import train_classifier
+
+    shimmed = _shim_prefit_calibration()
+    imports = time.perf_counter() - t_enter
+    data = np.load(job["data"])
+    X, y, groups = data["X"], data["y"], data["groups"]
+    work = Path(job["work"]) / "pyspacer_fit"
+    work.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    labels = ImageLabels()
+    for g in np.unique(groups):
+        rows = np.flatnonzero(groups == g)
+        feats = ImageFeatures(
+            point_features=[PointFeatures(j, j, X[r].astype(float)) for j, r in enumerate(rows)],
+            valid_rowcol=True,
+            feature_dim=X.shape[1],
+            npoints=len(rows),
+        )
+        loc = DataLocation("filesystem", str(work / f"{int(g)}.featurevector"))
+        feats.store(loc)
+        labels.add_image(loc, [(j, j, int(y[r])) for j, r in enumerate(rows)])
+    write_seconds = time.perf_counter() - start
+    model_loc = DataLocation("filesystem", str(work / "model.pkl"))
+    t0 = time.perf_counter()
+    ret = train_classifier(
+        TrainClassifierMsg(
+            job_token="bench",
+            trainer="minibatch",
+            nbr_epochs=job["epochs"],
+            clf_type=job["kind"].upper(),
+            labels=labels,
+            previous_model_locs=[],
+            model_loc=model_loc,
+            valresult_loc=DataLocation("filesystem", str(work / "valresult.json")),
+        )
+    )
+    train_seconds = time.perf_counter() - t0
+    test = np.load(job["test"])
+    clf = load_classifier(model_loc)
+    accuracy = float(np.mean(clf.predict(test["X"].astype(np.float64)) == test["y"]))
+    return {
+        "import_seconds": imports,
+        "prepare_seconds": write_seconds,
+        "train_seconds": train_seconds,
+        "own_val_accuracy": float(ret.acc),
+        "heldout_accuracy": accuracy,
+        "prefit_shim": shimmed,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
+def worker_quadrat_fit(job: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Suite worker: quadrat's train_classifier with its defaults (kind mlp or lr)."""
+    t_enter = time.perf_counter()
+    from quadrat.classifiers.training import train_classifier
+
+    imports = time.perf_counter() - t_enter
+    data = np.load(job["data"])
+    t0 = time.perf_counter()
+    result = train_classifier(data["X"], data["y"], groups=data["groups"], kind=job["kind"])
+    train_seconds = time.perf_counter() - t0
+    test = np.load(job["test"])
+    accuracy = float(np.mean(result.estimator.predict(test["X"]) == test["y"]))
+    return {
+        "import_seconds": imports,
+        "prepare_seconds": 0.0,
+        "train_seconds": train_seconds,
+        "own_val_accuracy": float(result.metrics.accuracy),
+        "heldout_accuracy": accuracy,
+        "calibration": result.hyperparameters["split"]["calibration"],
+        "fitted": result.hyperparameters["fitted"],
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+
+
 WORKERS = {
+    "pyspacer_fit": worker_pyspacer_fit,
+    "quadrat_fit": worker_quadrat_fit,
     "pyspacer_extract": worker_pyspacer_extract,
     "quadrat_extract": worker_quadrat_extract,
     "pyspacer_train": worker_pyspacer_train,
@@ -327,25 +411,52 @@ def pyspacer_path() -> Path:
     return target
 
 
+def pyspacer_python() -> Path | None:
+    """pyspacer's own interpreter (a virtualenv with its pinned dependencies, as CoralNet
+    runs it): $QUADRAT_PYSPACER_PYTHON, else ../pyspacer-venv/bin/python if present."""
+    env = os.environ.get("QUADRAT_PYSPACER_PYTHON")
+    path = Path(env) if env else REPO.parent / "pyspacer-venv" / "bin" / "python"
+    return path if path.exists() else None
+
+
 def run_worker(name: str, job: dict[str, Any], work: Path, pyspacer: Path | None) -> dict[str, Any]:
+    """Run one worker in a fresh process; pyspacer's on its own venv's interpreter when
+    there is one (else on quadrat's with PYTHONPATH). Adds the whole call's wall time
+    (interpreter start, imports and setup included) and the child's peak RSS (wait4)."""
     job_path, out_path = work / f"{name}.job.json", work / f"{name}.json"
     job_path.write_text(json.dumps(job))
     env = dict(os.environ)
+    python = sys.executable
     if pyspacer is not None:
-        env["PYTHONPATH"] = os.pathsep.join([str(pyspacer), str(REPO)])
-    start = time.perf_counter()
+        own = pyspacer_python()
+        if own is not None:
+            python = str(own)
+            env.pop("PYTHONPATH", None)
+        else:
+            env["PYTHONPATH"] = os.pathsep.join([str(pyspacer), str(REPO)])
+    else:
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO)])
     script = str(Path(__file__).resolve())
-    proc = subprocess.run(
-        [sys.executable, script, "--worker", name, str(job_path), str(out_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"worker {name} failed:\n{proc.stderr[-4000:]}")
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [python, script, "--worker", name, str(job_path), str(out_path)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            err.seek(0)
+            raise RuntimeError(f"worker {name} failed:\n{err.read()[-4000:]}")
     result = json.loads(out_path.read_text())
     result["subprocess_wall_seconds"] = wall
+    result["child_maxrss_mb"] = round(usage.ru_maxrss / 1024, 1)
+    result["python"] = python
+    result["loadavg_1min"] = round(load, 2)
     return result
 
 
@@ -385,6 +496,84 @@ def pair(q: float, p: float, digits: int = 1) -> dict[str, Any]:
     return {"quadrat": round(q, digits), "pyspacer": round(p, digits), "ratio": ratio(q, p)}
 
 
+def _median(values: list[float]) -> float:
+    return float(np.median(np.asarray(values, dtype=float)))
+
+
+def run_suite(args: argparse.Namespace, spacer_dir: Path, work: Path) -> dict[str, Any]:
+    """Training side by side: per generator, size and kind, ``--repeats`` runs of each
+    engine, every run a fresh process; medians, with the 1-minute load average at the
+    start of each run beside them (median and max)."""
+    from quadrat.classifiers.synthetic import (
+        make_point_features,
+        make_subclass_features,
+        split_by_image,
+    )
+
+    generators = {"point": make_point_features, "subclass": make_subclass_features}
+    table: list[dict[str, Any]] = []
+    for gen_name in args.generators.split(","):
+        for size in (int(v) for v in args.sizes.split(",")):
+            # train + reference = size points; validation images (about 10 %) on top.
+            data = generators[gen_name](round(size / 0.9), random_state=args.seed)
+            split = split_by_image(data.groups, reference=0.1, validation=0.1, random_state=0)
+            given = np.sort(np.concatenate([split.train, split.reference]))
+            np.savez(
+                work / "suite_train.npz",
+                X=data.X[given],
+                y=data.y[given],
+                groups=data.groups[given],
+            )
+            np.savez(work / "suite_val.npz", X=data.X[split.validation], y=data.y[split.validation])
+            for kind in args.kinds.split(","):
+                job = {
+                    "work": str(work),
+                    "data": str(work / "suite_train.npz"),
+                    "test": str(work / "suite_val.npz"),
+                    "kind": kind,
+                    "epochs": args.epochs,
+                }
+                runs: dict[str, list[dict[str, Any]]] = {"pyspacer": [], "quadrat": []}
+                for _ in range(args.repeats):
+                    runs["pyspacer"].append(run_worker("pyspacer_fit", job, work, spacer_dir))
+                    runs["quadrat"].append(run_worker("quadrat_fit", job, work, None))
+                row: dict[str, Any] = {
+                    "generator": gen_name,
+                    "points": int(given.size),
+                    "validation_points": int(split.validation.size),
+                    "kind": kind,
+                    "repeats": args.repeats,
+                }
+                for engine, rs in runs.items():
+                    loads = [r["loadavg_1min"] for r in rs]
+                    row[engine] = {
+                        "whole_call_s": round(
+                            _median([r["subprocess_wall_seconds"] for r in rs]), 2
+                        ),
+                        "import_s": round(_median([r["import_seconds"] for r in rs]), 2),
+                        "prepare_s": round(_median([r["prepare_seconds"] for r in rs]), 2),
+                        "train_s": round(_median([r["train_seconds"] for r in rs]), 2),
+                        "peak_rss_mb": round(_median([r["peak_rss_mb"] for r in rs]), 1),
+                        "heldout_accuracy": round(_median([r["heldout_accuracy"] for r in rs]), 4),
+                        "own_val_accuracy": round(_median([r["own_val_accuracy"] for r in rs]), 4),
+                        "loadavg_median": round(_median(loads), 2),
+                        "loadavg_max": round(max(loads), 2),
+                    }
+                row["quadrat"]["fitted"] = runs["quadrat"][0].get("fitted")
+                row["quadrat"]["calibration"] = runs["quadrat"][0].get("calibration")
+                row["speedup_whole_call"] = ratio(
+                    row["pyspacer"]["whole_call_s"], row["quadrat"]["whole_call_s"]
+                )
+                row["accuracy_gain_points"] = round(
+                    100
+                    * (row["quadrat"]["heldout_accuracy"] - row["pyspacer"]["heldout_accuracy"]),
+                    1,
+                )
+                print(json.dumps(row), file=sys.stderr, flush=True)
+                table.append(row)
+    return {"training": table}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20)
@@ -403,6 +592,16 @@ def main() -> None:
         "default: OpenVINO on CPU), eager, compile, openvino); the first is the headline "
         "figure, all are compared to pyspacer",
     )
+    parser.add_argument(
+        "--suite",
+        action="store_true",
+        help="training side by side only: --generators x --sizes x --kinds, --repeats runs",
+    )
+    parser.add_argument("--generators", default="point,subclass")
+    parser.add_argument("--sizes", default="1000,10000")
+    parser.add_argument("--kinds", default="mlp,lr")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--worker", nargs=3, metavar=("NAME", "JOB", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -432,7 +631,8 @@ def main() -> None:
     from quadrat.store.schema import Image, Point
 
     warnings.simplefilter("ignore")
-    spacer_dir = pyspacer_path()
+    own = pyspacer_python()
+    spacer_dir = own.parent.parent if own is not None else pyspacer_path()
     results: dict[str, Any] = {
         "mode": "quick" if args.quick else "default (or as given)",
         "images": args.images,
@@ -444,9 +644,13 @@ def main() -> None:
         "loadavg_start": round(os.getloadavg()[0], 2),
         "pyspacer_path": str(spacer_dir),
     }
+    results["pyspacer_python"] = str(pyspacer_python() or sys.executable)
     start_all = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="compare_pyspacer_") as tmp:
         work = Path(tmp)
+        if args.suite:
+            skip = {"extract", "train"}
+            results.update(run_suite(args, spacer_dir, work))
         if "extract" not in skip:
             folder = work / "images"
             folder.mkdir()
