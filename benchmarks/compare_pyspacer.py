@@ -496,6 +496,54 @@ def pair(q: float, p: float, digits: int = 1) -> dict[str, Any]:
     return {"quadrat": round(q, digits), "pyspacer": round(p, digits), "ratio": ratio(q, p)}
 
 
+MOOREA_RESIZED = "mcr_lter1_fringingreef_pole4-5_qu2_20080415.jpg"  # points off: left out
+
+
+def real_features(name: str, cache: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Texture features (weights-free) of a real source in ../shared/data, cached:
+    ``moorea`` (20 photoquadrats, 4,000 points; groups = images) or ``seattle`` (934
+    patches, 25 classes; each patch its own group: their source images are not given)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{name}_texture.npz"
+    if path.exists():
+        data = np.load(path)
+        return data["X"], data["y"], data["groups"]
+    from quadrat.extractors import create_extractor
+    from quadrat.io.images import load_rgb
+    from quadrat.patches import crop_patches
+
+    extractor = create_extractor("texture")
+    root = REPO.parent / "shared" / "data"
+    blocks, labels, groups = [], [], []
+    if name == "moorea":
+        from quadrat.io.coralnet import read_annotations_csv
+
+        table = read_annotations_csv(root / "moorea-lter-2008" / "annotations.csv")
+        table = table[table["image"] != MOOREA_RESIZED]
+        for g, (image, points) in enumerate(table.groupby("image", sort=True)):
+            pixels = load_rgb(root / "moorea-lter-2008" / "images" / str(image))
+            patches = crop_patches(pixels, points["row"].to_numpy(), points["column"].to_numpy())
+            blocks.append(np.asarray(extractor.extract(patches), dtype=np.float32))
+            labels += [str(v) for v in points["label"]]
+            groups += [g] * len(points)
+    elif name == "seattle":
+        from PIL import Image
+
+        files = sorted((root / "seattle-rov-patches" / "patches").glob("*/*.jpg"))
+        for g, file in enumerate(files):
+            with Image.open(file) as im:
+                patch = np.asarray(im.convert("RGB").resize((224, 224)))[None]
+            blocks.append(np.asarray(extractor.extract(patch), dtype=np.float32))
+            labels.append(file.parent.name)
+            groups.append(g)
+    else:
+        raise SystemExit(f"unknown real source {name!r}: moorea or seattle")
+    _, y = np.unique(np.array(labels), return_inverse=True)
+    X, g_arr = np.concatenate(blocks), np.array(groups, dtype=np.int64)
+    np.savez(path, X=X, y=y.astype(np.int64), groups=g_arr)
+    return X, y.astype(np.int64), g_arr
+
+
 def _median(values: list[float]) -> float:
     return float(np.median(np.asarray(values, dtype=float)))
 
@@ -512,65 +560,66 @@ def run_suite(args: argparse.Namespace, spacer_dir: Path, work: Path) -> dict[st
 
     generators = {"point": make_point_features, "subclass": make_subclass_features}
     table: list[dict[str, Any]] = []
-    for gen_name in args.generators.split(","):
-        for size in (int(v) for v in args.sizes.split(",")):
-            # train + reference = size points; validation images (about 10 %) on top.
+    cases: list[tuple[str, int]] = [
+        (g, int(v)) for g in args.generators.split(",") if g for v in args.sizes.split(",")
+    ]
+    cases += [(name, 0) for name in args.real.split(",") if name]
+    for gen_name, size in cases:
+        if size:  # synthetic: train + reference = size points, validation on top
             data = generators[gen_name](round(size / 0.9), random_state=args.seed)
-            split = split_by_image(data.groups, reference=0.1, validation=0.1, random_state=0)
-            given = np.sort(np.concatenate([split.train, split.reference]))
-            np.savez(
-                work / "suite_train.npz",
-                X=data.X[given],
-                y=data.y[given],
-                groups=data.groups[given],
+            X_all, y_all, g_all = data.X, data.y, data.groups
+        else:  # real: all its points
+            X_all, y_all, g_all = real_features(gen_name, args.cache)
+        # Real sources are small: 20 % of the images validate (Moorea: 4 photos).
+        split = split_by_image(
+            g_all, reference=0.1, validation=0.1 if size else 0.2, random_state=args.seed
+        )
+        given = np.sort(np.concatenate([split.train, split.reference]))
+        np.savez(work / "suite_train.npz", X=X_all[given], y=y_all[given], groups=g_all[given])
+        np.savez(work / "suite_val.npz", X=X_all[split.validation], y=y_all[split.validation])
+        for kind in args.kinds.split(","):
+            job = {
+                "work": str(work),
+                "data": str(work / "suite_train.npz"),
+                "test": str(work / "suite_val.npz"),
+                "kind": kind,
+                "epochs": args.epochs,
+            }
+            runs: dict[str, list[dict[str, Any]]] = {"pyspacer": [], "quadrat": []}
+            for _ in range(args.repeats):
+                runs["pyspacer"].append(run_worker("pyspacer_fit", job, work, spacer_dir))
+                runs["quadrat"].append(run_worker("quadrat_fit", job, work, None))
+            row: dict[str, Any] = {
+                "generator": gen_name,
+                "points": int(given.size),
+                "validation_points": int(split.validation.size),
+                "kind": kind,
+                "repeats": args.repeats,
+            }
+            for engine, rs in runs.items():
+                loads = [r["loadavg_1min"] for r in rs]
+                row[engine] = {
+                    "whole_call_s": round(_median([r["subprocess_wall_seconds"] for r in rs]), 2),
+                    "import_s": round(_median([r["import_seconds"] for r in rs]), 2),
+                    "prepare_s": round(_median([r["prepare_seconds"] for r in rs]), 2),
+                    "train_s": round(_median([r["train_seconds"] for r in rs]), 2),
+                    "peak_rss_mb": round(_median([r["peak_rss_mb"] for r in rs]), 1),
+                    "heldout_accuracy": round(_median([r["heldout_accuracy"] for r in rs]), 4),
+                    "own_val_accuracy": round(_median([r["own_val_accuracy"] for r in rs]), 4),
+                    "loadavg_median": round(_median(loads), 2),
+                    "loadavg_max": round(max(loads), 2),
+                }
+            row["quadrat"]["fitted"] = runs["quadrat"][0].get("fitted")
+            row["quadrat"]["calibration"] = runs["quadrat"][0].get("calibration")
+            row["speedup_whole_call"] = ratio(
+                row["pyspacer"]["whole_call_s"], row["quadrat"]["whole_call_s"]
             )
-            np.savez(work / "suite_val.npz", X=data.X[split.validation], y=data.y[split.validation])
-            for kind in args.kinds.split(","):
-                job = {
-                    "work": str(work),
-                    "data": str(work / "suite_train.npz"),
-                    "test": str(work / "suite_val.npz"),
-                    "kind": kind,
-                    "epochs": args.epochs,
-                }
-                runs: dict[str, list[dict[str, Any]]] = {"pyspacer": [], "quadrat": []}
-                for _ in range(args.repeats):
-                    runs["pyspacer"].append(run_worker("pyspacer_fit", job, work, spacer_dir))
-                    runs["quadrat"].append(run_worker("quadrat_fit", job, work, None))
-                row: dict[str, Any] = {
-                    "generator": gen_name,
-                    "points": int(given.size),
-                    "validation_points": int(split.validation.size),
-                    "kind": kind,
-                    "repeats": args.repeats,
-                }
-                for engine, rs in runs.items():
-                    loads = [r["loadavg_1min"] for r in rs]
-                    row[engine] = {
-                        "whole_call_s": round(
-                            _median([r["subprocess_wall_seconds"] for r in rs]), 2
-                        ),
-                        "import_s": round(_median([r["import_seconds"] for r in rs]), 2),
-                        "prepare_s": round(_median([r["prepare_seconds"] for r in rs]), 2),
-                        "train_s": round(_median([r["train_seconds"] for r in rs]), 2),
-                        "peak_rss_mb": round(_median([r["peak_rss_mb"] for r in rs]), 1),
-                        "heldout_accuracy": round(_median([r["heldout_accuracy"] for r in rs]), 4),
-                        "own_val_accuracy": round(_median([r["own_val_accuracy"] for r in rs]), 4),
-                        "loadavg_median": round(_median(loads), 2),
-                        "loadavg_max": round(max(loads), 2),
-                    }
-                row["quadrat"]["fitted"] = runs["quadrat"][0].get("fitted")
-                row["quadrat"]["calibration"] = runs["quadrat"][0].get("calibration")
-                row["speedup_whole_call"] = ratio(
-                    row["pyspacer"]["whole_call_s"], row["quadrat"]["whole_call_s"]
-                )
-                row["accuracy_gain_points"] = round(
-                    100
-                    * (row["quadrat"]["heldout_accuracy"] - row["pyspacer"]["heldout_accuracy"]),
-                    1,
-                )
-                print(json.dumps(row), file=sys.stderr, flush=True)
-                table.append(row)
+            row["accuracy_gain_points"] = round(
+                100 * (row["quadrat"]["heldout_accuracy"] - row["pyspacer"]["heldout_accuracy"]),
+                1,
+            )
+            print(json.dumps(row), file=sys.stderr, flush=True)
+            table.append(row)
     return {"training": table}
 
 
@@ -601,7 +650,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--kinds", default="mlp,lr")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="data and split seed")
+    parser.add_argument(
+        "--real",
+        default="",
+        help="also real sources from ../shared/data, comma list: moorea,seattle (texture "
+        "features, cached in --cache)",
+    )
+    parser.add_argument(
+        "--cache", type=Path, default=Path.home() / ".cache" / "quadrat" / "compare_pyspacer"
+    )
     parser.add_argument("--worker", nargs=3, metavar=("NAME", "JOB", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
