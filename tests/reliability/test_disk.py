@@ -6,6 +6,8 @@ to the last few kilobytes, and writes fail with ENOSPC. Where it may not (a CI c
 or as the second variant of each case, the command runs with a file size limit
 (``RLIMIT_FSIZE``, ``ulimit -f``, SIGXFSZ ignored), and writes past it fail with EFBIG:
 a full disk as far as the command can tell. No case is skipped for lack of privileges.
+Each command runs in its own process, forked from one that imported quadrat already
+(tests/reliability/_warm_cli.py), the limit set in it before the command starts.
 
 Each case checks: a non-zero exit status, one ``error:`` line naming the file, no
 traceback, the project as it was (or, for an extraction, whole feature blocks only) and
@@ -16,9 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -30,6 +30,7 @@ import pytest
 import quadrat
 from quadrat.demo import make_demo_survey
 from quadrat.io.atomic import TEMPORARY_NAME
+from tests.reliability._warm_cli import WarmCLI
 
 pytestmark = pytest.mark.slow  # each case runs the CLI two or three times
 
@@ -57,6 +58,8 @@ class SmallDisk:
 
     root: Path
     kind: str  # "tmpfs" or "fsize"
+    #: Runs each command in a fresh process (forked from one that imported quadrat).
+    cli: WarmCLI
     room: int | None = None
 
     def fill(self, room: int = ROOM) -> None:
@@ -75,21 +78,15 @@ class SmallDisk:
         self.room = None
         (self.root / "filler").unlink(missing_ok=True)
 
-    def _limit(self) -> None:  # in the child, before exec
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of a killing signal
-        assert self.room is not None
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self.room, self.room))
-
     def quadrat(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``python -m quadrat ARGS`` in a new process; with the file size limit (SIGXFSZ
+        ignored: EFBIG instead of a killing signal) while the disk is "full"."""
         limited = self.kind == "fsize" and self.room is not None
-        return subprocess.run(
-            [sys.executable, "-m", "quadrat", *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "QUADRAT_NO_PROGRESS": "1", "COLUMNS": "200", "NO_COLOR": "1"},
+        return self.cli.run(
+            list(args),
+            {**os.environ, "QUADRAT_NO_PROGRESS": "1", "COLUMNS": "200", "NO_COLOR": "1"},
             timeout=HANG_SECONDS,
-            preexec_fn=self._limit if limited else None,
-            check=False,
+            fsize=self.room if limited else None,
         )
 
     def files(self) -> list[str]:
@@ -97,15 +94,15 @@ class SmallDisk:
 
 
 @pytest.fixture(params=["tmpfs-else-fsize", "fsize"])
-def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SmallDisk]:
+def disk(request: pytest.FixtureRequest, tmp_path: Path, warm_cli: WarmCLI) -> Iterator[SmallDisk]:
     """A small disk: a real tmpfs where one can be mounted, else a file size limit."""
     root = tmp_path / "disk"
     root.mkdir()
     if request.param == "fsize" or not can_mount_tmpfs(root, 8 * 1024 * 1024):
-        yield SmallDisk(root, "fsize")
+        yield SmallDisk(root, "fsize", warm_cli)
         return
     try:
-        yield SmallDisk(root, "tmpfs")
+        yield SmallDisk(root, "tmpfs", warm_cli)
     finally:
         subprocess.run(["umount", "-l", str(root)], capture_output=True, check=False)
 
