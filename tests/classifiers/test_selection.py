@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quadrat.classifiers.estimators import CoralNetMLP
+from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP
 from quadrat.classifiers.synthetic import make_point_features
 from quadrat.classifiers.training import train_classifier
 
@@ -81,3 +81,23 @@ def test_small_sources_use_cross_validated_calibration(source):
     )
     assert model.calibration_ == "cv"  # 600 <= MLP_CV_MAX_POINTS
     assert model.n_calibration_ == 600
+
+
+def test_refit_trains_on_training_and_calibration_points(source):
+    X, y, groups = source
+    plain = _small_mlp(cv_max_points=100).fit(X, y, groups=groups)
+    refit = _small_mlp(cv_max_points=100, refit=True).fit(X, y, groups=groups)
+    assert refit.calibration_ == "holdout"
+    assert refit.n_train_ == plain.n_train_ + plain.n_calibration_
+    assert refit.estimator_.n_iter_ <= plain.n_iter_  # the chosen epochs, not more
+    assert refit.estimator_ is not plain.estimator_
+    proba = refit.predict_proba(X[:50])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert np.mean(refit.predict(X) == y) > 0.8
+    # Stored and read back: the refitted model with the kept sigmoids.
+    from quadrat.classifiers.serialize import dumps_estimator, loads_estimator
+
+    again = loads_estimator(dumps_estimator(refit))
+    np.testing.assert_allclose(again.predict_proba(X[:50]), proba, atol=1e-6)
+    lr = CalibratedLogisticRegression(cv_max_points=100, refit=True).fit(X, y, groups=groups)
+    assert lr.n_train_ == y.size - int(np.isin(y, lr.dropped_classes_).sum())
