@@ -21,6 +21,8 @@
     pending: 0,
   };
   const viewer = new Viewer($("canvas"), (i) => select(i, true), (row, column) => addPoint(row, column));
+  // A press on the image gives the workspace the keyboard (the viewer's canvas takes none).
+  $("viewer").addEventListener("pointerdown", () => $("viewer").focus({ preventScroll: true }), true);
 
   function say(text) {
     $("error").textContent = "";
@@ -63,11 +65,8 @@
   }
 
   async function loadImage(imageId, pointNumber) {
-    const picture = new Image();
-    picture.decoding = "async";
-    picture.src = `/ui/api/images/${imageId}/file`;  // downloads while the JSON comes
-    const decoded = picture.decode();
-    decoded.catch(() => {});
+    const tiles = viewer.open(imageId);  // the descriptor and first tiles come with the JSON
+    tiles.catch(() => {});
     const data = await Q.api("GET", `/ui/api/images/${imageId}`);
     await loadLabels(data.source.id);
     state.image = data;
@@ -83,8 +82,8 @@
     $("previous-image").disabled = data.previous_id === null;
     $("next-image").disabled = data.next_id === null;
     document.title = `${data.name} · ${data.source.name} · quadrat`;
-    await decoded;
-    viewer.show(picture, data.width, data.height, data.orientation, state.points);
+    await tiles;
+    viewer.show(data.width, data.height, data.orientation, state.points);
     const wanted = state.points.findIndex((p) => p.number === pointNumber);
     let start = wanted >= 0 ? wanted : state.points.findIndex((p) => !isHuman(p));
     if (start < 0) start = 0;
@@ -409,7 +408,7 @@
       return;
     }
     // The rest only where the workspace has the focus (buttons keep Enter, links keep Tab).
-    const inWorkspace = target === $("viewer") || target === document.body;
+    const inWorkspace = $("viewer").contains(target) || target === document.body;
     if (!inWorkspace || event.ctrlKey || event.metaKey || event.altKey) return;
     const n = state.points.length;
     if (event.key === "Tab") {

@@ -1,42 +1,68 @@
-// A canvas image viewer: zoom (wheel, + - 0), pan (drag), EXIF orientation, point markers.
-// Points are in stored pixels; the image is drawn upright (its EXIF orientation applied)
-// and the markers go through the same transform.
+// The image viewer: OpenSeadragon (vendor/openseadragon, BSD-3) showing the server's Deep
+// Zoom tiles (/ui/api/images/{id}/tiles.dzi), so a 100-megapixel mosaic costs only the tiles
+// on screen. Zoom: wheel, double-click, + - 0 (keys handled by annotate.js); pan: drag.
+// The tiles are the *upright* image (the server applied the EXIF orientation); points are
+// in stored pixels, so every marker goes through the same orientation map as the pixels.
+// Markers are OpenSeadragon overlays: HTML elements that stay on their point while the view
+// moves. OpenSeadragon's own keyboard handling is off and its canvas takes no focus: the
+// page's #viewer section keeps the focus and all the keys.
 "use strict";
 
-const STATUS_COLOURS = {
-  unannotated: "#9e9e9e",
-  machine: "#ff9800",
-  alleviate: "#ffe23b",
-  confirmed: "#2ecc71",
-  imported: "#3d8bfd",
-};
-
 class Viewer {
-  constructor(canvas, onPick, onAdd) {
-    this.canvas = canvas;
-    this.context = canvas.getContext("2d");
+  constructor(element, onPick, onAdd) {
+    this.element = element;
     this.onPick = onPick;
     this.onAdd = onAdd;
-    this.image = null;
-    this.width = 1;
+    this.width = 1;       // stored pixels
     this.height = 1;
     this.orientation = 1;
     this.points = [];
     this.current = -1;
-    this.scale = 1;
-    this.tx = 0;
-    this.ty = 0;
-    this.drag = null;
-    // The image is drawn on its own canvas only when the view changes; markers are drawn
-    // over a copy of it, at most once a frame, so a keypress costs a blit, not a resample.
-    this.base = document.createElement("canvas");
-    this.baseValid = false;
-    this.frame = 0;
-    new ResizeObserver(() => this.resize()).observe(canvas.parentElement);
-    canvas.addEventListener("wheel", (e) => this.wheel(e), { passive: false });
-    canvas.addEventListener("pointerdown", (e) => this.down(e));
-    canvas.addEventListener("pointermove", (e) => this.move(e));
-    canvas.addEventListener("pointerup", (e) => this.up(e));
+    this.markers = [];    // one element per point, in this.points' order
+    this.shown = null;    // the point ids the markers were made for
+    this.opened = null;   // image id of the tiles on screen
+    // OpenSeadragon injects a <style> unless it finds style[data-openseadragon-mobile-css];
+    // the page's CSP refuses inline styles (a console error each load). A "style" element
+    // outside the HTML namespace matches that selector and is no style sheet; the one rule
+    // OpenSeadragon wanted is in app.css.
+    if (!document.querySelector("style[data-openseadragon-mobile-css]")) {
+      const stub = document.createElementNS("urn:quadrat:stub", "style");
+      stub.setAttribute("data-openseadragon-mobile-css", "true");
+      stub.setAttribute("hidden", "");
+      document.head.append(stub);
+    }
+    this.osd = OpenSeadragon({
+      element,
+      drawer: "canvas",             // same pixels everywhere (no WebGL differences)
+      tabIndex: "",                 // the canvas takes no focus: #viewer keeps it
+      keyboardNavEnabled: false,    // 1-5, w/a/s/d, r, f... are the page's keys
+      showNavigationControl: false, // no button images to ship; keys and wheel zoom
+      showNavigator: false,         // a minimap over the image would hide markers under it
+      immediateRender: true,        // the level on screen first, not every level up to it
+      blendTime: 0,
+      animationTime: 0.35,
+      visibilityRatio: 0.3,
+      minZoomImageRatio: 0.5,
+      maxZoomPixelRatio: 8,
+      imageLoaderLimit: 6,
+      clickTimeThreshold: 1500,     // a slow press that did not move still picks a point
+      gestureSettingsMouse: { clickToZoom: false, dblClickToZoom: true },
+      gestureSettingsPen: { clickToZoom: false, dblClickToZoom: true },
+      gestureSettingsTouch: { clickToZoom: false, dblClickToZoom: true, pinchRotate: false },
+    });
+    this.osd.addHandler("canvas-click", (event) => this.click(event));
+    // A marker takes its own clicks (OpenSeadragon reports none on overlays); a press that
+    // became a drag is a pan, not a pick.
+    this.press = null;
+    element.addEventListener("pointerdown", (e) => { this.press = [e.clientX, e.clientY]; }, true);
+    element.addEventListener("click", (event) => {
+      const marker = event.target.closest ? event.target.closest(".marker") : null;
+      if (!marker || event.shiftKey) return;
+      const press = this.press;
+      if (press && Math.hypot(event.clientX - press[0], event.clientY - press[1]) > 5) return;
+      this.onPick(Number(marker.dataset.index));
+    });
+    this.osd.addHandler("canvas-key", (event) => { event.preventDefaultAction = true; });
   }
 
   // Stored (x, y) -> upright (X, Y): the EXIF orientation as an affine map [a b c d e f].
@@ -49,206 +75,147 @@ class Viewer {
     }[this.orientation] || [1, 0, 0, 1, 0, 0];
   }
 
-  upright() {
-    return this.orientation >= 5 ? [this.height, this.width] : [this.width, this.height];
+  uprightWidth() {
+    return this.orientation >= 5 ? this.height : this.width;
   }
 
-  toScreen(row, column) {
+  // A point's centre in OpenSeadragon's viewport units (the image is 1 wide).
+  location(p) {
     const [a, b, c, d, e, f] = this.orient();
-    const x = column + 0.5, y = row + 0.5;
-    return [this.scale * (a * x + c * y + e) + this.tx, this.scale * (b * x + d * y + f) + this.ty];
+    const x = p.column + 0.5, y = p.row + 0.5, w = this.uprightWidth();
+    return new OpenSeadragon.Point((a * x + c * y + e) / w, (b * x + d * y + f) / w);
   }
 
-  // Screen pixel (canvas units) -> stored [row, column] (the inverse of toScreen).
-  toStored(sx, sy) {
+  // Viewport units -> stored [row, column] (the inverse of location()).
+  toStored(point) {
     const [a, b, c, d, e, f] = this.orient();
-    const ox = (sx - this.tx) / this.scale - e, oy = (sy - this.ty) / this.scale - f;
+    const w = this.uprightWidth();
+    const ox = point.x * w - e, oy = point.y * w - f;
     return [Math.floor(c * ox + d * oy), Math.floor(a * ox + b * oy)];
   }
 
-  show(image, width, height, orientation, points) {
-    const first = this.image === null || this.width !== width || this.height !== height;
-    this.image = image;
+  // Fetch the DZI descriptor (so a refusal shows the server's reason), then open its tiles.
+  async open(imageId) {
+    const response = await fetch(`/ui/api/images/${imageId}/tiles.dzi`, { credentials: "same-origin" });
+    if (response.status === 401) {
+      location.href = "/ui/login?next=" + encodeURIComponent(location.pathname + location.search);
+      throw new Error("Signed out");
+    }
+    if (!response.ok) {
+      let detail = "HTTP " + response.status;
+      try { detail = (await response.json()).detail || detail; } catch (_error) { /* not JSON */ }
+      throw new Error("Image not shown: " + detail);
+    }
+    const xml = new DOMParser().parseFromString(await response.text(), "application/xml");
+    const root = xml.documentElement, size = root.getElementsByTagName("Size")[0];
+    const source = {
+      Image: {
+        xmlns: root.namespaceURI,
+        Url: root.getAttribute("Url"),
+        Format: root.getAttribute("Format"),
+        Overlap: root.getAttribute("Overlap"),
+        TileSize: root.getAttribute("TileSize"),
+        Size: { Width: size.getAttribute("Width"), Height: size.getAttribute("Height") },
+      },
+    };
+    await new Promise((resolve, reject) => {
+      const opened = () => { this.osd.removeHandler("open-failed", failed); resolve(); };
+      const failed = (event) => {
+        this.osd.removeHandler("open", opened);
+        reject(new Error("Image not shown: " + (event.message || "the viewer could not open it")));
+      };
+      this.osd.addOnceHandler("open", opened);
+      this.osd.addOnceHandler("open-failed", failed);
+      this.osd.open(source);
+    });
+    this.opened = imageId;
+    this.shown = null;  // OpenSeadragon dropped the overlays: make the markers again
+  }
+
+  show(width, height, orientation, points) {
     this.width = width;
     this.height = height;
     this.orientation = orientation || 1;
-    this.points = points;
-    if (first) this.fit();
-    this.draw();
+    this.shown = null;
+    this.setPoints(points, this.current);
   }
 
+  // Markers for these points; only their classes change when the set of points did not.
   setPoints(points, current) {
     this.points = points;
     this.current = current;
-    this.request(false);
-  }
-
-  // Redraw on the next frame (the image too when the view changed).
-  request(view) {
-    if (view) this.baseValid = false;
-    if (this.frame) return;
-    this.frame = requestAnimationFrame(() => {
-      this.frame = 0;
-      this.render();
+    const ids = points.map((p) => p.id).join(",");
+    if (ids !== this.shown) {
+      this.osd.clearOverlays();
+      this.markers = points.map((p, i) => {
+        const marker = document.createElement("div");
+        marker.dataset.index = String(i);
+        marker.dataset.number = String(p.number);
+        marker.setAttribute("aria-hidden", "true");  // the list of points is the accessible copy
+        this.osd.addOverlay({
+          element: marker,
+          location: this.location(p),
+          placement: OpenSeadragon.Placement.TOP_LEFT,  // app.css centres the dot
+          checkResize: false,
+          rotationMode: OpenSeadragon.OverlayRotationMode.NO_ROTATION,
+        });
+        return marker;
+      });
+      this.shown = ids;
+    }
+    points.forEach((p, i) => {
+      const name = `marker status-${p.status || "unannotated"}${i === current ? " current" : ""}`;
+      const marker = this.markers[i];
+      if (marker.className !== name) marker.className = name;
+      marker.dataset.status = p.status || "unannotated";
     });
   }
 
-  draw() {
-    this.request(true);
-  }
-
-  resize() {
-    const box = this.canvas.parentElement.getBoundingClientRect();
-    const ratio = window.devicePixelRatio || 1;
-    this.canvas.width = Math.max(1, Math.round(box.width * ratio));
-    this.canvas.height = Math.max(1, Math.round(box.height * ratio));
-    this.canvas.style.width = box.width + "px";
-    this.canvas.style.height = box.height + "px";
-    this.ratio = ratio;
-    this.fit();
-  }
-
   fit() {
-    const [W, H] = this.upright();
-    const cw = this.canvas.width, ch = this.canvas.height;
-    this.scale = Math.min(cw / W, ch / H);
-    this.tx = (cw - W * this.scale) / 2;
-    this.ty = (ch - H * this.scale) / 2;
-    this.draw();
+    this.osd.viewport.goHome();
   }
 
-  zoom(factor, cx, cy) {
-    const x = cx === undefined ? this.canvas.width / 2 : cx;
-    const y = cy === undefined ? this.canvas.height / 2 : cy;
-    const scale = Math.min(40, Math.max(0.02, this.scale * factor));
-    const k = scale / this.scale;
-    this.tx = x - k * (x - this.tx);
-    this.ty = y - k * (y - this.ty);
-    this.scale = scale;
-    this.draw();
+  zoom(factor) {
+    this.osd.viewport.zoomBy(factor);
+    this.osd.viewport.applyConstraints();
   }
 
   // Zoom about point i (the keys' zoom: the current point stays where it is).
   zoomAt(factor, i) {
     const p = this.points[i];
     if (!p) return this.zoom(factor);
-    const [x, y] = this.toScreen(p.row, p.column);
-    this.zoom(factor, x, y);
+    this.osd.viewport.zoomBy(factor, this.location(p));
+    this.osd.viewport.applyConstraints();
     this.reveal(i);
   }
 
   // Keep point i on screen (pan to it when it is outside the view).
   reveal(i) {
     const p = this.points[i];
-    if (!p) return;
-    const [sx, sy] = this.toScreen(p.row, p.column);
-    const m = 12 * (this.ratio || 1);
-    if (sx < m || sy < m || sx > this.canvas.width - m || sy > this.canvas.height - m) {
-      this.tx += this.canvas.width / 2 - sx;
-      this.ty += this.canvas.height / 2 - sy;
-      this.request(true);
+    if (!p || this.opened === null) return;
+    const viewport = this.osd.viewport;
+    const at = viewport.pixelFromPoint(this.location(p), false);
+    const size = viewport.getContainerSize(), m = 12;
+    if (at.x < m || at.y < m || at.x > size.x - m || at.y > size.y - m) {
+      viewport.panTo(this.location(p));
     }
   }
 
-  wheel(event) {
-    event.preventDefault();
-    const r = this.ratio || 1;
-    this.zoom(event.deltaY < 0 ? 1.2 : 1 / 1.2, event.offsetX * r, event.offsetY * r);
-  }
-
-  down(event) {
-    this.drag = { x: event.clientX, y: event.clientY, tx: this.tx, ty: this.ty, moved: false };
-    this.canvas.setPointerCapture(event.pointerId);
-  }
-
-  move(event) {
-    if (!this.drag) return;
-    const r = this.ratio || 1;
-    const dx = (event.clientX - this.drag.x) * r, dy = (event.clientY - this.drag.y) * r;
-    if (Math.abs(dx) + Math.abs(dy) > 4) this.drag.moved = true;
-    this.tx = this.drag.tx + dx;
-    this.ty = this.drag.ty + dy;
-    this.draw();
-  }
-
-  up(event) {
-    const drag = this.drag;
-    this.drag = null;
-    if (!drag || drag.moved) return;
-    const r = this.ratio || 1;
-    const x = event.offsetX * r, y = event.offsetY * r;
-    if (event.shiftKey && this.onAdd) {
-      const [row, column] = this.toStored(x, y);
+  click(event) {
+    if (!event.quick) return;
+    event.preventDefaultAction = true;
+    const viewport = this.osd.viewport;
+    if (event.shift && this.onAdd) {
+      const [row, column] = this.toStored(viewport.pointFromPixel(event.position, true));
       if (row >= 0 && column >= 0 && row < this.height && column < this.width) this.onAdd(row, column);
       return;
     }
-    let best = -1, bestDistance = (18 * r) ** 2;
+    let best = -1, bestDistance = 18 ** 2;
     this.points.forEach((p, i) => {
-      const [sx, sy] = this.toScreen(p.row, p.column);
-      const distance = (sx - x) ** 2 + (sy - y) ** 2;
+      const at = viewport.pixelFromPoint(this.location(p), true);
+      const distance = (at.x - event.position.x) ** 2 + (at.y - event.position.y) ** 2;
       if (distance < bestDistance) { best = i; bestDistance = distance; }
     });
     if (best >= 0) this.onPick(best);
-  }
-
-  renderBase() {
-    const base = this.base;
-    if (base.width !== this.canvas.width || base.height !== this.canvas.height) {
-      base.width = this.canvas.width;
-      base.height = this.canvas.height;
-    }
-    const g = base.getContext("2d");
-    g.setTransform(1, 0, 0, 1, 0, 0);
-    g.fillStyle = "#1b1f24";
-    g.fillRect(0, 0, base.width, base.height);
-    if (this.image) {
-      const [a, b, c, d, e, f] = this.orient();
-      g.setTransform(this.scale, 0, 0, this.scale, this.tx, this.ty);
-      g.transform(a, b, c, d, e, f);
-      g.imageSmoothingEnabled = this.scale < 2;
-      g.drawImage(this.image, 0, 0, this.width, this.height);
-    }
-    this.baseValid = true;
-  }
-
-  render() {
-    if (!this.baseValid) this.renderBase();
-    const g = this.context;
-    g.setTransform(1, 0, 0, 1, 0, 0);
-    g.drawImage(this.base, 0, 0);
-    if (!this.image) return;
-    const r = this.ratio || 1;
-    const radius = 7 * r;
-    g.font = `bold ${11 * r}px system-ui, sans-serif`;
-    g.textBaseline = "middle";
-    this.points.forEach((p, i) => {
-      const [x, y] = this.toScreen(p.row, p.column);
-      g.beginPath();
-      g.arc(x, y, radius, 0, 2 * Math.PI);
-      g.fillStyle = STATUS_COLOURS[p.status || "unannotated"] || STATUS_COLOURS.unannotated;
-      g.fill();
-      g.lineWidth = 1.5 * r;
-      g.strokeStyle = "#000";
-      g.stroke();
-      if (i === this.current) {
-        g.beginPath();
-        g.arc(x, y, radius + 5 * r, 0, 2 * Math.PI);
-        g.lineWidth = 3 * r;
-        g.strokeStyle = "#fff";
-        g.stroke();
-        g.beginPath();
-        g.arc(x, y, radius + 8 * r, 0, 2 * Math.PI);
-        g.lineWidth = 1.5 * r;
-        g.strokeStyle = "#000";
-        g.stroke();
-      }
-      const text = String(p.number);
-      const tx = x + radius + 3 * r;
-      g.lineWidth = 3 * r;
-      g.strokeStyle = "#000";
-      g.strokeText(text, tx, y);
-      g.fillStyle = "#fff";
-      g.fillText(text, tx, y);
-    });
   }
 }
