@@ -50,7 +50,8 @@ def test_default_calibration_on_a_small_source_is_cv_and_not_worse_than_holdout(
 
 
 def test_holdout_above_cv_max_points() -> None:
-    X, y, groups, _, _ = _small_source(0)
+    X, y, _, _, _ = _small_source(0)
+    groups = np.arange(y.size) // 5  # 260 images: enough for a held-out part
     model = CalibratedLogisticRegression(cv_max_points=y.size - 1).fit(X, y, groups=groups)
     assert model.calibration_ == "holdout"
     assert model.n_calibration_ < y.size
@@ -77,3 +78,16 @@ def test_cv_max_points_must_be_a_whole_number() -> None:
     with pytest.raises(TrainingDataError) as err:
         CalibratedLogisticRegression(cv_max_points=1.5).fit(X, y, groups=groups)  # type: ignore[arg-type]
     assert err.value.param == "cv_max_points"
+
+
+def test_few_images_use_cv_whatever_the_point_count() -> None:
+    """A held-out tenth of 40 images is 4 images: too few for early stopping or sigmoids."""
+    from quadrat.classifiers.estimators import MIN_HOLDOUT_IMAGES
+
+    X, y, groups, _, _ = _small_source(0)  # 1,300 points on 26 images
+    assert np.unique(groups).size * 0.1 < MIN_HOLDOUT_IMAGES == 10
+    model = CalibratedLogisticRegression(cv_max_points=100).fit(X, y, groups=groups)
+    assert model.calibration_ == "cv"
+    # The same points as 1,300 one-point "images" (patches): holdout above cv_max_points.
+    model = CalibratedLogisticRegression(cv_max_points=100).fit(X, y, groups=np.arange(y.size))
+    assert model.calibration_ == "holdout"

@@ -64,6 +64,11 @@ CV_MAX_POINTS = 10_000
 MLP_CV_MAX_POINTS = 2_000
 #: Epoch budget of each of the MLP's cross-validation fits (cv_folds + 1 of them).
 MLP_CV_MAX_EPOCHS = 25
+#: ``calibration="auto"`` also uses cv when the held-out part would hold fewer images than
+#: this (fewer than 100 images at 10 %): a few images are too few to choose epochs or fit
+#: sigmoids on. Measured on Moorea (16 training photos, texture features, 5 image splits),
+#: holdout gave the MLP 0.630 accuracy on held-out photos and cv 0.718.
+MIN_HOLDOUT_IMAGES = 10
 #: The MLP's epoch budget is at least this many Adam steps (epochs are raised on small
 #: sources, where CoralNet's fixed 10 epochs are only a few dozen steps), at most
 #: ``MAX_MLP_EPOCHS`` epochs: the work stays proportionate to the points.
@@ -109,7 +114,9 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
       model then refitted on all points (``CalibratedClassifierCV(ensemble=False)``);
       every label is kept, at the cost of ``cv_folds + 1`` fits.
     - ``"auto"``: chosen by source size: cv up to ``cv_max_points`` training points
-      (default ``CV_MAX_POINTS``, 10,000), holdout above. On small sources the holdout is
+      (default ``CV_MAX_POINTS``, 10,000; the MLP's ``MLP_CV_MAX_POINTS``, 2,000) or when
+      the held-out part would hold fewer than ``MIN_HOLDOUT_IMAGES`` images, holdout
+      otherwise. On small sources the holdout is
       a few images: it regularly misses a common label, and even when it does not, its
       sigmoids fitted on so few images cost macro F1 that cv keeps.
 
@@ -216,8 +223,12 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
                 value=self.cv_max_points,
                 param="cv_max_points",
             )
+        few_images = (
+            groups is not None
+            and np.unique(groups).size * self.calibration_fraction < MIN_HOLDOUT_IMAGES
+        )
         if self.calibration == "cv" or (
-            self.calibration == "auto" and y.shape[0] <= self.cv_max_points
+            self.calibration == "auto" and (y.shape[0] <= self.cv_max_points or few_images)
         ):
             return self._fit_cv(X, y, groups)
         fit_idx, cal_idx = self._carve_calibration(y, groups)
