@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,12 @@ from quadrat.extractors.torch_extractor import synthetic_patches
 EXACT_TOLERANCE = 1e-4
 HAS_OPENVINO = importlib.util.find_spec("openvino") is not None
 needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="openvino not installed")
+
+
+@pytest.fixture(autouse=True)
+def model_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Converted networks go to a per-test cache, not the user's."""
+    monkeypatch.setenv("QUADRAT_MODEL_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture(scope="module")
@@ -76,11 +83,12 @@ def test_auto_is_openvino_on_cpu_and_falls_back_to_eager(
     def cannot_convert(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("unsupported operation Foo")
 
-    monkeypatch.setattr(runtimes, "_openvino_forward", cannot_convert)
-    fallback = _extractor("auto")
+    monkeypatch.setattr(runtimes, "convert_to_openvino", cannot_convert)
     with pytest.warns(RuntimeWarning, match="could not convert.*Foo.*eager PyTorch"):
-        features = fallback.extract(patches)
-    np.testing.assert_array_equal(features, eager.extract(patches))
+        fallback = _extractor("auto", model_cache=False)
+    np.testing.assert_array_equal(fallback.extract(patches), eager.extract(patches))
+    with pytest.raises(RuntimeError, match="Foo"):  # asked for by name: no fallback
+        _extractor("openvino", model_cache=False)
 
 
 def test_quadrat_runtime_overrides_auto(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,7 +3,10 @@
 Pillow's decoder and numpy's copies release the GIL, so ``workers`` threads decode the
 next images while the network runs on the current batch. Patches of several images go
 through the network together, so small images (or few points an image) still fill whole
-batches; at most ``prefetch`` decoded images wait in memory.
+batches. Memory is bounded, whatever the number of images: at most ``prefetch`` images
+are being decoded or wait as cropped patches (a decoded image is dropped as soon as its
+points are cropped), plus one flush of about ``batch_size * batches_per_flush`` patches
+(more only when one image alone has more points) going through the network.
 """
 
 from __future__ import annotations
@@ -42,20 +45,25 @@ def job_patches(job: ImageJob) -> np.ndarray:
 
 @dataclass
 class CpuRunner:
-    """Decode/crop on ``workers`` threads ahead of the extractor; see the module docstring."""
+    """Decode/crop on ``workers`` threads ahead of the extractor; see the module docstring.
+
+    ``prefetch``: images decoded ahead of the network (default ``2 * workers``).
+    """
 
     workers: int = 2
     batches_per_flush: int = BATCHES_PER_FLUSH
+    prefetch: int | None = None
 
     def __call__(self, jobs: Iterable[ImageJob], extractor: Extractor) -> Iterator[JobResult]:
         workers = max(1, self.workers)
+        ahead = max(1, self.prefetch if self.prefetch is not None else 2 * workers)
         target = max(1, extractor.batch_size) * max(1, self.batches_per_flush)
         queue = iter(jobs)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
             pending: deque[tuple[ImageJob, Future[np.ndarray]]] = deque()
 
             def refill() -> None:
-                while len(pending) < 2 * workers:
+                while len(pending) < ahead:
                     job = next(queue, None)
                     if job is None:
                         return

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from quadrat.errors import InputError
-from quadrat.extractors import networks
+from quadrat.extractors import networks, openvino_build
 from quadrat.extractors.base import Extractor
 from quadrat.extractors.registry import BACKBONE_SUFFIXES, EXTRACTORS, TIMM_PREFIX
 
@@ -30,6 +30,14 @@ def create_extractor(
     ``autocast_bf16`` (default False, exact), ``runtime`` (``eager``, ``compile`` or
     ``openvino``; see :mod:`quadrat.extractors.runtimes`) and ``seed`` (random weights).
 
+    On the CPU with the ``openvino`` runtime (what ``auto`` picks when OpenVINO is
+    installed) the result is an :class:`~quadrat.extractors.openvino_model.OpenVinoExtractor`
+    read from the on-disk model cache when it holds this network, so torch is not even
+    imported (:mod:`quadrat.extractors.openvino_build`); two more options then apply:
+    ``model_cache`` (a folder, or False for none; default ``$QUADRAT_MODEL_CACHE`` or
+    ``~/.cache/quadrat/openvino``) and ``precision`` (``f32``, exact, the default, or
+    ``bf16`` on CPUs with bf16 instructions, the same as ``autocast_bf16=True``).
+
     >>> create_extractor("texture").key
     'texture@v1'
     """
@@ -41,6 +49,17 @@ def create_extractor(
         "batch_size": batch_size,
         **kwargs,
     }
+    if name != "texture":
+        fast = openvino_build.plan(
+            name, weights, random_weights=random_weights, device=device, options=options
+        )
+        if fast is not None:
+            eager = {**options, "runtime": "eager"}
+            return fast.build(batch_size, lambda: _build(name, weights, eager))
+    return _build(name, weights, options)
+
+
+def _build(name: str, weights: str | Path | None, options: dict[str, Any]) -> Extractor:
     if name in EXTRACTORS:
         return EXTRACTORS.get(name)(weights, **options)
     if name.startswith(TIMM_PREFIX):

@@ -20,8 +20,6 @@ keep the extractor's key; reduced precision (``bf16``) changes features and so t
 
 from __future__ import annotations
 
-import importlib.util
-import os
 import warnings
 from collections.abc import Callable
 from typing import Any, Literal
@@ -31,18 +29,18 @@ import torch
 from torch import nn
 
 from quadrat.errors import InputError, missing_dependency
+from quadrat.extractors import openvino_build
+from quadrat.extractors.openvino_model import cpu_count
 
 RuntimeName = Literal["auto", "eager", "compile", "openvino"]
-RUNTIMES: tuple[str, ...] = ("auto", "eager", "compile", "openvino")
+RUNTIMES: tuple[str, ...] = openvino_build.RUNTIMES
 
 #: (N, 3, S, S) float input -> (N, D) features, on the extractor's device.
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
 def check_runtime(name: str) -> RuntimeName:
-    if name not in RUNTIMES:
-        raise InputError(f"unknown runtime {name!r}: use one of {', '.join(RUNTIMES)}", value=name)
-    return name  # type: ignore[return-value]
+    return openvino_build.check_runtime(name)  # type: ignore[return-value]
 
 
 def resolve_runtime(name: str, device: torch.device) -> RuntimeName:
@@ -51,23 +49,7 @@ def resolve_runtime(name: str, device: torch.device) -> RuntimeName:
     ``$QUADRAT_RUNTIME`` (eager, compile or openvino) overrides what ``auto`` picks, e.g.
     to keep a test suite or a comparison on eager PyTorch.
     """
-    runtime = check_runtime(name)
-    if runtime != "auto":
-        return runtime
-    forced = check_runtime(os.environ.get("QUADRAT_RUNTIME", "auto"))
-    if forced != "auto":
-        return forced
-    if device.type == "cpu" and importlib.util.find_spec("openvino") is not None:
-        return "openvino"
-    return "eager"
-
-
-def cpu_count() -> int:
-    """Cores this process may run on (affinity-aware, unlike os.cpu_count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    return openvino_build.resolve_runtime_name(name, device.type)  # type: ignore[return-value]
 
 
 def make_forward(
@@ -114,20 +96,29 @@ def _autocast(model: Forward, device: torch.device, bf16: bool) -> Forward:
     return forward
 
 
-def _openvino_forward(
-    model: nn.Module, *, input_size: int, bf16: bool, threads: int | None
-) -> Forward:
+def convert_to_openvino(model: nn.Module, *, input_size: int) -> Any:
+    """``model`` as an ``openvino.Model`` (fp32, float NCHW input of any batch size)."""
     try:
         import openvino as ov
     except ImportError as exc:
         raise missing_dependency("openvino", "cnn", purpose="the openvino runtime") from exc
     example = torch.zeros(2, 3, input_size, input_size)
-    with torch.no_grad():
-        converted = ov.convert_model(
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch.jit's tracer, which OpenVINO's converter uses, warns that it is deprecated.
+        warnings.simplefilter("ignore", FutureWarning)
+        return ov.convert_model(
             model.float().to(memory_format=torch.contiguous_format),
             example_input=example,
             input=[ov.PartialShape([-1, 3, input_size, input_size])],
         )
+
+
+def _openvino_forward(
+    model: nn.Module, *, input_size: int, bf16: bool, threads: int | None
+) -> Forward:
+    import openvino as ov
+
+    converted = convert_to_openvino(model, input_size=input_size)
     config: dict[str, Any] = {
         # OpenVINO picks bf16 by itself on CPUs that have it; exact mode must not.
         "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",

@@ -1,0 +1,203 @@
+"""``create_extractor``'s OpenVINO path: a cached converted network, else convert and cache.
+
+Why here and not in the TorchExtractor: with a cache hit nothing of torch or timm is
+imported (about 650 MB and several seconds saved on each fresh process); on a miss the
+PyTorch network is built as usual, converted once, written to the cache
+(:mod:`.model_cache`) and dropped, so only OpenVINO's copy of the weights stays in memory.
+
+Chosen when the runtime resolves to ``openvino`` on the CPU (``auto`` does when OpenVINO
+is installed; ``$QUADRAT_RUNTIME`` overrides ``auto``). Everything else (eager, compile,
+CUDA) keeps the :class:`~quadrat.extractors.torch_extractor.TorchExtractor`. Importing this
+module imports neither torch nor OpenVINO.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import os
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from quadrat.errors import InputError
+from quadrat.extractors.base import Extractor, ExtractorConfig
+from quadrat.extractors.model_cache import ModelCache, Recipe, file_sha256, resolve_root
+from quadrat.extractors.openvino_model import OpenVinoExtractor, Precision, check_precision
+from quadrat.extractors.registry import BACKBONE_SUFFIXES
+
+RUNTIMES: tuple[str, ...] = ("auto", "eager", "compile", "openvino")
+#: Key suffix of each reduced precision on OpenVINO (f32 shares the eager key).
+MODE_TAGS = {"f32": "", "bf16": "+openvino-bf16", "int8": "+openvino-int8"}
+
+
+def check_runtime(name: str) -> str:
+    if name not in RUNTIMES:
+        raise InputError(
+            f"unknown runtime {name!r}: use one of {', '.join(RUNTIMES)}",
+            value=name,
+            param="runtime",
+        )
+    return name
+
+
+def resolve_runtime_name(name: str, device_type: str) -> str:
+    """``auto`` -> ``$QUADRAT_RUNTIME`` if set, else ``openvino`` on a CPU with it installed."""
+    runtime = check_runtime(name)
+    if runtime != "auto":
+        return runtime
+    forced = check_runtime(os.environ.get("QUADRAT_RUNTIME", "auto"))
+    if forced != "auto":
+        return forced
+    if device_type == "cpu" and importlib.util.find_spec("openvino") is not None:
+        return "openvino"
+    return "eager"
+
+
+@dataclass
+class Plan:
+    """How one ``create_extractor`` call builds its OpenVINO extractor."""
+
+    recipe: Recipe
+    precision: Precision
+    fallback: bool  # runtime came from ``auto``: a failed conversion falls back to eager
+    root: Path | None
+    threads: int | None
+
+    def build(self, batch_size: int, make_torch: Callable[[], Extractor]) -> Extractor:
+        """From the cache, else ``make_torch()`` converted (and cached)."""
+        cache = ModelCache(self.root) if self.root is not None else None
+        entry = cache.load(self.recipe) if cache is not None else None
+        if entry is not None and cache is not None:
+            try:
+                import openvino as ov
+
+                model = ov.Core().read_model(str(entry.xml), str(entry.bin))
+                return self._extractor(
+                    model, config_from_dict(entry.config), entry.weights_tag, batch_size
+                )
+            except RuntimeError as exc:  # OpenVINO refused the IR: rebuild it
+                cache.discard(entry.folder, f"OpenVINO cannot read it: {exc}")
+        torch_extractor = make_torch()
+        if not hasattr(torch_extractor, "model"):  # a registered extractor that is no network
+            return torch_extractor
+        from quadrat.extractors.runtimes import convert_to_openvino
+
+        try:
+            model = convert_to_openvino(
+                torch_extractor.model,
+                input_size=torch_extractor.config.input_size,
+            )
+        except Exception as error:  # an op OpenVINO cannot convert: eager still works
+            if not self.fallback:
+                raise
+            warnings.warn(
+                f"OpenVINO could not convert the network ({type(error).__name__}: {error}); "
+                "running it in eager PyTorch",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return torch_extractor
+        config = torch_extractor.config
+        tag: str = torch_extractor.weights_tag  # type: ignore[attr-defined]
+        del torch_extractor  # only OpenVINO's copy of the weights stays
+        gc.collect()
+        if cache is not None:
+            cache.store(self.recipe, model, config_dict(config), tag)
+        return self._extractor(model, config, tag, batch_size)
+
+    def _extractor(
+        self, model: Any, config: ExtractorConfig, tag: str, batch_size: int
+    ) -> OpenVinoExtractor:
+        return OpenVinoExtractor(
+            model,
+            config,
+            weights_tag=tag,
+            precision=self.precision,
+            batch_size=batch_size,
+            threads=self.threads,
+            mode_tag=MODE_TAGS[self.precision],
+        )
+
+
+def config_dict(config: ExtractorConfig) -> dict[str, Any]:
+    return asdict(config)
+
+
+def config_from_dict(values: dict[str, Any]) -> ExtractorConfig:
+    """An ExtractorConfig from its JSON form (lists back to tuples)."""
+    fixed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return ExtractorConfig(**fixed)
+
+
+def plan(
+    name: str,
+    weights: str | Path | None,
+    *,
+    random_weights: bool,
+    device: str,
+    options: dict[str, Any],
+) -> Plan | None:
+    """The OpenVINO plan for these ``create_extractor`` arguments, or None for the torch path.
+
+    Pops the options only this path reads (``model_cache``, ``precision``) from ``options``;
+    the torch path gets the rest. None also when the arguments are wrong (missing weights
+    file, no weights): the torch path raises the usual error for them.
+    """
+    model_cache = options.pop("model_cache", None)
+    precision = options.pop("precision", None)
+    bf16 = bool(options.get("autocast_bf16", False))
+    if precision is None:
+        precision = "bf16" if bf16 else "f32"
+    elif bf16 and precision != "bf16":
+        raise InputError(
+            f"autocast_bf16 and precision={precision!r} disagree",
+            value=precision,
+            param="precision",
+        )
+    if precision == "bf16":
+        options["autocast_bf16"] = True  # the same request, for the torch path
+    runtime = resolve_runtime_name(str(options.get("runtime", "auto")), device.split(":")[0])
+    if runtime != "openvino" or device != "cpu":
+        if precision == "int8":
+            raise InputError(
+                "int8 runs on the openvino runtime on the CPU only",
+                value=precision,
+                param="precision",
+            )
+        return None
+    checked = check_precision(precision)
+    if checked == "int8":
+        raise InputError(
+            "int8 extraction is not available in this version: it needs a calibrated "
+            "quantisation library (NNCF) that quadrat does not install; use f32 or bf16",
+            value=precision,
+            param="precision",
+        )
+    recipe_name = name
+    if Path(name).suffix in BACKBONE_SUFFIXES:
+        if weights is not None or random_weights or not Path(name).is_file():
+            return None
+        recipe_name = f"file:{file_sha256(name)}"
+    if weights is not None:
+        if random_weights or not Path(weights).is_file():
+            return None
+        source = f"sha256:{file_sha256(weights)}"
+    elif random_weights:
+        source = f"random:{int(options.get('seed', 0))}"
+    elif Path(name).suffix in BACKBONE_SUFFIXES:
+        source = "file"
+    else:
+        return None
+    return Plan(
+        recipe=Recipe(name=recipe_name, weights=source, input_size=224, ir_mode="f32"),
+        precision=checked,
+        fallback=options.get("runtime", "auto") == "auto",
+        root=resolve_root(model_cache),
+        threads=options.get("threads"),
+    )
+
+
+__all__ = ["MODE_TAGS", "Plan", "check_runtime", "plan", "resolve_runtime_name"]
