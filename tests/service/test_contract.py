@@ -623,7 +623,7 @@ def test_multipart_upload(api: Api, users: Users) -> None:
         (f"upload:{digest}", [(1, 2)]),
         ("https://example.org/b.jpg", [(10, 10)]),
     ]
-    from quadrat.service.fetch import upload_path
+    from quadrat.service.uploads import upload_path
 
     assert upload_path(api.settings, f"upload:{digest}").read_bytes() == jpeg
     # A url naming no uploaded file, and a JSON body naming an upload.

@@ -13,7 +13,7 @@ from PIL import Image
 
 from quadrat.errors import FetchError, ImageError, InputError, LimitError, NotFoundError
 from quadrat.limits import Limits
-from quadrat.service import fetch
+from quadrat.service import fetch, uploads
 from quadrat.service.settings import ServiceSettings
 from tests.service._jobs_helpers import FolderServer, folder_server
 
@@ -173,9 +173,9 @@ def test_paths_under_the_image_folder(tmp_path: Path) -> None:
 
 def test_uploads_are_kept_beside_the_project(tmp_path: Path) -> None:
     settings = ServiceSettings(database=str(tmp_path / "p.db"))
-    name = fetch.save_upload(settings, png(12, 16))
-    assert name.startswith(fetch.UPLOAD_PREFIX) and len(name) == len("upload:") + 64
-    assert fetch.upload_path(settings, name).parent == tmp_path / "p.db.uploads"
+    name = uploads.save_upload(settings, png(12, 16))
+    assert name.startswith(uploads.UPLOAD_PREFIX) and len(name) == len("upload:") + 64
+    assert uploads.upload_path(settings, name).parent == tmp_path / "p.db.uploads"
     assert fetch.load_image(name, settings).shape == (12, 16, 3)
     with pytest.raises(NotFoundError):
         fetch.load_image("upload:" + "0" * 64, settings)

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from quadrat.errors import LimitError
-from quadrat.service import fetch
+from quadrat.service import uploads
 from quadrat.service.server import Janitor, clean_up
 from quadrat.service.settings import ServiceSettings
 from quadrat.store import jobs as job_rows
@@ -121,48 +121,48 @@ def test_uploads_named_by_unfinished_jobs_are_kept(api: Api, users: Users, store
     users.add("ana")
     user, classifier = users.ids["ana"], api.project.classifier_id
     active, finished, loose, fresh = (
-        fetch.save_upload(api.settings, make_jpeg(seed=s)) for s in range(4)
+        uploads.save_upload(api.settings, make_jpeg(seed=s)) for s in range(4)
     )
-    folder = fetch.upload_folder(api.settings)
+    folder = uploads.upload_folder(api.settings)
     for name in (active, finished, loose):
-        _age(folder / name.removeprefix(fetch.UPLOAD_PREFIX), hours=48)
+        _age(folder / name.removeprefix(uploads.UPLOAD_PREFIX), hours=48)
     _job(store, user, classifier, urls=(active,), status=JobStatus.PENDING)
     _job(store, user, classifier, urls=(finished, active), finished_days_ago=1)  # kept job
 
     done = clean_up(api.settings, store)  # upload_retention_hours: 24
     assert done.jobs == [] and sorted(done.uploads) == sorted([finished, loose])
-    assert fetch.upload_path(api.settings, active).is_file()
-    assert fetch.upload_path(api.settings, fresh).is_file()  # younger than the retention
+    assert uploads.upload_path(api.settings, active).is_file()
+    assert uploads.upload_path(api.settings, fresh).is_file()  # younger than the retention
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        n.removeprefix(fetch.UPLOAD_PREFIX) for n in (active, fresh)
+        n.removeprefix(uploads.UPLOAD_PREFIX) for n in (active, fresh)
     )  # nothing left aside
     # Uploading a deleted image again keeps it again.
-    assert fetch.save_upload(api.settings, make_jpeg(seed=1)) == finished
-    assert fetch.upload_path(api.settings, finished).is_file()
+    assert uploads.save_upload(api.settings, make_jpeg(seed=1)) == finished
+    assert uploads.upload_path(api.settings, finished).is_file()
 
 
 def test_uploading_again_restarts_an_uploads_retention(api: Api) -> None:
-    name = fetch.save_upload(api.settings, make_jpeg(seed=7))
-    path = fetch.upload_path(api.settings, name)
+    name = uploads.save_upload(api.settings, make_jpeg(seed=7))
+    path = uploads.upload_path(api.settings, name)
     _age(path, hours=48)
-    assert fetch.save_upload(api.settings, make_jpeg(seed=7)) == name
+    assert uploads.save_upload(api.settings, make_jpeg(seed=7)) == name
     assert time.time() - path.stat().st_mtime < 60
-    assert fetch.delete_unused_uploads(api.settings, set()) == []
+    assert uploads.delete_unused_uploads(api.settings, set()) == []
 
 
 def test_leftovers_of_killed_deletions_and_writes_go(api: Api) -> None:
-    name = fetch.save_upload(api.settings, make_jpeg(seed=8))
-    folder = fetch.upload_folder(api.settings)
-    digest = name.removeprefix(fetch.UPLOAD_PREFIX)
+    name = uploads.save_upload(api.settings, make_jpeg(seed=8))
+    folder = uploads.upload_folder(api.settings)
+    digest = name.removeprefix(uploads.UPLOAD_PREFIX)
     (folder / f".{digest}.expired").write_bytes(b"half deleted")
     (folder / f".{digest}.abcd1234.tmp").write_bytes(b"half written")
     (folder / "notes.txt").write_text("not ours: never touched")
     _age(folder / "notes.txt", hours=1000)
-    fetch.delete_unused_uploads(api.settings, set())  # a deletion may be under way: kept
+    uploads.delete_unused_uploads(api.settings, set())  # a deletion may be under way: kept
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [digest, f".{digest}.expired", "notes.txt"]
     )
-    fetch.delete_unused_uploads(api.settings, set(), now=time.time() + 7200)  # 2 h later
+    uploads.delete_unused_uploads(api.settings, set(), now=time.time() + 7200)  # 2 h later
     assert sorted(p.name for p in folder.iterdir()) == sorted([digest, "notes.txt"])
 
 
@@ -190,21 +190,21 @@ def test_upload_quota_per_user(api: Api, users: Users, store: Store) -> None:
     users.add("ana", limits={"upload_bytes_per_user": 10_000})
     user = users.ids["ana"]
     image = make_jpeg(seed=3)
-    name = fetch.save_upload(api.settings, image)
+    name = uploads.save_upload(api.settings, image)
     _job(store, user, api.project.classifier_id, urls=(name,), status=JobStatus.PENDING)
     with store.session() as session:
-        held = job_rows.user_image_names(session, user, fetch.UPLOAD_PREFIX)
-        others = job_rows.user_image_names(session, user + 1000, fetch.UPLOAD_PREFIX)
+        held = job_rows.user_image_names(session, user, uploads.UPLOAD_PREFIX)
+        others = job_rows.user_image_names(session, user + 1000, uploads.UPLOAD_PREFIX)
     assert held == {name} and others == set()
-    assert fetch.upload_bytes(api.settings, held) == len(image)
+    assert uploads.upload_bytes(api.settings, held) == len(image)
 
     limit = len(image) + len(image) // 2
     mine = api.settings.for_user({"upload_bytes_per_user": limit})
-    fetch.check_upload_quota(mine, held, [image])  # already held: counted once
+    uploads.check_upload_quota(mine, held, [image])  # already held: counted once
     with pytest.raises(LimitError, match="upload_bytes_per_user") as over:
-        fetch.check_upload_quota(mine, held, [make_jpeg(seed=4)])
+        uploads.check_upload_quota(mine, held, [make_jpeg(seed=4)])
     assert over.value.param == "upload_bytes_per_user"
-    fetch.check_upload_quota(api.settings, held, [make_jpeg(seed=4)])  # the server's 1 GiB
+    uploads.check_upload_quota(api.settings, held, [make_jpeg(seed=4)])  # the server's 1 GiB
 
 
 def test_serve_help_shows_the_retention_options() -> None:
@@ -235,17 +235,17 @@ def test_retention_on_postgresql(
     pg = Store.open(postgres_url)
     try:
         user = accounts.add_user(pg, "ana", "a long enough password", role="viewer")
-        kept_upload = fetch.save_upload(settings, make_jpeg(seed=5))
-        loose_upload = fetch.save_upload(settings, make_jpeg(seed=6))
+        kept_upload = uploads.save_upload(settings, make_jpeg(seed=5))
+        loose_upload = uploads.save_upload(settings, make_jpeg(seed=6))
         for name in (kept_upload, loose_upload):
-            _age(fetch.upload_path(settings, name), hours=48)
+            _age(uploads.upload_path(settings, name), hours=48)
         old = _job(pg, user, classifier, urls=(loose_upload,), finished_days_ago=31)
         recent = _job(pg, user, classifier, finished_days_ago=2)
         pending = _job(pg, user, classifier, urls=(kept_upload,), status=JobStatus.PENDING)
         done = clean_up(settings, pg)
         assert done.jobs == [old] and done.uploads == [loose_upload]
         assert _stored(pg) == ({recent, pending}, 2)
-        assert fetch.upload_path(settings, kept_upload).is_file()
+        assert uploads.upload_path(settings, kept_upload).is_file()
     finally:
         pg.close()
 

@@ -23,7 +23,7 @@ Beyond CoralNet, an image's ``url`` may also be:
   as sent; the worker resolves it again under the folder.
 - ``"upload:<file name>"`` in a ``multipart/form-data`` deploy request (see
   :func:`deploy` for its parts); the job stores ``upload:<sha256 of the bytes>``
-  (:func:`quadrat.service.fetch.save_upload`), which is also the image's ``id`` and
+  (:func:`quadrat.service.uploads.save_upload`), which is also the image's ``id`` and
   ``url`` in the result.
 
 Users may deploy a classifier when their role on its source is viewer or stronger
@@ -35,19 +35,18 @@ settings with the user's own overrides applied (:meth:`ServiceSettings.for_user`
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from quadrat.errors import PayloadError
-from quadrat.service import accounts
+from quadrat.service import accounts, multipart
 from quadrat.service.jsonapi import (
     MEDIA_TYPE,
     MULTIPART,
@@ -60,14 +59,12 @@ from quadrat.service.jsonapi import (
     json_body,
     media_type_of,
     method_not_allowed,
-    parse_json,
 )
 from quadrat.service.settings import ServiceSettings
 from quadrat.service.throttle import HOUR, MINUTE, RateLimiter, throttled_message
 from quadrat.service.validation import (
     char_field,
     error_item,
-    payload_error,
     python_type_name,
     validate_deploy,
 )
@@ -85,8 +82,6 @@ log = logging.getLogger(__name__)
 _EVERY_METHOD = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 #: Largest id a database row may have (SQLite's and PostgreSQL's 64-bit integers).
 MAX_ID = 2**63 - 1
-#: Prefix of a url naming a file uploaded with the request (multipart deploys).
-UPLOAD_PREFIX = "upload:"
 
 _NOT_FOUND_CLASSIFIER = "This classifier doesn't exist or is not accessible"
 _NOT_FOUND_JOB = "This deploy job doesn't exist or is not accessible"
@@ -293,7 +288,7 @@ class _Api:
         form: Any = None
         try:
             if media_type_of(request.headers.get("content-type", "")) == MULTIPART:
-                form, document, files = await self._multipart(request, limits)
+                form, document, files = await multipart.read_form(request, self.settings, limits)
             else:
                 document = await json_body(request)
 
@@ -314,9 +309,11 @@ class _Api:
                     points_per_image=limits.points_per_image,
                 )
                 for i, image in enumerate(images):
-                    self._check_url(i, image.url, files)
-                await self._check_upload_quota(user.id, limits, images, files)
-                urls = [await self._stored_url(image.url, files) for image in images]
+                    multipart.check_url(self.settings, i, image.url, files)
+                await multipart.check_upload_quota(self._db, user.id, limits, images, files)
+                urls = [
+                    await multipart.stored_url(self.settings, image.url, files) for image in images
+                ]
             except PayloadError as exc:
                 raise api_error(400, item=error_item(exc)) from None
         finally:
@@ -335,132 +332,6 @@ class _Api:
             # The job is stored; a restarted server queues every unfinished job again.
             log.exception("deploy job %d is stored but could not be queued", job_id)
         return empty(202, {"Location": f"/api/deploy_job/{job_id}/status/"})
-
-    async def _multipart(
-        self, request: Request, limits: ServiceSettings
-    ) -> tuple[Any, Any, dict[str, UploadFile]]:
-        """The form, its ``data`` document (``{}`` when absent) and its files by file name."""
-        try:
-            form = await request.form(
-                max_files=limits.images_per_job,
-                max_fields=limits.images_per_job + 10,
-                max_part_size=self.settings.request_bytes,
-            )
-        except StarletteHTTPException as exc:
-            raise api_error(400, f"Multipart form parse error - {exc.detail}") from None
-        try:
-            files: dict[str, UploadFile] = {}
-            document: Any = {}
-            for name, value in form.multi_items():
-                if name == "data":
-                    raw = await value.read() if isinstance(value, UploadFile) else value
-                    document = parse_json(raw.encode() if isinstance(raw, str) else raw)
-                elif isinstance(value, UploadFile):
-                    if not value.filename:
-                        continue
-                    if value.filename in files:
-                        raise api_error(
-                            400,
-                            item={
-                                "detail": f"Two uploaded files are named '{value.filename}'.",
-                                "source": {"parameter": name},
-                            },
-                        )
-                    limit = self.settings.limits.image_file_bytes
-                    if value.size is not None and value.size > limit:
-                        raise api_error(
-                            413,
-                            item={
-                                "detail": (
-                                    f"Uploaded file '{value.filename}' is too large: this "
-                                    f"server takes at most {limit} bytes an image "
-                                    "(image_file_bytes)."
-                                ),
-                                "source": {"parameter": name},
-                                "meta": {"limit": "image_file_bytes", "max_bytes": limit},
-                            },
-                        )
-                    files[value.filename] = value
-        except BaseException:
-            await form.close()
-            raise
-        return form, document, files
-
-    def _check_url(self, index: int, url: str, files: dict[str, UploadFile]) -> None:
-        """Refuse a url naming no uploaded file, or a path leaving the image folder."""
-        where = ("data", index, "attributes", "url")
-        if url.startswith(UPLOAD_PREFIX):
-            name = url.removeprefix(UPLOAD_PREFIX)
-            if name not in files:
-                raise payload_error(
-                    f"No file named '{name}' was uploaded with this request.", where
-                )
-            return
-        if self.settings.image_folder is None:
-            return  # any other string: the worker fetches it or fails that image, as CoralNet
-        from quadrat.errors import InputError
-        from quadrat.io.paths import resolve_under
-        from quadrat.service.fetch import has_scheme
-
-        if not has_scheme(url):
-            try:
-                resolve_under(self.settings.image_folder, url, param="url")
-            except InputError:
-                raise payload_error(
-                    "Ensure this path is a relative path inside the server's image folder.",
-                    where,
-                ) from None
-
-    async def _check_upload_quota(
-        self,
-        user_id: int,
-        limits: ServiceSettings,
-        images: Sequence[Any],
-        files: dict[str, UploadFile],
-    ) -> None:
-        """413 when this request's uploads would take the user over upload_bytes_per_user
-        (one user must not fill the disk before retention frees anything)."""
-        names = {
-            image.url.removeprefix(UPLOAD_PREFIX)
-            for image in images
-            if image.url.startswith(UPLOAD_PREFIX)
-        }
-        if not names:
-            return
-        from quadrat.errors import LimitError
-        from quadrat.service import fetch
-
-        datas = []
-        for name in sorted(names):
-            await files[name].seek(0)
-            datas.append(await files[name].read())
-        held = await self._db(job_rows.user_image_names, user_id, fetch.UPLOAD_PREFIX)
-        try:
-            await run_in_threadpool(fetch.check_upload_quota, limits, held, datas)
-        except LimitError as exc:
-            limit = limits.upload_bytes_per_user
-            raise api_error(
-                413,
-                item={
-                    "detail": str(exc),
-                    "meta": {"limit": "upload_bytes_per_user", "max_bytes": limit},
-                },
-            ) from None
-
-    async def _stored_url(self, url: str, files: dict[str, UploadFile]) -> str:
-        """What the job stores for a checked url: an upload's bytes are kept first."""
-        if not url.startswith(UPLOAD_PREFIX):
-            return url
-        from quadrat.errors import InputError
-        from quadrat.service import fetch
-
-        upload = files[url.removeprefix(UPLOAD_PREFIX)]
-        await upload.seek(0)
-        data = await upload.read()
-        try:
-            return str(await run_in_threadpool(fetch.save_upload, self.settings, data))
-        except InputError:
-            raise api_error(400, "This server does not keep uploaded images.") from None
 
     # ------------------------------------------------------------------ jobs
 

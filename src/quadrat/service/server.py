@@ -209,7 +209,7 @@ def clean_up(settings: ServiceSettings, store: Store, now: datetime | None = Non
     """Delete jobs finished more than ``settings.job_retention_days`` ago with their results
     (a batch per transaction), then uploads no unfinished job names that were last
     uploaded more than ``settings.upload_retention_hours`` ago."""
-    from quadrat.service import fetch
+    from quadrat.service import uploads as kept
     from quadrat.store import jobs as job_rows
 
     now = now or datetime.now(UTC)
@@ -222,9 +222,8 @@ def clean_up(settings: ServiceSettings, store: Store, now: datetime | None = Non
         if len(batch) < job_rows.DELETE_BATCH:
             break
     with store.session() as session:
-        in_use = job_rows.image_names_in_use(session, fetch.UPLOAD_PREFIX)
-    uploads = fetch.delete_unused_uploads(settings, in_use, now=now.timestamp())
-    return Cleanup(deleted, uploads)
+        in_use = job_rows.image_names_in_use(session, kept.UPLOAD_PREFIX)
+    return Cleanup(deleted, kept.delete_unused_uploads(settings, in_use, now=now.timestamp()))
 
 
 class Janitor:
