@@ -31,6 +31,7 @@ import pytest
 
 import quadrat
 from quadrat.demo import DemoSurvey
+from tests.reliability._warm_cli import WarmCLI
 
 pytestmark = pytest.mark.slow  # each case runs the CLI
 
@@ -86,17 +87,22 @@ class ReadOnlyProject:
 
     db: Path
     how: str  # "mount", "userns" or "simulated"
+    #: Runs a command in a fresh process forked from one that imported quadrat (not in a
+    #: new namespace: ``userns`` runs ``python -m quadrat`` under ``unshare``).
+    warm: WarmCLI
 
     def quadrat(self, *args: str) -> subprocess.CompletedProcess[str]:
         cli = [sys.executable, "-m", "quadrat", *args]
         if self.how == "userns":
             return _run(["unshare", "-rm", "sh", "-c", USERNS, "sh", str(self.db.parent), *cli])
-        if self.how == "simulated":
-            return _run(
-                [sys.executable, "-c", SIMULATED, "quadrat", *args],
-                QUADRAT_TEST_READ_ONLY=str(self.db.parent),
+        if self.how == "simulated":  # python -c SIMULATED quadrat ARGS
+            return self.warm.run(
+                list(args),
+                _env(QUADRAT_TEST_READ_ONLY=str(self.db.parent)),
+                boot=SIMULATED,
+                timeout=HANG_SECONDS,
             )
-        return _run(cli)
+        return self.warm.run(list(args), _env(), timeout=HANG_SECONDS)
 
     def listing(self) -> list[str]:
         return sorted(p.name for p in self.db.parent.iterdir())
@@ -165,7 +171,9 @@ MakeReadOnly = Callable[[Path], ReadOnlyProject]
 
 
 @pytest.fixture(params=["mount-else-userns-else-simulated", "simulated"])
-def read_only(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeReadOnly]:
+def read_only(
+    request: pytest.FixtureRequest, tmp_path: Path, warm_cli: WarmCLI
+) -> Iterator[MakeReadOnly]:
     """``read_only(stage)``: a copy of the project ``stage`` on a read-only file system."""
     folder = tmp_path / "ro"
     folder.mkdir()
@@ -174,12 +182,12 @@ def read_only(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeRe
     def make(stage: Path) -> ReadOnlyProject:
         db = folder / "p.db"
         if wanted != "simulated" and _try_mount(folder, stage):
-            return ReadOnlyProject(db, "mount")
+            return ReadOnlyProject(db, "mount", warm_cli)
         shutil.copyfile(stage, db)
         if wanted != "simulated" and _userns_works(folder):
-            return ReadOnlyProject(db, "userns")
+            return ReadOnlyProject(db, "userns", warm_cli)
         _chmod_read_only(folder)
-        return ReadOnlyProject(db, "simulated")
+        return ReadOnlyProject(db, "simulated", warm_cli)
 
     try:
         yield make
