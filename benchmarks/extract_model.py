@@ -9,6 +9,10 @@ a warm-up and is not timed. The default run takes well under a minute on 2 cores
     .venv/bin/python benchmarks/extract_model.py --extractors texture \
         --moorea ../shared/data/moorea-lter-2008 --points 60
 
+``--precisions f32,bf16`` (with ``--moorea``) measures what OpenVINO's reduced precisions
+cost on those photos: cosine similarity of each point's features to exact (f32) ones and
+the same classifiers' accuracy (issue 16; ``bf16`` needs a CPU with bf16 instructions).
+
 ``--moorea`` adds each extractor's accuracy on the Moorea 2008 photoquadrats (20 images,
 the downscaled one left out; logistic regression and MLP(100), image-grouped 4-fold CV),
 the set specs/measurements.md reports a texture descriptor at 0.678 / 0.698 on
@@ -92,15 +96,20 @@ def moorea_patches(root: Path, points: int, seed: int = 0) -> tuple[np.ndarray, 
 
 def accuracy(name: str, data: tuple[np.ndarray, ...], args: argparse.Namespace) -> dict:
     """Image-grouped 4-fold accuracy of LR and MLP(100) on one extractor's features."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GroupKFold
-    from sklearn.neural_network import MLPClassifier
-
     patches, labels, groups = data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         features = create_extractor(name, random_weights=True, device=args.device).extract(patches)
-    out: dict[str, Any] = {"extractor": name, "points": len(labels)}
+    return {"extractor": name, **grouped_accuracy(features, labels, groups)}
+
+
+def grouped_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> dict:
+    """Image-grouped 4-fold accuracy of LR and MLP(100), and the majority baseline."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold
+    from sklearn.neural_network import MLPClassifier
+
+    out: dict[str, Any] = {"points": len(labels)}
     models = {
         "lr": lambda: LogisticRegression(max_iter=3000),
         "mlp": lambda: MLPClassifier((100,), max_iter=500, random_state=0),
@@ -116,6 +125,41 @@ def accuracy(name: str, data: tuple[np.ndarray, ...], args: argparse.Namespace) 
     return out
 
 
+def precision_costs(
+    name: str, data: tuple[np.ndarray, ...], precisions: list[str]
+) -> list[dict[str, Any]]:
+    """Each OpenVINO precision against exact f32 on the same patches: cosine, accuracy."""
+    patches, labels, groups = data
+    exact: np.ndarray | None = None
+    out = []
+    for precision in ["f32", *[p for p in precisions if p != "f32"]]:
+        extractor = create_extractor(
+            name, random_weights=True, runtime="openvino", precision=precision
+        )
+        start = time.perf_counter()
+        features = extractor.extract(patches)
+        seconds = time.perf_counter() - start
+        row: dict[str, Any] = {
+            "precision": precision,
+            "key": extractor.key,
+            "patches_per_second": round(len(patches) / seconds, 1),
+        }
+        if exact is None:
+            exact = features
+        else:
+            cos = np.sum(features * exact, 1) / (
+                np.linalg.norm(features, axis=1) * np.linalg.norm(exact, axis=1)
+            )
+            row |= {
+                "cosine_median": round(float(np.median(cos)), 6),
+                "cosine_min": round(float(cos.min()), 6),
+                "max_abs_diff": float(np.abs(features - exact).max()),
+                "feature_scale": float(np.abs(exact).max()),
+            }
+        out.append(row | grouped_accuracy(features, labels, groups))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extractors", default="texture,efficientnet_b0,resnet50")
@@ -127,12 +171,22 @@ def main() -> None:
     parser.add_argument("--nchw", action="store_true", help="contiguous, not channels-last")
     parser.add_argument("--moorea", type=Path, help="moorea-lter-2008 folder: add accuracy")
     parser.add_argument("--points", type=int, default=60, help="Moorea points per image")
+    parser.add_argument("--precisions", help="with --moorea: OpenVINO precisions, e.g. f32,bf16")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     names = args.extractors.split(",")
-    results = [run_one(name, DEFAULT_N.get(name, args.n), args) for name in names]
     extra: dict[str, Any] = {}
+    if args.precisions:
+        if not args.moorea:
+            parser.error("--precisions needs --moorea")
+        data = moorea_patches(args.moorea, args.points)
+        extra["precision_costs"] = {
+            name: precision_costs(name, data, args.precisions.split(",")) for name in names
+        }
+        print(json.dumps({"benchmark": "extract_model", **extra}, indent=2))
+        return
+    results = [run_one(name, DEFAULT_N.get(name, args.n), args) for name in names]
     if args.moorea:
         data = moorea_patches(args.moorea, args.points)
         extra["moorea_accuracy"] = [accuracy(name, data, args) for name in names]

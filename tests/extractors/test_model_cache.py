@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quadrat.errors import InputError
+from quadrat.errors import InputError, LimitError, MissingDependencyError
 from quadrat.extractors import create_extractor, model_cache, openvino_model
 from quadrat.extractors.torch_extractor import synthetic_patches
 
@@ -280,10 +280,40 @@ def test_bf16_through_create_extractor(
         _openvino(warm, autocast_bf16=True)
 
 
-def test_int8_is_refused_clearly(warm: Path) -> None:
-    with pytest.raises(InputError, match="int8"):
+def test_int8_is_refused_clearly(
+    warm: Path, patches: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(InputError, match="int8 needs calibration patches"):
         _openvino(warm, precision="int8")
+    with pytest.raises(InputError, match=r"calibration must be \(N, 224, 224, 3\) uint8"):
+        _openvino(warm, precision="int8", calibration=patches.astype(np.float32))
+    with pytest.raises(LimitError, match="calibration needs 16 to 1000 patches, got 5"):
+        _openvino(warm, precision="int8", calibration=patches)
+    with pytest.raises(InputError, match="for precision='int8' only"):
+        _openvino(warm, calibration=patches)
     with pytest.raises(InputError, match="int8 runs on the openvino runtime"):
         create_extractor(
             "timm:test_efficientnet", random_weights=True, runtime="eager", precision="int8"
         )
+    monkeypatch.setitem(sys.modules, "nncf", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match="nncf"):
+        _openvino(warm, precision="int8", calibration=np.repeat(patches, 4, axis=0))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="nncf not installed")
+def test_int8_is_close_to_exact_keyed_by_its_calibration_and_cached(
+    warm: Path, conversions: list[int]
+) -> None:
+    calibration = synthetic_patches(n=32, seed=11).numpy()
+    held_out = synthetic_patches(n=8, seed=12).numpy()
+    exact = _openvino(warm)
+    int8 = _openvino(warm, precision="int8", calibration=calibration)
+    assert int8.key.startswith(exact.key + "+openvino-int8-")
+    assert len(conversions) == 0  # quantised from the cached fp32 network
+    a, b = exact.extract(held_out), int8.extract(held_out)
+    cosine = np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() > 0.9 and not np.array_equal(a, b)
+    again = _openvino(warm, precision="int8", calibration=calibration)
+    np.testing.assert_array_equal(again.extract(held_out), b)
+    other = _openvino(warm, precision="int8", calibration=calibration[::-1].copy())
+    assert other.key != int8.key

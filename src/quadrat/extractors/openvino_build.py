@@ -18,9 +18,11 @@ import importlib.util
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from quadrat.errors import InputError
 from quadrat.extractors.base import Extractor, ExtractorConfig
@@ -65,21 +67,50 @@ class Plan:
     fallback: bool  # runtime came from ``auto``: a failed conversion falls back to eager
     root: Path | None
     threads: int | None
+    mode_tag: str = ""
+    calibration: np.ndarray | None = None  # int8 only
 
     def build(self, batch_size: int, make_torch: Callable[[], Extractor]) -> Extractor:
-        """From the cache, else ``make_torch()`` converted (and cached)."""
+        """From the cache, else ``make_torch()`` converted (and cached); int8 quantised."""
         cache = ModelCache(self.root) if self.root is not None else None
-        entry = cache.load(self.recipe) if cache is not None else None
-        if entry is not None and cache is not None:
-            try:
-                import openvino as ov
+        hit = self._cached(cache, self.recipe)
+        if hit is not None:
+            return self._extractor(*hit, batch_size)
+        if self.calibration is None:
+            made = self._convert(cache, self.recipe, make_torch)
+            return made if isinstance(made, Extractor) else self._extractor(*made, batch_size)
+        # int8: quantise the fp32 network (itself cached: no torch when only it is there).
+        base = replace(self.recipe, ir_mode="f32")
+        found = self._cached(cache, base)
+        made = found if found is not None else self._convert(cache, base, make_torch)
+        if isinstance(made, Extractor):  # not convertible: int8 has no eager fallback
+            raise InputError("int8 needs the network in OpenVINO, which could not convert it")
+        model, config, tag = made
+        from quadrat.extractors.quantize import quantize_int8
 
-                model = ov.Core().read_model(str(entry.xml), str(entry.bin))
-                return self._extractor(
-                    model, config_from_dict(entry.config), entry.weights_tag, batch_size
-                )
-            except RuntimeError as exc:  # OpenVINO refused the IR: rebuild it
-                cache.discard(entry.folder, f"OpenVINO cannot read it: {exc}")
+        quantized = quantize_int8(model, config, self.calibration)
+        if cache is not None:
+            cache.store(self.recipe, quantized, config_dict(config), tag)
+        return self._extractor(quantized, config, tag, batch_size)
+
+    def _cached(
+        self, cache: ModelCache | None, recipe: Recipe
+    ) -> tuple[Any, ExtractorConfig, str] | None:
+        entry = cache.load(recipe) if cache is not None else None
+        if entry is None or cache is None:
+            return None
+        try:
+            import openvino as ov
+
+            model = ov.Core().read_model(str(entry.xml), str(entry.bin))
+            return model, config_from_dict(entry.config), entry.weights_tag
+        except RuntimeError as exc:  # OpenVINO refused the IR: rebuild it
+            cache.discard(entry.folder, f"OpenVINO cannot read it: {exc}")
+            return None
+
+    def _convert(
+        self, cache: ModelCache | None, recipe: Recipe, make_torch: Callable[[], Extractor]
+    ) -> tuple[Any, ExtractorConfig, str] | Extractor:
         torch_extractor = make_torch()
         if not hasattr(torch_extractor, "model"):  # a registered extractor that is no network
             return torch_extractor
@@ -91,13 +122,13 @@ class Plan:
                 input_size=torch_extractor.config.input_size,
             )
         except Exception as error:  # an op OpenVINO cannot convert: eager still works
-            if not self.fallback:
+            if not self.fallback or self.calibration is not None:
                 raise
             warnings.warn(
                 f"OpenVINO could not convert the network ({type(error).__name__}: {error}); "
                 "running it in eager PyTorch",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             return torch_extractor
         config = torch_extractor.config
@@ -105,8 +136,8 @@ class Plan:
         del torch_extractor  # only OpenVINO's copy of the weights stays
         gc.collect()
         if cache is not None:
-            cache.store(self.recipe, model, config_dict(config), tag)
-        return self._extractor(model, config, tag, batch_size)
+            cache.store(recipe, model, config_dict(config), tag)
+        return model, config, tag
 
     def _extractor(
         self, model: Any, config: ExtractorConfig, tag: str, batch_size: int
@@ -118,7 +149,7 @@ class Plan:
             precision=self.precision,
             batch_size=batch_size,
             threads=self.threads,
-            mode_tag=MODE_TAGS[self.precision],
+            mode_tag=self.mode_tag,
         )
 
 
@@ -148,6 +179,7 @@ def plan(
     """
     model_cache = options.pop("model_cache", None)
     precision = options.pop("precision", None)
+    calibration = options.pop("calibration", None)
     bf16 = bool(options.get("autocast_bf16", False))
     if precision is None:
         precision = "bf16" if bf16 else "f32"
@@ -169,13 +201,15 @@ def plan(
             )
         return None
     checked = check_precision(precision)
+    ir_mode, mode_tag = "f32", MODE_TAGS[checked]
     if checked == "int8":
-        raise InputError(
-            "int8 extraction is not available in this version: it needs a calibrated "
-            "quantisation library (NNCF) that quadrat does not install; use f32 or bf16",
-            value=precision,
-            param="precision",
-        )
+        from quadrat.extractors.quantize import calibration_digest, check_calibration
+
+        calibration = check_calibration(calibration)
+        digest = calibration_digest(calibration)
+        ir_mode, mode_tag = f"int8:{digest[:16]}", f"{mode_tag}-{digest[:8]}"
+    elif calibration is not None:
+        raise InputError("calibration patches are for precision='int8' only", param="calibration")
     recipe_name = name
     if Path(name).suffix in BACKBONE_SUFFIXES:
         if weights is not None or random_weights or not Path(name).is_file():
@@ -192,8 +226,10 @@ def plan(
     else:
         return None
     return Plan(
-        recipe=Recipe(name=recipe_name, weights=source, input_size=224, ir_mode="f32"),
+        recipe=Recipe(name=recipe_name, weights=source, input_size=224, ir_mode=ir_mode),
         precision=checked,
+        mode_tag=mode_tag,
+        calibration=calibration if checked == "int8" else None,
         fallback=options.get("runtime", "auto") == "auto",
         root=resolve_root(model_cache),
         threads=options.get("threads"),
