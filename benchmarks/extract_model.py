@@ -9,9 +9,10 @@ a warm-up and is not timed. The default run takes well under a minute on 2 cores
     .venv/bin/python benchmarks/extract_model.py --extractors texture \
         --moorea ../shared/data/moorea-lter-2008 --points 60
 
-``--precisions f32,bf16`` (with ``--moorea``) measures what OpenVINO's reduced precisions
+``--precisions f32,bf16,int8`` (with ``--moorea``) measures what OpenVINO's reduced precisions
 cost on those photos: cosine similarity of each point's features to exact (f32) ones and
-the same classifiers' accuracy (issue 16; ``bf16`` needs a CPU with bf16 instructions).
+the same classifiers' accuracy (issue 16; ``bf16`` needs a CPU with bf16 instructions,
+``int8`` NNCF, calibrated on 256 of the same unlabelled patches).
 
 ``--moorea`` adds each extractor's accuracy on the Moorea 2008 photoquadrats (20 images,
 the downscaled one left out; logistic regression and MLP(100), image-grouped 4-fold CV),
@@ -132,9 +133,12 @@ def precision_costs(
     patches, labels, groups = data
     exact: np.ndarray | None = None
     out = []
+    # int8's calibration: 256 of the patches, seeded (unlabelled; only activation ranges).
+    calibration = patches[np.random.default_rng(1).permutation(len(patches))[:256]]
     for precision in ["f32", *[p for p in precisions if p != "f32"]]:
+        options: dict[str, Any] = {"calibration": calibration} if precision == "int8" else {}
         extractor = create_extractor(
-            name, random_weights=True, runtime="openvino", precision=precision
+            name, random_weights=True, runtime="openvino", precision=precision, **options
         )
         start = time.perf_counter()
         features = extractor.extract(patches)

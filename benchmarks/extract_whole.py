@@ -5,8 +5,9 @@ EfficientNet-B0 weights file in pyspacer's layout (random weights, BatchNorm sta
 re-estimated), each run a new Python process timed from its first line, so imports, the
 weights file, network setup, decoding, cropping, features and the store all count.
 quadrat runs ``Project.open`` + ``create_extractor`` + ``Source.extract`` (what
-``quadrat extract`` does) with its defaults; pyspacer (when ``--pyspacer`` names its
-install, see tests/data/pyspacer/install.sh) ``extract_features`` per image, as CoralNet.
+``quadrat extract`` does) with its defaults; pyspacer ``extract_features`` per image, as
+CoralNet, in its own virtualenv (``--pyspacer-python``; tests/data/pyspacer/install.sh
+``--venv``) or from a ``--target`` folder on quadrat's interpreter (``--pyspacer``).
 
 Cases, interleaved run by run so that load drifts hit all alike:
 
@@ -19,7 +20,7 @@ Prints one JSON object: every run (seconds, points/s, peak RSS from VmHWM, stage
 load average before it) and each case's medians. Run under the machine's benchmark lock:
 
     flock /tmp/q/bench.lock .venv/bin/python benchmarks/extract_whole.py --runs 3 \\
-        --pyspacer ../pyspacer-env
+        --pyspacer-python ../pyspacer-venv/bin/python --bf16
 """
 
 from __future__ import annotations
@@ -103,11 +104,13 @@ def worker_pyspacer(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(kind: str, job: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+def run(
+    kind: str, job: dict[str, Any], env: dict[str, str], python: str = sys.executable
+) -> dict[str, Any]:
     load = os.getloadavg()[0]
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, __file__, "--worker", kind, json.dumps(job)],
+        [python, __file__, "--worker", kind, json.dumps(job)],
         env=env,
         capture_output=True,
         text=True,
@@ -174,6 +177,11 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--points", type=int, default=50, help="points per image")
     parser.add_argument("--pyspacer", type=Path, help="folder holding pyspacer 0.14.0")
+    parser.add_argument(
+        "--pyspacer-python",
+        help="pyspacer's own interpreter (its virtualenv, its pinned torch), as CoralNet "
+        "runs it; without it pyspacer runs on this interpreter from --pyspacer",
+    )
     parser.add_argument("--bf16", action="store_true", help="add warm quadrat runs in bf16")
     args = parser.parse_args()
     if args.worker:
@@ -182,7 +190,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    cases = (["pyspacer"] if args.pyspacer else []) + ["cold", "warm"]
+    with_pyspacer = bool(args.pyspacer or args.pyspacer_python)
+    cases = (["pyspacer"] if with_pyspacer else []) + ["cold", "warm"]
     cases += ["warm-bf16"] if args.bf16 else []
     runs: dict[str, list[dict[str, Any]]] = {case: [] for case in cases}
     with tempfile.TemporaryDirectory(prefix="extract_whole_") as tmp:
@@ -197,7 +206,10 @@ def main() -> None:
                 env = dict(base_env)
                 job: dict[str, Any] = {"weights": data["weights"], "work": str(work)}
                 if case == "pyspacer":
-                    env["PYTHONPATH"] = str(args.pyspacer.resolve())
+                    if args.pyspacer_python:
+                        env.pop("PYTHONPATH", None)
+                    else:
+                        env["PYTHONPATH"] = str(args.pyspacer.resolve())
                     job["images"] = data["images"]
                 else:
                     env["PYTHONPATH"] = str(REPO / "src")
@@ -213,7 +225,10 @@ def main() -> None:
                             shutil.copy(data["base"], project)
                         if case == "warm-bf16":
                             job["precision"] = "bf16"
-                runs[case].append(run("pyspacer" if case == "pyspacer" else "quadrat", job, env))
+                if case == "pyspacer":
+                    runs[case].append(run(case, job, env, args.pyspacer_python or sys.executable))
+                else:
+                    runs[case].append(run("quadrat", job, env))
                 print(f"{case} run {i + 1}: {runs[case][-1]['seconds']:.1f} s", file=sys.stderr)
     medians = {
         case: {
