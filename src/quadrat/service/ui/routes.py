@@ -371,40 +371,6 @@ def image_file(image_id: int, user: User, state: State) -> Response:
     return Response(data, media_type="image/jpeg", headers=_IMAGE_HEADERS)
 
 
-#: Tiles are named by the file's hash (see :func:`tiles.version`): a browser may keep them.
-_TILE_HEADERS = {"Cache-Control": "private, max-age=86400, immutable"}
-
-
-@router.get("/api/images/{image_id}/tiles.dzi")
-def image_tiles(image_id: int, user: User, state: State) -> Response:
-    """The image's Deep Zoom descriptor (XML): its upright size and where its tiles are.
-
-    Tiles live outside ``/ui/api`` (whose answers are never cached) at
-    ``/ui/tiles/{id}/{version}_files/{level}/{column}_{row}.jpg``.
-    """
-    image = _image(state, image_id)
-    role_of(state, user, image.source_id)
-    url = f"/ui/tiles/{image.id}/{tiles.version(image)}_files/"
-    with http_errors():
-        xml = tiles.shared().descriptor(state, image, url)
-    return Response(xml, media_type="application/xml")
-
-
-@router.get("/tiles/{image_id}/{version}_files/{level}/{column}_{row}.jpg")
-def image_tile(
-    image_id: int, version: str, level: int, column: int, row: int, user: User, state: State
-) -> Response:
-    """One JPEG tile of the upright image (404 for a file that changed since the page
-    asked for the descriptor, or a level or tile the image does not have)."""
-    image = _image(state, image_id)
-    role_of(state, user, image.source_id)
-    if version != tiles.version(image):
-        raise HTTPException(404, detail="The image changed; reload the page.")
-    with http_errors():
-        data = tiles.shared().tile(state, image, level, column, row)
-    return Response(data, media_type="image/jpeg", headers=_TILE_HEADERS)
-
-
 @router.get("/api/points/{point_id}/patch")
 def point_patch(point_id: int, user: User, state: State) -> Response:
     """The point's 224 px patch as a JPEG."""
@@ -536,3 +502,7 @@ def remove_point(point_id: int, user: User, state: State) -> dict[str, Any]:
     with http_errors(), state.store.session() as session:
         annotate.remove_point(session, point_id)
     return {"removed": point_id, "image_id": image_id}
+
+
+# Deep Zoom descriptor and tiles (the annotation page's viewer): see tiles.py.
+router.include_router(tiles.router)

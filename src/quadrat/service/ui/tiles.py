@@ -29,13 +29,16 @@ import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response
 from PIL import Image as PILImage
 
 from quadrat.errors import InputError, LimitError, NotFoundError
 from quadrat.service.ui.images import stored_pixels
+from quadrat.service.ui.session import UiUser, current_user, ui_state
 from quadrat.service.ui.state import UiState
 from quadrat.store.browse import ImageFile
 
@@ -316,3 +319,54 @@ def shared() -> Tiler:
 def version(image: ImageFile) -> str:
     """The part of a tile URL that changes when the image's file does."""
     return image.sha256[:VERSION_CHARS]
+
+
+# ----------------------------------------------------------------------------- endpoints
+
+#: Included by :mod:`.routes` under ``/ui``; same session, roles and errors as its endpoints.
+router = APIRouter()
+_User = Annotated[UiUser, Depends(current_user)]
+_State = Annotated[UiState, Depends(ui_state)]
+#: Tile URLs hold the file's hash (:func:`version`): a browser may keep a tile for a day.
+TILE_HEADERS = {"Cache-Control": "private, max-age=86400, immutable"}
+
+
+def _readable(state: UiState, user: UiUser, image_id: int) -> ImageFile:
+    """The image, when the user has a role on its source (404 otherwise, as routes does)."""
+    from quadrat.service.ui.routes import _image, role_of  # routes includes this module
+
+    image = _image(state, image_id)
+    role_of(state, user, image.source_id)
+    return image
+
+
+@router.get("/api/images/{image_id}/tiles.dzi")
+def image_tiles(image_id: int, user: _User, state: _State) -> Response:
+    """The image's Deep Zoom descriptor (XML): its upright size and where its tiles are.
+
+    Tiles live outside ``/ui/api`` (whose answers are never cached) at
+    ``/ui/tiles/{id}/{version}_files/{level}/{column}_{row}.jpg``.
+    """
+    from quadrat.service.ui.routes import http_errors
+
+    image = _readable(state, user, image_id)
+    url = f"/ui/tiles/{image.id}/{version(image)}_files/"
+    with http_errors():
+        xml = shared().descriptor(state, image, url)
+    return Response(xml, media_type="application/xml")
+
+
+@router.get("/tiles/{image_id}/{tag}_files/{level}/{column}_{row}.jpg")
+def image_tile(
+    image_id: int, tag: str, level: int, column: int, row: int, user: _User, state: _State
+) -> Response:
+    """One JPEG tile of the upright image (404 for a file that changed since the page
+    asked for the descriptor, or a level or tile the image does not have)."""
+    from quadrat.service.ui.routes import http_errors
+
+    image = _readable(state, user, image_id)
+    if tag != version(image):
+        raise HTTPException(404, detail="The image changed; reload the page.")
+    with http_errors():
+        data = shared().tile(state, image, level, column, row)
+    return Response(data, media_type="image/jpeg", headers=TILE_HEADERS)
