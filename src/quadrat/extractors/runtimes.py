@@ -15,7 +15,12 @@ keep the extractor's key; reduced precision (``bf16``) changes features and so t
   into convolutions and pre-packs weights; costs a minute of compiling on first use, so it
   pays on large jobs only.
 - ``openvino``: the network converted by OpenVINO (in the ``cnn`` extra),
-  fp32 unless bf16 is asked for; conversion takes ~15 s.
+  fp32 unless bf16 is asked for; conversion takes ~15 s. ``create_extractor`` on the CPU
+  does not come here: it returns an
+  :class:`~quadrat.extractors.openvino_model.OpenVinoExtractor` built from the on-disk
+  model cache (:mod:`quadrat.extractors.openvino_build`), converted once with
+  :func:`convert_to_openvino`. A TorchExtractor built directly with this runtime still
+  converts on first use, without the cache.
 """
 
 from __future__ import annotations
