@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Under pytest-xdist (the README's `-n 2`), one compute thread per worker: two workers each
 # running two OpenMP/BLAS threads on two cores oversubscribe them, and OpenMP's spin-waits
@@ -31,6 +34,12 @@ os.environ.setdefault("QUADRAT_NO_PROGRESS", "1")
 # CNN tests run eager PyTorch (OpenVINO's conversion would add seconds to each extractor);
 # tests/extractors/test_runtimes.py and the parity test cover what ``auto`` picks.
 os.environ.setdefault("QUADRAT_RUNTIME", "eager")
+# Networks converted for OpenVINO are cached per weights (extractors/model_cache.py): in a
+# folder of this run, not the user's ~/.cache, so runs are independent.
+if "QUADRAT_MODEL_CACHE" not in os.environ:
+    _model_cache = tempfile.mkdtemp(prefix="quadrat-test-model-cache-")
+    os.environ["QUADRAT_MODEL_CACHE"] = _model_cache
+    atexit.register(shutil.rmtree, _model_cache, ignore_errors=True)
 
 TESTS = Path(__file__).resolve().parent
 

@@ -173,11 +173,12 @@ class FineTuneClassifier(ClassifierMixin, BaseEstimator):
         target = torch.from_numpy(self.encoder_.transform(labels)).long()
         if self.backbone == "texture":
             raise InputError("the texture extractor is not a network and cannot be fine-tuned")
-        extractor = create_extractor(
+        extractor = create_extractor(  # eager: the trainable network, not a compiled one
             self.backbone,
             self.weights,
             random_weights=self.random_weights,
             seed=self.random_state,
+            runtime="eager",
         )
         if not isinstance(extractor, TorchExtractor):
             raise InputError(
