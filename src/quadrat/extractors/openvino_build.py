@@ -69,6 +69,7 @@ class Plan:
     threads: int | None
     mode_tag: str = ""
     calibration: np.ndarray | None = None  # int8 only
+    weights_path: str | None = None  # as given now (a cached config names the first path)
 
     def build(self, batch_size: int, make_torch: Callable[[], Extractor]) -> Extractor:
         """From the cache, else ``make_torch()`` converted (and cached); int8 quantised."""
@@ -103,7 +104,10 @@ class Plan:
             import openvino as ov
 
             model = ov.Core().read_model(str(entry.xml), str(entry.bin))
-            return model, config_from_dict(entry.config), entry.weights_tag
+            config = config_from_dict(entry.config)
+            if self.weights_path is not None:
+                config = replace(config, weights=self.weights_path)
+            return model, config, entry.weights_tag
         except RuntimeError as exc:  # OpenVINO refused the IR: rebuild it
             cache.discard(entry.folder, f"OpenVINO cannot read it: {exc}")
             return None
@@ -230,6 +234,7 @@ def plan(
         precision=checked,
         mode_tag=mode_tag,
         calibration=calibration if checked == "int8" else None,
+        weights_path=str(weights) if weights is not None else (name if source == "file" else None),
         fallback=options.get("runtime", "auto") == "auto",
         root=resolve_root(model_cache),
         threads=options.get("threads"),
