@@ -16,6 +16,7 @@ The zygote runs no test code and holds no threads, so forking it is safe.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -83,11 +84,12 @@ def _exit_code(exc):
     return 1
 
 
-def _child(request, out_w, err_w):
+def _child(request, out_w, err_w, ready_w):
     os.close(_reply.fileno())
     os.close(_requests.fileno())
     if request["new_session"]:
         os.setsid()
+    os.close(ready_w)  # the zygote reports the pid once the session exists
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(out_w, 1)
@@ -127,6 +129,7 @@ while True:
     request = json.loads(line)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    ready_r, ready_w = os.pipe()
     _reply.flush()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -134,9 +137,13 @@ while True:
     if pid == 0:
         os.close(out_r)
         os.close(err_r)
-        _child(request, out_w, err_w)
+        os.close(ready_r)
+        _child(request, out_w, err_w, ready_w)
     os.close(out_w)
     os.close(err_w)
+    os.close(ready_w)
+    os.read(ready_r, 1)
+    os.close(ready_r)
     _reply.write(json.dumps({"pid": pid}) + "\n")
     _reply.flush()
     chunks = {out_r: [], err_r: []}
@@ -233,7 +240,10 @@ class WarmCLI:
     ) -> Running:
         """Fork ``quadrat ARGS`` (or ``python -c BOOT quadrat ARGS``) with ``env``;
         ``fsize``: a file size limit (``ulimit -f``, SIGXFSZ ignored)."""
-        assert self._running is None, "one command at a time"
+        if self._running is not None:  # a test failed half-way: end what it left running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._running.pid, signal.SIGKILL)
+            self._running.wait(timeout=60.0)
         self._send(
             {"args": args, "env": env, "boot": boot, "fsize": fsize, "new_session": new_session}
         )
