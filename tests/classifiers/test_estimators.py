@@ -215,12 +215,16 @@ def test_auto_calibration_keeps_every_label_of_a_small_source():
 
 
 def test_auto_calibration_holds_out_above_cv_max_points():
-    X, _, groups = _twenty_small_images()
+    X, _, _ = _twenty_small_images()
+    groups = np.arange(240) // 4  # 60 images: a held-out tenth is 6, too few
     y = np.tile(np.arange(4), 60)  # every image holds every label
     X = X + 2.0 * np.eye(4, 16)[y]
     model = CalibratedLogisticRegression(cv_max_points=239).fit(X, y, groups=groups)
+    assert model.calibration_ == "cv"
+    groups = np.arange(240) // 2  # 120 images: 12 held out
+    model = CalibratedLogisticRegression(cv_max_points=239).fit(X, y, groups=groups)
     assert model.calibration_ == "holdout"
-    assert model.n_calibration_ == 24  # 2 of 20 images
+    assert model.n_calibration_ == 24  # 12 of 120 images
     assert model.n_train_ == 216
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP
+from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP, keeps_epoch
 from quadrat.classifiers.synthetic import make_point_features
 from quadrat.classifiers.training import train_classifier
 
@@ -33,18 +33,36 @@ def _small_mlp(**params: object) -> CoralNetMLP:
 def test_above_cv_max_points_the_mlp_stops_early_on_the_calibration_images(source):
     X, y, groups = source
     result = train_classifier(
-        X, y, groups=groups, estimator=_small_mlp(cv_max_points=100, max_iter=60)
+        X, y, groups=groups, estimator=_small_mlp(cv_max_points=100, max_iter=12)
     )
     model = result.estimator
     assert model.calibration_ == "holdout"
     curve = model.ref_accuracy_curve_
-    assert model.epochs_run_ == len(curve) < 60  # stopped before the budget
-    best = int(np.argmax(curve)) + 1  # first best epoch
-    assert model.n_iter_ == best == result.hyperparameters["fitted"]["n_iter_"]
-    assert len(curve) - best == model.n_iter_no_change  # patience ran out
-    # The curve is the accuracy on the calibration images, recomputed here.
     cal = result.calibration_index
-    assert curve[best - 1] == pytest.approx(np.mean(model.estimator_.predict(X[cal]) == y[cal]))
+    kept = [e for e in range(1, len(curve) + 1) if keeps_epoch(curve[:e], cal.size)]
+    assert model.n_iter_ == kept[-1] == result.hyperparameters["fitted"]["n_iter_"]
+    assert model.epochs_run_ == len(curve) <= 12
+    # The curve is the accuracy on the calibration images, recomputed here.
+    assert curve[kept[-1] - 1] == pytest.approx(np.mean(model.estimator_.predict(X[cal]) == y[cal]))
+
+
+def test_early_stopping_rule():
+    # 400 held-out points at 0.80: one standard error is 2 points.
+    assert keeps_epoch([0.5, 0.6], 400)
+    assert keeps_epoch([0.80, 0.79], 400)  # a tie within noise goes to the later epoch
+    assert not keeps_epoch([0.80, 0.70], 400)  # clearly worse: not kept
+    assert not keeps_epoch([0.80, 0.79], 100_000)  # with many points 1 point is real
+
+
+def test_training_stops_after_patience_without_a_kept_epoch(source, monkeypatch):
+    from quadrat.classifiers import estimators
+
+    # Only the first epoch is ever "kept": training stops n_iter_no_change epochs later.
+    monkeypatch.setattr(estimators, "keeps_epoch", lambda curve, n: len(curve) == 1)
+    X, y, groups = source
+    model = _small_mlp(cv_max_points=100, max_iter=50, n_iter_no_change=3)
+    model.fit(X, y, groups=groups)
+    assert model.epochs_run_ == 4 and model.n_iter_ == 1
 
 
 def test_the_validation_figure_comes_from_images_the_selection_never_saw(source):
