@@ -127,10 +127,11 @@ def grouped_accuracy(features: np.ndarray, labels: np.ndarray, groups: np.ndarra
 
 
 def precision_costs(
-    name: str, data: tuple[np.ndarray, ...], precisions: list[str]
+    name: str, data: tuple[np.ndarray, ...], precisions: list[str], weights: Path | None = None
 ) -> list[dict[str, Any]]:
     """Each OpenVINO precision against exact f32 on the same patches: cosine, accuracy."""
     patches, labels, groups = data
+    source: dict[str, Any] = {"weights": weights} if weights else {"random_weights": True}
     exact: np.ndarray | None = None
     out = []
     # int8's calibration: 256 of the patches, seeded (unlabelled; only activation ranges).
@@ -138,7 +139,7 @@ def precision_costs(
     for precision in ["f32", *[p for p in precisions if p != "f32"]]:
         options: dict[str, Any] = {"calibration": calibration} if precision == "int8" else {}
         extractor = create_extractor(
-            name, random_weights=True, runtime="openvino", precision=precision, **options
+            name, runtime="openvino", precision=precision, **source, **options
         )
         start = time.perf_counter()
         features = extractor.extract(patches)
@@ -176,6 +177,12 @@ def main() -> None:
     parser.add_argument("--moorea", type=Path, help="moorea-lter-2008 folder: add accuracy")
     parser.add_argument("--points", type=int, default=60, help="Moorea points per image")
     parser.add_argument("--precisions", help="with --moorea: OpenVINO precisions, e.g. f32,bf16")
+    parser.add_argument(
+        "--bn-on-moorea",
+        action="store_true",
+        help="with --precisions: efficientnet_b0 weights whose BatchNorm statistics come "
+        "from Moorea patches (features of a trained network's scale), not random_weights",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -185,8 +192,21 @@ def main() -> None:
         if not args.moorea:
             parser.error("--precisions needs --moorea")
         data = moorea_patches(args.moorea, args.points)
+        weights = None
+        if args.bn_on_moorea:
+            # Random EfficientNet-B0 in pyspacer's layout, BatchNorm statistics estimated on
+            # 64 of the Moorea patches: features of a trained network's scale (about 1).
+            import sys
+            import tempfile
+
+            sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+            from tests.data.pyspacer.data import make_pyspacer_checkpoint
+
+            weights = Path(tempfile.mkdtemp(prefix="extract_model_")) / "b0.pt"
+            pick = np.random.default_rng(2).permutation(len(data[0]))[:64]
+            make_pyspacer_checkpoint(weights, calibration=data[0][pick])
         extra["precision_costs"] = {
-            name: precision_costs(name, data, args.precisions.split(",")) for name in names
+            name: precision_costs(name, data, args.precisions.split(","), weights) for name in names
         }
         print(json.dumps({"benchmark": "extract_model", **extra}, indent=2))
         return
