@@ -299,23 +299,12 @@ def tree_from_links(
 
 def biigle_links(path: Path, limits: Limits | None = None) -> list[tuple[object, str, object]]:
     """``(id, name, parent_id)`` of every label of a BIIGLE label tree JSON (or a list)."""
-    from quadrat.io.formats._common import load_json
+    from quadrat.io.formats.biigle import read_biigle_label_links
 
-    document = load_json(path, limits, "a BIIGLE label tree JSON file")
-    trees = document if isinstance(document, list) else [document]
-    links = []
-    for t, tree in enumerate(trees):
-        if not isinstance(tree, dict) or not isinstance(tree.get("labels"), list):
-            raise InputError(f"label tree {t} must be an object with a 'labels' list", path=path)
-        for k, label in enumerate(tree["labels"]):
-            if not isinstance(label, dict) or "id" not in label or "name" not in label:
-                raise InputError(
-                    f"label tree {t}, labels[{k}] must be an object with id and name",
-                    path=path,
-                    value=k,
-                )
-            links.append((label["id"], str(label["name"]), label.get("parent_id")))
-    return links
+    return [
+        (label["id"], str(label["name"]), label.get("parent_id"))
+        for label in read_biigle_label_links(path, limits=limits)
+    ]
 
 
 def load_label_tree(

@@ -229,10 +229,11 @@ def volume_file_name(volume_id: int, volume: str) -> str:
     return f"{volume_id}-{safe or 'volume'}.csv"
 
 
-def read_biigle_label_tree(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
-    """A labelset table (name, short_code, functional_group, label_id) of a label tree."""
-    import pandas as pd
-
+def read_biigle_label_links(
+    path: str | Path, *, limits: Limits | None = None
+) -> list[dict[str, Any]]:
+    """Every label of a BIIGLE label tree JSON (one tree, or a list of trees), as BIIGLE
+    writes it: objects with ``id``, ``name`` and ``parent_id`` (None at a root)."""
     path = Path(path)
     document = load_json(path, limits, "a BIIGLE label tree JSON file")
     trees = document if isinstance(document, list) else [document]
@@ -250,6 +251,16 @@ def read_biigle_label_tree(path: str | Path, *, limits: Limits | None = None) ->
                     value=k,
                 )
             labels.append(label)
+    return labels
+
+
+def read_biigle_label_tree(path: str | Path, *, limits: Limits | None = None) -> pd.DataFrame:
+    """A labelset table (name, short_code, functional_group, label_id) of a label tree:
+    its leaves, each under its root as the functional group."""
+    import pandas as pd
+
+    path = Path(path)
+    labels = read_biigle_label_links(path, limits=limits)
     by_id = {label["id"]: label for label in labels}
     parents = {label.get("parent_id") for label in labels if label.get("parent_id") is not None}
     leaves = [label for label in labels if label["id"] not in parents]
@@ -331,6 +342,7 @@ register(
 
 __all__ = [
     "REPORT_COLUMNS",
+    "read_biigle_label_links",
     "read_biigle_label_tree",
     "read_biigle_report",
     "write_biigle_label_tree",
