@@ -19,6 +19,8 @@ download_seconds       QUADRAT_DOWNLOAD_DEADLINE_S     300 (total, per file)    
 zip_members            QUADRAT_MAX_ZIP_MEMBERS         10,000                       no
 zip_bytes              QUADRAT_MAX_ZIP_BYTES           512 MiB (unpacked, in all)   no
 zip_ratio              QUADRAT_MAX_ZIP_RATIO           100 (unpacked / packed)      no
+label_tree_nodes       QUADRAT_MAX_LABEL_TREE_NODES    10,000                       no
+label_tree_depth       QUADRAT_MAX_LABEL_TREE_DEPTH    64                           no
 =====================  ==============================  ===========================  =========
 
 [1] CoralNet's upload form takes CSVs of up to 30 MB; a CoralNet *export* of a large
@@ -49,6 +51,8 @@ ENV_VARS: dict[str, str] = {
     "zip_members": "QUADRAT_MAX_ZIP_MEMBERS",
     "zip_bytes": "QUADRAT_MAX_ZIP_BYTES",
     "zip_ratio": "QUADRAT_MAX_ZIP_RATIO",
+    "label_tree_nodes": "QUADRAT_MAX_LABEL_TREE_NODES",
+    "label_tree_depth": "QUADRAT_MAX_LABEL_TREE_DEPTH",
 }
 
 _MIB = 1 << 20
@@ -78,6 +82,11 @@ class Limits:
     zip_bytes: int = 512 * _MIB
     #: Largest unpacked / packed size of one ZIP member (a zip bomb inflates far more).
     zip_ratio: int = 100
+    #: Nodes of a label tree for hierarchical answers (a nodes x nodes matrix is built;
+    #: CATAMI v1.4 has 289, a large BIIGLE tree a few thousand).
+    label_tree_nodes: int = 10_000
+    #: Levels of a label tree (CATAMI v1.4: 8).
+    label_tree_depth: int = 64
 
     def __post_init__(self) -> None:
         for f in fields(self):

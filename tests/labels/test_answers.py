@@ -11,8 +11,6 @@ import pytest
 
 from quadrat.errors import InputError, LimitError, NotFoundError, UnknownLabelError
 from quadrat.labels.answers import (
-    MAX_TREE_DEPTH,
-    MAX_TREE_NODES,
     LabelTree,
     answer,
     answer_top_k,
@@ -205,14 +203,21 @@ def test_tree_file_errors(tmp_path: Path) -> None:
         load_label_tree(bad, LABELSET)
 
 
-def test_tree_limits_and_cycles(tmp_path: Path) -> None:
+def test_tree_limits_and_cycles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     labels = LABELSET.iloc[:1]
-    chain = [(i, f"n{i}", i - 1 if i else None) for i in range(MAX_TREE_DEPTH + 2)]
-    with pytest.raises(LimitError, match="MAX_TREE_DEPTH"):
+    chain = [(i, f"n{i}", i - 1 if i else None) for i in range(64 + 2)]
+    with pytest.raises(LimitError, match="label_tree_depth = 64"):
         tree_from_links(labels, chain, "deep.json")
-    wide = [(i, f"n{i}", None) for i in range(MAX_TREE_NODES + 1)]
-    with pytest.raises(LimitError, match="MAX_TREE_NODES"):
+    wide = [(i, f"n{i}", None) for i in range(10_000 + 1)]
+    with pytest.raises(LimitError, match="label_tree_nodes = 10,000"):
         tree_from_links(labels, wide, "wide.json")
+    # Both are named limits, set from the environment (QUADRAT_MAX_LABEL_TREE_*).
+    monkeypatch.setenv("QUADRAT_MAX_LABEL_TREE_DEPTH", "3")
+    with pytest.raises(LimitError, match="QUADRAT_MAX_LABEL_TREE_DEPTH"):
+        tree_from_links(labels, chain[:5], "deep.json")
+    monkeypatch.setenv("QUADRAT_MAX_LABEL_TREE_NODES", "4")
+    with pytest.raises(LimitError, match="label_tree_nodes = 4"):
+        tree_from_links(labels, wide[:5], "wide.json")
     loop = tmp_path / "loop.json"
     loop.write_text(
         json.dumps(

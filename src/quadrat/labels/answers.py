@@ -47,9 +47,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from quadrat.errors import InputError, LimitError, NotFoundError, UnknownLabelError
+from quadrat.errors import InputError, NotFoundError, UnknownLabelError
 from quadrat.labels.catami import normalise_name
 from quadrat.labels.hierarchy import ancestor_matrix, node_depths
+from quadrat.limits import current
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,11 +62,6 @@ if TYPE_CHECKING:
 TOLERANCE = 1e-9
 #: Points scored at once (the cumulative block is points x nodes float64).
 CHUNK_POINTS = 65536
-#: Nodes a label tree may have (the rule holds a nodes x nodes matrix): CATAMI v1.4 has
-#: 289, a large BIIGLE tree a few thousand. A larger tree is a LimitError naming this.
-MAX_TREE_NODES = 10_000
-#: Levels a label tree may have (CATAMI v1.4: 8); deeper is a LimitError naming this.
-MAX_TREE_DEPTH = 64
 #: ``level`` of a label's own node, and of a point with no confident node.
 LABEL_LEVEL = "label"
 NONE_LEVEL = "none"
@@ -91,14 +87,14 @@ class LabelTree:
     def __post_init__(self) -> None:
         if not len(self.names) == len(self.parents) == len(self.levels):
             raise InputError("a label tree needs one name, parent and level per node")
-        if len(self.names) > MAX_TREE_NODES:
-            raise LimitError(
-                f"the label tree {self.source} has {len(self.names):,} nodes, over the limit "
-                f"MAX_TREE_NODES = {MAX_TREE_NODES:,}",
-                path=self.source or None,
-                value=len(self.names),
-            )
-        _check_depth(self.parents, self.source)
+        limits = current()  # the label_tree_* limits, with the environment applied
+        limits.check(
+            "label_tree_nodes",
+            len(self.names),
+            what=f"nodes of the label tree {self.source}".rstrip(),
+            path=self.source or None,
+        )
+        _check_depth(self.parents, self.source, limits)
         ancestor_matrix(self.parents)  # checks indices and cycles
 
     @property
@@ -119,8 +115,8 @@ class LabelTree:
             ) from None
 
 
-def _check_depth(parents: Sequence[int], source: str) -> None:
-    """Every node within :data:`MAX_TREE_DEPTH` levels of a root, in O(nodes)."""
+def _check_depth(parents: Sequence[int], source: str, limits: Limits) -> None:
+    """Every node within ``limits.label_tree_depth`` levels of a root, in O(nodes)."""
     depth: dict[int, int] = {}
     for start in range(len(parents)):
         chain: list[int] = []
@@ -133,12 +129,12 @@ def _check_depth(parents: Sequence[int], source: str) -> None:
         base = depth.get(node, -1)
         for offset, item in enumerate(reversed(chain), start=1):
             depth[item] = base + offset
-            if base + offset > MAX_TREE_DEPTH:
-                raise LimitError(
-                    f"the label tree {source} is deeper than the limit MAX_TREE_DEPTH = "
-                    f"{MAX_TREE_DEPTH} (node {item} is at depth {base + offset})",
+            if base + offset > limits.label_tree_depth:
+                limits.check(
+                    "label_tree_depth",
+                    base + offset,
+                    what=f"depth of node {item} of the label tree {source}".rstrip(),
                     path=source or None,
-                    value=base + offset,
                 )
 
 
@@ -256,13 +252,9 @@ def tree_from_links(
     the node of its short code or name.
     """
     nodes = {node_id: (str(name).strip(), parent) for node_id, name, parent in links}
-    if len(nodes) > MAX_TREE_NODES:  # before any work on them
-        raise LimitError(
-            f"the label tree has {len(nodes):,} labels, over the limit MAX_TREE_NODES = "
-            f"{MAX_TREE_NODES:,}",
-            path=source,
-            value=len(nodes),
-        )
+    current().check(  # before any work on them
+        "label_tree_nodes", len(nodes), what="labels of the label tree", path=source
+    )
     build = _Builder(source)
 
     def add(node_id: object) -> None:
@@ -470,8 +462,6 @@ __all__ = [
     "ANSWER_COLUMNS",
     "CHUNK_POINTS",
     "LABEL_LEVEL",
-    "MAX_TREE_DEPTH",
-    "MAX_TREE_NODES",
     "NONE_LEVEL",
     "TOLERANCE",
     "Answers",
