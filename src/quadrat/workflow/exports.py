@@ -6,8 +6,6 @@ columns after CoralNet's, only when a threshold is given.
 
 from __future__ import annotations
 
-import tempfile
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -103,10 +101,17 @@ def export_annotations(
         if f"suggestion_{k}" in table:
             out[f"machine_suggestion_{k}"] = table[f"suggestion_{k}"]
             out[f"machine_confidence_{k}"] = table[f"confidence_{k}"]
-    if found is None:
-        write_annotations_csv(out, path, escape_formulas=escape_formulas)
-    else:
-        _write_with_answers(out, found, path, escape_formulas)
+    extra = None
+    if found is not None:
+        percent = pd.Series(np.floor(found.score * 100 + 0.5)).astype("Int64")  # as CoralNet's
+        extra = pd.DataFrame(
+            {
+                ANSWER_HEADERS[0]: found.name.astype(str),
+                ANSWER_HEADERS[1]: found.level.astype(str),
+                ANSWER_HEADERS[2]: percent.astype("string").fillna("").to_numpy(),
+            }
+        )
+    write_annotations_csv(out, path, escape_formulas=escape_formulas, extra=extra)
     return len(out)
 
 
@@ -151,27 +156,6 @@ def answers(src: Source, threshold: float, hierarchy: str | Path | None = None) 
     for column, values in found.columns().items():
         out[column] = values
     return out
-
-
-def _write_with_answers(
-    out: pd.DataFrame, found: Answers, path: str | Path, escape_formulas: bool
-) -> None:
-    """CoralNet's columns as :func:`write_annotations_csv` writes them, then the answers,
-    in one atomic write (the CoralNet part is written to a temporary file and read back
-    as text, so its cells are exactly those of a plain export)."""
-    from quadrat.io.coralnet._cells import write_csv
-
-    with tempfile.TemporaryDirectory() as tmp:
-        plain = Path(tmp) / "annotations.csv"
-        with warnings.catch_warnings():  # the final write warns, once, about every cell
-            warnings.simplefilter("ignore", UserWarning)
-            write_annotations_csv(out, plain)
-        frame = pd.read_csv(plain, dtype=str, keep_default_na=False, na_filter=False)
-    percent = pd.Series(np.floor(found.score * 100 + 0.5)).astype("Int64")  # as CoralNet's
-    frame[ANSWER_HEADERS[0]] = found.name.astype(str)
-    frame[ANSWER_HEADERS[1]] = found.level.astype(str)
-    frame[ANSWER_HEADERS[2]] = percent.astype("string").fillna("").to_numpy()
-    write_csv(frame, path, escape_formulas=escape_formulas)
 
 
 def metadata_order(columns: Iterable[str]) -> list[str]:

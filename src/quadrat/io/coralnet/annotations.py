@@ -257,8 +257,12 @@ def write_annotations_csv(
     *,
     label_header: str | None = None,
     escape_formulas: bool = False,
+    extra: pd.DataFrame | None = None,
 ) -> Path:
     """Write annotations in CoralNet's export form (atomically).
+
+    ``extra``: columns written as they are after CoralNet's (one row per row of ``df``,
+    in order), e.g. quadrat's hierarchical answers; CoralNet's cells do not change.
 
     Column order as CoralNet exports: ``Name``, metadata columns (any column of ``df``
     that is not a normalised annotation column, in ``df`` order), ``Row``, ``Column``,
@@ -319,4 +323,9 @@ def write_annotations_csv(
             )
         percent = np.floor(conf * 100 + 0.5)
         out[f"Machine confidence {k}"] = blank(percent.astype("Int64"))
+    if extra is not None:
+        for column in extra.columns:
+            if str(column) in out:
+                raise InputError(f"extra column {column!r} is one of CoralNet's", value=column)
+            out[str(column)] = pd.Series(extra[column].to_numpy(), index=df.index)
     return write_csv(pd.DataFrame(out), path, escape_formulas=escape_formulas)
