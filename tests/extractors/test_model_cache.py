@@ -207,6 +207,34 @@ def test_stale_temporaries_are_removed_and_a_lost_race_is_harmless(warm: Path) -
     assert [p.name for p in warm.iterdir() if p.name.startswith(".tmp-")] == [".tmp-live"]
 
 
+@pytest.mark.slow
+def test_a_miss_converts_in_a_child_process(
+    tmp_path: Path,
+    warm: Path,
+    patches: np.ndarray,
+    conversions: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without torch loaded here, a miss converts in a child (torch never enters this
+    process); if the child fails, the conversion happens here instead."""
+    from quadrat.extractors import openvino_build
+
+    monkeypatch.setattr(openvino_build, "torch_loaded", lambda: False)
+    child = _openvino(tmp_path / "a")
+    assert len(conversions) == 0 and len(_entries(tmp_path / "a")) == 1
+    here = _openvino(warm)  # converted in this process by the module fixture
+    assert child.key == here.key
+    np.testing.assert_array_equal(child.extract(patches), here.extract(patches))
+
+    def failing(*args: object, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.CompletedProcess(args, 1, b"", b"boom")
+
+    monkeypatch.setattr(openvino_build.subprocess, "run", failing)
+    again = _openvino(tmp_path / "b")
+    assert len(conversions) == 1 and again.key == child.key
+    assert len(_entries(tmp_path / "b")) == 1
+
+
 def test_cache_root_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(model_cache.CACHE_ENV, str(tmp_path / "c"))
     assert model_cache.resolve_root(None) == tmp_path / "c"

@@ -55,11 +55,13 @@ def create_extractor(
         )
         if fast is not None:
             eager = {**options, "runtime": "eager"}
-            return fast.build(batch_size, lambda: _build(name, weights, eager))
-    return _build(name, weights, options)
+            fast.child = openvino_build.child_spec(name, weights, options)
+            return fast.build(batch_size, lambda: build_torch(name, weights, eager))
+    return build_torch(name, weights, options)
 
 
-def _build(name: str, weights: str | Path | None, options: dict[str, Any]) -> Extractor:
+def build_torch(name: str, weights: str | Path | None, options: dict[str, Any]) -> Extractor:
+    """The network by name as a TorchExtractor (or the texture extractor), no OpenVINO path."""
     if name in EXTRACTORS:
         return EXTRACTORS.get(name)(weights, **options)
     if name.startswith(TIMM_PREFIX):

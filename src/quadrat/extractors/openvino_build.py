@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import json
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -31,6 +34,12 @@ from quadrat.extractors.openvino_model import OpenVinoExtractor, Precision, chec
 from quadrat.extractors.registry import BACKBONE_SUFFIXES
 
 RUNTIMES: tuple[str, ...] = ("auto", "eager", "compile", "openvino")
+#: On a cache miss in a process that has not imported torch, convert in a child process:
+#: torch and timm (about 650 MB) then never enter this one, so a cold call's peak memory
+#: is the larger of the two processes', not their sum. False: always convert here.
+CONVERT_IN_CHILD = True
+#: Longest a conversion child may run (seconds) before this process converts itself.
+CONVERT_TIMEOUT_S = 1800.0
 #: Key suffix of each reduced precision on OpenVINO (f32 shares the eager key).
 MODE_TAGS = {"f32": "", "bf16": "+openvino-bf16", "int8": "+openvino-int8"}
 
@@ -70,6 +79,7 @@ class Plan:
     mode_tag: str = ""
     calibration: np.ndarray | None = None  # int8 only
     weights_path: str | None = None  # as given now (a cached config names the first path)
+    child: dict[str, Any] | None = None  # JSON arguments for a conversion child process
 
     def build(self, batch_size: int, make_torch: Callable[[], Extractor]) -> Extractor:
         """From the cache, else ``make_torch()`` converted (and cached); int8 quantised."""
@@ -113,6 +123,33 @@ class Plan:
             return None
 
     def _convert(
+        self, cache: ModelCache | None, recipe: Recipe, make_torch: Callable[[], Extractor]
+    ) -> tuple[Any, ExtractorConfig, str] | Extractor:
+        if cache is not None and self._convert_in_child(cache.root):
+            found = self._cached(cache, recipe)
+            if found is not None:
+                return found
+        return self._convert_here(cache, recipe, make_torch)
+
+    def _convert_in_child(self, root: Path) -> bool:
+        """Convert (and cache) in a fresh interpreter; False if that did not work."""
+        if not CONVERT_IN_CHILD or self.child is None or torch_loaded():
+            return False
+        spec = json.dumps({**self.child, "root": str(root)})
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "quadrat.extractors.openvino_build", spec],
+                capture_output=True,
+                timeout=CONVERT_TIMEOUT_S,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        # Any failure (a bad weights file, say) is raised again, with its own message,
+        # by the conversion here.
+        return done.returncode == 0
+
+    def _convert_here(
         self, cache: ModelCache | None, recipe: Recipe, make_torch: Callable[[], Extractor]
     ) -> tuple[Any, ExtractorConfig, str] | Extractor:
         torch_extractor = make_torch()
@@ -241,4 +278,49 @@ def plan(
     )
 
 
+def torch_loaded() -> bool:
+    """Whether this process has torch already (then converting here costs no new imports)."""
+    return "torch" in sys.modules
+
+
+def child_spec(
+    name: str, weights: str | Path | None, options: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``create_extractor``'s arguments for a conversion child, or None if not JSON."""
+    spec = {"name": name, "weights": None if weights is None else str(weights), "options": options}
+    try:
+        json.dumps(spec)
+    except (TypeError, ValueError):
+        return None
+    return spec
+
+
+def _convert_child(spec: dict[str, Any]) -> int:
+    """In the child: build the PyTorch network, convert it, write the cache entry."""
+    from quadrat.extractors.factory import build_torch
+
+    name, weights, options = spec["name"], spec["weights"], dict(spec["options"])
+    found = plan(
+        name,
+        weights,
+        random_weights=bool(options.get("random_weights")),
+        device="cpu",
+        options={**options, "runtime": "openvino", "model_cache": spec["root"]},
+    )
+    if found is None or found.root is None:
+        return 2
+    found.fallback = False
+    recipe = replace(found.recipe, ir_mode="f32")
+    eager = {**options, "runtime": "eager"}
+    made = found._convert_here(
+        ModelCache(found.root), recipe, lambda: build_torch(name, weights, eager)
+    )
+    return 0 if not isinstance(made, Extractor) else 3
+
+
 __all__ = ["MODE_TAGS", "Plan", "check_runtime", "plan", "resolve_runtime_name"]
+
+
+if __name__ == "__main__":  # the conversion child: python -m quadrat.extractors.openvino_build
+    warnings.simplefilter("ignore")
+    raise SystemExit(_convert_child(json.loads(sys.argv[1])))
