@@ -63,7 +63,13 @@ def worker_quadrat(job: dict[str, Any]) -> dict[str, Any]:
     summary = project.source("bench").extract(extractor)
     project.close()
     seconds = time.perf_counter() - _T0
+    import resource
+
+    # A cold call converts in a child process: its peak counts too (ru_maxrss of the
+    # largest child; it may include this process's size when forked, never less).
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
+        "child_peak_rss_mb": round(child, 1),
         "points": summary.points,
         "seconds": seconds,
         "engine_seconds": summary.seconds,
@@ -235,6 +241,7 @@ def main() -> None:
             "seconds": median(r, "seconds"),
             "points_per_s": median(r, "points_per_s"),
             "peak_rss_mb": median(r, "peak_rss_mb"),
+            "child_peak_rss_mb": median(r, "child_peak_rss_mb") if case != "pyspacer" else 0,
             "loadavg_before": [round(x["loadavg_before"], 2) for x in r],
         }
         for case, r in runs.items()
