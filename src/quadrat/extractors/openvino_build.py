@@ -31,7 +31,7 @@ from quadrat.errors import InputError
 from quadrat.extractors.base import Extractor, ExtractorConfig
 from quadrat.extractors.model_cache import ModelCache, Recipe, file_sha256, resolve_root
 from quadrat.extractors.openvino_model import OpenVinoExtractor, Precision, check_precision
-from quadrat.extractors.registry import BACKBONE_SUFFIXES
+from quadrat.extractors.registry import BACKBONE_SUFFIXES, EXTRACTORS, TIMM_PREFIX
 
 RUNTIMES: tuple[str, ...] = ("auto", "eager", "compile", "openvino")
 #: On a cache miss in a process that has not imported torch, convert in a child process:
@@ -251,6 +251,9 @@ def plan(
         ir_mode, mode_tag = f"int8:{digest[:16]}", f"{mode_tag}-{digest[:8]}"
     elif calibration is not None:
         raise InputError("calibration patches are for precision='int8' only", param="calibration")
+    known = name in EXTRACTORS or name.startswith(TIMM_PREFIX)
+    if not known and Path(name).suffix not in BACKBONE_SUFFIXES:
+        return None  # the torch path names the valid choices
     recipe_name = name
     if Path(name).suffix in BACKBONE_SUFFIXES:
         if weights is not None or random_weights or not Path(name).is_file():
