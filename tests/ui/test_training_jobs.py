@@ -27,10 +27,11 @@ requests = pytest.importorskip("requests")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Any]:
+def store(database_url: str) -> Iterator[Any]:
+    """An empty project, on SQLite and on PostgreSQL."""
     import quadrat
 
-    project = quadrat.Project.create(tmp_path / "lease.db")
+    project = quadrat.Project.create(database_url)
     yield project.store
     project.close()
 

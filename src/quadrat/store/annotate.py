@@ -12,11 +12,12 @@ later work.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -128,40 +129,76 @@ class PointRow:
     suggestions: list[Suggestion] = field(default_factory=list)
 
 
+# The save path (a keypress: a point's source, its annotation, the write, the point again)
+# runs these statements. They are built once, with bound parameters, and run on the
+# session's connection (SQLAlchemy Core): building a select and going through the ORM's
+# execution cost ~0.4 ms per statement, ten times the query itself on SQLite.
+_POINT_COLUMNS = (
+    select(
+        Point.id,
+        Point.image_id,
+        Point.number,
+        Point.row,
+        Point.column,
+        Annotation.label_id,
+        Annotation.status,
+        Annotation.annotator,
+        Annotation.annotated_at,
+    )
+    .outerjoin(Annotation, Annotation.point_id == Point.id)
+    .order_by(Point.number)
+)
+_SCORE_COLUMNS = select(
+    Score.point_id, Score.classifier_id, Score.rank, Score.label_id, Score.score
+).join(Point, Point.id == Score.point_id)
+_IMAGE_POINTS = _POINT_COLUMNS.where(Point.image_id == bindparam("image_id"))
+_IMAGE_SCORES = _SCORE_COLUMNS.where(Point.image_id == bindparam("image_id"))
+_ONE_POINT = _POINT_COLUMNS.where(Point.id == bindparam("point_id"))
+_ONE_POINT_SCORES = select(
+    Score.point_id, Score.classifier_id, Score.rank, Score.label_id, Score.score
+).where(Score.point_id == bindparam("point_id"))
+_POINT_SOURCE = (
+    select(Image.source_id, Image.id)
+    .join(Point, Point.image_id == Image.id)
+    .where(Point.id == bindparam("point_id"))
+)
+_ANNOTATION = select(
+    Annotation.label_id,
+    Annotation.status,
+    Annotation.annotator,
+    Annotation.annotated_at,
+    Annotation.classifier_id,
+).where(Annotation.point_id == bindparam("point_id"))
+_LABEL_SOURCE = select(Label.source_id).where(Label.id == bindparam("label_id"))
+# Executed with the columns' values as parameters (SET/VALUES of those columns).
+_UPDATE_ANNOTATION = update(Annotation).where(Annotation.point_id == bindparam("b_point_id"))
+_INSERT_ANNOTATION = insert(Annotation)
+_DELETE_ANNOTATION = delete(Annotation).where(Annotation.point_id == bindparam("point_id"))
+
+
 def image_points(session: Session, image_id: int) -> list[PointRow]:
-    return _points(session, Point.image_id == image_id)
+    connection = session.connection()
+    params = {"image_id": image_id}
+    return _point_rows(
+        connection.execute(_IMAGE_POINTS, params).all(),
+        connection.execute(_IMAGE_SCORES, params).all(),
+    )
 
 
 def point_row(session: Session, point_id: int) -> PointRow:
-    rows = _points(session, Point.id == point_id)
+    connection = session.connection()
+    params = {"point_id": point_id}
+    rows = _point_rows(
+        connection.execute(_ONE_POINT, params).all(),
+        connection.execute(_ONE_POINT_SCORES, params).all(),
+    )
     if not rows:
         raise NotFoundError(f"no point {point_id}", value=point_id, param="point_id")
     return rows[0]
 
 
-def _points(session: Session, where: Any) -> list[PointRow]:
-    """Points matching ``where`` with their annotation and latest top-5, by number."""
-    rows = session.execute(
-        select(
-            Point.id,
-            Point.image_id,
-            Point.number,
-            Point.row,
-            Point.column,
-            Annotation.label_id,
-            Annotation.status,
-            Annotation.annotator,
-            Annotation.annotated_at,
-        )
-        .outerjoin(Annotation, Annotation.point_id == Point.id)
-        .where(where)
-        .order_by(Point.number)
-    ).all()
-    scores = session.execute(
-        select(Score.point_id, Score.classifier_id, Score.rank, Score.label_id, Score.score)
-        .join(Point, Point.id == Score.point_id)
-        .where(where)
-    ).all()
+def _point_rows(rows: Sequence[Any], scores: Sequence[Any]) -> list[PointRow]:
+    """Points (by number) with their annotation and their latest classifier's top-5."""
     latest: dict[int, int] = {}
     for pid, cid, *_ in scores:
         latest[pid] = max(latest.get(pid, cid), cid)
@@ -188,11 +225,7 @@ def _points(session: Session, where: Any) -> list[PointRow]:
 
 def point_source(session: Session, point_id: int) -> tuple[int, int]:
     """``(source id, image id)`` of a point, or a NotFoundError."""
-    row = session.execute(
-        select(Image.source_id, Image.id)
-        .join(Point, Point.image_id == Image.id)
-        .where(Point.id == point_id)
-    ).first()
+    row = session.connection().execute(_POINT_SOURCE, {"point_id": point_id}).first()
     if row is None:
         raise NotFoundError(f"no point {point_id}", value=point_id, param="point_id")
     return int(row[0]), int(row[1])
@@ -244,45 +277,58 @@ def _iso(when: datetime | None) -> str | None:
 
 
 def annotation_state(session: Session, point_id: int) -> AnnotationState | None:
-    row = session.scalar(select(Annotation).where(Annotation.point_id == point_id))
+    row = session.connection().execute(_ANNOTATION, {"point_id": point_id}).first()
     if row is None:
         return None
+    label_id, status, annotator, when, classifier_id = row
     return AnnotationState(
-        label_id=row.label_id,
-        status=str(AnnotationStatus(row.status).value),
-        annotator=row.annotator,
-        annotated_at=_iso(row.annotated_at),
-        classifier_id=row.classifier_id,
+        label_id=int(label_id),
+        status=str(AnnotationStatus(status).value),
+        annotator=annotator,
+        annotated_at=_iso(when),
+        classifier_id=None if classifier_id is None else int(classifier_id),
     )
 
 
 def write_annotation(session: Session, point_id: int, state: AnnotationState | None) -> None:
-    """Make the point's annotation exactly ``state`` (None: no annotation)."""
+    """Make the point's annotation exactly ``state`` (None: no annotation).
+
+    An UPDATE of the point's row (it usually has one: the machine's suggestion), an INSERT
+    when it has none; in a savepoint, so that a row another transaction inserted first is
+    updated instead of failing the request.
+    """
+    connection = session.connection()
     source_id, _image_id = point_source(session, point_id)
-    if state is not None:
-        label_source = session.scalar(select(Label.source_id).where(Label.id == state.label_id))
-        if label_source != source_id:
-            raise InputError(
-                f"label {state.label_id} is not in this point's labelset",
-                value=state.label_id,
-                param="label_id",
-            )
-    session.execute(delete(Annotation).where(Annotation.point_id == point_id))
     if state is None:
+        connection.execute(_DELETE_ANNOTATION, {"point_id": point_id})
         return
-    when = None
-    if state.annotated_at is not None:
-        when = datetime.fromisoformat(state.annotated_at)
-    session.execute(
-        insert(Annotation).values(
-            point_id=point_id,
-            label_id=state.label_id,
-            status=AnnotationStatus(state.status),
-            annotator=state.annotator,
-            annotated_at=when,
-            classifier_id=state.classifier_id,
+    label_source = connection.execute(_LABEL_SOURCE, {"label_id": state.label_id}).scalar()
+    if label_source != source_id:
+        raise InputError(
+            f"label {state.label_id} is not in this point's labelset",
+            value=state.label_id,
+            param="label_id",
         )
-    )
+    values = {
+        "point_id": point_id,
+        "label_id": state.label_id,
+        "status": AnnotationStatus(state.status),
+        "annotator": state.annotator,
+        "annotated_at": None
+        if state.annotated_at is None
+        else datetime.fromisoformat(state.annotated_at),
+        "classifier_id": state.classifier_id,
+    }
+    changes = {**values, "b_point_id": point_id}
+    del changes["point_id"]
+    if connection.execute(_UPDATE_ANNOTATION, changes).rowcount:
+        return
+    try:
+        with session.begin_nested():
+            session.connection().execute(_INSERT_ANNOTATION, values)
+    except IntegrityError:  # inserted meanwhile by another request: ours wins, as before
+        if not session.connection().execute(_UPDATE_ANNOTATION, changes).rowcount:
+            raise
 
 
 def replace_if_current(
