@@ -72,14 +72,10 @@ def meta_items(session: Session, prefix: str) -> dict[str, str]:
 
 
 def swap_meta_value(session: Session, key: str, expected: str | None, value: str | None) -> bool:
-    """Compare-and-set: ``key`` holds ``value`` afterwards (None: no row) only if it held
-    ``expected`` (None: no row); False, changing nothing, otherwise.
-
-    Why: a lease or a small record that processes sharing the project update without a
-    lock of their own. Each case is one statement (INSERT of a new key, UPDATE or DELETE
-    ``WHERE value = expected``), atomic on SQLite and PostgreSQL alike, so of two
-    processes swapping from the same value exactly one succeeds.
-    """
+    """Compare-and-set: ``key`` holds ``value`` (None: no row) only if it held ``expected``
+    (None: no row); else False. For a lease or record that processes sharing the project
+    update without a lock: each case is one statement (INSERT, or UPDATE/DELETE ``WHERE
+    value = expected``), atomic on SQLite and PostgreSQL, so exactly one of two wins."""
     if value is not None and len(value) > META_VALUE_CHARS:
         raise InputError(
             f"meta value for {key!r} has {len(value)} characters, more than {META_VALUE_CHARS}",
@@ -95,13 +91,9 @@ def swap_meta_value(session: Session, key: str, expected: str | None, value: str
         except IntegrityError:  # the key exists (maybe just stored by another process)
             return False
         return True
-    if value is None:
-        done = session.execute(delete(Meta).where(Meta.key == key, Meta.value == expected))
-    else:
-        done = session.execute(
-            update(Meta).where(Meta.key == key, Meta.value == expected).values(value=value)
-        )
-    return int(getattr(done, "rowcount", 0) or 0) == 1
+    match = (Meta.key == key, Meta.value == expected)
+    change = delete(Meta) if value is None else update(Meta).values(value=value)
+    return int(session.connection().execute(change.where(*match)).rowcount or 0) == 1
 
 
 # ----------------------------------------------------------------------------- points
@@ -133,18 +125,10 @@ class PointRow:
 # runs these statements. They are built once, with bound parameters, and run on the
 # session's connection (SQLAlchemy Core): building a select and going through the ORM's
 # execution cost ~0.4 ms per statement, ten times the query itself on SQLite.
+_LABEL_COLUMNS = (Annotation.label_id, Annotation.status, Annotation.annotator)
 _POINT_COLUMNS = (
-    select(
-        Point.id,
-        Point.image_id,
-        Point.number,
-        Point.row,
-        Point.column,
-        Annotation.label_id,
-        Annotation.status,
-        Annotation.annotator,
-        Annotation.annotated_at,
-    )
+    select(Point.id, Point.image_id, Point.number, Point.row, Point.column, *_LABEL_COLUMNS)
+    .add_columns(Annotation.annotated_at)
     .outerjoin(Annotation, Annotation.point_id == Point.id)
     .order_by(Point.number)
 )
@@ -154,23 +138,16 @@ _SCORE_COLUMNS = select(
 _IMAGE_POINTS = _POINT_COLUMNS.where(Point.image_id == bindparam("image_id"))
 _IMAGE_SCORES = _SCORE_COLUMNS.where(Point.image_id == bindparam("image_id"))
 _ONE_POINT = _POINT_COLUMNS.where(Point.id == bindparam("point_id"))
-_ONE_POINT_SCORES = select(
-    Score.point_id, Score.classifier_id, Score.rank, Score.label_id, Score.score
-).where(Score.point_id == bindparam("point_id"))
+_ONE_POINT_SCORES = _SCORE_COLUMNS.where(Score.point_id == bindparam("point_id"))
 _POINT_SOURCE = (
     select(Image.source_id, Image.id)
     .join(Point, Point.image_id == Image.id)
     .where(Point.id == bindparam("point_id"))
 )
-_ANNOTATION = select(
-    Annotation.label_id,
-    Annotation.status,
-    Annotation.annotator,
-    Annotation.annotated_at,
-    Annotation.classifier_id,
-).where(Annotation.point_id == bindparam("point_id"))
+_ANNOTATION = select(*_LABEL_COLUMNS, Annotation.annotated_at, Annotation.classifier_id).where(
+    Annotation.point_id == bindparam("point_id")
+)
 _LABEL_SOURCE = select(Label.source_id).where(Label.id == bindparam("label_id"))
-# Executed with the columns' values as parameters (SET/VALUES of those columns).
 _UPDATE_ANNOTATION = update(Annotation).where(Annotation.point_id == bindparam("b_point_id"))
 _INSERT_ANNOTATION = insert(Annotation)
 _DELETE_ANNOTATION = delete(Annotation).where(Annotation.point_id == bindparam("point_id"))
@@ -291,12 +268,9 @@ def annotation_state(session: Session, point_id: int) -> AnnotationState | None:
 
 
 def write_annotation(session: Session, point_id: int, state: AnnotationState | None) -> None:
-    """Make the point's annotation exactly ``state`` (None: no annotation).
-
-    An UPDATE of the point's row (it usually has one: the machine's suggestion), an INSERT
-    when it has none; in a savepoint, so that a row another transaction inserted first is
-    updated instead of failing the request.
-    """
+    """Make the point's annotation exactly ``state`` (None: no annotation): an UPDATE of its
+    row (usually there: the machine's), else an INSERT in a savepoint (a row inserted
+    meanwhile by another request is updated instead)."""
     connection = session.connection()
     source_id, _image_id = point_source(session, point_id)
     if state is None:
@@ -309,18 +283,17 @@ def write_annotation(session: Session, point_id: int, state: AnnotationState | N
             value=state.label_id,
             param="label_id",
         )
-    values = {
-        "point_id": point_id,
+    when = None if state.annotated_at is None else datetime.fromisoformat(state.annotated_at)
+    changes = {
         "label_id": state.label_id,
         "status": AnnotationStatus(state.status),
         "annotator": state.annotator,
-        "annotated_at": None
-        if state.annotated_at is None
-        else datetime.fromisoformat(state.annotated_at),
+        "annotated_at": when,
         "classifier_id": state.classifier_id,
+        "b_point_id": point_id,
     }
-    changes = {**values, "b_point_id": point_id}
-    del changes["point_id"]
+    values = {**changes, "point_id": point_id}
+    del values["b_point_id"]
     if connection.execute(_UPDATE_ANNOTATION, changes).rowcount:
         return
     try:

@@ -1,38 +1,32 @@
 """Retraining from the browser: CoralNet's policy after confirmations, and "Train now",
 one run per source at a time across every server process on the project.
 
-Why a lease in the project and not the deploy job queue: the queue
-(:class:`quadrat.service.queue.JobQueue`) carries deploy job ids whose state lives in the
-deploy tables, and runs only where ``quadrat serve`` started workers; the UI also runs in
-an application with no queue. A source's training is one small record in the project's
-``meta`` table (key ``ui_training:<source id>``, JSON) that every process updates by
-compare-and-set (:func:`quadrat.store.annotate.swap_meta_value`: one UPDATE ``WHERE
-value = <what I read>``, atomic on SQLite and PostgreSQL; no schema change). The record
-is the run's state (queued, running, done, failed), who asked, when it started, its
-outcome, and while it runs the lease: the runner (host and pid) and a heartbeat it writes
-every :data:`HEARTBEAT_SECONDS`. A process claims a queued run by swapping it to
-``running`` with its own name; of two processes only one swap succeeds, so a source is
-trained by one process at a time. A runner that dies (``kill -9``, a crash) stops its
-heartbeat: after :data:`STALE_SECONDS` (at once when it was on this machine and its
-process is gone) the record counts as stale and the next process to look runs it again,
-at most :data:`MAX_ATTEMPTS` times. A queued run survives a restart in the record.
+Why a lease in the project, not the deploy queue: the queue (:mod:`quadrat.service.queue`)
+carries deploy job ids and runs only where ``quadrat serve`` started workers, while the UI
+also runs without one. A source's run is one record in the ``meta`` table (key
+``ui_training:<source id>``, JSON; :mod:`.state`), changed only by compare-and-set
+(:func:`quadrat.store.annotate.swap_meta_value`, atomic on SQLite and PostgreSQL; no schema
+change): its state (queued, running, done, failed), who asked, when it started, its
+outcome, and while it runs the lease: the runner (host:pid) and a heartbeat every
+:data:`HEARTBEAT_SECONDS`. A process claims a queued run by swapping it to ``running``
+under its name; of two only one swap succeeds. A runner that dies stops beating: after
+:data:`~.state.STALE_SECONDS` (at once if its process on this machine is gone) the next
+process to look runs it again, at most :data:`MAX_ATTEMPTS` times. A queued run survives
+a restart. Each process has one daemon thread, started on demand (a request, a
+confirmation, a status read that finds a queued or stale run), that polls the records
+every :data:`POLL_SECONDS` while any is queued or running and stops after
+:data:`IDLE_SECONDS` idle.
 
-Each process has one daemon thread (started on demand: a request, a confirmation, or a
-look at the status that finds a queued or stale run) that runs what is due and then polls
-the records every :data:`POLL_SECONDS` while anything is queued or running anywhere,
-stopping after :data:`IDLE_SECONDS` with nothing to do.
+Confirmations only *nudge*: the policy check runs in the thread once the keys pause for
+:data:`CHECK_QUIET_SECONDS` (at most :data:`CHECK_MAX_DELAY_SECONDS` after the first),
+reading only; a due check claims the lease, and ``Source.train`` checks the policy again
+under it, so two processes never train the same round. An interrupted run stores no
+classifier (one is stored in one transaction at its end); why each classifier was accepted
+or rejected comes from the stored history (:func:`verdicts`). Generate points asks for a
+run that extracts the new points' features and classifies them.
 
-Confirmations only *nudge*: the policy check (confirmed images against
-:class:`~quadrat.classifiers.policy.TrainingPolicy`) runs in the thread once the keys
-pause for :data:`CHECK_QUIET_SECONDS` (at most :data:`CHECK_MAX_DELAY_SECONDS` after the
-first), reading only; a due check claims the lease and trains, and ``Source.train`` checks
-the policy again under it, so two processes never train the same round. An interrupted
-run leaves no classifier behind (one is stored in one transaction at its end), and what
-each run decided (accepted or rejected, and why) is recomputed from the stored history
-(:func:`verdicts`).
-
-Generate points asks for a run that extracts the new points' features and classifies them
-with the active classifier, so a new image gets the machine's suggestions.
+Why this module is long: the lease's state machine (request, claim, heartbeat, release,
+takeover of a dead runner) is one idea; split, each half would need the other's rules.
 """
 
 from __future__ import annotations
