@@ -191,8 +191,8 @@ class Trainer:
             return replace(current, next=merged)
 
         new = self._update(source_id, change)
+        self._wake.set()  # before _start: a thread about to stop sees it and stays
         self._start()
-        self._wake.set()
         status = new if new is not None else (self.record(source_id) or TrainingStatus())
         return Requested(new is not None, status, refused[0] if refused else None)
 
@@ -201,8 +201,10 @@ class Trainer:
         Memory only (a check lost in a restart is made at the next confirmation)."""
         now = time.monotonic()
         with self._lock:
-            first, _latest = self._checks.get(source_id, (now, now))
-            self._checks[source_id] = (first, now)
+            waiting = self._checks.get(source_id)
+            self._checks[source_id] = (now if waiting is None else waiting[0], now)
+        if waiting is None:
+            self._wake.set()  # the thread's next wait ends at this check's time
         self._start()
 
     def wait_idle(self, timeout: float) -> bool:
@@ -280,6 +282,7 @@ class Trainer:
                 if (
                     not self._checks
                     and not watching
+                    and not self._wake.is_set()
                     and time.monotonic() - idle_since > IDLE_SECONDS
                 ):
                     self._thread = None
