@@ -248,7 +248,7 @@ def plan(
 
         calibration = check_calibration(calibration)
         digest = calibration_digest(calibration)
-        ir_mode, mode_tag = f"int8:{digest[:16]}", f"{mode_tag}-{digest[:8]}"
+        ir_mode, mode_tag = f"int8-mixed:{digest[:16]}", f"{mode_tag}-{digest[:8]}"
     elif calibration is not None:
         raise InputError("calibration patches are for precision='int8' only", param="calibration")
     known = name in EXTRACTORS or name.startswith(TIMM_PREFIX)

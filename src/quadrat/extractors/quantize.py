@@ -83,7 +83,10 @@ def quantize_int8(model: Any, config: ExtractorConfig, calibration: np.ndarray) 
     return nncf.quantize(
         model.clone(),
         nncf.Dataset(samples),
-        preset=nncf.QuantizationPreset.PERFORMANCE,
+        # Asymmetric activation ranges: swish outputs are mostly positive with a small
+        # negative tail; on Moorea patches MIXED kept the median cosine to f32 at 0.995
+        # where the symmetric PERFORMANCE preset gave 0.983.
+        preset=nncf.QuantizationPreset.MIXED,
         subset_size=len(samples),
     )
 
