@@ -60,13 +60,23 @@ _HOST = socket.gethostname()
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process runs with this pid. A zombie does not: after ``kill -9`` of a
+    server its workers exit but stay zombies until reaped, and a restart in that window
+    must requeue their jobs at once, not after the periodic recovery."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): signal 0 is all we know
+        return True
+    # "pid (comm) S ...": the state follows the last ')' (comm may hold spaces and ')').
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 class JSONSerializer:
