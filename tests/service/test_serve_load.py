@@ -1,9 +1,9 @@
 """benchmarks/serve_load.py's short path runs end to end and reports what it promises.
 
 A real server subprocess, a loopback image server and one CoralNet-style client with 2
-images, on SQLite only. No speed is asserted (timings on a shared machine say nothing);
-the test checks the report's shape, that the job finished with every point, and that no
-job was lost.
+images, polling every second, on SQLite only. No speed is asserted (timings on a shared
+machine say nothing); the test checks the report's shape, that the job finished with
+every point, and that no job was lost.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def test_quick_run_reports_every_number_and_loses_no_job(tmp_path: Path) -> None
             "20",
             "--workers",
             "1",
+            "--poll-seconds",  # --quick polls every 2.5 s: most of a 1-job run's wait
+            "1.0",
             "--max-seconds",
             "400",
         ],
