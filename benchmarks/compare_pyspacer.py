@@ -363,8 +363,15 @@ def worker_quadrat_fit(job: dict[str, Any], out: Path) -> dict[str, Any]:
 
     imports = time.perf_counter() - t_enter
     data = np.load(job["data"])
+    estimator = None
+    if job.get("params"):  # e.g. {"refit": true}: the default classifier with these changes
+        from quadrat.classifiers.estimators import make_classifier
+
+        estimator = make_classifier(job["kind"], None).set_params(**job["params"])
     t0 = time.perf_counter()
-    result = train_classifier(data["X"], data["y"], groups=data["groups"], kind=job["kind"])
+    result = train_classifier(
+        data["X"], data["y"], groups=data["groups"], kind=job["kind"], estimator=estimator
+    )
     train_seconds = time.perf_counter() - t0
     test = np.load(job["test"])
     accuracy = float(np.mean(result.estimator.predict(test["X"]) == test["y"]))
