@@ -78,8 +78,8 @@ MAX_MLP_EPOCHS = 60
 #: large sources were still improving at epoch 10 (subclass 100k: 0.709 against
 #: pyspacer's 0.713), and early stopping ends the run when more epochs stop helping.
 EARLY_STOPPING_MIN_EPOCHS = 20
-#: Early stopping: training stops once the accuracy on the held-out calibration images has
-#: not improved for this many epochs; the best epoch's weights are kept.
+#: Early stopping: training stops after this many epochs in a row that ``keeps_epoch``
+#: rejects (clearly below the best held-out accuracy); the last kept epoch's weights stay.
 PATIENCE_EPOCHS = 4
 
 FloatArray = npt.NDArray[np.floating[Any]]
