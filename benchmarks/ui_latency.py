@@ -11,7 +11,8 @@ drives the system Chromium with Playwright:
   time stamp and the request's resource timing), over ``--keys`` presses (at most 199;
   goal: p95 under 100 ms).
 
-Prints one JSON object. Loopback only; bounded by ``--loads`` and ``--keys``.
+Prints one JSON object, with the load average at the start and the end (timings from a
+busy machine are pessimistic). Loopback only; bounded by ``--loads`` and ``--keys``.
 
     python benchmarks/ui_latency.py                     # 5 loads, 100 keys
     python benchmarks/ui_latency.py --loads 2 --keys 20
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -37,6 +39,14 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"n": len(values), "median": statistics.median(ordered), "p95": p95, "max": ordered[-1]}
+
+
+def _load_average() -> list[float] | None:
+    """1, 5 and 15 minute load averages (timings on a shared machine need them beside)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def build_project(root: Path) -> tuple[Path, int]:
@@ -113,7 +123,12 @@ def main() -> None:
         while not server.started:
             time.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
-        result: dict[str, Any] = {"image": "2000x1500", "points": 200, "build_s": build_s}
+        result: dict[str, Any] = {
+            "image": "2000x1500",
+            "points": 200,
+            "build_s": build_s,
+            "load_average_start": _load_average(),
+        }
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=args.chromium)
@@ -165,6 +180,7 @@ def main() -> None:
             server.should_exit = True
             thread.join(timeout=10)
             store.close()
+        result["load_average_end"] = _load_average()
         result["goals_met"] = {
             "page_under_1s": result["page_s"]["p95"] < 1.0,
             "save_p95_under_100ms": result["save_ms"]["p95"] < 100.0,
