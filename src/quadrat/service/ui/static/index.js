@@ -211,9 +211,12 @@
       el("h3", { id: id + "-title", text: "Training" }),
       el("p", { class: "hint", text: "A classifier is trained in the background when enough images are confirmed (CoralNet's rule: the first at 20 images, then at 10 % more); it replaces the active one only if it is at least 1 % more accurate." }));
     const describe = (t) => {
-      if (!t || t.state === "idle") return "No training since the server started.";
-      if (t.state === "queued") return "Training queued…";
-      if (t.state === "running") return "Training in the background…";
+      if (!t || t.state === "idle") return "No training recorded yet.";
+      // While queued or running, the message says where and since when (shared by every
+      // server process of the project).
+      const detail = t.message ? ": " + t.message : (t.started_at ? `: started ${t.started_at}` : "");
+      if (t.state === "queued") return "Training queued" + detail + ".";
+      if (t.state === "running") return "Training in the background" + detail + ".";
       if (t.state === "failed") return "Training failed: " + t.message;
       const suggested = t.reclassified !== null ? ` ${t.reclassified} points classified.` : "";
       if (!t.trained) return "No training due: " + t.message + "." + suggested;
