@@ -161,6 +161,11 @@ class WeightsError(InputError):
     """A weights file is missing, does not match the extractor's layout, or was not given."""
 
 
+class CacheEntryError(WeightsError):
+    """An on-disk model cache entry exists but cannot be trusted (damaged, or another
+    network's); the cache rebuilds it with a warning instead of raising this further."""
+
+
 class TrainingDataError(InputError):
     """The labelled points cannot train a classifier (too few points, labels or images)."""
 
@@ -248,6 +253,7 @@ def _rebuild_fetch(
 
 
 __all__ = [
+    "CacheEntryError",
     "ClassifierFormatError",
     "ConflictError",
     "CsvFormatError",

@@ -33,6 +33,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from quadrat.errors import CacheEntryError
+
 #: Bumped when the layout of an entry or the conversion changes.
 CACHE_FORMAT = 1
 #: Environment variable naming the cache root (default ``$XDG_CACHE_HOME/quadrat/openvino``,
@@ -43,10 +45,6 @@ MAX_META_BYTES = 1 << 20
 #: Temporary folders of killed writers older than this (seconds) are removed.
 STALE_TEMPORARY_S = 3600.0
 _HASH_CHUNK = 1 << 20
-
-
-class CacheEntryError(Exception):
-    """An entry exists but cannot be trusted (internal: always handled here, never raised out)."""
 
 
 def default_root() -> Path | None:
