@@ -146,3 +146,33 @@ def test_whole_workflow_through_the_api(tmp_path: Path, survey: DemoSurvey) -> N
         assert report.classifier is not None and report.classifier["id"] == outcome.classifier_id
         assert (out / "report" / "metrics.json") in report.files
         assert all(path.exists() for path in report.files)
+
+
+def test_auto_device_does_not_import_torch_without_a_gpu_driver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a Linux machine with no GPU driver, "auto" is the CPU without importing torch."""
+    import sys
+
+    from quadrat import _util
+
+    monkeypatch.setattr(_util.sys, "platform", "linux")
+    monkeypatch.setattr(_util, "_GPU_DRIVER_FILES", ("/no/such/driver",))
+    import types
+
+    asked: list[int] = []
+
+    def is_available() -> bool:
+        asked.append(1)
+        return True
+
+    fake = types.ModuleType("torch")
+    fake.cuda = types.SimpleNamespace(is_available=is_available)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "torch", fake)
+    assert _util.resolve_device("auto") == "cpu"
+    assert asked == []  # torch was never asked
+    monkeypatch.setattr(_util, "_GPU_DRIVER_FILES", (__file__,))  # a driver: torch is asked
+    assert _util.resolve_device("auto") == "cuda" and asked == [1]
+    monkeypatch.setattr(_util, "_GPU_DRIVER_FILES", ("/no/such/driver",))
+    with pytest.raises(_util.DeviceError):
+        _util.resolve_device("cuda")
