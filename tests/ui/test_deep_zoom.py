@@ -398,7 +398,9 @@ def test_zoom_in_on_a_large_image_markers_stay_and_keys_work(
     expect(page.locator("#point-title")).to_have_text(f"Point 2 of {len(BIG_POINTS)}")
     labels = page.request.get(f"{ui_server.url}/ui/api/sources/1/labels").json()["labels"]
     page.keyboard.press(labels[0]["hotkey"])
-    expect(page.locator('.marker[data-number="2"]')).to_have_attribute("data-status", "confirmed")
+    second = page.locator('.marker[data-number="2"]')
+    expect(second).to_have_attribute("data-status", "confirmed")
+    expect(second).to_have_css("background-color", "rgb(46, 204, 113)")  # green
     page.keyboard.press("Control+z")
     expect(page.locator('.marker[data-number="2"]')).to_have_attribute("data-status", "unannotated")
     # A click on a marker picks its point; the arrows then move from there.
@@ -406,8 +408,12 @@ def test_zoom_in_on_a_large_image_markers_stay_and_keys_work(
     _settled(page, 4)
     page.mouse.click(*_marker_centre(page, 4))
     expect(page.locator("#point-title")).to_have_text(f"Point 4 of {len(BIG_POINTS)}")
+    fitted_four = _settled(page, 4)
     page.keyboard.press("ArrowRight")
     expect(page.locator("#point-title")).to_have_text(f"Point 5 of {len(BIG_POINTS)}")
+    # Point 5 is 50 px from the right edge (a dozen on screen): with the whole image on
+    # screen the view stays put rather than panning the image off to one side.
+    assert math.dist(_settled(page, 4), fitted_four) < 1.5
     page.keyboard.press("PageDown")
     expect(page.locator("#image-name")).to_have_text("b_small.jpg")
     expect(page.locator(".marker")).to_have_count(1)

@@ -39,6 +39,7 @@ def install_ui(app: FastAPI, settings: ServiceSettings, store: Any | None = None
 
     from quadrat.service.ui.actions import router as actions_router
     from quadrat.service.ui.insight import router as insight_router
+    from quadrat.service.ui.labelling import router as labelling_router
     from quadrat.service.ui.review import router as review_router
     from quadrat.service.ui.routes import STATIC, router
     from quadrat.service.ui.session import SESSION_COOKIE, SESSION_SECONDS, session_secret
@@ -79,6 +80,7 @@ def install_ui(app: FastAPI, settings: ServiceSettings, store: Any | None = None
     app.include_router(review_router)
     app.include_router(actions_router)
     app.include_router(insight_router)
+    app.include_router(labelling_router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
 
     if not any(getattr(route, "path", None) == "/" for route in app.routes):

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse
 from quadrat.service.ui.routes import (
     State,
     User,
-    _image,
-    _point_json,
     http_errors,
+    image_or_404,
+    point_json,
     require_role,
     role_of,
 )
@@ -69,7 +69,7 @@ def generate_points(image_id: int, user: User, state: State) -> dict[str, Any]:
     from quadrat.points import PointSpec
     from quadrat.workflow.points import image_seed
 
-    image = _image(state, image_id)
+    image = image_or_404(state, image_id)
     require_role(state, user, image.source_id, Role.ANNOTATOR)
     with http_errors(), state.store.session() as session:
         spec_text = store_queries.source_by_id(session, image.source_id).point_spec
@@ -87,4 +87,4 @@ def generate_points(image_id: int, user: User, state: State) -> dict[str, Any]:
     # Their features and suggestions come in the background (poll ``training``).
     with http_errors():
         trainer(state).request(image.source_id, forced=False, suggest=True)
-    return {"spec": str(spec), "points": [_point_json(p) for p in points], "suggesting": True}
+    return {"spec": str(spec), "points": [point_json(p) for p in points], "suggesting": True}

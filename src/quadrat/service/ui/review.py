@@ -13,16 +13,15 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from quadrat.service.ui.labelling import confirmed_by, undo_token
 from quadrat.service.ui.routes import (
     PAGE_SIZE,
     State,
     User,
-    confirmed_by,
     http_errors,
     page_or_sign_in,
     require_role,
     role_of,
-    undo_token,
 )
 from quadrat.store import annotate
 from quadrat.store import queries as store_queries

@@ -9,15 +9,13 @@ points. A source the user has no role on answers 404, as if it did not exist.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
-from itsdangerous import BadSignature
 from pydantic import BaseModel, Field
 
 from quadrat.errors import ConflictError, InputError, NotFoundError, QuadratError, StateError
@@ -33,7 +31,6 @@ from quadrat.service.ui.session import (
     ui_state,
 )
 from quadrat.service.ui.state import UiState
-from quadrat.store import accounts as stored_accounts
 from quadrat.store import annotate, browse, portable
 from quadrat.store import queries as store_queries
 from quadrat.store.schema import Role
@@ -77,10 +74,10 @@ def role_of(state: UiState, user: UiUser, source_id: int) -> Role:
 
 
 def require_role(state: UiState, user: UiUser, source_id: int, needed: Role) -> Role:
-    return _check_role(accounts.role_on_source(state.store, user.id, source_id), needed)
+    return check_role(accounts.role_on_source(state.store, user.id, source_id), needed)
 
 
-def _check_role(role: Role | None, needed: Role) -> Role:
+def check_role(role: Role | None, needed: Role) -> Role:
     """404 without a role on the source, 403 with one too weak."""
     if role is None:
         raise HTTPException(404, detail="No such source, or not yours to see.")
@@ -313,7 +310,7 @@ def image_list(
 # ----------------------------------------------------------------------------- images, points
 
 
-def _point_json(point: annotate.PointRow) -> dict[str, Any]:
+def point_json(point: annotate.PointRow) -> dict[str, Any]:
     return {
         "id": point.id,
         "number": point.number,
@@ -327,7 +324,7 @@ def _point_json(point: annotate.PointRow) -> dict[str, Any]:
     }
 
 
-def _image(state: UiState, image_id: int) -> browse.ImageFile:
+def image_or_404(state: UiState, image_id: int) -> browse.ImageFile:
     with http_errors(), state.store.session() as session:
         return browse.image_file(session, image_id)
 
@@ -335,7 +332,7 @@ def _image(state: UiState, image_id: int) -> browse.ImageFile:
 @router.get("/api/images/{image_id}")
 def image_detail(image_id: int, user: User, state: State) -> dict[str, Any]:
     """An image with its points, their annotations and top-5 suggestions, and neighbours."""
-    image = _image(state, image_id)
+    image = image_or_404(state, image_id)
     role = role_of(state, user, image.source_id)
     with http_errors(), state.store.session() as session:
         points = annotate.image_points(session, image_id)
@@ -354,7 +351,7 @@ def image_detail(image_id: int, user: User, state: State) -> dict[str, Any]:
         "total": total,
         "previous_id": before,
         "next_id": after,
-        "points": [_point_json(p) for p in points],
+        "points": [point_json(p) for p in points],
     }
 
 
@@ -364,7 +361,7 @@ _IMAGE_HEADERS = {"Cache-Control": "private, max-age=3600"}
 @router.get("/api/images/{image_id}/file")
 def image_file(image_id: int, user: User, state: State) -> Response:
     """The image's stored pixels as a JPEG without EXIF (see :mod:`.images`)."""
-    image = _image(state, image_id)
+    image = image_or_404(state, image_id)
     role_of(state, user, image.source_id)
     with http_errors():
         data = pictures.display_jpeg(state, image)
@@ -378,130 +375,10 @@ def point_patch(point_id: int, user: User, state: State) -> Response:
         source_id, image_id = annotate.point_source(session, point_id)
         point = annotate.point_row(session, point_id)
     role_of(state, user, source_id)
-    image = _image(state, image_id)
+    image = image_or_404(state, image_id)
     with http_errors():
         data = pictures.patch_jpeg(state, image, point.row, point.column)
     return Response(data, media_type="image/jpeg", headers=_IMAGE_HEADERS)
-
-
-class LabelChoice(BaseModel):
-    label_id: int
-
-
-class UndoRequest(BaseModel):
-    undo: str = Field(max_length=4096)
-
-
-def undo_token(
-    state: UiState,
-    user: UiUser,
-    changes: Sequence[tuple[int, annotate.AnnotationState | None, annotate.AnnotationState | None]],
-) -> str:
-    """A signed token that lets ``user`` undo these ``(point, before, after)`` changes."""
-    return str(
-        state.undo_serializer().dumps(
-            {
-                "user": user.id,
-                "changes": [
-                    {
-                        "point": point_id,
-                        "before": None if before is None else before.as_dict(),
-                        "after": None if after is None else after.as_dict(),
-                    }
-                    for point_id, before, after in changes
-                ],
-            }
-        )
-    )
-
-
-def confirmed_by(user: UiUser, label_id: int) -> annotate.AnnotationState:
-    """A person's label: confirmed, by this user, now (UTC)."""
-    return annotate.AnnotationState(
-        label_id=label_id,
-        status="confirmed",
-        annotator=user.username,
-        annotated_at=datetime.now(UTC).isoformat(),
-        classifier_id=None,
-    )
-
-
-@router.put("/api/points/{point_id}/annotation")
-def set_label(point_id: int, body: LabelChoice, user: User, state: State) -> dict[str, Any]:
-    """Confirm ``label_id`` for the point, by this user, now; returns a token to undo it."""
-    after = confirmed_by(user, body.label_id)
-    with http_errors(), state.store.session() as session:  # one transaction: a keypress
-        source_id, _image_id = annotate.point_source(session, point_id)
-        _check_role(stored_accounts.role_on_source(session, user.id, source_id), Role.ANNOTATOR)
-        before = annotate.annotation_state(session, point_id)
-        annotate.write_annotation(session, point_id, after)
-        point = annotate.point_row(session, point_id)
-    if state.trainer is not None:  # CoralNet's policy, checked in the background
-        state.trainer.nudge(source_id)
-    return {
-        "point": _point_json(point),
-        "undo": undo_token(state, user, [(point_id, before, after)]),
-    }
-
-
-@router.post("/api/undo")
-def undo(body: UndoRequest, user: User, state: State) -> dict[str, Any]:
-    """Put back what a change replaced, if every point still holds that change (else 409)."""
-    try:
-        data = state.undo_serializer().loads(body.undo, max_age=UNDO_SECONDS)
-    except BadSignature as exc:
-        raise HTTPException(400, detail="Not an undo token of this server (or expired).") from exc
-    if data.get("user") != user.id:
-        raise HTTPException(403, detail="That change was made by someone else.")
-    changes = [
-        (
-            int(change["point"]),
-            None
-            if change["before"] is None
-            else annotate.AnnotationState.from_dict(change["before"]),
-            None
-            if change["after"] is None
-            else annotate.AnnotationState.from_dict(change["after"]),
-        )
-        for change in data["changes"]
-    ]
-    with http_errors(), state.store.session() as session:
-        sources = {annotate.point_source(session, point_id)[0] for point_id, _b, _a in changes}
-    for source_id in sources:
-        require_role(state, user, source_id, Role.ANNOTATOR)
-    with http_errors(), state.store.session() as session:  # all or nothing
-        for point_id, before, after in changes:
-            annotate.replace_if_current(session, point_id, after, before)
-        points = [annotate.point_row(session, point_id) for point_id, _b, _a in changes]
-    return {"point": _point_json(points[0]), "points": [_point_json(p) for p in points]}
-
-
-class NewPoint(BaseModel):
-    row: int = Field(ge=0)
-    column: int = Field(ge=0)
-
-
-@router.post("/api/images/{image_id}/points")
-def add_point(image_id: int, body: NewPoint, user: User, state: State) -> dict[str, Any]:
-    """Add a point by hand (annotators); the image's features are computed again later."""
-    image = _image(state, image_id)
-    require_role(state, user, image.source_id, Role.ANNOTATOR)
-    limit = state.settings.limits.points_per_image
-    with http_errors(), state.store.session() as session:
-        point_id = annotate.add_point(session, image_id, body.row, body.column, limit=limit)
-        point = annotate.point_row(session, point_id)
-    return {"point": _point_json(point)}
-
-
-@router.delete("/api/points/{point_id}")
-def remove_point(point_id: int, user: User, state: State) -> dict[str, Any]:
-    """Remove a point with its label and suggestions (annotators)."""
-    with http_errors(), state.store.session() as session:
-        source_id, image_id = annotate.point_source(session, point_id)
-    require_role(state, user, source_id, Role.ANNOTATOR)
-    with http_errors(), state.store.session() as session:
-        annotate.remove_point(session, point_id)
-    return {"removed": point_id, "image_id": image_id}
 
 
 # Deep Zoom descriptor and tiles (the annotation page's viewer): see tiles.py.

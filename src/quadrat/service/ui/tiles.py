@@ -333,9 +333,9 @@ TILE_HEADERS = {"Cache-Control": "private, max-age=86400, immutable"}
 
 def _readable(state: UiState, user: UiUser, image_id: int) -> ImageFile:
     """The image, when the user has a role on its source (404 otherwise, as routes does)."""
-    from quadrat.service.ui.routes import _image, role_of  # routes includes this module
+    from quadrat.service.ui.routes import image_or_404, role_of  # routes includes this module
 
-    image = _image(state, image_id)
+    image = image_or_404(state, image_id)
     role_of(state, user, image.source_id)
     return image
 

@@ -463,6 +463,7 @@
         return;
       }
       await loadImage(Number(imageId), Number(params.get("point")) || null);
+      await viewer.drawn(5000);  // ready: the points and the view's tiles are on screen
       document.body.dataset.ready = "true";
       $("viewer").focus();
     } catch (error) {

@@ -132,6 +132,22 @@ class Viewer {
     this.shown = null;  // OpenSeadragon dropped the overlays: make the markers again
   }
 
+  // Resolves when the tiles of the view are all loaded (or after limitMs: never hangs).
+  drawn(limitMs) {
+    const item = this.osd.world.getItemAt(0);
+    if (!item || item.getFullyLoaded()) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = (event) => { if (event.fullyLoaded) done(); };
+      const done = () => {
+        clearTimeout(timer);
+        item.removeHandler("fully-loaded-change", check);
+        resolve();
+      };
+      const timer = setTimeout(done, limitMs);
+      item.addHandler("fully-loaded-change", check);
+    });
+  }
+
   show(width, height, orientation, points) {
     this.width = width;
     this.height = height;
@@ -189,15 +205,19 @@ class Viewer {
     this.reveal(i);
   }
 
-  // Keep point i on screen (pan to it when it is outside the view).
+  // Keep point i on screen: when zoomed in and the point is outside the view, pan to it.
+  // Never when the whole image is on screen (a point on the image's edge sits on the
+  // container's edge there; panning would push the image off screen for nothing).
   reveal(i) {
     const p = this.points[i];
     if (!p || this.opened === null) return;
     const viewport = this.osd.viewport;
+    if (viewport.getZoom(false) <= viewport.getHomeZoom() * 1.001) return;
     const at = viewport.pixelFromPoint(this.location(p), false);
     const size = viewport.getContainerSize(), m = 12;
     if (at.x < m || at.y < m || at.x > size.x - m || at.y > size.y - m) {
       viewport.panTo(this.location(p));
+      viewport.applyConstraints();
     }
   }
 
