@@ -77,6 +77,9 @@ def test_label_next_is_suggests_rows_for_annotators(ui_server: UiServer) -> None
     assert anna.get(f"{url}&strategy=entropy").status_code == 200
     assert anna.get(f"{url}&strategy=guess").status_code == 400
     assert anna.get(ui_server.url + "/ui/api/sources/1/suggest?n=0").status_code == 422
+    # The server's limit (ServiceSettings.max_suggest, `quadrat serve --max-suggest`).
+    too_many = anna.get(ui_server.url + "/ui/api/sources/1/suggest?n=101")
+    assert too_many.status_code == 422 and "max_suggest" in detail(too_many)
     viewer, _ = signed_in(ui_server, "victor")
     reply = viewer.get(url)
     assert reply.status_code == 403 and "annotator" in detail(reply)
@@ -113,4 +116,17 @@ def test_cover_with_intervals_for_viewers(ui_server: UiServer) -> None:
     assert "Date" in detail(viewer.get(url + "?level=site:Aux9"))  # says which columns exist
     assert viewer.get(url + "?corrected=magic").status_code == 400
     assert viewer.get(url + "?replicates=0").status_code == 422
+    too_many = viewer.get(url + "?replicates=5001")
+    assert too_many.status_code == 422 and "max_bootstrap_replicates" in detail(too_many)
     assert requests.get(url).status_code == 401
+
+
+def test_limits_come_from_the_server_settings() -> None:
+    from fastapi import HTTPException
+
+    from quadrat.service.ui.insight import within_limit
+
+    assert within_limit(3, 3, "n", "max_suggest") == 3
+    with pytest.raises(HTTPException) as raised:
+        within_limit(4, 3, "n", "max_suggest")
+    assert raised.value.status_code == 422 and "at most 3" in str(raised.value.detail)

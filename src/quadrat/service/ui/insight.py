@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from quadrat._util import jsonable
 from quadrat.service.ui.routes import State, User, http_errors, require_role, role_of
@@ -20,10 +20,16 @@ if TYPE_CHECKING:
     from quadrat.workflow.source import Source
 
 router = APIRouter(prefix="/ui")
-#: Most points one "label next" request may ask for.
-MAX_SUGGEST = 100
-#: Most bootstrap replicates one cover request may ask for (bounds the server's time).
-MAX_REPLICATES = 5000
+
+
+def within_limit(value: int, maximum: int, name: str, limit: str) -> int:
+    """``value`` when it is at most the server's ``limit`` (``ServiceSettings``), else 422
+    naming the limit, as the deploy API's analysis endpoints do."""
+    if value > maximum:
+        raise HTTPException(
+            422, detail=f"{name} may be at most {maximum} on this server (limit {limit})."
+        )
+    return value
 
 
 def source_of(state: UiState, source_id: int) -> Source:
@@ -40,12 +46,13 @@ def suggest(
     source_id: int,
     user: User,
     state: State,
-    n: Annotated[int, Query(ge=1, le=MAX_SUGGEST)] = 20,
+    n: Annotated[int, Query(ge=1)] = 20,
     strategy: Annotated[str, Query()] = "margin",
 ) -> dict[str, Any]:
     """The ``n`` points to label next, most wanted first (annotators and up: it is a work
     list). Each row is :meth:`Source.suggest`'s, plus ``image_id`` for the page's link."""
     require_role(state, user, source_id, Role.ANNOTATOR)
+    within_limit(n, state.settings.max_suggest, "n", "max_suggest")
     with http_errors():
         table = source_of(state, source_id).suggest(n, strategy=strategy)
         with state.store.session() as session:
@@ -64,13 +71,15 @@ def cover(
     level: Annotated[str, Query()] = "source",
     corrected: Annotated[str, Query()] = "none",
     confidence: Annotated[float, Query(gt=0, lt=1)] = 0.95,
-    replicates: Annotated[int, Query(ge=1, le=MAX_REPLICATES)] = 1000,
+    replicates: Annotated[int, Query(ge=1)] = 1000,
     seed: Annotated[int, Query()] = 0,
 ) -> dict[str, Any]:
     """Cover with its bootstrap interval (viewers and up), per ``source``, ``image`` or
     ``site:COLUMN``, naive or ``corrected`` (``acc``, ``pacc``): the rows of
     ``Source.cover(intervals=True, ...)`` and, per label, where its columns are."""
     role_of(state, user, source_id)
+    most = state.settings.max_bootstrap_replicates
+    within_limit(replicates, most, "replicates", "max_bootstrap_replicates")
     with http_errors():
         table = source_of(state, source_id).cover(
             intervals=True,
