@@ -420,3 +420,39 @@ def test_zoom_in_on_a_large_image_markers_stay_and_keys_work(
     page.keyboard.press("PageUp")
     expect(page.locator("#image-name")).to_have_text("a_large.jpg")
     expect(page.locator(".marker")).to_have_count(len(BIG_POINTS))
+
+
+def _number_shown(tab: Any, number: int) -> bool:
+    content = tab.evaluate(
+        "n => getComputedStyle(document.querySelector(`.marker[data-number=\"${n}\"]`),"
+        " '::after').content",
+        number,
+    )
+    return content not in ("none", "normal", "")
+
+
+def test_numbers_can_be_hidden_and_the_choice_is_kept(
+    page: Any,  # noqa: F811
+    ui_server: UiServer,
+    images: dict[str, dict[str, Any]],
+) -> None:
+    """200 numbered markers cover each other at the fitted zoom (seen on Moorea): `.` or the
+    Numbers button hides them but the current point's, and a reload keeps the choice."""
+    from playwright.sync_api import expect
+
+    large = images["a_large.jpg"]
+    _sign_in(page, ui_server, "anna", f"/ui/annotate?image={large['id']}")
+    _ready(page)
+    button = page.locator("#toggle-numbers")
+    assert _number_shown(page, 1) and _number_shown(page, 2)
+    page.keyboard.press(".")
+    expect(button).to_have_attribute("aria-pressed", "false")
+    assert _number_shown(page, 1)  # the current point keeps its number
+    assert not _number_shown(page, 2)
+    page.reload()
+    _ready(page)
+    expect(button).to_have_attribute("aria-pressed", "false")
+    assert not _number_shown(page, 3)
+    button.click()
+    expect(button).to_have_attribute("aria-pressed", "true")
+    assert _number_shown(page, 2) and _number_shown(page, 3)

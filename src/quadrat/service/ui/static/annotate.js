@@ -438,6 +438,9 @@
       viewer.zoomAt(1 / 1.25, state.current);
     } else if (event.key === "0") {
       viewer.fit();
+    } else if (event.key === ".") {
+      event.preventDefault();
+      showNumbers(document.body.classList.contains("no-numbers"));
     } else if (event.key === "Delete") {
       event.preventDefault();
       removePoint();
@@ -446,6 +449,18 @@
       choose(state.labelByKey.get(event.key).id);
     }
   });
+
+  // Numbers on the markers: with 200 points at the fitted zoom they cover each other, so
+  // they can be hidden (the current point keeps its number); remembered in this browser.
+  function showNumbers(shown) {
+    document.body.classList.toggle("no-numbers", !shown);
+    $("toggle-numbers").setAttribute("aria-pressed", String(shown));
+    try { localStorage.setItem("quadrat.numbers", shown ? "shown" : "hidden"); } catch (e) { /* private mode */ }
+  }
+  $("toggle-numbers").addEventListener("click", () => {
+    showNumbers(document.body.classList.contains("no-numbers"));
+  });
+  try { showNumbers(localStorage.getItem("quadrat.numbers") !== "hidden"); } catch (e) { showNumbers(true); }
 
   $("previous-image").addEventListener("click", () => goImage(state.image.previous_id));
   $("next-image").addEventListener("click", () => goImage(state.image.next_id));
