@@ -96,6 +96,30 @@ class AnnotationArea:
             ) from exc
 
     @classmethod
+    def check_text(cls, text: str, *, param: str | None = None) -> str:
+        """``text`` (stripped) when it is an area in CoralNet's stored form whose bounds are in
+        order; percent bounds 0-100. Pixel bounds are checked against each image when points
+        are generated (images differ in size).
+
+        >>> AnnotationArea.check_text(" 5;95;10;90 ")
+        '5;95;10;90'
+        """
+        text = str(text).strip()
+        probe = 1_000_000  # any size: the percent form's range, the order of the bounds
+        try:
+            area = cls.parse(text, width=probe, height=probe)
+        except InputError as exc:
+            raise InputError(exc.message, value=text, param=param) from exc
+        if area.min_x > area.max_x or area.min_y > area.max_y or min(area.min_x, area.min_y) < 0:
+            raise InputError(
+                f"annotation area {text!r} must give min_x <= max_x and min_y <= max_y, "
+                "all at least 0",
+                value=text,
+                param=param,
+            )
+        return text
+
+    @classmethod
     def full(cls, *, width: int, height: int) -> AnnotationArea:
         return cls(0, width - 1, 0, height - 1)
 

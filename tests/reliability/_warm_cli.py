@@ -33,6 +33,7 @@ from typing import IO, Any
 PRELOAD = (
     "quadrat.cli",
     "quadrat.cli.workflow",
+    "quadrat.cli.machine",
     "quadrat.cli.formats",
     "quadrat.cli.results",
     "quadrat.cli.classifiers",

@@ -131,12 +131,20 @@ def test_generate_points_for_an_image_without_points(ui_server: UiServer, tmp_pa
     assert viewer.post(url, headers={"X-CSRF-Token": viewer_csrf}).status_code == 403
     session, csrf = signed_in(ui_server, "anna")
     assert session.post(url).status_code == 403  # no CSRF header
-    reply = session.post(url, headers={"X-CSRF-Token": csrf})
+    # The source's annotation area holds (the middle half of the 400x300 image).
+    from quadrat.workflow.project import Project
+
+    reef = Project(ui_server.store).source("reef")
+    reef.set_annotation_area("25;75;25;75")
+    try:
+        reply = session.post(url, headers={"X-CSRF-Token": csrf})
+    finally:
+        reef.set_annotation_area(None)
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["spec"] == "m_12" and len(body["points"]) == 12
     assert [p["number"] for p in body["points"]] == list(range(1, 13))
-    assert all(0 <= p["row"] < 300 and 0 <= p["column"] < 400 for p in body["points"])
+    assert all(74 <= p["row"] <= 224 and 99 <= p["column"] <= 299 for p in body["points"])
     shown = session.get(f"{ui_server.url}/ui/api/images/{image_id}").json()["points"]
     assert [(p["row"], p["column"]) for p in shown] == [
         (p["row"], p["column"]) for p in body["points"]

@@ -424,7 +424,7 @@ def test_zoom_in_on_a_large_image_markers_stay_and_keys_work(
 
 def _number_shown(tab: Any, number: int) -> bool:
     content = tab.evaluate(
-        "n => getComputedStyle(document.querySelector(`.marker[data-number=\"${n}\"]`),"
+        'n => getComputedStyle(document.querySelector(`.marker[data-number="${n}"]`),'
         " '::after').content",
         number,
     )

@@ -20,6 +20,7 @@ from quadrat.cli import (
     classifiers,
     demo,
     formats,
+    machine,
     pretrain,
     probe,
     results,
@@ -112,7 +113,7 @@ def _root(
     """Seafloor photographs to ecological data: CoralNet-style point annotation."""
 
 
-for _module in (workflow, results, formats, suggest, demo, pretrain, probe, serve):
+for _module in (workflow, machine, results, formats, suggest, demo, pretrain, probe, serve):
     app.add_typer(_module.app)
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(classifiers.app, name="classifier")

@@ -77,6 +77,7 @@ PARAM_FLAGS: dict[str, str] = {
     "threshold": "--threshold",
     "confidence_threshold": "--threshold",
     "point_spec": "--points",
+    "annotation_area": "--annotation-area",
     "image_dir": "--images/-i",
     "paths": "--images/-i",
     "name": "--source/-s",

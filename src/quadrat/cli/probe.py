@@ -70,7 +70,7 @@ def probe(
     """Linear and hierarchical CATAMI probes of a backbone on a labelled table."""
     from quadrat import create_extractor
     from quadrat._util import dumps, resolve_device
-    from quadrat.cli.workflow import NO_WEIGHTS_HINT
+    from quadrat.cli.machine import NO_WEIGHTS_HINT
     from quadrat.errors import WeightsError
     from quadrat.io.atomic import write_text
     from quadrat.labels.translate_io import read_mapping

@@ -36,15 +36,20 @@ class SourceRow:
     name: str
     confidence_threshold: float | None
     point_spec: str | None
+    annotation_area: str | None = None
 
 
 def list_sources(session: Session) -> list[SourceRow]:
     rows = session.execute(
-        select(Source.id, Source.name, Source.confidence_threshold, Source.point_spec).order_by(
-            Source.name
-        )
+        select(
+            Source.id,
+            Source.name,
+            Source.confidence_threshold,
+            Source.point_spec,
+            Source.annotation_area,
+        ).order_by(Source.name)
     ).all()
-    return [SourceRow(int(i), str(n), t, s) for i, n, t, s in rows]
+    return [SourceRow(int(i), str(n), t, s, a) for i, n, t, s, a in rows]
 
 
 def image_status_counts(session: Session, source_id: int) -> dict[str, int]:

@@ -48,6 +48,8 @@ class SourceInfo:
     name: str
     point_spec: str | None
     confidence_threshold: float | None
+    #: Where generated points may fall (CoralNet's stored form); None: the whole image.
+    annotation_area: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,9 @@ def source_names(session: Session) -> list[str]:
 
 
 def _info(row: Source) -> SourceInfo:
-    return SourceInfo(row.id, row.name, row.point_spec, row.confidence_threshold)
+    return SourceInfo(
+        row.id, row.name, row.point_spec, row.confidence_threshold, row.annotation_area
+    )
 
 
 def find_source(session: Session, name: str) -> SourceInfo | None:

@@ -74,6 +74,9 @@ class Source(Base):
     confidence_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     #: Default point generation for new images, in CoralNet's notation (``m_200``).
     point_spec: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: Where generated points may fall, in CoralNet's stored form (``5;95;5;95`` percent of
+    #: the width and height, or ``x0,x1,y0,y1`` pixels); None: the whole image.
+    annotation_area: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     labels: Mapped[list[Label]] = relationship(
         back_populates="source", cascade="all, delete-orphan", passive_deletes=True

@@ -97,18 +97,24 @@ def add_source(
     *,
     point_spec: str | None = None,
     confidence_threshold: float | None = None,
+    annotation_area: str | None = None,
 ) -> int:
     """A new source's id; a ConflictError when the name is taken."""
     if find_source(session, name) is not None:
         raise ConflictError(f"source {name!r} already exists", value=name, param="name")
-    source = Source(name=name, point_spec=point_spec, confidence_threshold=confidence_threshold)
+    source = Source(
+        name=name,
+        point_spec=point_spec,
+        confidence_threshold=confidence_threshold,
+        annotation_area=annotation_area,
+    )
     session.add(source)
     session.flush()
     return source.id
 
 
 def update_source(session: Session, source_id: int, **values: Any) -> None:
-    """Set columns of a source (``confidence_threshold``, ``point_spec``)."""
+    """Set columns of a source (``confidence_threshold``, ``point_spec``, ``annotation_area``)."""
     session.execute(update(Source).where(Source.id == source_id).values(**values))
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import zlib
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from quadrat.errors import InputError
-from quadrat.points import PointSpec
+from quadrat.points import AnnotationArea, PointSpec
 from quadrat.store import queries, writes
 
 if TYPE_CHECKING:
@@ -22,12 +24,26 @@ def image_seed(name: str, seed: int) -> int:
     return zlib.crc32(name.encode()) ^ (seed * 0x9E3779B1 & 0xFFFFFFFF)
 
 
+def image_points(
+    spec: PointSpec, area: str | None, name: str, height: int, width: int, *, seed: int = 0
+) -> np.ndarray:
+    """One image's points ((N, 2) [row, column]) by ``spec`` inside the source's annotation
+    ``area`` (CoralNet's stored form; None: the whole image), seeded by the image's name.
+    An area that does not fit this image's size is an error naming the image."""
+    try:
+        bounds = None if area is None else AnnotationArea.parse(area, width=width, height=height)
+        return spec.generate(height, width, seed=image_seed(name, seed), area=bounds)
+    except InputError as exc:
+        raise InputError(f"image {name!r} ({width}x{height}): {exc.message}", value=name) from exc
+
+
 def generate_points(src: Source, spec: str | None = None, *, seed: int = 0) -> int:
     """Give every image of the source that has no points a CoralNet-style point set.
 
     Each image's points depend only on ``seed`` and the image's name, so rerunning (or
-    adding images later) gives the same points for the same image. The first spec used
-    becomes the source's default. Returns the number of points added.
+    adding images later) gives the same points for the same image. Points fall inside the
+    source's annotation area when it has one. The first spec used becomes the source's
+    default. Returns the number of points added.
     """
     with src.project.store.session() as session:
         info = queries.source_by_id(session, src.id)
@@ -40,7 +56,7 @@ def generate_points(src: Source, spec: str | None = None, *, seed: int = 0) -> i
         point_spec = PointSpec.parse(text)
         added = 0
         for image_id, name, height, width in queries.images_without_points(session, src.id):
-            coords = point_spec.generate(height, width, seed=image_seed(name, seed))
+            coords = image_points(point_spec, info.annotation_area, name, height, width, seed=seed)
             added += len(writes.add_points(session, image_id, coords, str(point_spec)))
         if info.point_spec is None:
             writes.update_source(session, src.id, point_spec=str(point_spec))

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from quadrat.errors import InputError, StateError
-from quadrat.points import PointSpec
+from quadrat.points import AnnotationArea, PointSpec
 from quadrat.store import queries, writes
 from quadrat.store.project import Store
 from quadrat.workflow._common import check_threshold
@@ -123,12 +123,15 @@ class Project:
         labelset: str | Path | None = None,
         point_spec: str | None = None,
         confidence_threshold: float | None = None,
+        annotation_area: str | None = None,
     ) -> Source:
         """Add a source, optionally with its labelset from a CoralNet labelset CSV.
 
         ``point_spec`` (CoralNet notation: ``m_200``, ``t_5_5_2``, ``u_10_10``) is the
         default for :meth:`Source.generate_points`; ``confidence_threshold`` auto-accepts
-        machine labels at or above it. Everything is checked before the source is added.
+        machine labels at or above it; ``annotation_area`` (``5;95;5;95`` in percent, or
+        ``x0,x1,y0,y1`` in pixels) keeps generated points inside it, CoralNet's per-source
+        setting. Everything is checked before the source is added.
         """
         from quadrat.workflow.importing import label_rows, read_labelset
 
@@ -137,10 +140,16 @@ class Project:
         if point_spec is not None:
             PointSpec.parse(point_spec)  # fail now, not when points are generated
         check_threshold(confidence_threshold, "confidence_threshold")
+        if annotation_area is not None:
+            annotation_area = AnnotationArea.check_text(annotation_area, param="annotation_area")
         labels = label_rows(read_labelset(labelset)) if labelset is not None else []
         with self.store.session() as session:
             source_id = writes.add_source(
-                session, name, point_spec=point_spec, confidence_threshold=confidence_threshold
+                session,
+                name,
+                point_spec=point_spec,
+                confidence_threshold=confidence_threshold,
+                annotation_area=annotation_area,
             )
             writes.add_labels(session, source_id, labels)
         return Source(self, source_id, name)

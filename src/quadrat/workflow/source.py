@@ -74,6 +74,23 @@ class Source:
         """Machine labels scored at or above this are auto-accepted; None: never."""
         return self.info().confidence_threshold
 
+    @property
+    def annotation_area(self) -> str | None:
+        """Where generated points may fall, in CoralNet's stored form (``5;95;5;95``: percent
+        of the width and height; ``x0,x1,y0,y1``: pixels), or None for the whole image."""
+        return self.info().annotation_area
+
+    def set_annotation_area(self, value: str | None) -> None:
+        """Save the annotation area for points generated from now on (None: whole image).
+
+        Points already placed stay where they are.
+        """
+        from quadrat.points import AnnotationArea
+
+        text = None if value is None else AnnotationArea.check_text(value, param="annotation_area")
+        with self.project.store.session() as session:
+            writes.update_source(session, self.id, annotation_area=text)
+
     def set_confidence_threshold(self, value: float | None) -> None:
         """Save the alleviation threshold in [0, 1] (None switches it off)."""
         check_threshold(value, "value")

@@ -63,16 +63,17 @@ def train_now(source_id: int, user: User, state: State) -> JSONResponse:
 
 @router.post("/api/images/{image_id}/generate-points")
 def generate_points(image_id: int, user: User, state: State) -> dict[str, Any]:
-    """Give an image without points the source's point set (CoralNet's point spec; the same
-    points ``quadrat points`` would give it), then extract and classify them in the
-    background. Annotators; 409 if it has points already."""
+    """Give an image without points the source's point set (CoralNet's point spec inside the
+    source's annotation area: the points ``quadrat points`` would give it), then extract and
+    classify them in the background. Annotators; 409 if it has points already."""
     from quadrat.points import PointSpec
-    from quadrat.workflow.points import image_seed
+    from quadrat.workflow.points import image_points
 
     image = image_or_404(state, image_id)
     require_role(state, user, image.source_id, Role.ANNOTATOR)
     with http_errors(), state.store.session() as session:
-        spec_text = store_queries.source_by_id(session, image.source_id).point_spec
+        info = store_queries.source_by_id(session, image.source_id)
+        spec_text = info.point_spec
         if spec_text is None:
             raise HTTPException(
                 409,
@@ -80,7 +81,9 @@ def generate_points(image_id: int, user: User, state: State) -> dict[str, Any]:
                 "quadrat points (e.g. m_30) to set one.",
             )
         spec = PointSpec.parse(spec_text)
-        coords = spec.generate(image.height, image.width, seed=image_seed(image.name, 0))
+        coords = image_points(
+            spec, info.annotation_area, image.name, image.height, image.width, seed=0
+        )
         if not annotate.add_points_if_none(session, image_id, coords, str(spec)):
             raise HTTPException(409, detail="This image has points already.")
         points = annotate.image_points(session, image_id)

@@ -210,6 +210,7 @@ def sources(user: User, state: State) -> dict[str, Any]:
                     "role": role.value,
                     "confidence_threshold": row.confidence_threshold,
                     "point_spec": row.point_spec,
+                    "annotation_area": row.annotation_area,
                     "images": browse.image_status_counts(session, row.id),
                     "points": store_queries.counts(session, row.id),
                     "active_classifier": _classifier(

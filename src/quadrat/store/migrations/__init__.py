@@ -26,7 +26,7 @@ FOLDER = Path(__file__).resolve().parent
 
 #: Every revision, oldest first (checked against versions/ by the tests). A file at a
 #: revision not listed here was written by a newer quadrat.
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 #: The schema of quadrat's hand-versioned format 1 (``meta.schema_version`` 1).
 BASELINE = REVISIONS[0]
 #: The revision this quadrat writes.
