@@ -303,3 +303,28 @@ def test_train_now_over_http_answers_409_while_a_training_runs(ui_server: UiServ
         assert "owner" not in shown and "beat" not in shown
     finally:
         put_record(ui_server.store, 1, None)
+
+
+def test_a_server_that_starts_runs_what_waits_without_a_request(
+    store: Any, fake_runs: list[tuple[str, int]]
+) -> None:
+    """A run queued (or left running by a server that died) starts when the next server
+    starts, not at the first page someone opens; the server stops its thread on the way out."""
+    from fastapi.testclient import TestClient
+
+    from quadrat.service.app import create_app
+    from quadrat.service.settings import ServiceSettings
+    from tests.ui.conftest import _NoQueue
+
+    put_record(store, 1, TrainingStatus(state="queued", forced=True, requested_by="ada"))
+    gone = f"{ui_state.HOST}:{dead_pid()}"
+    put_record(store, 2, TrainingStatus(state="running", attempt=1, runner=gone, beat=time.time()))
+    put_record(store, 3, TrainingStatus(state="done", trained=True))
+    app = create_app(ServiceSettings(database=store.url), queue=_NoQueue(), store=store)
+    trainer = app.state.quadrat_ui.trainer
+    with TestClient(app):  # runs the lifespan: start-up, then shut-down
+        assert wait_state(store, 1, ("done",)).requested_by == "ada"
+        assert wait_state(store, 2, ("done",)).attempt == 2
+    assert sorted(s for _t, s in fake_runs) == [1, 2]  # the finished run is left alone
+    assert trainer._thread is None or not trainer._thread.is_alive()
+    assert not trainer.resume()  # nothing waits now

@@ -34,6 +34,7 @@ settings with the user's own overrides applied (:meth:`ServiceSettings.for_user`
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -117,9 +118,15 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        trainer = getattr(getattr(_app.state, "quadrat_ui", None), "trainer", None)
+        if trainer is not None:
+            # A training queued, or left running by a server that stopped, runs now.
+            await asyncio.to_thread(trainer.resume)
         try:
             yield
         finally:
+            if trainer is not None:
+                await asyncio.to_thread(trainer.close)  # after the run in progress, if any
             if owned:
                 project.close()
 

@@ -13,7 +13,8 @@ under its name; of two only one swap succeeds. A runner that dies stops beating:
 :data:`~.state.STALE_SECONDS` (at once if its process on this machine is gone) the next
 process to look runs it again, at most :data:`MAX_ATTEMPTS` times. A queued run survives
 a restart. Each process has one daemon thread, started on demand (a request, a
-confirmation, a status read that finds a queued or stale run), that polls the records
+confirmation, a status read that finds a queued or stale run, or the server's start when
+a run waits), that polls the records
 every :data:`POLL_SECONDS` while any is queued or running and stops after
 :data:`IDLE_SECONDS` idle.
 
@@ -206,6 +207,22 @@ class Trainer:
         if waiting is None:
             self._wake.set()  # the thread's next wait ends at this check's time
         self._start()
+
+    def resume(self) -> bool:
+        """At server start: start the thread if a run waits in the project (queued, or left
+        running by a process that stopped), so it runs without waiting for a request.
+        True when one does."""
+        from quadrat.store import annotate
+
+        with self.store.session() as session:
+            records = annotate.meta_items(session, RECORD_PREFIX)
+        waiting = any(
+            (s := load_record(t)) is not None and (s.state == "queued" or is_stale(s))
+            for t in records.values()
+        )
+        if waiting:
+            self._start()
+        return waiting
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is pending here nor queued or running in the project."""
