@@ -6,6 +6,7 @@ status code and rule is checked directly; tests/ui/test_browser.py drives the pa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -352,6 +353,51 @@ def test_exports_are_the_cli_csvs(ui_server: UiServer) -> None:
         assert reply.text.splitlines()[0].split(",")[0] == first, reply.text[:80]
     assert session.get(ui_server.url + "/ui/api/sources/1/export/secrets.csv").status_code == 404
     assert requests.get(ui_server.url + "/ui/api/sources/1/export/cover.csv").status_code == 401
+
+
+def test_exports_in_other_tools_formats_are_what_the_cli_writes(
+    ui_server: UiServer, tmp_path: Path
+) -> None:
+    """Every format ``quadrat formats`` lists as exportable downloads from the page, byte
+    for byte what ``Source.export`` writes; viewers may, anonymous may not."""
+    import io
+    import zipfile
+
+    from quadrat.workflow.project import Project
+
+    session, _ = signed_in(ui_server, "victor")
+    listed = session.get(ui_server.url + "/ui/api/export-formats").json()["formats"]
+    names = {f["name"] for f in listed}
+    assert {"cpce", "viame", "coco", "squidle", "biigle", "coralnet-points"} <= names
+    reef = Project(ui_server.store).source("reef")
+    for fmt in listed:
+        if fmt["name"] == "geojson":
+            continue  # the demo's photos are not georeferenced: below
+        url = f"{ui_server.url}/ui/api/sources/1/export/format/{fmt['name']}"
+        reply = session.get(url)
+        assert reply.status_code == 200, (fmt["name"], reply.text[:200])
+        name = f'filename="reef_{fmt["name"]}{fmt["suffix"]}"'
+        assert name in reply.headers["content-disposition"]
+        written = tmp_path / f"{fmt['name']}{fmt['suffix']}"
+        reef.export(fmt["name"], written)
+        if fmt["suffix"] == ".zip":  # the same members with the same bytes
+            with zipfile.ZipFile(io.BytesIO(reply.content)) as got, zipfile.ZipFile(written) as cli:
+                assert got.namelist() == cli.namelist() and got.namelist()
+                assert all(got.read(n) == cli.read(n) for n in got.namelist())
+        else:
+            assert reply.content == written.read_bytes(), fmt["name"]
+    assert (
+        session.get(f"{ui_server.url}/ui/api/sources/1/export/format/cpce")
+        .headers["content-type"]
+        .startswith("application/zip")
+    )
+    geo = session.get(f"{ui_server.url}/ui/api/sources/1/export/format/geojson")
+    assert geo.status_code in (200, 400), geo.text  # 400 names what is missing
+    unknown = session.get(f"{ui_server.url}/ui/api/sources/1/export/format/excel")
+    assert unknown.status_code == 400 and "excel" in detail(unknown)
+    assert session.get(f"{ui_server.url}/ui/api/sources/99/export/format/viame").status_code == 404
+    assert requests.get(f"{ui_server.url}/ui/api/sources/1/export/format/viame").status_code == 401
+    assert requests.get(ui_server.url + "/ui/api/export-formats").status_code == 401
 
 
 def test_points_added_and_removed_by_hand(ui_server: UiServer) -> None:

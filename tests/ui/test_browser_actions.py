@@ -77,3 +77,30 @@ def test_filters_train_now_and_generate_points(
     expect(page.locator("#suggestions li").first).to_be_visible()
     stored = page.request.get(f"{ui_server.url}/ui/api/images/{image['id']}").json()
     assert len(stored["points"]) == 12
+
+
+def test_export_for_another_tool_downloads_the_chosen_format(
+    page: Any,  # noqa: F811
+    ui_server: UiServer,
+    tmp_path: Path,
+) -> None:
+    import zipfile
+
+    from playwright.sync_api import expect
+
+    _sign_in(page, ui_server, "victor", "/ui/")  # viewers may export
+    chooser = page.get_by_label("Export for another tool:")
+    expect(chooser.locator("option[value=cpce]")).to_have_count(1)
+    chooser.select_option("cpce")
+    with page.expect_download() as waiting:
+        page.get_by_role("link", name="Download").click()
+    download = waiting.value
+    assert download.suggested_filename == "reef_cpce.zip"
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    with zipfile.ZipFile(saved) as archive:
+        assert archive.namelist() and all(n.endswith(".cpc") for n in archive.namelist())
+    chooser.select_option("viame")
+    with page.expect_download() as waiting:
+        page.get_by_role("link", name="Download").click()
+    assert waiting.value.suggested_filename == "reef_viame.csv"

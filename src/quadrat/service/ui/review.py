@@ -197,6 +197,62 @@ def apply_alleviate(source_id: int, body: Threshold, user: User, state: State) -
 
 #: What a source exports, as the CLI writes it (CoralNet's CSV formats).
 EXPORTS = ("annotations", "cover", "labelset")
+#: Content types of the other tools' formats, by the suffix their writer gives the file.
+MEDIA_TYPES = {
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".geojson": "application/geo+json",
+    ".zip": "application/zip",
+}
+
+
+def _download_name(source_name: str, what: str, suffix: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in source_name)
+    return f"{safe}_{what}{suffix}"
+
+
+@router.get("/api/export-formats")
+def export_formats(user: User) -> dict[str, Any]:
+    """Other tools' formats a source exports to (``quadrat formats``), for the page's list."""
+    from quadrat.io.formats import list_formats
+
+    return {
+        "formats": [
+            {"name": f.name, "description": f.description, "suffix": f.suffix}
+            for f in list_formats()
+            if f.exports
+        ]
+    }
+
+
+@router.get("/api/sources/{source_id}/export/format/{name}")
+def export_format(source_id: int, name: str, user: User, state: State) -> Response:
+    """The source in another tool's format, as ``quadrat export annotations --format`` writes
+    it (a download: CPCe and BIIGLE as a ZIP, COCO and GeoJSON as JSON, the rest CSV)."""
+    import tempfile
+    from pathlib import Path
+
+    from quadrat.io.formats import get_format
+    from quadrat.workflow.project import Project
+
+    role_of(state, user, source_id)
+    with http_errors():
+        info = get_format(name)
+        if info.write is None:
+            raise HTTPException(404, detail=f"{name} cannot be exported (see quadrat formats).")
+        with state.store.session() as session:
+            source_name = store_queries.source_by_id(session, source_id).name
+        source = Project(state.store).source(source_name)
+        with tempfile.TemporaryDirectory(prefix="quadrat-export-") as folder:
+            path = Path(folder) / f"export{info.suffix}"
+            source.export(name, path)
+            data = path.read_bytes()
+    filename = _download_name(source_name, name, info.suffix)
+    return Response(
+        data,
+        media_type=MEDIA_TYPES.get(info.suffix, "application/octet-stream"),
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @router.get("/api/sources/{source_id}/export/{kind}.csv")
@@ -218,9 +274,10 @@ def export(source_id: int, kind: str, user: User, state: State) -> Response:
             path = Path(folder) / f"{kind}.csv"
             getattr(source, f"export_{kind}")(path, escape_formulas=True)
             data = path.read_bytes()
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     return Response(
         data,
         media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{safe}_{kind}.csv"'},
+        headers={
+            "Content-Disposition": f'attachment; filename="{_download_name(name, kind, ".csv")}"'
+        },
     )

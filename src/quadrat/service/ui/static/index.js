@@ -144,6 +144,29 @@
   }
 
   // "Label next" (annotators): the points whose label would teach the classifier most.
+  // Other tools' formats (quadrat formats): a list and a download link that follows it.
+  let formats = null;
+  function otherFormats(source) {
+    const id = `formats-${source.id}`;
+    const select = el("select", { id });
+    const link = el("a", { class: "button", download: "", text: "Download" });
+    const follow = () => {
+      link.href = `/ui/api/sources/${source.id}/export/format/${encodeURIComponent(select.value)}`;
+      const chosen = (formats || []).find((f) => f.name === select.value);
+      link.title = chosen ? chosen.description : "";
+    };
+    select.addEventListener("change", follow);
+    formats = formats || Q.api("GET", "/ui/api/export-formats").then((data) => data.formats);
+    Promise.resolve(formats).then((list) => {
+      formats = list;
+      select.replaceChildren(...list.map((f) =>
+        el("option", { value: f.name, text: `${f.name} (${f.suffix.slice(1)})` })));
+      follow();
+    }).catch(() => { select.disabled = true; });
+    return el("p", { class: "actions" },
+      el("label", { for: id, text: "Export for another tool: " }), select, " ", link);
+  }
+
   function labelNext(source) {
     const id = "label-next-" + source.id;
     const box = el("section", { class: "label-next", "aria-labelledby": id + "-title" },
@@ -288,6 +311,7 @@
           i ? " · " : "",
           el("a", { href: `/ui/api/sources/${source.id}/export/${kind}.csv`, download: "", text: kind }),
         ])),
+      otherFormats(source),
       source.role === "viewer" ? null : labelNext(source),
       cover(source),
       training(source),
