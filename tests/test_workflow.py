@@ -56,8 +56,12 @@ def test_whole_workflow(tmp_path: Path, survey: DemoSurvey) -> None:
     again = src.extract(extractor)
     assert (again.images_done, again.images_skipped) == (0, 22)
 
+    progress = src.policy_progress()
+    assert progress.due and progress.confirmed_images == 20 and progress.next_at == 20
     outcome = src.train(extractor.key, kind="lr")
     assert outcome.trained and outcome.accepted
+    after = src.policy_progress()
+    assert not after.due and after.next_at > 20 and after.message in src.train().message
     assert 0.5 < outcome.metrics["accuracy"] <= 1.0
 
     scored = src.classify(threshold=0.0)

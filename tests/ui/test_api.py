@@ -133,6 +133,15 @@ def test_sources_images_points_labels(ui_server: UiServer) -> None:
     assert reef["role"] == "annotator"
     assert reef["images"]["confirmed"] == 20
     assert reef["active_classifier"]["kind"] == "lr"
+    # CoralNet's policy: trained at 20 images, so the next classifier at 10 % more.
+    from quadrat.classifiers.policy import TrainingPolicy
+
+    assert reef["policy"] == {
+        "due": False,
+        "confirmed_images": 20,
+        "next_at": TrainingPolicy().next_count(20),
+    }
+    assert reef["policy"]["next_at"] > 20
     labels = session.get(ui_server.url + "/ui/api/sources/1/labels").json()["labels"]
     assert [label["hotkey"] for label in labels] == list("qwert")
     assert {label["code"] for label in labels} == {"CCA", "Macro", "Porit", "Sand", "Turf"}

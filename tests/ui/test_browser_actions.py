@@ -43,6 +43,13 @@ def test_filters_train_now_and_generate_points(
     page.get_by_label("Site").press("Tab")
     expect(page.locator("#images-caption")).to_have_text("0 images")
 
+    # How far the next classifier is, in the policy's words.
+    policy = page.request.get(ui_server.url + "/ui/api/sources").json()["sources"][0]["policy"]
+    expect(page.locator("#training-1-policy")).to_have_text(
+        f"{policy['confirmed_images']} confirmed images; the next classifier is trained at "
+        f"{policy['next_at']} ({policy['next_at'] - policy['confirmed_images']} more to confirm)."
+    )
+
     # Train now: the background run ends with a verdict, and the history shows why.
     before = len(
         page.request.get(ui_server.url + "/ui/api/sources").json()["sources"][0]["classifiers"]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from quadrat.workflow.extract import ExtractSummary
     from quadrat.workflow.importing import ImportSummary
     from quadrat.workflow.project import Project
-    from quadrat.workflow.train import TrainOutcome
+    from quadrat.workflow.train import PolicyProgress, TrainOutcome
 
 
 class Source:
@@ -220,6 +220,15 @@ class Source:
         return train.train(
             self, extractor_key, kind=kind, force=force, policy=policy, seed=seed, device=device
         )
+
+    def policy_progress(
+        self, extractor_key: str | None = None, policy: TrainingPolicy | None = None
+    ) -> PolicyProgress:
+        """Where the source stands in the retraining policy: whether a classifier is due,
+        the confirmed images, and the count at which the next one is trained."""
+        from quadrat.workflow import train
+
+        return train.policy_progress(self, extractor_key, policy)
 
     def classify(
         self,

@@ -19,7 +19,10 @@ from quadrat.errors import InputError, TrainingDataError
 from quadrat.store import queries, writes
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from quadrat.classifiers.policy import TrainingPolicy
+    from quadrat.store.queries import ClassifierInfo
     from quadrat.workflow.source import Source
 
 KINDS = ("mlp", "lr")
@@ -46,6 +49,51 @@ def _finite_or_none(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+@dataclass(frozen=True)
+class PolicyProgress:
+    """Where a source stands in CoralNet's retraining policy."""
+
+    #: Whether the policy trains a classifier now.
+    due: bool
+    confirmed_images: int
+    #: Confirmed images at which the next classifier is trained.
+    next_at: int
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.confirmed_images} confirmed images; the next classifier is trained at "
+            f"{self.next_at}"
+        )
+
+
+def _policy_state(
+    session: Session, source_id: int, key: str, policy: TrainingPolicy
+) -> tuple[list[int], ClassifierInfo | None, PolicyProgress]:
+    """The confirmed images, the classifier the policy counts from, and the progress."""
+    from quadrat.classifiers.serialize import is_unsafe_format
+
+    images = queries.confirmed_image_ids(session, source_id)
+    previous = queries.latest_classifier(session, source_id, extractor_key=key)
+    if previous is not None and is_unsafe_format(queries.classifier_model(session, previous.id)):
+        previous = None  # stored by an older quadrat as a pickle: never used, replace it
+    last_count = previous.n_images if previous is not None else None
+    need = policy.min_images if last_count is None else policy.next_count(last_count)
+    due = policy.should_train(len(images), last_count)
+    return images, previous, PolicyProgress(due, len(images), need)
+
+
+def policy_progress(
+    src: Source, extractor_key: str | None = None, policy: TrainingPolicy | None = None
+) -> PolicyProgress:
+    """Whether the policy trains now, and at how many confirmed images (reads only)."""
+    from quadrat.classifiers.policy import TrainingPolicy
+
+    key = src.extractor_key(extractor_key)
+    with src.project.store.session() as session:
+        return _policy_state(session, src.id, key, policy or TrainingPolicy())[2]
+
+
 def train(
     src: Source,
     extractor_key: str | None = None,
@@ -64,7 +112,7 @@ def train(
     """
     from quadrat.classifiers.metrics import alleviate_curve, mean_scores
     from quadrat.classifiers.policy import TrainingPolicy
-    from quadrat.classifiers.serialize import dumps_estimator, is_unsafe_format
+    from quadrat.classifiers.serialize import dumps_estimator
     from quadrat.classifiers.training import train_classifier
 
     if kind not in KINDS:
@@ -72,21 +120,9 @@ def train(
     key = src.extractor_key(extractor_key)
     policy = policy or TrainingPolicy()
     with src.project.store.session() as session:
-        images = queries.confirmed_image_ids(session, src.id)
-        previous = queries.latest_classifier(session, src.id, extractor_key=key)
-        if previous is not None and is_unsafe_format(
-            queries.classifier_model(session, previous.id)
-        ):
-            previous = None  # stored by an older quadrat as a pickle: never used, replace it
-        last_count = previous.n_images if previous is not None else None
-        if not force and not policy.should_train(len(images), last_count):
-            need = policy.min_images if last_count is None else policy.next_count(last_count)
-            return TrainOutcome(
-                trained=False,
-                message=(
-                    f"{len(images)} confirmed images; the next classifier is trained at {need}"
-                ),
-            )
+        images, previous, progress = _policy_state(session, src.id, key, policy)
+        if not force and not progress.due:
+            return TrainOutcome(trained=False, message=progress.message)
         if len(images) < 2:
             raise TrainingDataError(
                 f"source {src.name!r} has {len(images)} confirmed images; need at least 2",

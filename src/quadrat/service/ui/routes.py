@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -188,6 +189,18 @@ def _classifier(info: Any) -> dict[str, Any] | None:
     }
 
 
+def _policy(state: UiState, source_id: int) -> dict[str, Any] | None:
+    """Where the source stands in CoralNet's retraining policy (None if it cannot say:
+    no features yet, say)."""
+    from quadrat.service.ui.training import policy_progress
+
+    try:
+        progress = policy_progress(state.store, source_id)
+    except QuadratError:
+        return None
+    return asdict(progress)
+
+
 @router.get("/api/sources")
 def sources(user: User, state: State) -> dict[str, Any]:
     """The sources the user may see, with counts of images and points by status."""
@@ -222,6 +235,7 @@ def sources(user: User, state: State) -> dict[str, Any]:
                     "training": None
                     if state.trainer is None
                     else state.trainer.status(row.id).as_dict(),
+                    "policy": _policy(state, row.id),
                 }
             )
     return {"sources": out}

@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quadrat.errors import QuadratError, StateError
 from quadrat.service.ui.state import (
@@ -55,6 +55,9 @@ from quadrat.service.ui.state import (
     verdicts,
     when_text,
 )
+
+if TYPE_CHECKING:
+    from quadrat.workflow.train import PolicyProgress
 
 log = logging.getLogger(__name__)
 
@@ -478,27 +481,8 @@ class Trainer:
 
     def _policy_due(self, source_id: int) -> tuple[bool, str]:
         """Whether CoralNet's policy trains now, as ``Source.train`` decides (reads only)."""
-        from quadrat.classifiers.policy import TrainingPolicy
-        from quadrat.classifiers.serialize import is_unsafe_format
-        from quadrat.store import queries
-        from quadrat.workflow.project import Project
-
-        with self.store.session() as session:
-            name = queries.source_by_id(session, source_id).name
-        key = Project(self.store).source(name).extractor_key()
-        policy = TrainingPolicy()
-        with self.store.session() as session:
-            count = len(queries.confirmed_image_ids(session, source_id))
-            previous = queries.latest_classifier(session, source_id, extractor_key=key)
-            if previous is not None and is_unsafe_format(
-                queries.classifier_model(session, previous.id)
-            ):
-                previous = None
-        last = previous.n_images if previous is not None else None
-        if policy.should_train(count, last):
-            return True, ""
-        need = policy.min_images if last is None else policy.next_count(last)
-        return False, f"{count} confirmed images; the next classifier is trained at {need}"
+        progress = policy_progress(self.store, source_id)
+        return progress.due, "" if progress.due else progress.message
 
     def _run(self, source_id: int, status: TrainingStatus) -> None:
         from quadrat.store import queries
@@ -527,6 +511,16 @@ class Trainer:
         elif status.suggest and source.active_classifier() is not None:
             _extract_missing(source)  # the new points' features, then their suggestions
             status.reclassified = source.classify().points
+
+
+def policy_progress(store: Any, source_id: int) -> PolicyProgress:
+    """CoralNet's policy for the source now, as ``Source.train`` decides (reads only)."""
+    from quadrat.store import queries
+    from quadrat.workflow.project import Project
+
+    with store.session() as session:
+        name = queries.source_by_id(session, source_id).name
+    return Project(store).source(name).policy_progress()
 
 
 def _extract_missing(source: Any) -> None:

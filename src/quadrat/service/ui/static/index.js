@@ -226,13 +226,24 @@
       el("p", { class: "hint", text: "Images with unannotated points are left out, as in CoralNet. Per image or site: quadrat export cover --intervals." }));
   }
 
+  // Where the source stands in the policy: how many images until the next classifier.
+  function progress(policy, id) {
+    if (!policy) return null;
+    const left = policy.next_at - policy.confirmed_images;
+    const text = policy.due
+      ? `${policy.confirmed_images} confirmed images: a classifier is due and trains in the background.`
+      : `${policy.confirmed_images} confirmed images; the next classifier is trained at ${policy.next_at} (${left} more to confirm).`;
+    return el("p", { id: id + "-policy", text });
+  }
+
   // "Train now" (admins) and what the background training did last (polled while it runs).
   function training(source) {
     const id = "training-" + source.id;
     const status = el("p", { id: id + "-status", role: "status", "aria-live": "polite" });
     const box = el("section", { class: "training", "aria-labelledby": id + "-title" },
       el("h3", { id: id + "-title", text: "Training" }),
-      el("p", { class: "hint", text: "A classifier is trained in the background when enough images are confirmed (CoralNet's rule: the first at 20 images, then at 10 % more); it replaces the active one only if it is at least 1 % more accurate." }));
+      el("p", { class: "hint", text: "A classifier is trained in the background when enough images are confirmed (CoralNet's rule: the first at 20 images, then at 10 % more); it replaces the active one only if it is at least 1 % more accurate." }),
+      progress(source.policy, id));
     const describe = (t) => {
       if (!t || t.state === "idle") return "No training recorded yet.";
       // While queued or running, the message says where and since when (shared by every
