@@ -323,3 +323,35 @@ def test_read_bytes_writable_and_limited(tmp_path: Path) -> None:
         images.read_bytes(tmp_path / "missing.jpg")
     with pytest.raises(ImageError, match="not a regular file"):
         images.read_bytes(tmp_path)
+
+
+def test_thumbnail_is_upright_small_and_like_the_image(image_fixtures, tmp_path):
+    from quadrat.io.images import load_thumbnail
+
+    thumb = load_thumbnail(image_fixtures["rgb"], 160)
+    assert thumb.shape == (120, 160, 3) and thumb.dtype == np.uint8
+    full = np.asarray(Image.open(image_fixtures["rgb"]).convert("RGB").resize((160, 120)))
+    assert np.abs(thumb.astype(int) - full.astype(int)).mean() < 12  # the same picture
+    # EXIF orientation 6: stored 320x240, shown upright as 240 wide and 320 tall.
+    rotated = load_thumbnail(image_fixtures["rotated"], 160)
+    assert rotated.shape == (160, 120, 3)
+    # A large JPEG is decoded at a reduced scale, and the limits still apply.
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (4000, 3000), (10, 200, 30)).save(big, quality=90)
+    small = load_thumbnail(big, 160)
+    assert small.shape == (120, 160, 3)
+    assert np.abs(small.astype(int) - [10, 200, 30]).max() < 8
+
+
+def test_thumbnail_respects_limits_and_names_the_file(image_fixtures, tmp_path, monkeypatch):
+    from quadrat.io.images import load_thumbnail
+
+    monkeypatch.setenv("QUADRAT_MAX_PIXELS_PER_IMAGE", str(320 * 240 - 1))
+    with pytest.raises(LimitError, match="pixels_per_image"):
+        load_thumbnail(image_fixtures["rgb"], 160)
+    monkeypatch.delenv("QUADRAT_MAX_PIXELS_PER_IMAGE")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageError) as err:
+        load_thumbnail(broken, 160)
+    assert str(broken) in str(err.value)

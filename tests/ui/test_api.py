@@ -50,6 +50,7 @@ def test_nothing_is_served_without_a_session(ui_server: UiServer) -> None:
         "/ui/api/sources/1/labels",
         "/ui/api/images/21",
         "/ui/api/images/21/file",
+        "/ui/api/images/21/thumbnail",
         "/ui/api/points/1/patch",
     ):
         reply = anonymous.get(ui_server.url + path)
@@ -198,6 +199,11 @@ def test_image_and_patch_are_jpegs_without_exif(ui_server: UiServer) -> None:
     assert not picture.getexif()
     patch = session.get(f"{ui_server.url}/ui/api/points/{image['points'][0]['id']}/patch")
     assert Image.open(BytesIO(patch.content)).size == (224, 224)
+    thumb = session.get(f"{ui_server.url}/ui/api/images/{image['id']}/thumbnail")
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.headers["cache-control"].startswith("private")
+    assert Image.open(BytesIO(thumb.content)).size == (160, 120)
+    assert session.get(f"{ui_server.url}/ui/api/images/999999/thumbnail").status_code == 404
 
 
 def test_label_undo_and_conflict(ui_server: UiServer) -> None:

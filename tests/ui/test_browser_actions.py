@@ -24,6 +24,16 @@ def test_filters_train_now_and_generate_points(
     # Filters: each control narrows the list to what the API says.
     page.get_by_role("button", name="Browse images").click()
     expect(page.locator("#images-caption")).to_have_text("23 images")
+    # Each row has the image's thumbnail, edged in its status colour, loaded.
+    expect(page.locator("#image-rows img.thumb")).to_have_count(23)
+    first = page.locator("#image-rows img.thumb").first
+    first.scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#image-rows img.thumb');"
+        " return i.complete && i.naturalWidth === 160; }"
+    )
+    assert "status-confirmed" in (first.get_attribute("class") or "")
+    expect(first).to_have_css("border-left-color", "rgb(46, 204, 113)")  # confirmed: green
     labels = page.request.get(ui_server.url + "/ui/api/sources/1/labels").json()["labels"]
     page.get_by_label("Label", exact=True).select_option(str(labels[1]["id"]))
     total = page.request.get(f"{api}?label_id={labels[1]['id']}").json()["total"]

@@ -323,6 +323,24 @@ def check_complete(path: str | Path) -> None:
     _load_pixels(path, allow_truncated=False).close()
 
 
+def load_thumbnail(path: str | Path, side: int) -> np.ndarray:
+    """The image upright (EXIF orientation applied), its long side at most ``side`` pixels,
+    as (H, W, 3) uint8. A JPEG is decoded at a reduced scale (libjpeg's 1/2 to 1/8 DCT
+    scaling, Pillow's ``draft``), so a thumbnail costs a fraction of a full decode; the
+    project's limits apply as for :func:`load_rgb`."""
+    from PIL import ImageOps
+
+    path = Path(path)
+    im = _open(path)
+    try:
+        im.draft("RGB", (side, side))  # no-op for formats other than JPEG
+        im = ImageOps.exif_transpose(im)
+        im.thumbnail((side, side), Image.Resampling.LANCZOS)
+    except OSError as exc:
+        raise ImageError(f"cannot decode image: {exc}", path=path) from exc
+    return _to_rgb(im)
+
+
 def load_rgb(path: str | Path, *, allow_truncated: bool = False) -> np.ndarray:
     """Decode an image once into a (H, W, 3) uint8 array of its stored pixels.
 

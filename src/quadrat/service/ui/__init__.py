@@ -62,7 +62,7 @@ def install_ui(app: FastAPI, settings: ServiceSettings, store: Any | None = None
             for name, value in SECURITY_HEADERS.items():
                 response.headers.setdefault(name, value)
             if request.url.path.startswith("/ui/api/") and not request.url.path.endswith(
-                ("/file", "/patch")
+                ("/file", "/patch", "/thumbnail")
             ):
                 response.headers["Cache-Control"] = "no-store"
         return response

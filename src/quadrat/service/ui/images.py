@@ -15,7 +15,7 @@ import io
 import numpy as np
 from PIL import Image as PILImage
 
-from quadrat.io.images import check_stored, load_rgb
+from quadrat.io.images import check_stored, load_rgb, load_thumbnail
 from quadrat.patches import PATCH_SIZE, crop_patches
 from quadrat.service.ui.state import UiState
 from quadrat.store.browse import ImageFile
@@ -23,6 +23,8 @@ from quadrat.store.browse import ImageFile
 #: Longest side of the JPEG the page draws (a 100-megapixel mosaic is not sent whole).
 DISPLAY_SIDE = 4096
 JPEG_QUALITY = 88
+#: Longest side of an image browser thumbnail (shown at half that, sharp on a 2x screen).
+THUMBNAIL_SIDE = 160
 
 
 def _encode(pixels: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
@@ -64,6 +66,18 @@ def display_jpeg(state: UiState, image: ImageFile) -> bytes:
     data = _encode(pixels)
     state.jpegs.put(key, data)
     return data
+
+
+def thumbnail_jpeg(state: UiState, image: ImageFile) -> bytes:
+    """The image upright, its long side at most :data:`THUMBNAIL_SIDE`, as a JPEG (only a
+    file with the SHA-256 the project recorded is read, as for every image)."""
+    key = (image.id, image.sha256)
+    data = state.thumbnails.get(key)
+    if data is None:
+        pixels = load_thumbnail(check_stored(image.path, image.sha256), THUMBNAIL_SIDE)
+        data = _encode(pixels, quality=80)
+        state.thumbnails.put(key, data)
+    return bytes(data)
 
 
 def patch_jpeg(state: UiState, image: ImageFile, row: int, column: int) -> bytes:

@@ -383,6 +383,16 @@ def image_file(image_id: int, user: User, state: State) -> Response:
     return Response(data, media_type="image/jpeg", headers=_IMAGE_HEADERS)
 
 
+@router.get("/api/images/{image_id}/thumbnail")
+def image_thumbnail(image_id: int, user: User, state: State) -> Response:
+    """A small upright JPEG of the image for the image browser."""
+    image = image_or_404(state, image_id)
+    role_of(state, user, image.source_id)
+    with http_errors():
+        data = pictures.thumbnail_jpeg(state, image)
+    return Response(data, media_type="image/jpeg", headers=_IMAGE_HEADERS)
+
+
 @router.get("/api/points/{point_id}/patch")
 def point_patch(point_id: int, user: User, state: State) -> Response:
     """The point's 224 px patch as a JPEG."""

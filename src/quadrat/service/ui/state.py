@@ -81,6 +81,8 @@ class UiState:
     pixels: LruCache = field(default_factory=lambda: LruCache(4))
     #: (image id, sha256) -> JPEG bytes for display.
     jpegs: LruCache = field(default_factory=lambda: LruCache(32))
+    #: (image id, sha256) -> thumbnail JPEG bytes (about 5 KB each) for the image browser.
+    thumbnails: LruCache = field(default_factory=lambda: LruCache(2000))
     #: Failed sign-ins per address and per username (password guessing).
     failures: FailureLog = field(default_factory=lambda: FailureLog())
     #: Background retraining (:class:`quadrat.service.ui.training.Trainer`), set by install_ui.

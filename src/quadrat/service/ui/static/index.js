@@ -368,7 +368,13 @@
     rows.replaceChildren(
       ...data.images.map((image) =>
         el("tr", {},
-          el("th", { scope: "row" }, el("a", { href: "/ui/annotate?image=" + image.id, text: image.name })),
+          el("th", { scope: "row" },
+            el("a", { class: "image-link", href: "/ui/annotate?image=" + image.id },
+              // The thumbnail's left edge is the image's status colour; the name says it all
+              // to a screen reader, so the picture is decorative (empty alt).
+              el("img", { class: "thumb status-" + image.status, src: `/ui/api/images/${image.id}/thumbnail`,
+                alt: "", loading: "lazy", width: 80, height: 60 }),
+              el("span", { text: image.name }))),
           el("td", { text: image.date || "–" }),
           el("td", {}, el("span", { class: "status status-" + image.status, text: image.status })),
           el("td", { text: image.points }),
