@@ -335,3 +335,37 @@ def test_squidle_writer_lays_columns_out_as_the_export(tmp_path: Path) -> None:
         )
     )
     assert pixels == expected()
+
+
+def _lie_about_sizes(path: Path, claimed: int) -> None:
+    """Rewrite every uncompressed size in ``path`` (local headers and central directory)
+    to ``claimed``: a ZIP whose headers lie, as a hostile one would."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = 0
+        while (found := data.find(signature, start)) >= 0:
+            struct.pack_into("<I", data, found + offset, claimed)
+            start = found + 4
+    path.write_bytes(bytes(data))
+
+
+def test_a_zip_whose_headers_lie_about_sizes_is_stopped(tmp_path: Path) -> None:
+    """The headers say 10 bytes; the member inflates to 400,000. zipfile inflates no more
+    than the header claims, so the lie cannot carry bytes past the checks (which also run
+    on the bytes as they inflate): it is an error naming the member (the CRC-32 differs),
+    never a silent truncation or a traceback."""
+    liar = make_zip(tmp_path / "liar.zip", [("a.cpc", b"0" * 400_000)])
+    _lie_about_sizes(liar, 10)
+    with zipfile.ZipFile(liar) as archive:
+        assert archive.infolist()[0].file_size == 10  # the lie is what zipfile reads
+    with pytest.raises(InputError) as info:
+        opened(liar)
+    assert "a.cpc" in str(info.value) and "cannot unpack" in str(info.value)
+    # Claiming more than it holds: what is unpacked is what the member really holds (its
+    # CRC-32 matches), nothing invented, nothing cut.
+    bigger = make_zip(tmp_path / "bigger.zip", [("a.cpc", b"0" * 1000)])
+    _lie_about_sizes(bigger, 5000)
+    with unpack(bigger, suffixes=(".cpc",)) as members:
+        assert [m.file.read_bytes() for m in members] == [b"0" * 1000]
