@@ -258,3 +258,40 @@ def test_similar_points_are_the_indexs_nearest(api: Client) -> None:
     )
     assert error(api.get(f"/points/{point}/similar", k=0))["source"] == {"parameter": "k"}
     assert api.get(f"/points/{point}/similar", k=101).status_code == 400
+
+
+def test_cover_suggest_and_similar_on_postgresql(postgres_url: str, survey_template: Any) -> None:
+    """The same three endpoints over a project in PostgreSQL: the library's answers."""
+    from fastapi.testclient import TestClient
+
+    import quadrat
+    from quadrat.service.app import create_app
+    from quadrat.service.settings import ServiceSettings
+    from tests.service.conftest import FakeQueue, build_trained
+
+    build_trained(postgres_url, survey_template)
+    with quadrat.Project.open(postgres_url) as project:
+        reef = project.source("reef")
+        reef.import_images([survey_template.new_dir])
+        reef.generate_points("m_10", seed=0)
+        reef.extract("texture")
+        reef.classify()
+    users = Users(postgres_url)
+    users.add("vic", role="viewer")
+    users.add("ann", role="annotator")
+    app = create_app(ServiceSettings(database=postgres_url), queue=FakeQueue())
+    with TestClient(app, raise_server_exceptions=True) as client:
+        api = Client(client, users)
+        source = api.project.source("reef")
+        cover = api.get("/sources/1/cover", replicates=40, seed=1)
+        assert cover.status_code == 200, cover.text
+        assert cover.json()["meta"]["replicates"] == 40
+        suggested = api.get("/sources/1/suggest", who="ann", n=4)
+        assert suggested.status_code == 200, suggested.text
+        ids = [d["id"] for d in suggested.json()["data"]]
+        assert ids == [str(p) for p in source.suggest(4)["point_id"]]
+        point = int(source.annotations()["point_id"].iloc[3])
+        similar = api.get(f"/points/{point}/similar", k=5)
+        assert similar.status_code == 200, similar.text
+        expected = source.similar_points(point, k=5)["point_id"]
+        assert [d["id"] for d in similar.json()["data"]] == [str(p) for p in expected]
