@@ -20,7 +20,7 @@ from tests.ui.test_browser import _first_image, _ready, _sign_in, browser, page 
 #: The audit, run in the page: the problems found, as [rule, element, detail].
 AUDIT = (Path(__file__).parent / "audit.js").read_text()
 #: The annotation page's header controls, left to right.
-HEADER = ("previous-image", "next-image", "toggle-numbers", "sign-out")
+HEADER = ("previous-image", "next-image", "toggle-numbers", "zoom-to-point", "sign-out")
 
 
 def _audit(tab: Any, where: str) -> None:

@@ -456,3 +456,41 @@ def test_numbers_can_be_hidden_and_the_choice_is_kept(
     button.click()
     expect(button).to_have_attribute("aria-pressed", "true")
     assert _number_shown(page, 2) and _number_shown(page, 3)
+
+
+def test_zoom_to_point_centres_each_point_and_is_kept(
+    page: Any,  # noqa: F811
+    ui_server: UiServer,
+    images: dict[str, dict[str, Any]],
+) -> None:
+    """`*` (or the button): each point picked is shown centred, three patches wide; Tab
+    moves the view to the next point; a reload keeps the mode; `*` again fits the image."""
+    from playwright.sync_api import expect
+
+    large = images["a_large.jpg"]
+    _sign_in(page, ui_server, "anna", f"/ui/annotate?image={large['id']}")
+    _ready(page)
+    fitted = math.dist(_settled(page, 1), _marker_centre(page, 2))
+    box = page.locator("#viewer").bounding_box()
+    centre = (box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    button = page.locator("#zoom-to-point")
+    expect(button).to_have_attribute("aria-pressed", "false")
+    page.locator("#viewer").focus()
+    page.keyboard.press("*")
+    expect(button).to_have_attribute("aria-pressed", "true")
+    one = _settled(page, 1)
+    assert math.dist(one, centre) < 3, (one, centre)
+    # 672 image pixels across about 900 screen pixels: markers 60 px apart spread out.
+    assert math.dist(one, _marker_centre(page, 2)) > 4 * fitted
+    page.keyboard.press("Tab")
+    expect(page.locator("#point-title")).to_have_text(f"Point 2 of {len(BIG_POINTS)}")
+    assert math.dist(_settled(page, 2), centre) < 3
+    page.reload()  # the address keeps the current point (2)
+    _ready(page)
+    expect(button).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#point-title")).to_have_text(f"Point 2 of {len(BIG_POINTS)}")
+    assert math.dist(_settled(page, 2), centre) < 3
+    page.locator("#viewer").focus()
+    page.keyboard.press("*")
+    expect(button).to_have_attribute("aria-pressed", "false")
+    assert math.dist(_settled(page, 1), _marker_centre(page, 2)) == pytest.approx(fitted, abs=1.5)

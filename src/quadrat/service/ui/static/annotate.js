@@ -147,7 +147,8 @@
     }
     state.current = Math.max(0, Math.min(state.points.length - 1, i));
     const p = state.points[state.current];
-    viewer.reveal(state.current);
+    if (state.follow) viewer.focusOn(state.current, FOCUS_SIDE);
+    else viewer.reveal(state.current);
     viewer.setPoints(state.points, state.current);
     $("point-title").textContent = `Point ${p.number} of ${state.points.length}`;
     const who = p.annotator ? ` by ${p.annotator}` : "";
@@ -438,6 +439,9 @@
       viewer.zoomAt(1 / 1.25, state.current);
     } else if (event.key === "0") {
       viewer.fit();
+    } else if (event.key === "*") {
+      event.preventDefault();
+      zoomToPoint(!state.follow);
     } else if (event.key === ".") {
       event.preventDefault();
       showNumbers(document.body.classList.contains("no-numbers"));
@@ -449,6 +453,21 @@
       choose(state.labelByKey.get(event.key).id);
     }
   });
+
+  // "Zoom to point": every point picked is shown centred, three patches wide (dense point
+  // sets at the fitted zoom are hard to read); remembered in this browser.
+  const FOCUS_SIDE = 3 * 224;
+  function zoomToPoint(on) {
+    state.follow = on;
+    $("zoom-to-point").setAttribute("aria-pressed", String(on));
+    try { localStorage.setItem("quadrat.follow", on ? "on" : "off"); } catch (e) { /* private mode */ }
+    if (!state.points.length || viewer.opened === null) return;
+    if (on) viewer.focusOn(state.current, FOCUS_SIDE);
+    else viewer.fit();
+  }
+  $("zoom-to-point").addEventListener("click", () => zoomToPoint(!state.follow));
+  try { state.follow = localStorage.getItem("quadrat.follow") === "on"; } catch (e) { state.follow = false; }
+  $("zoom-to-point").setAttribute("aria-pressed", String(state.follow));
 
   // Numbers on the markers: with 200 points at the fitted zoom they cover each other, so
   // they can be hidden (the current point keeps its number); remembered in this browser.

@@ -205,6 +205,15 @@ class Viewer {
     this.reveal(i);
   }
 
+  // Centre point i with a square of `side` image pixels around it filling the view (the
+  // page's "zoom to point" mode: the point's surroundings, not the whole photo).
+  focusOn(i, side) {
+    const p = this.points[i];
+    if (!p || this.opened === null) return;
+    const at = this.location(p), half = side / 2 / this.uprightWidth();
+    this.osd.viewport.fitBounds(new OpenSeadragon.Rect(at.x - half, at.y - half, 2 * half, 2 * half));
+  }
+
   // Keep point i on screen: when zoomed in and the point is outside the view, pan to it.
   // Never when the whole image is on screen (a point on the image's edge sits on the
   // container's edge there; panning would push the image off screen for nothing).
