@@ -9,7 +9,7 @@ points. A source the user has no role on answers 404, as if it did not exist.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -373,24 +373,30 @@ def image_detail(image_id: int, user: User, state: State) -> dict[str, Any]:
 _IMAGE_HEADERS = {"Cache-Control": "private, max-age=3600"}
 
 
-@router.get("/api/images/{image_id}/file")
-def image_file(image_id: int, user: User, state: State) -> Response:
-    """The image's stored pixels as a JPEG without EXIF (see :mod:`.images`)."""
+def _image_jpeg(
+    state: UiState,
+    user: UiUser,
+    image_id: int,
+    render: Callable[[UiState, browse.ImageFile], bytes],
+) -> Response:
+    """``render``'s JPEG of an image the user may see (404 otherwise), cacheable."""
     image = image_or_404(state, image_id)
     role_of(state, user, image.source_id)
     with http_errors():
-        data = pictures.display_jpeg(state, image)
+        data = render(state, image)
     return Response(data, media_type="image/jpeg", headers=_IMAGE_HEADERS)
+
+
+@router.get("/api/images/{image_id}/file")
+def image_file(image_id: int, user: User, state: State) -> Response:
+    """The image's stored pixels as a JPEG without EXIF (see :mod:`.images`)."""
+    return _image_jpeg(state, user, image_id, pictures.display_jpeg)
 
 
 @router.get("/api/images/{image_id}/thumbnail")
 def image_thumbnail(image_id: int, user: User, state: State) -> Response:
     """A small upright JPEG of the image for the image browser."""
-    image = image_or_404(state, image_id)
-    role_of(state, user, image.source_id)
-    with http_errors():
-        data = pictures.thumbnail_jpeg(state, image)
-    return Response(data, media_type="image/jpeg", headers=_IMAGE_HEADERS)
+    return _image_jpeg(state, user, image_id, pictures.thumbnail_jpeg)
 
 
 @router.get("/api/points/{point_id}/patch")
