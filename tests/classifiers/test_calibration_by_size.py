@@ -9,12 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quadrat.classifiers.estimators import (
-    CV_MAX_POINTS,
-    MLP_CV_MAX_POINTS,
-    CalibratedLogisticRegression,
-    CoralNetMLP,
-)
+from quadrat.classifiers.budgets import CV_MAX_POINTS, MLP_CV_MAX_POINTS
+from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP
 from quadrat.classifiers.metrics import evaluate
 from quadrat.classifiers.synthetic import make_point_features
 from quadrat.errors import TrainingDataError
@@ -82,7 +78,7 @@ def test_cv_max_points_must_be_a_whole_number() -> None:
 
 def test_few_images_use_cv_whatever_the_point_count() -> None:
     """A held-out tenth of 40 images is 4 images: too few for early stopping or sigmoids."""
-    from quadrat.classifiers.estimators import MIN_HOLDOUT_IMAGES
+    from quadrat.classifiers.budgets import MIN_HOLDOUT_IMAGES
 
     X, y, groups, _, _ = _small_source(0)  # 1,300 points on 26 images
     assert np.unique(groups).size * 0.1 < MIN_HOLDOUT_IMAGES == 10

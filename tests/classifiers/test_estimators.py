@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from quadrat.classifiers import estimators
+from quadrat.classifiers import budgets
+from quadrat.classifiers.budgets import coralnet_mlp_hyperparameters, mlp_epochs
 from quadrat.classifiers.estimators import (
     CalibratedLogisticRegression,
     CoralNetMLP,
-    coralnet_mlp_hyperparameters,
     make_classifier,
-    mlp_epochs,
 )
 from quadrat.errors import QuadratError, TrainingDataError
 
@@ -46,7 +45,7 @@ def test_negative_train_size_rejected():
 
 def test_auto_sizes_are_chosen_at_fit_time(monkeypatch, easy):
     # Lower the switch so the large network is picked without training 50,000 points.
-    monkeypatch.setattr(estimators, "LARGE_SOURCE_POINTS", 300)
+    monkeypatch.setattr(budgets, "LARGE_SOURCE_POINTS", 300)
     small = CoralNetMLP().fit(easy.X[:200], easy.y[:200])
     assert small.hidden_layer_sizes_ == (100,)
     assert small.learning_rate_init_ == 1e-3
@@ -67,7 +66,7 @@ def test_explicit_sizes_override_auto(easy):
 def test_epoch_budget():
     assert mlp_epochs(100_000, 200) == 10  # CoralNet's 10 epochs on large sources
     assert mlp_epochs(10_000, 200) == 30  # 50 steps/epoch -> 1,500 steps
-    assert mlp_epochs(1_000, 200) == estimators.MAX_MLP_EPOCHS == 60  # capped
+    assert mlp_epochs(1_000, 200) == budgets.MAX_MLP_EPOCHS == 60  # capped
     assert mlp_epochs(0, 200) == 60
 
 
@@ -78,7 +77,7 @@ def test_training_work_is_proportionate_to_the_points():
     for n in (500, 1_000, 2_000):  # cv: cv_folds + 1 fits at the cv budget
         assert n <= mlp.cv_max_points
         epochs = mlp.resolved_hyperparameters(n, cv=True)["max_iter"]
-        assert epochs <= estimators.MLP_CV_MAX_EPOCHS == 25
+        assert epochs <= budgets.MLP_CV_MAX_EPOCHS == 25
         passes = epochs * n * (1 + mlp.cv_folds * (mlp.cv_folds - 1) / mlp.cv_folds)
         assert passes <= 100 * n  # at most 10x CoralNet's 10 epochs of work
     for n in (2_001, 10_000, 100_000, 1_000_000):  # holdout: one fit, early stopping

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP, keeps_epoch
+from quadrat.classifiers.budgets import keeps_epoch
+from quadrat.classifiers.estimators import CalibratedLogisticRegression, CoralNetMLP
 from quadrat.classifiers.synthetic import make_point_features
 from quadrat.classifiers.training import train_classifier
 
@@ -55,10 +56,10 @@ def test_early_stopping_rule():
 
 
 def test_training_stops_after_patience_without_a_kept_epoch(source, monkeypatch):
-    from quadrat.classifiers import estimators
+    from quadrat.classifiers import budgets
 
     # Only the first epoch is ever "kept": training stops n_iter_no_change epochs later.
-    monkeypatch.setattr(estimators, "keeps_epoch", lambda curve, n: len(curve) == 1)
+    monkeypatch.setattr(budgets, "keeps_epoch", lambda curve, n: len(curve) == 1)
     X, y, groups = source
     model = _small_mlp(cv_max_points=100, max_iter=50, n_iter_no_change=3)
     model.fit(X, y, groups=groups)

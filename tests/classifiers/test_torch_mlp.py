@@ -237,10 +237,10 @@ def test_chunked_scaler_matches_a_full_fit():
     """The estimators fit their scaler chunk by chunk (memory); statistics are unchanged."""
     from sklearn.preprocessing import StandardScaler
 
-    from quadrat.classifiers.estimators import _fit_scaler
+    from quadrat.classifiers.arrays import fit_scaler
 
     X = np.random.default_rng(4).normal(3.0, 2.0, size=(1000, 6)).astype(np.float32)
-    chunked, full = _fit_scaler(X, chunk_size=7), StandardScaler().fit(X)
+    chunked, full = fit_scaler(X, chunk_size=7), StandardScaler().fit(X)
     np.testing.assert_allclose(chunked.mean_, full.mean_, rtol=1e-10)
     np.testing.assert_allclose(chunked.scale_, full.scale_, rtol=1e-10)
     assert chunked.n_samples_seen_ == 1000

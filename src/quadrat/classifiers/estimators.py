@@ -7,9 +7,8 @@ CNN activations have very unequal scales per dimension, which slows its solver a
 one L2 penalty mean different things per dimension); the MLP, as in CoralNet, does not by
 default (``standardize=False``): measured, it generalises better on raw features.
 
-Memory: the feature store keeps float16. Inputs are converted to float32 once (the only
-copy), standardised in place, and scored in chunks of ``chunk_size`` rows, so scoring
-millions of points never holds more than one float32 chunk beside the caller's array.
+Memory: one float32 working copy, standardised in place, scored in chunks
+(:mod:`quadrat.classifiers.arrays`).
 
 Threads: fit and scoring run OpenBLAS with ``blas_threads`` threads (default 1). On a busy
 machine OpenBLAS's spinning threads collapse: on this project's 2-core VM under load,
@@ -19,7 +18,7 @@ or more threads on a dedicated machine; parallelise over sources instead where p
 
 Why this module is long: one idea (CoralNet's calibrated classifier) in a shared base and
 two estimators whose explicit ``__init__`` signatures the scikit-learn contract requires
-(``get_params`` reads them); splitting them would separate the base from its only users.
+(``get_params`` reads them); the size-dependent budgets are in :mod:`.budgets`.
 """
 
 from __future__ import annotations
@@ -39,80 +38,17 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from quadrat._util import limit_threads
+from quadrat.classifiers import budgets
+from quadrat.classifiers.arrays import as_float32, fit_scaler
 from quadrat.classifiers.splits import fold_splits, split_indices
 from quadrat.classifiers.torch_mlp import TorchMLPClassifier
-from quadrat.errors import InputError, TrainingDataError
-
-#: CoralNet switches to the larger, slower-learning MLP from this many training points.
-LARGE_SOURCE_POINTS = 50_000
-#: Default ``cv_max_points`` of logistic regression: ``calibration="auto"`` calibrates by
-#: cross-validation up to this many training points and on a held-out part above. Holdout
-#: calibration on a small source fits the sigmoids on a few images and the model on 90 %
-#: of the points; cv uses every point for both, at cv_folds + 1 fits (3 folds by default:
-#: 4 lbfgs fits, under a second at 1,000 points). Measured on a small real source,
-#: holdout cost the calibrated LR 11 points of macro F1 (0.804 vs 0.916).
-CV_MAX_POINTS = 10_000
-#: Default ``cv_max_points`` of the MLP: cv costs cv_folds + 1 network fits (3 folds by
-#: default for the MLP), so the MLP uses it only on tiny sources, where a held-out part of
-#: a few images would miss labels and make early stopping noisy, and otherwise selects its
-#: epoch count on the held-out calibration images.
-MLP_CV_MAX_POINTS = 2_000
-#: Epoch budget of each of the MLP's cross-validation fits (cv_folds + 1 of them).
-MLP_CV_MAX_EPOCHS = 25
-#: ``calibration="auto"`` also uses cv when the held-out part would hold fewer images than
-#: this (fewer than 100 images at 10 %): a few images are too few to choose epochs or fit
-#: sigmoids on. Measured on Moorea (16 training photos, texture features, 5 image splits),
-#: holdout gave the MLP 0.630 accuracy on held-out photos and cv 0.718.
-MIN_HOLDOUT_IMAGES = 10
-#: The MLP's epoch budget is at least this many Adam steps (epochs are raised on small
-#: sources, where CoralNet's fixed 10 epochs are only a few dozen steps), at most
-#: ``MAX_MLP_EPOCHS`` epochs: the work stays proportionate to the points.
-MIN_MLP_STEPS = 1_500
-MAX_MLP_EPOCHS = 60
-#: With early stopping the budget is at least this many epochs (CoralNet's 10 without):
-#: large sources were still improving at epoch 10 (subclass 100k: 0.709 against
-#: pyspacer's 0.713), and early stopping ends the run when more epochs stop helping.
-EARLY_STOPPING_MIN_EPOCHS = 20
-#: Early stopping: training stops after this many epochs in a row that ``keeps_epoch``
-#: rejects (clearly below the best held-out accuracy); the last kept epoch's weights stay.
-PATIENCE_EPOCHS = 4
+from quadrat.errors import TrainingDataError
 
 FloatArray = npt.NDArray[np.floating[Any]]
-
-
-def coralnet_mlp_hyperparameters(n_train: int) -> tuple[tuple[int, ...], float]:
-    """CoralNet 1.0's MLP shape and Adam learning rate for ``n_train`` training points.
-
-    Under 50,000 points: one hidden layer of 100 at 1e-3; from 50,000: (200, 100) at 1e-4.
-    """
-    if n_train < 0:
-        raise InputError(f"n_train must be >= 0, got {n_train}", value=n_train, param="n_train")
-    if n_train < LARGE_SOURCE_POINTS:
-        return (100,), 1e-3
-    return (200, 100), 1e-4
-
-
-def mlp_epochs(
-    n_train: int, batch_size: int, *, min_epochs: int = 10, max_epochs: int = MAX_MLP_EPOCHS
-) -> int:
-    """Epoch budget: CoralNet's 10 epochs, raised so training takes >= MIN_MLP_STEPS steps."""
-    steps_per_epoch = max(1, math.ceil(n_train / max(1, batch_size)))
-    return int(min(max_epochs, max(min_epochs, math.ceil(MIN_MLP_STEPS / steps_per_epoch))))
-
-
-def keeps_epoch(curve: list[float], n_ref: int) -> bool:
-    """Early stopping's rule: is the last epoch of ``curve`` (held-out accuracy per epoch
-    on ``n_ref`` points) the one to keep? Yes when it is within one standard error of the
-    best so far: a tie goes to the later epoch. On a few hundred held-out points the curve
-    is noisy, and stopping at its first peak left the network under-trained (subclass 10k:
-    0.555 held-out accuracy against 0.570 with this rule)."""
-    best = max(curve)
-    return curve[-1] >= best - math.sqrt(best * (1.0 - best) / max(1, n_ref))
 
 
 class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
@@ -239,7 +175,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
             )
         few_images = (
             groups is not None
-            and np.unique(groups).size * self.calibration_fraction < MIN_HOLDOUT_IMAGES
+            and np.unique(groups).size * self.calibration_fraction < budgets.MIN_HOLDOUT_IMAGES
         )
         if self.calibration == "cv" or (
             self.calibration == "auto" and (y.shape[0] <= self.cv_max_points or few_images)
@@ -274,9 +210,9 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
             X_cal, y_cal = X_cal[keep], y_cal[keep]
             owned = True
 
-        X_train = _as_float32(X_train, owned=owned)
-        self.scaler_ = _fit_scaler(X_train, self.chunk_size) if self.standardize else None
-        X_cal = _as_float32(X_cal, owned=owned)
+        X_train = as_float32(X_train, owned=owned)
+        self.scaler_ = fit_scaler(X_train, self.chunk_size) if self.standardize else None
+        X_cal = as_float32(X_cal, owned=owned)
         if self.scaler_ is not None:
             self.scaler_.transform(X_train)
             self.scaler_.transform(X_cal)
@@ -316,7 +252,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
     ) -> Any:
         """``refit=True``: the same model retrained on training and calibration points
         together, with what the selection chose (the MLP's epoch count) fixed."""
-        final = clone(base)  # same sizes and settings, even across LARGE_SOURCE_POINTS
+        final = clone(base)  # same sizes and settings, even across budgets.LARGE_SOURCE_POINTS
         if isinstance(final, MLPClassifier):
             final.set_params(max_iter=max(1, int(base.n_iter_)), n_iter_no_change=10**6)
         with warnings.catch_warnings():
@@ -327,8 +263,8 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
     def _fit_cv(self, X: Any, y: Any, groups: np.ndarray | None) -> Self:
         """Calibrate on out-of-fold scores (grouped folds), then refit on all points."""
         splits = fold_splits(y, groups, self.cv_folds, self.random_state)
-        data = _as_float32(X, owned=False)
-        self.scaler_ = _fit_scaler(data, self.chunk_size) if self.standardize else None
+        data = as_float32(X, owned=False)
+        self.scaler_ = fit_scaler(data, self.chunk_size) if self.standardize else None
         if self.scaler_ is not None:
             self.scaler_.transform(data)
         base = self._make_base(data.shape[0], cv=True)
@@ -406,31 +342,6 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
-def _fit_scaler(data: np.ndarray, chunk_size: int) -> StandardScaler:
-    """A StandardScaler fitted chunk by chunk (``partial_fit``): the same mean and scale.
-
-    ``fit`` on all rows at once makes float64 temporaries the size of the data (on 78,800
-    x 1280 float32 rows, 866 MB on top of the 385 MB array); chunks of ``chunk_size`` rows
-    cap them at one chunk's worth (90 MB), and the statistics agree to 1e-14.
-    """
-    scaler = StandardScaler(copy=False)
-    step = max(1, int(chunk_size))
-    for start in range(0, data.shape[0], step):
-        scaler.partial_fit(data[start : start + step])
-    return scaler
-
-
-def _as_float32(part: np.ndarray, *, owned: bool) -> np.ndarray:
-    """``part`` as a float32 array we may modify in place; copies only when needed.
-
-    ``owned`` says ``part`` is already a private copy (fancy indexing), so a float32 one
-    is used as is; the caller's arrays are always copied, never scaled in place.
-    """
-    if owned and part.dtype == np.float32 and part.flags.c_contiguous:
-        return part
-    return np.array(part, dtype=np.float32, order="C", copy=True)
-
-
 class CalibratedLogisticRegression(_CalibratedClassifier):
     """Multinomial logistic regression on standardised features, sigmoid-calibrated.
 
@@ -457,7 +368,7 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
         calibration: Literal["auto", "holdout", "cv"] = "auto",
         calibration_fraction: float = 0.1,
         cv_folds: int = 3,
-        cv_max_points: int = CV_MAX_POINTS,
+        cv_max_points: int = budgets.CV_MAX_POINTS,
         calibration_method: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid",
         chunk_size: int = 16_384,
         blas_threads: int | None = 1,
@@ -504,7 +415,7 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
                 alpha=batch / (self.C * max(1, n_train)),
                 batch_size=batch,
                 learning_rate_init=1e-3,
-                max_iter=mlp_epochs(n_train, batch, max_epochs=100),
+                max_iter=budgets.mlp_epochs(n_train, batch, max_epochs=100),
                 device=self.device,
                 threads=self.blas_threads,
                 random_state=self.random_state,
@@ -542,11 +453,11 @@ class CoralNetMLP(_CalibratedClassifier):
         batch_size: int = 200,
         max_iter: int | Literal["auto"] = "auto",
         early_stopping: bool = True,
-        n_iter_no_change: int = PATIENCE_EPOCHS,
+        n_iter_no_change: int = budgets.PATIENCE_EPOCHS,
         calibration: Literal["auto", "holdout", "cv"] = "auto",
         calibration_fraction: float = 0.1,
         cv_folds: int = 3,
-        cv_max_points: int = MLP_CV_MAX_POINTS,
+        cv_max_points: int = budgets.MLP_CV_MAX_POINTS,
         calibration_method: Literal["sigmoid", "isotonic", "temperature"] = "sigmoid",
         chunk_size: int = 16_384,
         blas_threads: int | None = 1,
@@ -579,13 +490,13 @@ class CoralNetMLP(_CalibratedClassifier):
     def resolved_hyperparameters(self, n_train: int, *, cv: bool = False) -> dict[str, Any]:
         """The concrete sizes, learning rate and epochs ``fit`` would use for ``n_train``
         (``cv``: per cross-validation fit, at most ``MLP_CV_MAX_EPOCHS`` epochs)."""
-        auto_sizes, auto_lr = coralnet_mlp_hyperparameters(n_train)
+        auto_sizes, auto_lr = budgets.coralnet_mlp_hyperparameters(n_train)
         sizes = auto_sizes if self.hidden_layer_sizes == "auto" else self.hidden_layer_sizes
         lr = auto_lr if self.learning_rate_init == "auto" else self.learning_rate_init
-        most = MLP_CV_MAX_EPOCHS if cv else MAX_MLP_EPOCHS
-        least = EARLY_STOPPING_MIN_EPOCHS if self.early_stopping and not cv else 10
+        most = budgets.MLP_CV_MAX_EPOCHS if cv else budgets.MAX_MLP_EPOCHS
+        least = budgets.EARLY_STOPPING_MIN_EPOCHS if self.early_stopping and not cv else 10
         epochs = (
-            mlp_epochs(n_train, self.batch_size, min_epochs=least, max_epochs=most)
+            budgets.mlp_epochs(n_train, self.batch_size, min_epochs=least, max_epochs=most)
             if self.max_iter == "auto"
             else self.max_iter
         )
@@ -621,7 +532,7 @@ class CoralNetMLP(_CalibratedClassifier):
         for epoch in range(1, budget + 1):
             base.partial_fit(X, y, classes=classes)
             self.ref_accuracy_curve_.append(float(np.mean(base.predict(X_ref) == y_ref)))
-            if keeps_epoch(self.ref_accuracy_curve_, y_ref.size):
+            if budgets.keeps_epoch(self.ref_accuracy_curve_, y_ref.size):
                 best_epoch = epoch
                 weights = ([w.copy() for w in base.coefs_], [b.copy() for b in base.intercepts_])
             elif epoch - best_epoch >= int(self.n_iter_no_change):
@@ -686,7 +597,7 @@ def make_classifier(
     if kind == "mlp" and n_train is None:
         return CoralNetMLP(random_state=random_state, **torch_options)
     if kind == "mlp":
-        sizes, lr = coralnet_mlp_hyperparameters(n_train)
+        sizes, lr = budgets.coralnet_mlp_hyperparameters(n_train)
         return CoralNetMLP(
             hidden_layer_sizes=sizes,
             learning_rate_init=lr,
