@@ -58,6 +58,9 @@ def worker_quadrat(job: dict[str, Any]) -> dict[str, Any]:
     marks["imports"] = time.perf_counter() - _T0
     project = Project.open(job["project"])
     options = {"precision": job["precision"]} if job["precision"] != "f32" else {}
+    # This process's size while a cold call's conversion child runs (it waits meanwhile):
+    # with the child's peak, what the machine holds at once.
+    rss_before_extractor = _status_mb("VmRSS")
     extractor = create_extractor("efficientnet_b0", weights=job["weights"], **options)
     marks["extractor_ready"] = time.perf_counter() - _T0
     summary = project.source("bench").extract(extractor)
@@ -70,6 +73,7 @@ def worker_quadrat(job: dict[str, Any]) -> dict[str, Any]:
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "child_peak_rss_mb": round(child, 1),
+        "rss_while_converting_mb": rss_before_extractor,
         "points": summary.points,
         "seconds": seconds,
         "engine_seconds": summary.seconds,
@@ -242,6 +246,9 @@ def main() -> None:
             "points_per_s": median(r, "points_per_s"),
             "peak_rss_mb": median(r, "peak_rss_mb"),
             "child_peak_rss_mb": median(r, "child_peak_rss_mb") if case != "pyspacer" else 0,
+            "rss_while_converting_mb": (
+                median(r, "rss_while_converting_mb") if case != "pyspacer" else 0
+            ),
             "loadavg_before": [round(x["loadavg_before"], 2) for x in r],
         }
         for case, r in runs.items()

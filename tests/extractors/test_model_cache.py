@@ -345,3 +345,29 @@ def test_int8_is_close_to_exact_keyed_by_its_calibration_and_cached(
     np.testing.assert_array_equal(again.extract(held_out), b)
     other = _openvino(warm, precision="int8", calibration=calibration[::-1].copy())
     assert other.key != int8.key
+
+
+def test_the_conversion_child_exits_with_its_code_after_flushing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The child ends with os._exit (skipping a shutdown that raised its peak memory):
+    its return code still reaches the parent, after its output is flushed."""
+    from quadrat.extractors import openvino_build
+
+    seen: dict[str, object] = {}
+
+    class ExitedError(Exception):
+        pass
+
+    def fake_exit(code: int) -> None:
+        seen["code"] = code
+        raise ExitedError
+
+    monkeypatch.setattr(openvino_build, "_convert_child", lambda spec: 3 if spec["x"] else 0)
+    monkeypatch.setattr(openvino_build.os, "_exit", fake_exit)
+    with pytest.raises(ExitedError):
+        openvino_build._child_main(["prog", '{"x": 1}'])
+    assert seen["code"] == 3
+    with pytest.raises(ExitedError):
+        openvino_build._child_main(["prog", '{"x": 0}'])
+    assert seen["code"] == 0

@@ -42,7 +42,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from quadrat._util import limit_threads
-from quadrat.classifiers import budgets
+from quadrat.classifiers import budgets, regularization
 from quadrat.classifiers.arrays import as_float32, fit_scaler
 from quadrat.classifiers.splits import fold_splits, split_indices
 from quadrat.classifiers.torch_mlp import TorchMLPClassifier
@@ -104,10 +104,17 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit_base(
         self, base: Any, X: np.ndarray, y: np.ndarray, X_ref: np.ndarray, y_ref: np.ndarray
+    ) -> Any:
+        """Fit ``base`` on (X, y) and return the fitted model. (X_ref, y_ref) are the
+        held-out calibration points, which a subclass may use to choose a hyperparameter
+        (never the validation points)."""
+        return base.fit(X, y)
+
+    def _choose_by_folds(
+        self, base: Any, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
     ) -> None:
-        """Fit ``base`` on (X, y). (X_ref, y_ref) are the held-out calibration points, which
-        a subclass may use to choose a hyperparameter (never the validation points)."""
-        base.fit(X, y)
+        """Before cross-validated calibration: set a hyperparameter of ``base`` from the
+        same folds (logistic regression's ``C="auto"``). Nothing by default."""
 
     def _record_base(self, base: Any) -> None:
         """Copy fitted facts (iterations, device) from the base classifier onto ``self``."""
@@ -220,7 +227,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         with warnings.catch_warnings():
             # A fixed epoch budget (as in CoralNet) is intended; do not warn about it.
             warnings.simplefilter("ignore", ConvergenceWarning)
-            self._fit_base(base, X_train, y_train, X_cal, y_cal)
+            base = self._fit_base(base, X_train, y_train, X_cal, y_cal)
         self.estimator_ = base
         self._record_base(base)
         final = self._refit_all(base, X_train, y_train, X_cal, y_cal) if self.refit else base
@@ -268,6 +275,7 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         if self.scaler_ is not None:
             self.scaler_.transform(data)
         base = self._make_base(data.shape[0], cv=True)
+        self._choose_by_folds(base, data, y, splits)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             # A fold without some rare label: its scores for that label are filled in by
@@ -345,6 +353,12 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
 class CalibratedLogisticRegression(_CalibratedClassifier):
     """Multinomial logistic regression on standardised features, sigmoid-calibrated.
 
+    ``C="auto"`` (default) chooses the penalty from ``Cs`` on points the model is not
+    fitted on (the calibration images, or the cv folds; see
+    :mod:`quadrat.classifiers.regularization`), kept in ``C_`` with the calibrated
+    accuracy of each value tried in ``C_scores_``; a number fixes it. Under
+    ``LR_SEARCH_MIN_POINTS`` (5,000) training points, and for the sgd and torch solvers,
+    ``"auto"`` is 1.
     ``solver="lbfgs"`` (default) fits scikit-learn's LogisticRegression, at most
     ``max_iter`` (100) iterations: about 15x faster than CoralNet's SGD at 100k points,
     and more accurate. 100, not 300: on Moorea's texture features lbfgs ran to ~290
@@ -358,10 +372,14 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
     that the objective is LogisticRegression's (``alpha = batch_size / (C * n_train)``).
     """
 
+    C_: float
+    C_scores_: list[tuple[float, float]]
+
     def __init__(
         self,
         *,
-        C: float = 1.0,
+        C: float | Literal["auto"] = "auto",
+        Cs: tuple[float, ...] = budgets.LR_CS,
         solver: Literal["lbfgs", "sgd", "torch"] = "lbfgs",
         max_iter: int = 100,
         tol: float = 1e-4,
@@ -380,6 +398,7 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
         self.standardize = standardize
         self.refit = refit
         self.C = C
+        self.Cs = Cs
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
@@ -393,17 +412,54 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
         self.device = device
         self.random_state = random_state
 
+    def _grid(self, n_train: int | None = None) -> tuple[float, ...] | None:
+        """The C grid to search (lbfgs with ``C="auto"`` on ``n_train`` points from
+        ``LR_SEARCH_MIN_POINTS``), else None."""
+        grid = regularization.check_grid(self.C, self.Cs)
+        if self.solver != "lbfgs" or (n_train or 0) < budgets.LR_SEARCH_MIN_POINTS:
+            return None
+        return grid
+
+    def _fixed_c(self) -> float:
+        return 1.0 if self.C == "auto" else float(self.C)
+
+    def _fit_base(
+        self, base: Any, X: np.ndarray, y: np.ndarray, X_ref: np.ndarray, y_ref: np.ndarray
+    ) -> Any:
+        """``C="auto"``: walk the grid, scored on the held-out calibration images."""
+        grid = self._grid(y.shape[0])
+        if grid is None or y_ref.size == 0:
+            self.C_, self.C_scores_ = self._fixed_c(), []
+            return base.fit(X, y)
+        self.C_scores_, (fitted,) = regularization.walk(base, [(X, y, X_ref, y_ref)], grid)
+        self.C_ = float(fitted.C)
+        return fitted
+
+    def _choose_by_folds(
+        self, base: Any, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
+    ) -> None:
+        """``C="auto"`` with cv calibration: the C most accurate across the same folds."""
+        grid = self._grid(y.shape[0])
+        if grid is None:
+            self.C_, self.C_scores_ = self._fixed_c(), []
+            return
+        folds = regularization.folds_of(X, y, splits)
+        self.C_scores_, _ = regularization.walk(base, folds, grid)
+        self.C_ = float(base.C)
+
     def _make_base(self, n_train: int, *, cv: bool = False) -> ClassifierMixin:
+        self._grid()  # checks C and Cs for every solver
+        C = self._fixed_c()
         if self.solver == "lbfgs":
             return LogisticRegression(
-                C=self.C, max_iter=self.max_iter, tol=self.tol, random_state=self.random_state
+                C=C, max_iter=self.max_iter, tol=self.tol, random_state=self.random_state
             )
         if self.solver == "sgd":
             # CoralNet 1.0: averaged SGD on the log loss, a fixed 10 epochs, no early stop.
             return SGDClassifier(
                 loss="log_loss",
                 average=True,
-                alpha=1.0 / (self.C * max(1, n_train)),
+                alpha=1.0 / (C * max(1, n_train)),
                 max_iter=10,
                 tol=None,
                 random_state=self.random_state,
@@ -412,7 +468,7 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
             batch = max(1, min(200, n_train))
             return TorchMLPClassifier(
                 hidden_layer_sizes=(),
-                alpha=batch / (self.C * max(1, n_train)),
+                alpha=batch / (C * max(1, n_train)),
                 batch_size=batch,
                 learning_rate_init=1e-3,
                 max_iter=budgets.mlp_epochs(n_train, batch, max_epochs=100),
@@ -508,7 +564,7 @@ class CoralNetMLP(_CalibratedClassifier):
 
     def _fit_base(
         self, base: Any, X: np.ndarray, y: np.ndarray, X_ref: np.ndarray, y_ref: np.ndarray
-    ) -> None:
+    ) -> Any:
         """Train epoch by epoch and keep the last epoch within one standard error of the
         most accurate one on the held-out calibration images (``keeps_epoch``; early
         stopping grouped by image: scikit-learn's own ``early_stopping`` holds out random
@@ -519,8 +575,7 @@ class CoralNetMLP(_CalibratedClassifier):
         stays honest. The PyTorch backend trains its fixed budget (no early stopping).
         """
         if not self.early_stopping or not isinstance(base, MLPClassifier) or y_ref.size == 0:
-            base.fit(X, y)
-            return
+            return base.fit(X, y)
         classes = np.unique(y)
         budget = int(base.max_iter)
         seed = base.random_state
@@ -541,6 +596,7 @@ class CoralNetMLP(_CalibratedClassifier):
         base.n_iter_ = best_epoch
         base.set_params(random_state=seed, max_iter=budget)
         self.epochs_run_ = len(self.ref_accuracy_curve_)
+        return base
 
     def _make_base(self, n_train: int, *, cv: bool = False) -> ClassifierMixin:
         chosen = self.resolved_hyperparameters(n_train, cv=cv)

@@ -65,6 +65,7 @@ _FITTED = (
     "hidden_layer_sizes_",
     "learning_rate_init_",
     "max_iter_",
+    "C_",
 )
 
 
@@ -280,8 +281,9 @@ def _build(
     params = header["params"]
     if not isinstance(params, dict) or not set(params) <= set(cls().get_params()):
         raise ClassifierFormatError(f"unknown parameters for {cls.__name__}: {params!r}")
-    if isinstance(params.get("hidden_layer_sizes"), list):
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    for name in ("hidden_layer_sizes", "Cs"):
+        if isinstance(params.get(name), list):
+            params[name] = tuple(params[name])
     estimator = cls(**params)
     fitted = header["fitted"]
     for key in _FITTED:

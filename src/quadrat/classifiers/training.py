@@ -185,6 +185,8 @@ def _hyperparameters(model: Any, kind: str | None, groups: np.ndarray | None) ->
             "max_iter_",
             "n_iter_",
             "epochs_run_",
+            "C_",
+            "C_scores_",
         )
         if getattr(model, name, None) is not None
     }

@@ -324,6 +324,17 @@ def _convert_child(spec: dict[str, Any]) -> int:
 __all__ = ["MODE_TAGS", "Plan", "check_runtime", "plan", "resolve_runtime_name"]
 
 
-if __name__ == "__main__":  # the conversion child: python -m quadrat.extractors.openvino_build
+def _child_main(argv: list[str]) -> None:
+    """The conversion child's entry point. It ends with ``os._exit`` once the cache entry
+    is written (fsynced, renamed into place): interpreter shutdown with torch, timm and
+    OpenVINO loaded raised the child's peak RSS by about 130 MB (1,023 MB against
+    894 MB measured by ``/usr/bin/time``), for nothing this process still needs."""
     warnings.simplefilter("ignore")
-    raise SystemExit(_convert_child(json.loads(sys.argv[1])))
+    code = _convert_child(json.loads(argv[1]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":  # the conversion child: python -m quadrat.extractors.openvino_build
+    _child_main(sys.argv)
