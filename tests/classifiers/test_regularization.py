@@ -66,6 +66,16 @@ def test_cv_calibration_chooses_on_the_same_folds(source, search_everywhere):
     assert model.calibration_ == "cv"
     assert model.C_scores_ and _first_best(model.C_scores_) == model.C_
     assert model.estimator_.C == model.C_
+    # The search's out-of-fold scores calibrate the model: the same classifier as
+    # CalibratedClassifierCV(ensemble=False) at that C, which refits the folds.
+    fixed = CalibratedLogisticRegression(C=model.C_).fit(X[:1500], y[:1500], groups=groups[:1500])
+    np.testing.assert_allclose(model.estimator_.coef_, fixed.estimator_.coef_, rtol=1e-6)
+    np.testing.assert_allclose(
+        model.predict_proba(X[1500:]), fixed.predict_proba(X[1500:]), atol=0.02
+    )
+    assert np.mean(model.predict(X[1500:]) == fixed.predict(X[1500:])) > 0.97
+    again = loads_estimator(dumps_estimator(model))
+    np.testing.assert_allclose(again.predict_proba(X[:40]), model.predict_proba(X[:40]), atol=1e-6)
 
 
 def test_the_choice_never_sees_the_validation_images(source, search_everywhere):
@@ -125,16 +135,18 @@ def test_the_walk_stops_after_patience_and_ties_go_to_the_stronger_penalty(monke
     y = (X[:, 0] > 0).astype(int) + 2 * (X[:, 1] > 0)
     fold = (X[:150], y[:150], X[150:], y[150:])
     grid = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
-    monkeypatch.setattr(regularization, "calibrated_accuracy", lambda s, t, c: 0.5)
+    monkeypatch.setattr(regularization, "calibrated_accuracy", lambda s, t, c, m: 0.5)
     base = LogisticRegression()
-    scores, (model,) = regularization.walk(base, [fold], grid, patience=2)
-    assert [c for c, _ in scores] == [1e-3, 1e-2, 1e-1]  # best, then 2 without a gain
-    assert base.C == model.C == 1e-3
+    found = regularization.walk(base, [fold], grid, patience=2)
+    assert [c for c, _ in found.tried] == [1e-3, 1e-2, 1e-1]  # best, then 2 without a gain
+    assert base.C == found.models[0].C == 1e-3
+    # The held-out scores kept are the best model's.
+    np.testing.assert_allclose(found.held_scores, found.models[0].decision_function(X[150:]))
     falling = iter([0.6, 0.7, 0.65, 0.8, 0.1])
-    monkeypatch.setattr(regularization, "calibrated_accuracy", lambda s, t, c: next(falling))
-    scores, (model,) = regularization.walk(LogisticRegression(), [fold], grid, patience=2)
-    assert [c for c, _ in scores] == list(grid)  # the gain at 1.0 reset the count
-    assert model.C == 1.0
+    monkeypatch.setattr(regularization, "calibrated_accuracy", lambda s, t, c, m: next(falling))
+    found = regularization.walk(LogisticRegression(), [fold], grid, patience=2)
+    assert [c for c, _ in found.tried] == list(grid)  # the gain at 1.0 reset the count
+    assert found.models[0].C == 1.0
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])

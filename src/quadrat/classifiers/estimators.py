@@ -112,9 +112,11 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
 
     def _choose_by_folds(
         self, base: Any, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
-    ) -> None:
+    ) -> CalibratedClassifierCV | None:
         """Before cross-validated calibration: set a hyperparameter of ``base`` from the
-        same folds (logistic regression's ``C="auto"``). Nothing by default."""
+        same folds (logistic regression's ``C="auto"``). A subclass whose search already
+        fitted what calibration needs returns the calibrated model. Nothing by default."""
+        return None
 
     def _record_base(self, base: Any) -> None:
         """Copy fitted facts (iterations, device) from the base classifier onto ``self``."""
@@ -275,18 +277,12 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         if self.scaler_ is not None:
             self.scaler_.transform(data)
         base = self._make_base(data.shape[0], cv=True)
-        self._choose_by_folds(base, data, y, splits)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            # A fold without some rare label: its scores for that label are filled in by
-            # scikit-learn, and that label's sigmoid then stays near zero (as it should).
-            warnings.filterwarnings("ignore", message=".*Number of classes in training fold.*")
-            # Folds are smaller than all points: the MLP clips its batch to a fold, fine.
-            warnings.filterwarnings("ignore", message=".*Got `batch_size` less than 1.*")
-            self.calibrated_ = CalibratedClassifierCV(
-                base, method=self.calibration_method, cv=splits, ensemble=False
-            ).fit(data, y)
-        self.estimator_ = self.calibrated_.calibrated_classifiers_[0].estimator
+        searched = self._choose_by_folds(base, data, y, splits)
+        if searched is not None:
+            self.calibrated_ = searched
+        else:
+            self.calibrated_ = self._calibrate_by_folds(base, data, y, splits)
+        self.estimator_ = self._unfrozen(self.calibrated_.calibrated_classifiers_[0].estimator)
         self._record_base(self.estimator_)
         self.classes_ = self.calibrated_.classes_
         self.dropped_classes_ = np.zeros(0, dtype=y.dtype)
@@ -296,6 +292,28 @@ class _CalibratedClassifier(ClassifierMixin, BaseEstimator):
         self.n_train_ = int(y.shape[0])
         self.n_calibration_ = int(y.shape[0])
         return self
+
+    @staticmethod
+    def _unfrozen(model: Any) -> Any:
+        return model.estimator if isinstance(model, FrozenEstimator) else model
+
+    def _calibrate_by_folds(
+        self,
+        base: Any,
+        data: np.ndarray,
+        y: np.ndarray,
+        splits: list[tuple[np.ndarray, np.ndarray]],
+    ) -> CalibratedClassifierCV:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            # A fold without some rare label: its scores for that label are filled in by
+            # scikit-learn, and that label's sigmoid then stays near zero (as it should).
+            warnings.filterwarnings("ignore", message=".*Number of classes in training fold.*")
+            # Folds are smaller than all points: the MLP clips its batch to a fold, fine.
+            warnings.filterwarnings("ignore", message=".*Got `batch_size` less than 1.*")
+            return CalibratedClassifierCV(
+                base, method=self.calibration_method, cv=splits, ensemble=False
+            ).fit(data, y)
 
     def _carve_calibration(
         self, y: np.ndarray, groups: np.ndarray | None
@@ -431,21 +449,36 @@ class CalibratedLogisticRegression(_CalibratedClassifier):
         if grid is None or y_ref.size == 0:
             self.C_, self.C_scores_ = self._fixed_c(), []
             return base.fit(X, y)
-        self.C_scores_, (fitted,) = regularization.walk(base, [(X, y, X_ref, y_ref)], grid)
-        self.C_ = float(fitted.C)
-        return fitted
+        found = regularization.walk(
+            base, [(X, y, X_ref, y_ref)], grid, method=self.calibration_method
+        )
+        self.C_scores_, self.C_ = found.tried, float(base.C)
+        return found.models[0]
 
     def _choose_by_folds(
         self, base: Any, X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]]
-    ) -> None:
-        """``C="auto"`` with cv calibration: the C most accurate across the same folds."""
+    ) -> CalibratedClassifierCV | None:
+        """``C="auto"`` with cv calibration: the C most accurate across the same folds.
+        The walk's out-of-fold scores at that C are what ``CalibratedClassifierCV
+        (ensemble=False)`` would compute by refitting the folds: they calibrate the model
+        here, saving those fits (a third of the time at 10,000 points)."""
         grid = self._grid(y.shape[0])
         if grid is None:
             self.C_, self.C_scores_ = self._fixed_c(), []
-            return
+            return None
         folds = regularization.folds_of(X, y, splits)
-        self.C_scores_, _ = regularization.walk(base, folds, grid)
-        self.C_ = float(base.C)
+        found = regularization.walk(base, folds, grid, method=self.calibration_method)
+        del folds
+        self.C_scores_, self.C_ = found.tried, float(base.C)
+        held = np.concatenate([h for _, h in splits])
+        calibrated = regularization.calibrate_scores(
+            found.held_scores, y[held], found.classes, self.calibration_method
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            final = clone(base).fit(X, y)
+        calibrated.calibrated_classifiers_[0].estimator = FrozenEstimator(final)
+        return calibrated
 
     def _make_base(self, n_train: int, *, cv: bool = False) -> ClassifierMixin:
         self._grid()  # checks C and Cs for every solver

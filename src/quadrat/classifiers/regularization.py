@@ -11,9 +11,10 @@ or the out-of-fold points of the calibration folds (small ones). Calibrated, bec
 per-label sigmoids rescale each label's scores: a strongly penalised model whose raw
 argmax favours the common labels (0.59 on subclass 10k at ``C=0.001``) is the most
 accurate one once calibrated (0.74 on held-out images). Each step is warm-started from
-the last (strong penalties converge in a few iterations), and the walk stops after
-``budgets.LR_PATH_PATIENCE`` values without a gain, so the slow weak-penalty fits run
-only where they help.
+the last (strong penalties converge in a few iterations), and the walk stops at the
+first value without a gain (``budgets.LR_PATH_PATIENCE``), so the slow weak-penalty fits
+run only where they help. With cv calibration the walk's out-of-fold scores at the
+chosen value also calibrate the finished model (no second round of fold fits).
 
 ``train_classifier``'s validation images take no part, so its figure stays honest.
 Ties go to the stronger penalty.
@@ -25,6 +26,7 @@ import copy
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,15 +79,25 @@ class _Scores(ClassifierMixin, BaseEstimator):
         return np.asarray(self.classes_[np.argmax(scores, axis=1)])
 
 
-def calibrated_accuracy(scores: np.ndarray, y: np.ndarray, classes: np.ndarray) -> float:
-    """Accuracy on (scores, y) after Platt-scaling the scores on them, one sigmoid per
-    label, as the final classifier's calibration does (``CalibratedClassifierCV``)."""
+def calibrate_scores(
+    scores: np.ndarray, y: np.ndarray, classes: np.ndarray, method: str = "sigmoid"
+) -> CalibratedClassifierCV:
+    """scikit-learn's calibration (one sigmoid per label by default) fitted to held-out
+    ``scores`` (n, n_classes; (n, 1) with two labels) and their labels ``y``."""
     everything = np.arange(y.shape[0])
-    calibrated = CalibratedClassifierCV(
+    return CalibratedClassifierCV(
         FrozenEstimator(_Scores(classes).fit(scores, y)),
-        method="sigmoid",
+        method=method,
         cv=[(everything, everything)],
     ).fit(scores, y)
+
+
+def calibrated_accuracy(
+    scores: np.ndarray, y: np.ndarray, classes: np.ndarray, method: str = "sigmoid"
+) -> float:
+    """Accuracy on (scores, y) once calibrated on them (:func:`calibrate_scores`), as the
+    finished classifier predicts."""
+    calibrated = calibrate_scores(scores, y, classes, method)
     return float(np.mean(calibrated.predict(scores) == y))
 
 
@@ -115,21 +127,35 @@ def folds_of(
     return [(X[kept], y[kept], X[held], y[held]) for kept, held in splits]
 
 
+@dataclass
+class Walk:
+    """What :func:`walk` found: the (C, calibrated accuracy) pairs tried, each fold's model
+    at the best C, and their held-out scores there (folds' held-out rows in order, in the
+    columns of ``classes``), which the final calibration can reuse."""
+
+    tried: list[tuple[float, float]]
+    models: list[LogisticRegression]
+    held_scores: np.ndarray
+    classes: np.ndarray
+
+
 def walk(
     base: LogisticRegression,
     folds: Sequence[Fold],
     grid: Sequence[float],
     *,
+    method: str = "sigmoid",
     patience: int = budgets.LR_PATH_PATIENCE,
-) -> tuple[list[tuple[float, float]], list[LogisticRegression]]:
+) -> Walk:
     """Fit one model per fold along ``grid`` (ascending C, warm-started); score each C by
     :func:`calibrated_accuracy` on the pooled held-out scores. Sets ``base``'s C to the
-    best; returns the (C, accuracy) pairs tried and each fold's model at the best C."""
+    best."""
     classes = np.unique(np.concatenate([np.unique(f[1]) for f in folds]))
     y_held = np.concatenate([f[3] for f in folds])
     models = [clone(base).set_params(warm_start=True) for _ in folds]
-    scores_tried: list[tuple[float, float]] = []
-    best_score, best_models, since = -1.0, models, 0
+    found: Walk | None = None
+    tried: list[tuple[float, float]] = []
+    best_score, since = -1.0, 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for c in grid:
@@ -137,17 +163,28 @@ def walk(
             for model, (X_fit, y_fit, X_held, _) in zip(models, folds, strict=True):
                 model.set_params(C=c).fit(X_fit, y_fit)
                 parts.append(_held_out_scores(model, X_held, classes))
-            score = calibrated_accuracy(np.concatenate(parts), y_held, classes)
-            scores_tried.append((float(c), score))
+            held = np.concatenate(parts)
+            score = calibrated_accuracy(held, y_held, classes, method)
+            tried.append((float(c), score))
             if score > best_score:
                 best_score, since = score, 0
-                best_models = [copy.deepcopy(m).set_params(warm_start=False) for m in models]
+                kept = [copy.deepcopy(m).set_params(warm_start=False) for m in models]
+                found = Walk(tried, kept, held, classes)
                 base.set_params(C=float(c))
             else:
                 since += 1
                 if since >= patience:
                     break
-    return scores_tried, best_models
+    assert found is not None  # a grid is never empty (check_grid)
+    return found
 
 
-__all__ = ["Fold", "calibrated_accuracy", "check_grid", "folds_of", "walk"]
+__all__ = [
+    "Fold",
+    "Walk",
+    "calibrate_scores",
+    "calibrated_accuracy",
+    "check_grid",
+    "folds_of",
+    "walk",
+]
